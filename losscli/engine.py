@@ -1,0 +1,579 @@
+"""The engine: plan -> chunk stream -> mergeable state -> Report (plain data, no formatting)."""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from losscli import __version__
+from losscli.errors import InputError, UsageError
+from losscli.losses import Batch, LossDef, Task, losses_for_task
+from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
+from losscli.spec import LossSpec, Term, parse_spec
+from losscli.state import ExactSum, LogHistogram, Moments
+
+DEFAULT_CHUNK_ROWS = 1 << 20
+SCHEMA = "losscli.eval/1"
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+#: Relative tolerance on multiclass probability rows summing to one (as scikit-learn warns).
+ROW_SUM_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class GradientOptions:
+    """Thresholds of the gradient fractions."""
+
+    vanish_tol: float = 1e-6
+    explode_tol: float = 1e3
+    grad_clip: float | None = None
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GradState:
+    """Accumulated statistics of |g| and g for one loss."""
+
+    moments: Moments = field(default_factory=Moments)
+    abs_sum: ExactSum = field(default_factory=ExactSum)
+    abs_max: float = 0.0
+    sq_weighted: ExactSum = field(default_factory=ExactSum)  # sum (w_i g_i)^2
+    vanishing: int = 0
+    exploding: int = 0
+    clipped: int = 0
+    hist: LogHistogram | None = None
+
+    def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions) -> None:
+        if g.size == 0:
+            return
+        self.moments.update(g)
+        a = np.abs(g)
+        self.abs_sum.add(float(np.sum(a)))
+        self.abs_max = max(self.abs_max, float(a.max()))
+        wg = a if w is None else a * w
+        self.sq_weighted.add(float(np.sum(wg * wg)))
+        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol))
+        self.exploding += int(np.count_nonzero(a >= opts.explode_tol))
+        if opts.grad_clip is not None:
+            self.clipped += int(np.count_nonzero(a > opts.grad_clip))
+        if self.hist is not None:
+            self.hist.update(a)
+
+    def merge(self, other: GradState) -> None:
+        self.moments.merge(other.moments)
+        self.abs_sum.merge(other.abs_sum)
+        self.abs_max = max(self.abs_max, other.abs_max)
+        self.sq_weighted.merge(other.sq_weighted)
+        self.vanishing += other.vanishing
+        self.exploding += other.exploding
+        self.clipped += other.clipped
+        if self.hist is not None and other.hist is not None:
+            self.hist.merge(other.hist)
+
+
+@dataclass
+class LossState:
+    value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
+    grad: GradState = field(default_factory=GradState)
+    clipped_inputs: int = 0
+
+    def merge(self, other: LossState) -> None:
+        self.value.merge(other.value)
+        self.grad.merge(other.grad)
+        self.clipped_inputs += other.clipped_inputs
+
+
+def _shares_residual_hist(spec: LossSpec) -> bool:
+    loss = spec.single
+    return loss is not None and loss.abs_grad_of_abs_residual is not None
+
+
+def _evaluate_spec(spec: LossSpec, batch: Batch) -> tuple[np.ndarray, np.ndarray, int]:
+    if not spec.is_combination:
+        t = spec.terms[0]
+        c = t.loss.compute(batch, t.params)
+        return c.values, c.grads, c.clipped
+    values = np.zeros(batch.n)
+    grads = np.zeros(batch.n)
+    clipped = 0
+    for t in spec.terms:
+        c = t.loss.compute(batch, t.params)
+        values += t.coef * c.values
+        grads += t.coef * c.grads
+        clipped = max(clipped, c.clipped)
+    return values, grads, clipped
+
+
+@dataclass
+class EvalState:
+    """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts."""
+
+    specs: Sequence[LossSpec]
+    opts: GradientOptions = field(default_factory=GradientOptions)
+    rows: int = 0
+    weight_sum: ExactSum = field(default_factory=ExactSum)
+    losses: list[LossState] = field(default_factory=list)
+    residual_hist: LogHistogram | None = None
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            self.losses = [LossState(grad=GradState(
+                hist=None if _shares_residual_hist(s) else LogHistogram())) for s in self.specs]
+        if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
+            self.residual_hist = LogHistogram()
+
+    def empty(self) -> EvalState:
+        return EvalState(self.specs, self.opts)
+
+    def update(self, batch: Batch) -> None:
+        n = batch.n
+        if n == 0:
+            return
+        self.rows += n
+        w = batch.weight
+        self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
+        if self.residual_hist is not None:
+            self.residual_hist.update(batch.abs_residual())
+        for spec, st in zip(self.specs, self.losses):
+            values, grads, clipped = _evaluate_spec(spec, batch)
+            st.value.add(float(np.sum(values if w is None else values * w)))
+            st.grad.update(grads, w, self.opts)
+            st.clipped_inputs += clipped
+
+    def merge(self, other: EvalState) -> None:
+        self.rows += other.rows
+        self.weight_sum.merge(other.weight_sum)
+        for a, b in zip(self.losses, other.losses):
+            a.merge(b)
+        if self.residual_hist is not None and other.residual_hist is not None:
+            self.residual_hist.merge(other.residual_hist)
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+@dataclass
+class GradientStats:
+    mean: float
+    std: float
+    abs_mean: float
+    abs_max: float
+    rms: float
+    norm: float
+    p50: float
+    p90: float
+    p99: float
+    vanishing_fraction: float
+    exploding_fraction: float
+    clipped_fraction: float | None
+
+
+@dataclass
+class LossResult:
+    name: str
+    spec: str
+    params: dict[str, float | None]
+    value: float
+    gradient: GradientStats
+    clipped_inputs: int | None = None
+    terms: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class SourceInfo:
+    path: str
+    format: str
+    rows: int
+    rows_used: int
+    rows_dropped: int
+
+
+@dataclass
+class Report:
+    """What an evaluation found: plain data that every renderer and gate reads."""
+
+    source: SourceInfo
+    task: Task
+    input: str
+    columns: dict[str, Any]
+    losses: list[LossResult]
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    version: str = __version__
+    schema: str = SCHEMA
+
+    def loss(self, spec: str) -> LossResult | None:
+        """The result for a spec text (canonicalised), or None when it was not evaluated."""
+        key = parse_spec(spec).spec
+        return next((r for r in self.losses if r.spec == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The versioned JSON document (``losscli.eval/1``); NaN becomes None."""
+        d = {
+            "schema": self.schema,
+            "version": self.version,
+            "source": asdict(self.source),
+            "task": self.task,
+            "input": self.input,
+            "columns": self.columns,
+            "settings": self.settings,
+            "losses": [_loss_dict(r) for r in self.losses],
+            "warnings": self.warnings,
+            "elapsed_seconds": round(self.elapsed_seconds, 6),
+        }
+        return _clean(d)
+
+
+def _loss_dict(r: LossResult) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": r.name, "spec": r.spec, "params": r.params, "value": r.value,
+                         "gradient": asdict(r.gradient)}
+    if r.clipped_inputs is not None:
+        d["clipped_inputs"] = r.clipped_inputs
+    if r.terms is not None:
+        d["terms"] = r.terms
+    return d
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool) -> LossResult:
+    total_w = state.weight_sum.value
+    mean = st.value.value / total_w
+    single = spec.single
+    value = math.sqrt(mean) if single is not None and single.reduce == "sqrt" else mean
+    scale = 1.0
+    if single is not None and single.reduce == "sqrt":
+        scale = 1.0 / value if value > 0 else 0.0
+    g = st.grad
+    n = g.moments.n
+    opts = state.opts
+    hist = g.hist
+    if hist is None:
+        assert single is not None and single.abs_grad_of_abs_residual is not None
+        assert state.residual_hist is not None
+        f, params = single.abs_grad_of_abs_residual, spec.terms[0].params
+        hist_q = {k: f(state.residual_hist.quantile(q), params) for k, q in QUANTILES}
+    else:
+        hist_q = {k: hist.quantile(q) for k, q in QUANTILES}
+    if scale == 1.0:
+        vanishing, exploding = g.vanishing / n, g.exploding / n
+        clipped = None if opts.grad_clip is None else g.clipped / n
+    else:
+        # Thresholds on g = scale * base are only known after the pass: read them off the
+        # histogram of |base| (within its bucket accuracy).
+        h = hist if hist is not None else state.residual_hist
+        assert h is not None
+        below = (lambda t: h.count_at_most(t / scale) / n) if scale > 0 else (lambda t: 1.0)
+        vanishing = below(opts.vanish_tol)
+        exploding = 1.0 - below(opts.explode_tol * (1 - 1e-12))
+        clipped = None if opts.grad_clip is None else 1.0 - below(opts.grad_clip)
+    mean_g, var_g = g.moments.mean, g.moments.variance
+    stats = GradientStats(
+        mean=scale * mean_g,
+        std=scale * math.sqrt(max(var_g, 0.0)),
+        abs_mean=scale * g.abs_sum.value / n,
+        abs_max=scale * g.abs_max,
+        rms=scale * math.sqrt(max(var_g, 0.0) + mean_g * mean_g),
+        norm=scale * math.sqrt(g.sq_weighted.value) / total_w,
+        vanishing_fraction=vanishing,
+        exploding_fraction=exploding,
+        clipped_fraction=clipped,
+        **{k: scale * v for k, v in hist_q.items()},
+    )
+    uses_p = any(t.loss.uses_probabilities for t in spec.terms) and not logits
+    terms = None
+    if spec.is_combination:
+        terms = [{"coef": t.coef, "name": t.loss.name, "spec": t.spec, "params": dict(t.params)}
+                 for t in spec.terms]
+    return LossResult(spec.name, spec.spec, spec.params, value, stats,
+                      st.clipped_inputs if uses_p else None, terms)
+
+
+# --- planning and the loop --------------------------------------------------------------------
+
+
+T = TypeVar("T")
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` ahead: decoding overlaps compute
+    (pyarrow and NumPy release the GIL). Exceptions are re-raised in the consumer."""
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put((0, item))
+            q.put((1, None))
+        except BaseException as exc:  # forwarded to the consumer
+            q.put((2, exc))
+
+    thread = threading.Thread(target=work, name="losscli-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+def _looks_binary(chunk: Chunk, logits: bool) -> bool:
+    t = chunk.target
+    if not bool(np.all((t == 0.0) | (t == 1.0))):
+        return False
+    return logits or bool(np.all((chunk.pred >= 0.0) & (chunk.pred <= 1.0)))
+
+
+def _task_of(specs: Sequence[LossSpec]) -> Task:
+    tasks = {s.task for s in specs}
+    if "multiclass" in tasks:
+        if len(tasks) > 1:
+            raise UsageError("multiclass losses (cce) cannot be mixed with other tasks' losses")
+        return "multiclass"
+    return "binary" if "binary" in tasks else "regression"
+
+
+def _problem(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
+             values: np.ndarray) -> InputError:
+    count = int(np.count_nonzero(mask))
+    i = int(np.argmax(mask))
+    return InputError(f"{where}: column '{column}' row {chunk.row_number(i)} {what}, got "
+                      f"{values[i]:.10g} ({count} row(s) in this chunk)")
+
+
+@dataclass
+class _Validator:
+    """Task-level domain checks of each chunk (and the warnings they leave)."""
+
+    task: Task
+    cols: Columns
+    logits: bool
+    where: str
+    n_classes: int = 0
+    row_sum_off: int = 0
+
+    def check(self, chunk: Chunk) -> None:
+        t, p = chunk.target, chunk.pred
+        tname = self.cols.target
+        pname = self.cols.pred[0] if len(self.cols.pred) == 1 else ",".join(self.cols.pred)
+        if self.task == "binary":
+            bad = (t != 0.0) & (t != 1.0)
+            if bad.any():
+                raise _problem(chunk, bad, tname, self.where, "must be a binary target 0 or 1",
+                               t)
+        if self.task == "multiclass":
+            c = p.shape[0]
+            bad = (t < 0) | (t >= c) | (t != np.floor(t))
+            if bad.any():
+                raise _problem(chunk, bad, tname, self.where,
+                               f"must be a class index in 0..{c - 1} or a class label", t)
+        if self.task in ("binary", "multiclass") and not self.logits:
+            bad = (p < 0.0) | (p > 1.0)
+            if bad.any():
+                if p.ndim == 2:
+                    rows_bad = bad.any(axis=0)
+                    k = int(np.argmax(bad[:, int(np.argmax(rows_bad))]))
+                    raise _problem(chunk, rows_bad, self.cols.pred[k] if not self.cols.list_column
+                                   else pname, self.where,
+                                   "is a probability outside [0, 1] (pass --logits if the "
+                                   "predictions are logits)", p[k])
+                raise _problem(chunk, bad, pname, self.where,
+                               "is a probability outside [0, 1] (pass --logits if the "
+                               "predictions are logits)", p)
+            if p.ndim == 2:
+                sums = p.sum(axis=0)
+                self.row_sum_off += int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
+
+
+def _check_losses(specs: list[LossSpec], optional: list[bool], batch: Batch, chunk: Chunk,
+                  cols: Columns, where: str, warnings: list[str]) -> list[int]:
+    """Run each loss's domain check; returns the indexes of optional losses to drop."""
+    drop: list[int] = []
+    for i, spec in enumerate(specs):
+        for term in spec.terms:
+            if term.loss.check is None:
+                continue
+            prob = term.loss.check(batch, term.params)
+            if prob is None:
+                continue
+            column = cols.target if prob.column == "target" else cols.pred[0]
+            row = chunk.row_number(prob.first)
+            if optional[i]:
+                warnings.append(f"{term.loss.name} skipped: {prob.message} (column '{column}' "
+                                f"row {row})")
+                drop.append(i)
+                break
+            raise InputError(f"{where}: {prob.message}: column '{column}' row {row} "
+                             f"({prob.count} row(s) in this chunk)")
+    return drop
+
+
+def evaluate(
+    source: str | Path | Source | Mapping[str, Any] | Any,
+    pred: str | None = None,
+    target: str | None = None,
+    weight: str | None = None,
+    losses: Sequence[str | LossSpec] | None = None,
+    *,
+    logits: bool = False,
+    nan: NanPolicy = "error",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    vanish_tol: float = 1e-6,
+    explode_tol: float = 1e3,
+    grad_clip: float | None = None,
+    threads: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
+
+    Returns the same :class:`Report` that ``losscli eval`` prints. Raises
+    :class:`~losscli.errors.LossCliError` subclasses for bad input.
+    """
+    from losscli.sources import open_source, open_table, resolve_columns
+
+    started = time.perf_counter()
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
+    if nan not in ("error", "drop"):
+        raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
+    for label, v in (("--vanish-tol", vanish_tol), ("--explode-tol", explode_tol),
+                     ("--grad-clip", grad_clip)):
+        if v is not None and not (v >= 0 and math.isfinite(v)):
+            raise UsageError(f"{label} must be a finite number >= 0, got {v}")
+    specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
+    seen: set[str] = set()
+    for s in specs:
+        if s.spec in seen:
+            raise UsageError(f"loss '{s.spec}' is asked for twice")
+        seen.add(s.spec)
+
+    if isinstance(source, Source):
+        src = source
+    elif isinstance(source, (str, Path)):
+        src = open_source(str(source))
+    else:
+        src = open_table(source)
+    cols = resolve_columns(src, pred, target, weight)
+    where = "stdin" if src.path == "-" else src.path
+
+    if specs:
+        task = _task_of(specs)
+        if cols.multiclass and task != "multiclass":
+            raise UsageError(f"{len(cols.pred)} prediction columns were selected, but "
+                             f"{', '.join(s.spec for s in specs)} need(s) a single column")
+        if task == "multiclass" and not cols.multiclass:
+            raise UsageError("cce needs one prediction column per class: pass --pred as a comma "
+                             "list, a glob such as 'prob_*', or a list column")
+        if logits and task == "regression":
+            raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
+    stats = NanStats()
+    stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
+    if threads:
+        stream = prefetch(stream)
+    first = next(stream, None)
+    if first is None:
+        # Every row was dropped for NaN: chunks() raised unless the policy is drop.
+        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
+                         "inf or empty values")
+    optional = [False] * len(specs)
+    if not specs:
+        if cols.multiclass:
+            task = "multiclass"
+        elif logits or _looks_binary(first, logits):
+            task = "binary"
+        else:
+            task = "regression"
+        specs = [parse_spec(d.name) for d in losses_for_task(task)]
+        optional = [True] * len(specs)
+
+    validator = _Validator(task, cols, logits, where)
+    state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
+    warnings: list[str] = []
+    rows_done = 0
+    for chunk in _chain(first, stream):
+        validator.check(chunk)
+        batch = Batch(chunk.pred, chunk.target, chunk.weight, logits)
+        if chunk.weight is not None:
+            neg = chunk.weight < 0
+            if neg.any():
+                raise _problem(chunk, neg, cols.weight or "", where, "must be a non-negative "
+                               "sample weight", chunk.weight)
+        drop = _check_losses(list(state.specs), optional, batch, chunk, cols, where, warnings)
+        if drop:
+            keep = [i for i in range(len(state.specs)) if i not in drop]
+            state.specs = [state.specs[i] for i in keep]
+            state.losses = [state.losses[i] for i in keep]
+            optional = [optional[i] for i in keep]
+        state.update(batch)
+        rows_done += batch.n
+        if progress is not None:
+            progress(rows_done + stats.count)
+    if state.rows == 0:
+        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
+                         "inf or empty values")
+    if state.weight_sum.value <= 0.0:
+        raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
+                         "mean is undefined")
+    if validator.row_sum_off:
+        warnings.append(f"{validator.row_sum_off} probability row(s) do not sum to 1 (tolerance "
+                        f"{ROW_SUM_RTOL:g}); cce uses the probability of the true class as given")
+    if stats.count:
+        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
+                        f"row {stats.first_row}, column '{stats.first_column}')")
+
+    results = [_finish_loss(s, st, state, logits) for s, st in zip(state.specs, state.losses)]
+    total_rows = state.rows + stats.count
+    input_kind = "values" if task == "regression" else ("logits" if logits else "probabilities")
+    columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
+    if cols.multiclass:
+        columns["classes"] = cols.labels or [str(i) for i in range(first.pred.shape[0])]
+    return Report(
+        source=SourceInfo(where, src.display_format, total_rows, state.rows, stats.count),
+        task=task,
+        input=input_kind,
+        columns=columns,
+        losses=results,
+        settings={"chunk_rows": chunk_rows, "nan": nan, "vanish_tol": vanish_tol,
+                  "explode_tol": explode_tol, "grad_clip": grad_clip},
+        warnings=warnings,
+        elapsed_seconds=time.perf_counter() - started,
+    )
+
+
+def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield first
+    yield from rest
+
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

@@ -1,0 +1,348 @@
+"""The loss catalog: each loss is a declarative :class:`LossDef` with vectorised value and gradient.
+
+The engine never special-cases a loss by name: it calls ``compute`` on a :class:`Batch` and gets
+the per-sample loss l_i and the per-sample gradient g_i = d l_i / d prediction_i (with respect to
+the logit for logit input, and the L2 norm of the gradient row for multiclass predictions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["regression", "binary", "multiclass"]
+TASKS: tuple[Task, ...] = ("regression", "binary", "multiclass")
+
+#: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (scikit-learn's ``log_loss``).
+EPS = float(np.finfo(np.float64).eps)
+_LOG2 = math.log(2.0)
+
+
+@dataclass
+class Batch:
+    """One chunk of validated rows. ``pred`` is (n,) or, for multiclass, (C, n) class-major."""
+
+    pred: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray | None
+    logits: bool = False
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.target.shape[0])
+
+    def residual(self) -> np.ndarray:
+        """e = prediction - target, computed once per chunk and shared by the regression losses."""
+        e = self._cache.get("e")
+        if e is None:
+            e = self._cache["e"] = np.subtract(self.pred, self.target)
+        return e
+
+    def abs_residual(self) -> np.ndarray:
+        a = self._cache.get("abs_e")
+        if a is None:
+            a = self._cache["abs_e"] = np.abs(self.residual())
+        return a
+
+
+@dataclass(frozen=True)
+class Param:
+    """A loss parameter with its default and its valid range."""
+
+    name: str
+    default: float | None
+    doc: str
+    valid: Callable[[float], bool]
+    valid_text: str
+
+
+@dataclass(frozen=True)
+class Computed:
+    """Per-sample values and gradients of one chunk, and how many probabilities were clipped."""
+
+    values: np.ndarray
+    grads: np.ndarray
+    clipped: int = 0
+
+
+ComputeFn = Callable[[Batch, Mapping[str, float | None]], Computed]
+CheckFn = Callable[[Batch, Mapping[str, float | None]], "DomainProblem | None"]
+
+
+@dataclass(frozen=True)
+class DomainProblem:
+    """Rows of a chunk outside a loss's domain: which column, how many, the first, and why."""
+
+    column: Literal["pred", "target"]
+    count: int
+    first: int
+    message: str
+
+
+@dataclass(frozen=True)
+class LossDef:
+    """One loss of the catalog."""
+
+    name: str
+    task: Task
+    summary: str
+    formula: str
+    gradient: str
+    compute: ComputeFn
+    params: tuple[Param, ...] = ()
+    #: ``sqrt`` for rmse: the reported value is sqrt(mean l_i) and g_i is scaled by 1/value.
+    reduce: Literal["mean", "sqrt"] = "mean"
+    #: |g| as a non-decreasing function of |e|: lets one residual histogram serve all quantiles.
+    abs_grad_of_abs_residual: Callable[[float, Mapping[str, float | None]], float] | None = None
+    check: CheckFn | None = None
+    uses_probabilities: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def _positive(v: float) -> bool:
+    return v > 0.0 and math.isfinite(v)
+
+
+def _first(mask: np.ndarray) -> tuple[int, int]:
+    count = int(np.count_nonzero(mask))
+    return count, (int(np.argmax(mask)) if count else -1)
+
+
+# --- regression -------------------------------------------------------------------------------
+
+
+def _mse(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    e = b.residual()
+    return Computed(e * e, 2.0 * e)
+
+
+def _rmse(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    # Per-sample squared error; the engine takes sqrt of the mean and scales e by 1/rmse.
+    e = b.residual()
+    return Computed(e * e, e)
+
+
+def _mae(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    return Computed(b.abs_residual(), np.sign(b.residual()))
+
+
+def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    d = float(p["delta"])  # type: ignore[arg-type]
+    e, a = b.residual(), b.abs_residual()
+    values = np.where(a <= d, 0.5 * e * e, d * (a - 0.5 * d))
+    return Computed(values, np.clip(e, -d, d))
+
+
+def _smooth_l1(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    beta = float(p["beta"])  # type: ignore[arg-type]
+    e, a = b.residual(), b.abs_residual()
+    values = np.where(a < beta, 0.5 * e * e / beta, a - 0.5 * beta)
+    return Computed(values, np.clip(e / beta, -1.0, 1.0))
+
+
+def _log_cosh(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    # log(cosh(e)) = |e| + log1p(exp(-2|e|)) - log 2, finite for any |e|.
+    e, a = b.residual(), b.abs_residual()
+    values = a + np.log1p(np.exp(-2.0 * a)) - _LOG2
+    return Computed(values, np.tanh(e))
+
+
+def _quantile(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    q = float(p["q"])  # type: ignore[arg-type]
+    e = b.residual()  # pred - target: under-prediction is e < 0 and costs q per unit
+    values = np.where(e < 0.0, -q * e, (1.0 - q) * e)
+    grads = np.where(e < 0.0, -q, np.where(e > 0.0, 1.0 - q, 0.0))
+    return Computed(values, grads)
+
+
+def _poisson(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    y, mu = b.target, b.pred
+    ratio = y / mu
+    ylogy = np.zeros_like(y)
+    pos = y > 0.0
+    ylogy[pos] = y[pos] * np.log(ratio[pos])
+    return Computed(2.0 * (ylogy - y + mu), 2.0 * (1.0 - ratio))
+
+
+def _poisson_check(b: Batch, p: Mapping[str, float | None]) -> DomainProblem | None:
+    count, first = _first(b.target < 0.0)
+    if count:
+        return DomainProblem("target", count, first,
+                             "poisson cannot be used when targets contain negative values")
+    count, first = _first(b.pred <= 0.0)
+    if count:
+        return DomainProblem("pred", count, first,
+                             "poisson needs strictly positive predictions (a mean rate)")
+    return None
+
+
+# --- binary -----------------------------------------------------------------------------------
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow."""
+    ez = np.exp(-np.abs(z))
+    return np.where(z >= 0.0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
+
+
+def _log_sigmoid(z: np.ndarray) -> np.ndarray:
+    """log(sigmoid(z)) = -softplus(-z), stable for any z."""
+    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
+
+
+def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(s, p_t, 1 - p_t, log p_t, clipped) with s = 2y - 1 and p_t the probability of the truth."""
+    y = b.target
+    s = 2.0 * y - 1.0
+    if b.logits:
+        sz = s * b.pred
+        return s, _sigmoid(sz), _sigmoid(-sz), _log_sigmoid(sz), 0
+    p = b.pred
+    pos = y == 1.0
+    raw = np.where(pos, p, 1.0 - p)
+    pt = np.clip(raw, EPS, 1.0 - EPS)
+    clipped = int(np.count_nonzero(pt != raw))
+    qt = np.where(pos, 1.0 - p, p)
+    np.clip(qt, EPS, 1.0 - EPS, out=qt)
+    return s, pt, qt, np.log(pt), clipped
+
+
+def _bce(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    s, pt, qt, logpt, clipped = _binary_parts(b)
+    if b.logits:
+        grads = -s * qt  # sigmoid(z) - y
+    else:
+        grads = -s / pt  # -1/p for y = 1, 1/(1 - p) for y = 0
+    return Computed(-logpt, grads, clipped)
+
+
+def _focal(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    gamma = float(p["gamma"])  # type: ignore[arg-type]
+    alpha = p.get("alpha")
+    s, pt, qt, logpt, clipped = _binary_parts(b)
+    at: np.ndarray | float = 1.0
+    if alpha is not None:
+        at = np.where(b.target == 1.0, alpha, 1.0 - alpha)
+    qg = qt**gamma
+    values = -at * qg * logpt
+    if b.logits:
+        grads = s * at * (gamma * pt * qg * logpt - qg * qt)
+    else:
+        grads = s * at * (gamma * qt ** (gamma - 1.0) * logpt - qg / pt)
+    return Computed(values, grads, clipped)
+
+
+# --- multiclass -------------------------------------------------------------------------------
+
+
+def _cce(b: Batch, p: Mapping[str, float | None]) -> Computed:
+    z = b.pred  # (C, n)
+    n = b.n
+    cols = np.arange(n)
+    y = b.target.astype(np.intp, copy=False)
+    if not b.logits:
+        raw = z[y, cols]
+        py = np.clip(raw, EPS, 1.0 - EPS)
+        clipped = int(np.count_nonzero(py != raw))
+        # d(-log p_y)/dp has the single non-zero entry -1/p_y: its L2 norm is 1/p_y.
+        return Computed(-np.log(py), 1.0 / py, clipped)
+    m = z.max(axis=0)
+    ex = np.exp(z - m)
+    total = ex.sum(axis=0)
+    zy = z[y, cols]
+    values = np.log(total) + m - zy
+    sm = ex
+    sm /= total
+    sy = sm[y, cols]
+    # ||softmax - onehot||^2 = (1 - s_y)^2 + sum_{k != y} s_k^2, each part formed without
+    # cancellation by zeroing the true class.
+    sm[y, cols] = 0.0
+    rest = sm.sum(axis=0)
+    one_minus_sy = np.where(sy > 0.5, rest, 1.0 - sy)
+    sq = np.einsum("ij,ij->j", sm, sm)
+    return Computed(values, np.sqrt(one_minus_sy * one_minus_sy + sq))
+
+
+def _in_unit_interval(v: float) -> bool:
+    return 0.0 < v < 1.0
+
+
+def _in_closed_unit(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+_DELTA = Param("delta", 1.0, "threshold between the quadratic and linear parts", _positive, "> 0")
+_BETA = Param("beta", 1.0, "threshold between the quadratic and linear parts", _positive, "> 0")
+
+CATALOG: dict[str, LossDef] = {
+    d.name: d
+    for d in (
+        LossDef("mse", "regression", "mean squared error", "l = e^2, e = pred - target",
+                "g = 2e", _mse, abs_grad_of_abs_residual=lambda a, p: 2.0 * a),
+        LossDef("rmse", "regression", "root mean squared error",
+                "L = sqrt(mean e^2)", "g_i = e_i / L (so dL/dpred_i = w_i g_i / sum w)", _rmse,
+                reduce="sqrt", abs_grad_of_abs_residual=lambda a, p: a),
+        LossDef("mae", "regression", "mean absolute error", "l = |e|",
+                "g = sign(e), 0 at e = 0", _mae,
+                abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0),
+        LossDef("huber", "regression", "Huber loss",
+                "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",
+                "g = clip(e, -delta, delta)", _huber, (_DELTA,),
+                abs_grad_of_abs_residual=lambda a, p: min(a, float(p["delta"]))),  # type: ignore[arg-type]
+        LossDef("smooth_l1", "regression", "smooth L1 loss (huber(beta) / beta)",
+                "l = e^2/(2 beta) if |e| < beta else |e| - beta/2",
+                "g = clip(e / beta, -1, 1)", _smooth_l1, (_BETA,),
+                abs_grad_of_abs_residual=lambda a, p: min(a / float(p["beta"]), 1.0)),  # type: ignore[arg-type]
+        LossDef("log_cosh", "regression", "log-cosh loss", "l = log(cosh(e))", "g = tanh(e)",
+                _log_cosh, abs_grad_of_abs_residual=lambda a, p: math.tanh(a)),
+        LossDef("quantile", "regression", "quantile (pinball) loss, as mean_pinball_loss",
+                "l = q max(target - pred, 0) + (1 - q) max(pred - target, 0)",
+                "g = -q if pred < target, 1 - q if pred > target, 0 if equal", _quantile,
+                (Param("q", 0.5, "quantile level", _in_unit_interval, "in (0, 1)"),),
+                aliases=("pinball",)),
+        LossDef("poisson", "regression", "mean Poisson deviance, as mean_poisson_deviance",
+                "l = 2 (y log(y / mu) - y + mu), mu = pred > 0, y = target >= 0",
+                "g = 2 (1 - y / mu)", _poisson, check=_poisson_check),
+        LossDef("bce", "binary", "binary cross-entropy (log loss)",
+                "l = -log p_t, p_t = p if y = 1 else 1 - p (p clipped to [eps, 1 - eps]; "
+                "logits: softplus(z) - y z)",
+                "g = (p - y) / (p (1 - p)) w.r.t. p; sigmoid(z) - y w.r.t. the logit z", _bce,
+                uses_probabilities=True, aliases=("log_loss", "logloss")),
+        LossDef("focal", "binary", "focal loss (Lin et al. 2017)",
+                "l = -alpha_t (1 - p_t)^gamma log p_t, alpha_t = alpha if y = 1 else 1 - alpha "
+                "(1 without alpha)",
+                "g = s alpha_t [gamma (1-p_t)^(gamma-1) log p_t - (1-p_t)^gamma / p_t] w.r.t. p; "
+                "s alpha_t [gamma p_t (1-p_t)^gamma log p_t - (1-p_t)^(gamma+1)] w.r.t. z; "
+                "s = 2y - 1", _focal,
+                (Param("gamma", 2.0, "focusing exponent", lambda v: v >= 0 and math.isfinite(v),
+                       ">= 0"),
+                 Param("alpha", None, "weight of the positive class", _in_closed_unit,
+                       "in [0, 1]")),
+                uses_probabilities=True),
+        LossDef("cce", "multiclass", "categorical cross-entropy",
+                "l = -log p_y (p clipped to [eps, 1 - eps]); logits: logsumexp(z) - z_y",
+                "|g| = 1 / p_y w.r.t. p; ||softmax(z) - onehot(y)||_2 w.r.t. z", _cce,
+                uses_probabilities=True, aliases=("cross_entropy", "ce")),
+    )
+}
+
+ALIASES: dict[str, str] = {a: d.name for d in CATALOG.values() for a in d.aliases}
+
+
+def lookup(name: str) -> LossDef | None:
+    """The catalog entry for a name or alias, or None."""
+    key = name.strip().lower().replace("-", "_")
+    return CATALOG.get(ALIASES.get(key, key))
+
+
+def losses_for_task(task: Task) -> list[LossDef]:
+    """Every loss of a task, in catalog order (the default set when no --loss is given)."""
+    return [d for d in CATALOG.values() if d.task == task]

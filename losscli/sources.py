@@ -1,0 +1,630 @@
+"""Reading: open a file, directory or stdin, resolve the columns, stream validated float64 chunks.
+
+Only the selected columns are decoded; nothing is concatenated, so memory is bounded by the chunk
+size. Parquet is opened with ``pre_buffer=False`` (pyarrow's default pre-buffering holds the whole
+file), CSV with explicit column types and a 1 MiB block.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+import numpy as np
+
+from losscli.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Format = Literal["csv", "tsv", "parquet", "parquet-dir", "arrow", "memory"]
+NanPolicy = Literal["error", "drop"]
+
+CSV_BLOCK_SIZE = 1 << 20
+TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "y_test")
+PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
+              "probability", "predictions", "preds", "output", "logit", "logits")
+MULTI_PRED_GLOBS = ("prob_*", "proba_*", "p_*", "logit_*", "logits_*", "score_*", "pred_*")
+WEIGHT_NAMES = ()  # weights are never guessed: a column named 'w' may mean anything
+
+
+@dataclass
+class Columns:
+    """The columns to read; for multiclass, ``pred`` has one column per class (or a list column)."""
+
+    pred: list[str]
+    target: str
+    weight: str | None = None
+    list_column: bool = False
+    #: class labels of the prediction columns (the text the glob matched, or the name suffix)
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def multiclass(self) -> bool:
+        return self.list_column or len(self.pred) > 1
+
+    @property
+    def selected(self) -> list[str]:
+        cols = [*self.pred, self.target]
+        if self.weight:
+            cols.append(self.weight)
+        return list(dict.fromkeys(cols))
+
+
+@dataclass
+class Chunk:
+    """Validated rows: finite float64 ``pred`` ((n,) or (C, n)), ``target``, optional ``weight``.
+
+    ``rows`` maps each row back to its 0-based data row in the source, for error messages.
+    """
+
+    pred: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray | None
+    first_row: int
+    rows: np.ndarray | None = None  # None: the rows are first_row, first_row + 1, ...
+
+    def row_number(self, i: int) -> int:
+        """1-based data row (header excluded) of chunk row i."""
+        return (int(self.rows[i]) if self.rows is not None else self.first_row + i) + 1
+
+
+@dataclass
+class NanStats:
+    """Rows with NaN, inf or empty cells: how many, the first, and in which column."""
+
+    count: int = 0
+    first_row: int = -1
+    first_column: str = ""
+    first_file: str = ""
+
+
+def _arrow_error(exc: Exception, where: str) -> InputError:
+    text = " ".join(str(exc).split())
+    return InputError(f"{where}: {text}")
+
+
+class ChainedReader(io.RawIOBase):
+    """Bytes already read (the header) followed by the rest of a stream: lets stdin be peeked."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+
+@dataclass
+class Source:
+    """An opened input: its path for messages, its format, and its column names in file order."""
+
+    path: str
+    format: Format
+    names: list[str]
+    files: list[str] = field(default_factory=list)
+    delimiter: str = ","
+    arrow_types: dict[str, Any] = field(default_factory=dict)
+    _stdin: BinaryIO | None = None
+    table: Any = None  # a pyarrow Table for in-memory input
+
+    @property
+    def display_format(self) -> str:
+        if self.path == "-":
+            return "csv (stdin)"
+        return self.format
+
+
+def _sniff(path: Path) -> Format:
+    name = path.name.lower()
+    for suffix in (".gz", ".bz2", ".zst", ".lz4"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    if name.endswith((".parquet", ".pq", ".parq")):
+        return "parquet"
+    if name.endswith((".arrow", ".feather", ".ipc")):
+        return "arrow"
+    if name.endswith((".tsv", ".tab")):
+        return "tsv"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"ARROW1"):
+        return "arrow"
+    return "csv"
+
+
+def _csv_header(raw: bytes, where: str, delimiter: str) -> list[str]:
+    import csv
+
+    line = raw.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: the header is not UTF-8 text; is this a CSV file?") from None
+    names = next(csv.reader([text], delimiter=delimiter), [])
+    if not names or not any(n.strip() for n in names):
+        raise InputError(f"{where}: empty header line")
+    return names
+
+
+def open_source(path: str) -> Source:
+    """Open an input and read its column names; raises InputError for missing or broken files."""
+    if path == "-":
+        stream = sys.stdin.buffer
+        head = stream.readline()
+        if not head.strip():
+            raise InputError("stdin: no CSV data (empty input)")
+        names = _csv_header(head, "stdin", ",")
+        return Source("-", "csv", names, _stdin=io.BufferedReader(ChainedReader(head, stream)))
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if p.is_dir():
+        files = sorted(str(f) for f in p.rglob("*") if f.is_file()
+                       and f.suffix.lower() in (".parquet", ".pq", ".parq")
+                       and not f.name.startswith((".", "_")))
+        if not files:
+            raise InputError(f"{path}: directory contains no Parquet files (*.parquet)")
+        src = _open_parquet(files[0], path)
+        src.format, src.files = "parquet-dir", files
+        return src
+    if p.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    fmt = _sniff(p)
+    if fmt == "parquet":
+        return _open_parquet(path, path)
+    if fmt == "arrow":
+        return _open_arrow(path)
+    import pyarrow as pa
+
+    delimiter = "\t" if fmt == "tsv" else ","
+    try:
+        with pa.input_stream(path, compression="detect") as f:
+            head = f.read(1 << 16)
+    except (OSError, pa.ArrowException) as exc:
+        raise _arrow_error(exc, path) from None
+    if not head.strip():
+        raise InputError(f"{path}: file is empty")
+    return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter)
+
+
+def open_table(data: Any) -> Source:
+    """An in-memory source: a pandas DataFrame, a pyarrow Table or a mapping of column arrays."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        table = data
+    elif hasattr(data, "columns") and hasattr(data, "to_numpy"):
+        table = pa.Table.from_pandas(data, preserve_index=False)
+    else:
+        table = pa.table({str(k): np.asarray(v) for k, v in dict(data).items()})
+    return Source("<memory>", "memory", list(table.column_names), table=table,
+                  arrow_types={f.name: f.type for f in table.schema})
+
+
+def _open_parquet(path: str, shown: str) -> Source:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})"
+                         ) from None
+    schema = pf.schema_arrow
+    return Source(shown, "parquet", list(schema.names), files=[path],
+                  arrow_types={f.name: f.type for f in schema})
+
+
+def _open_arrow(path: str) -> Source:
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(path) as mm:
+            try:
+                schema = pa.ipc.open_file(mm).schema
+            except pa.ArrowInvalid:
+                mm.seek(0)
+                schema = pa.ipc.open_stream(mm).schema
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Arrow IPC / Feather file "
+                         f"({' '.join(str(exc).split())})") from None
+    return Source(path, "arrow", list(schema.names), arrow_types={f.name: f.type for f in schema})
+
+
+# --- column resolution ------------------------------------------------------------------------
+
+
+def _available(src: Source) -> str:
+    shown = src.names[:30]
+    more = f", ... ({len(src.names)} in all)" if len(src.names) > 30 else ""
+    return ", ".join(shown) + more
+
+
+def _find(src: Source, name: str, role: str) -> str:
+    if name in src.names:
+        return name
+    folded = [n for n in src.names if n.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise InputError(f"{src.path}: {role} column '{name}' not found (columns: {_available(src)})")
+
+
+def _guess(src: Source, candidates: Sequence[str], exclude: set[str]) -> str | None:
+    lower = {n.lower(): n for n in src.names if n not in exclude}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _common_prefix_labels(names: list[str]) -> list[str]:
+    prefix = os.path.commonprefix(names)
+    labels = [n[len(prefix):] for n in names]
+    return labels if all(labels) else list(names)
+
+
+def _glob_labels(pattern: str, names: list[str]) -> list[str]:
+    head, tail = pattern.split("*", 1)[0], pattern.rsplit("*", 1)[-1]
+    if "*" not in pattern:
+        return _common_prefix_labels(names)
+    return [n[len(head):len(n) - len(tail)] for n in names]
+
+
+def resolve_columns(src: Source, pred: str | None, target: str | None,
+                    weight: str | None) -> Columns:
+    """Map --pred/--target/--weight (or the recognised names) to the source's columns."""
+    tgt = _find(src, target, "target") if target else _guess(src, TARGET_NAMES, set())
+    if tgt is None:
+        raise InputError(f"{src.path}: no target column recognised; pass --target "
+                         f"(columns: {_available(src)})")
+    cols = Columns([], tgt, _find(src, weight, "weight") if weight else None)
+    if pred is None:
+        single = _guess(src, PRED_NAMES, {tgt})
+        if single is not None:
+            cols.pred = [single]
+        else:
+            for pattern in MULTI_PRED_GLOBS:
+                matched = [n for n in src.names if fnmatch.fnmatchcase(n.lower(), pattern)
+                           and n != tgt]
+                if len(matched) >= 2:
+                    cols.pred, cols.labels = matched, _glob_labels(pattern, matched)
+                    break
+        if not cols.pred:
+            raise InputError(f"{src.path}: no prediction column recognised; pass --pred "
+                             f"(columns: {_available(src)})")
+    elif any(ch in pred for ch in "*?["):
+        matched = [n for n in src.names if fnmatch.fnmatchcase(n, pred) and n != tgt]
+        if not matched:
+            raise InputError(f"{src.path}: no column matches --pred '{pred}' "
+                             f"(columns: {_available(src)})")
+        cols.pred = matched
+        cols.labels = _glob_labels(pred, matched) if len(matched) > 1 else []
+    elif "," in pred:
+        names = [_find(src, p.strip(), "prediction") for p in pred.split(",") if p.strip()]
+        if len(set(names)) != len(names):
+            raise UsageError(f"--pred lists a column twice: {pred}")
+        cols.pred, cols.labels = names, _common_prefix_labels(names)
+    else:
+        cols.pred = [_find(src, pred, "prediction")]
+    if tgt in cols.pred:
+        raise UsageError(f"column '{tgt}' is both the target and a prediction column")
+    if len(cols.pred) == 1:
+        import pyarrow as pa
+
+        typ = src.arrow_types.get(cols.pred[0])
+        if typ is not None and (pa.types.is_list(typ) or pa.types.is_large_list(typ)
+                                or pa.types.is_fixed_size_list(typ)):
+            cols.list_column = True
+    if cols.multiclass and not cols.labels:
+        cols.labels = []  # list columns: classes are indices 0..C-1
+    return cols
+
+
+# --- batch streams ----------------------------------------------------------------------------
+
+
+def _slice(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    if batch.num_rows <= rows:
+        yield batch
+        return
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
+
+
+def _parquet_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False)
+        missing = [c for c in columns if c not in pf.schema_arrow.names]
+        if missing:
+            raise InputError(f"{path}: column '{missing[0]}' not found "
+                             f"(columns: {', '.join(pf.schema_arrow.names)})")
+        yield from pf.iter_batches(batch_size=rows, columns=columns, use_threads=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: cannot read Parquet data ({' '.join(str(exc).split())}); "
+                         "is the file truncated or corrupt?") from None
+
+
+def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(path) as mm:
+            try:
+                reader: Any = pa.ipc.open_file(mm)
+                batches: Iterator[pa.RecordBatch] = (
+                    reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:
+                mm.seek(0)
+                batches = iter(pa.ipc.open_stream(mm))
+            for batch in batches:
+                yield from _slice(batch.select(columns), rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise _arrow_error(exc, path) from None
+
+
+@dataclass
+class _CsvProblems:
+    ragged: int = 0
+    first_line: int | None = None
+    first_text: str = ""
+    expected: int = 0
+    actual: int = 0
+
+
+def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
+                 rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    problems = _CsvProblems()
+
+    def on_invalid(row: Any) -> str:
+        if problems.ragged == 0:
+            problems.first_line, problems.first_text = row.number, row.text
+            problems.expected, problems.actual = row.expected_columns, row.actual_columns
+        problems.ragged += 1
+        return "skip"
+
+    where = "stdin" if src.path == "-" else src.path
+    read = pcsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False)
+    parse = pcsv.ParseOptions(delimiter=src.delimiter, invalid_row_handler=on_invalid)
+    convert = pcsv.ConvertOptions(include_columns=columns, column_types=types,
+                                  strings_can_be_null=True)
+    data: Any = src._stdin if src.path == "-" else src.path
+    try:
+        reader = pcsv.open_csv(data, read_options=read, parse_options=parse,
+                               convert_options=convert)
+        for batch in reader:
+            yield from _slice(batch, rows)
+    except pa.ArrowInvalid as exc:
+        raise _csv_conversion_error(src, exc, columns) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise _arrow_error(exc, where) from None
+    if problems.ragged:
+        at = (f"line {problems.first_line}" if problems.first_line is not None
+              else f"'{problems.first_text[:60]}'")
+        raise InputError(
+            f"{where}: {problems.ragged} ragged row(s): expected {problems.expected} fields, "
+            f"got {problems.actual} at {at}")
+
+
+def _csv_conversion_error(src: Source, exc: Exception, columns: list[str]) -> InputError:
+    import re
+
+    where = "stdin" if src.path == "-" else src.path
+    text = " ".join(str(exc).split())
+    m = re.search(r"column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", text)
+    if not m:
+        return InputError(f"{where}: {text}")
+    index, value = int(m[1]), m[3]
+    name = columns[index] if index < len(columns) else f"#{index}"
+    row = _locate_csv_value(src, name, value) if src.path != "-" else None
+    at = f" at row {row}" if row is not None else ""
+    return InputError(f"{where}: column '{name}' has a non-numeric value '{value}'{at}")
+
+
+def _locate_csv_value(src: Source, column: str, value: str) -> int | None:
+    """1-based data row of the first cell of ``column`` equal to ``value`` (a second, rare pass)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    try:
+        reader = pcsv.open_csv(
+            src.path,
+            read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
+            parse_options=pcsv.ParseOptions(delimiter=src.delimiter,
+                                            invalid_row_handler=lambda r: "skip"),
+            convert_options=pcsv.ConvertOptions(include_columns=[column],
+                                                 column_types={column: pa.string()}))
+        seen = 0
+        for batch in reader:
+            hits = pc.equal(batch.column(0), value).to_numpy(zero_copy_only=False)
+            hit = np.flatnonzero(hits == True)  # noqa: E712 - nulls come back as None
+            if hit.size:
+                return seen + int(hit[0]) + 1
+            seen += batch.num_rows
+    except (OSError, pa.ArrowException):
+        return None
+    return None
+
+
+def record_batches(src: Source, cols: Columns, rows: int,
+                   string_target: bool) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """(file, batch) pairs with the selected columns, in file order, at most ``rows`` each."""
+    import pyarrow as pa
+
+    columns = cols.selected
+    if src.format in ("csv", "tsv"):
+        types: dict[str, Any] = {c: pa.float64() for c in columns}
+        if string_target:
+            types[cols.target] = pa.string()
+        where = "stdin" if src.path == "-" else src.path
+        for batch in _csv_batches(src, columns, types, rows):
+            yield where, batch.select(columns)
+    elif src.format == "memory":
+        for batch in src.table.select(columns).to_batches(max_chunksize=rows):
+            yield src.path, batch
+    elif src.format == "arrow":
+        for batch in _arrow_batches(src.path, columns, rows):
+            yield src.path, batch
+    else:
+        for path in src.files:
+            for batch in _parquet_batches(path, columns, rows):
+                yield path, batch.select(columns)
+
+
+# --- chunks -----------------------------------------------------------------------------------
+
+
+def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
+    import pyarrow as pa
+
+    t = arr.type
+    if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+            or pa.types.is_null(t) or pa.types.is_decimal(t)):
+        raise InputError(f"{where}: column '{column}' is not numeric (type {t})")
+    if pa.types.is_decimal(t) or pa.types.is_null(t) or pa.types.is_boolean(t):
+        arr = arr.cast(pa.float64())
+    out = arr.to_numpy(zero_copy_only=False)
+    return out if out.dtype == np.float64 else out.astype(np.float64)
+
+
+def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int) -> np.ndarray:
+    """Targets of a multiclass input as float class indices (NaN where missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+            or pa.types.is_dictionary(arr.type)):
+        return _numeric(arr, cols.target, where)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(pa.string())
+    out = np.full(len(arr), np.nan)
+    if cols.labels:
+        idx = pc.index_in(arr, value_set=pa.array(cols.labels, pa.string()))
+        found = idx.is_valid().to_numpy(zero_copy_only=False)
+        out[found] = idx.to_numpy(zero_copy_only=False)[found]
+    else:
+        found = np.zeros(len(arr), dtype=bool)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    rest = np.flatnonzero(valid & ~found)
+    if rest.size:
+        values = arr.take(pa.array(rest)).to_pylist()
+        for i, v in zip(rest.tolist(), values):
+            text = v.strip()
+            if text.lstrip("-").isdigit():
+                out[i] = float(int(text))
+            else:
+                classes = ", ".join(cols.labels) if cols.labels else "0.." + str(
+                    len(cols.pred) - 1)
+                raise InputError(f"{where}: column '{cols.target}' row {first_row + i + 1} has "
+                                 f"label '{v}', which is not a class (classes: {classes})")
+    return out
+
+
+def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    if not cols.list_column:
+        out = np.empty((len(cols.pred), n))
+        for k, name in enumerate(cols.pred):
+            out[k] = _numeric(batch.column(name), name, where)
+        return out
+    name = cols.pred[0]
+    arr = batch.column(name)
+    if pa.types.is_fixed_size_list(arr.type):
+        width = arr.type.list_size
+    else:
+        lens = pc.list_value_length(arr).drop_null().to_numpy(zero_copy_only=False)
+        width = int(lens[0]) if lens.size else 0
+        bad = np.flatnonzero(lens != width)
+        if bad.size:
+            raise InputError(f"{where}: list column '{name}' has rows of different lengths "
+                             f"({width} and {int(lens[bad[0]])})")
+    if arr.null_count:
+        arr = pc.if_else(arr.is_valid(), arr, pa.scalar([float("nan")] * width, arr.type))
+    values = _numeric(arr.flatten(), name, where)
+    if width < 2 or values.size != n * width:
+        raise InputError(f"{where}: list column '{name}' must hold one probability or logit "
+                         "per class (at least 2)")
+    return np.ascontiguousarray(values.reshape(n, width).T)
+
+
+def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
+           stats: NanStats) -> Iterator[Chunk]:
+    """Validated float64 chunks; rows with NaN, inf or empty cells are counted and dropped.
+
+    With ``nan == "error"`` the stream still reads to the end, so that the error can report how
+    many rows are affected and the first one; it raises InputError after the last chunk.
+    """
+    seen: dict[str, int] = {}
+    for where, batch in record_batches(src, cols, rows, string_target=cols.multiclass):
+        first = seen.get(where, 0)
+        seen[where] = first + batch.num_rows
+        n = batch.num_rows
+        if n == 0:
+            continue
+        if cols.multiclass:
+            pred = _multiclass_pred(batch, cols, where)
+            target = _class_index(batch.column(cols.target), cols, where, first)
+        else:
+            pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
+            target = _numeric(batch.column(cols.target), cols.target, where)
+        weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
+        ok = np.isfinite(target)
+        named = [(cols.target, ok.copy())]
+        pfin = np.isfinite(pred)
+        if pred.ndim == 2:
+            pfin = pfin.all(axis=0)
+        named.append((",".join(cols.pred) if len(cols.pred) > 1 else cols.pred[0], pfin))
+        ok &= pfin
+        if weight is not None:
+            wfin = np.isfinite(weight)
+            named.append((cols.weight, wfin))  # type: ignore[arg-type]
+            ok &= wfin
+        bad = n - int(np.count_nonzero(ok))
+        if bad == 0:
+            yield Chunk(pred, target, weight, first)
+            continue
+        if stats.count == 0:
+            i = int(np.argmin(ok))
+            stats.first_row = first + i + 1
+            stats.first_column = next(name for name, m in named if not m[i])
+            stats.first_file = where
+        stats.count += bad
+        keep = np.flatnonzero(ok)
+        yield Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
+                    first, rows=keep + first)
+    if not seen or sum(seen.values()) == 0:
+        raise InputError(f"{'stdin' if src.path == '-' else src.path}: no data rows "
+                         "(empty or header only)")
+    if stats.count and nan == "error":
+        raise InputError(
+            f"{stats.first_file}: {stats.count} row(s) with NaN, inf or empty values, first at "
+            f"row {stats.first_row} in column '{stats.first_column}'; pass --nan drop to skip them")
