@@ -283,6 +283,7 @@ def losses_cmd(
                          "doc": p.doc} for p in d.params]} for d in CATALOG.values()]}
         sys.stdout.write(dumps(doc))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="losscli losses", title_justify="left", show_lines=True,
@@ -292,7 +293,7 @@ def losses_cmd(
     for d in CATALOG.values():
         params = "\n".join(f"{p.name}={p.default} ({p.valid_text})" for p in d.params) or "-"
         names = d.name + (f"\n({', '.join(d.aliases)})" if d.aliases else "")
-        table.add_row(names, d.task, params, d.formula, d.gradient)
+        table.add_row(names, d.task, params, escape(d.formula), escape(d.gradient))
     console = stdout_console()
     console.print(table)
     console.print(

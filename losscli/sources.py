@@ -513,7 +513,8 @@ def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     return out if out.dtype == np.float64 else out.astype(np.float64)
 
 
-def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int) -> np.ndarray:
+def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
+                 n_classes: int) -> np.ndarray:
     """Targets of a multiclass input as float class indices (NaN where missing)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -539,8 +540,7 @@ def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int) -> np
             if text.lstrip("-").isdigit():
                 out[i] = float(int(text))
             else:
-                classes = ", ".join(cols.labels) if cols.labels else "0.." + str(
-                    len(cols.pred) - 1)
+                classes = ", ".join(cols.labels) if cols.labels else f"0..{n_classes - 1}"
                 raise InputError(f"{where}: column '{cols.target}' row {first_row + i + 1} has "
                                  f"label '{v}', which is not a class (classes: {classes})")
     return out
@@ -592,7 +592,7 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
             continue
         if cols.multiclass:
             pred = _multiclass_pred(batch, cols, where)
-            target = _class_index(batch.column(cols.target), cols, where, first)
+            target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
         else:
             pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
             target = _numeric(batch.column(cols.target), cols.target, where)
