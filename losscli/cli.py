@@ -186,6 +186,18 @@ def _emit(text: str, output: Path | None) -> None:
         write_output(text, output)
 
 
+def _emit_report(report: Report, out_fmt: str, output: Path | None) -> None:
+    if out_fmt != "table":
+        _emit(_render(report, out_fmt), output)
+        return
+    from losscli.render.table import print_eval
+
+    if output is not None:
+        write_output(plain_text(lambda c: print_eval(report, c)), output)
+    else:
+        print_eval(report, stdout_console())
+
+
 def _warn(report: Report, quiet: bool) -> None:
     if quiet:
         return
@@ -202,8 +214,9 @@ PredOpt = Annotated[str | None, typer.Option(
 TargetOpt = Annotated[str | None, typer.Option(
     "--target", "-t", help="Target column. Default: a recognised name (y, target, label, ...).")]
 WeightOpt = Annotated[str | None, typer.Option("--weight", "-w", help="Sample-weight column.")]
-NanOpt = Annotated[NanChoice, typer.Option(
-    "--nan", help="Rows with NaN, inf or empty cells: error (default) or drop and report.")]
+NanOpt = Annotated[NanChoice | None, typer.Option(
+    "--nan", help="Rows with NaN, inf or empty cells: error (default) or drop and report.",
+    show_default=False)]
 ChunkOpt = Annotated[int | None, typer.Option(
     "--chunk-rows", help="Rows per chunk (speed and memory only; results do not change).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q",
@@ -211,6 +224,9 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q",
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Write the result to this file (whole, atomically) "
     "instead of stdout.", dir_okay=False)]
+
+
+FORMATS = ("table", "json", "markdown", "csv", "junit", "github")
 
 
 @app.command("eval")
@@ -224,44 +240,114 @@ def eval_cmd(
         "--loss", "-l", help="Loss spec, repeatable: huber, 'huber:delta=2', 'quantile:q=0.9', "
         "'0.7*mse+0.3*mae'. Default: every loss of the detected task. See `losscli losses`.",
     )] = None,
-    logits: Annotated[bool, typer.Option(
-        "--logits", help="Predictions are logits (bce, focal, cce use log-sigmoid / "
-        "log-sum-exp and never clip).")] = False,
-    nan: NanOpt = NanChoice.error,
+    logits: Annotated[bool | None, typer.Option(
+        "--logits/--probabilities", help="Predictions are logits (bce, focal, cce use "
+        "log-sigmoid / log-sum-exp and never clip) or probabilities (the default).",
+        show_default=False)] = None,
+    nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
-    vanish_tol: Annotated[float, typer.Option(
-        "--vanish-tol", help="|g| at or below this counts as vanishing.")] = 1e-6,
-    explode_tol: Annotated[float, typer.Option(
-        "--explode-tol", help="|g| at or above this counts as exploding.")] = 1e3,
+    vanish_tol: Annotated[float | None, typer.Option(
+        "--vanish-tol", help="|g| at or below this counts as vanishing. [default: 1e-6]")] = None,
+    explode_tol: Annotated[float | None, typer.Option(
+        "--explode-tol", help="|g| at or above this counts as exploding. [default: 1e3]")] = None,
     grad_clip: Annotated[float | None, typer.Option(
         "--grad-clip", help="Report the fraction of |g| above this clip value.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")
-                   ] = OutputFormat.table,
+    max_: Annotated[list[str] | None, typer.Option(
+        "--max", help="Gate LOSS=VALUE, repeatable: exit 1 if the loss exceeds VALUE "
+        "(LOSS is a name or a full spec such as huber:delta=2).")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        "--baseline", help="An earlier --format json output: exit 1 if any loss got worse.",
+        dir_okay=False)] = None,
+    tolerance: Annotated[str | None, typer.Option(
+        "--tolerance", help="Allowed worsening against --baseline: relative (2%) or absolute "
+        "(0.01). [default: 0]")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Settings file (default: ./losscli.toml, else [tool.losscli] in "
+        "./pyproject.toml).", dir_okay=False)] = None,
+    show_config: Annotated[bool, typer.Option(
+        "--show-config", help="Include each setting and where it came from in the report.")
+    ] = False,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help=f"Output format: {', '.join(FORMATS)}. [default: table]")] = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Evaluate losses and gradient statistics over a prediction file, in one streaming pass."""
+    """Evaluate losses and gradient statistics over a prediction file, in one streaming pass.
+
+    Exit codes: 0 ok, 1 a gate (--max, --baseline) failed, 2 bad input / usage / config,
+    3 internal error.
+    """
+    from losscli import gates as gate_mod
+    from losscli.config import find_config, resolve
     from losscli.engine import DEFAULT_CHUNK_ROWS, evaluate
+
+    cfg = find_config(config)
+    settings = resolve(
+        {"pred": pred, "target": target, "weight": weight, "losses": loss, "logits": logits,
+         "nan": None if nan is None else nan.value, "chunk_rows": chunk_rows,
+         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
+         "max": max_, "baseline": None if baseline is None else str(baseline),
+         "tolerance": tolerance, "format": fmt},
+        cfg,
+        {"pred": None, "target": None, "weight": None, "losses": None, "logits": False,
+         "nan": "error", "chunk_rows": DEFAULT_CHUNK_ROWS, "vanish_tol": 1e-6,
+         "explode_tol": 1e3, "grad_clip": None, "max": {}, "baseline": None,
+         "tolerance": None, "format": "table"})
+    val = {k: v.value for k, v in settings.items()}
+    out_fmt = str(val["format"])
+    if out_fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{out_fmt}'")
+    limits = gate_mod.parse_max(val["max"])
+    tol = gate_mod.Tolerance.parse(val["tolerance"])
+    base = gate_mod.load_baseline(val["baseline"]) if val["baseline"] else None
 
     show_progress = (not quiet and sys.stderr.isatty() and _input_bytes(source) > 64 << 20)
     with _Progress(show_progress) as progress:
         report = evaluate(
-            source, pred, target, weight, loss or None, logits=logits, nan=nan.value,
-            chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
-            vanish_tol=vanish_tol, explode_tol=explode_tol, grad_clip=grad_clip,
+            source, val["pred"], val["target"], val["weight"], val["losses"] or None,
+            logits=bool(val["logits"]), nan=val["nan"], chunk_rows=int(val["chunk_rows"]),
+            vanish_tol=float(val["vanish_tol"]), explode_tol=float(val["explode_tol"]),
+            grad_clip=val["grad_clip"],
             progress=progress.update if show_progress else None)
+    report.gates = gate_mod.check(report, limits, base, tol)
+    if show_config:
+        report.config = {k: {"value": v.value, "source": v.origin} for k, v in settings.items()}
     _warn(report, quiet)
-    if fmt is OutputFormat.json:
+    _emit_report(report, out_fmt, output)
+    _step_summary(report)
+    if not report.passed:
+        if not quiet or out_fmt != "github":
+            for gate in report.gates:
+                if not gate.passed:
+                    print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _render(report: Report, out_fmt: str) -> str:
+    """The report as text in a machine or CI format."""
+    if out_fmt == "json":
         from losscli.render.json import dumps
 
-        _emit(dumps(report.to_dict()), output)
-        return
-    from losscli.render.table import print_eval
+        return dumps(report.to_dict())
+    from losscli.render import ci
 
-    if output is not None:
-        _emit(plain_text(lambda c: print_eval(report, c)), output)
-    else:
-        print_eval(report, stdout_console())
+    return {"markdown": ci.markdown, "csv": ci.csv_text, "junit": ci.junit,
+            "github": ci.github}[out_fmt](report)
+
+
+def _step_summary(report: Report) -> None:
+    """Append a markdown summary to $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    from losscli.render.ci import markdown
+
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(markdown(report) + "\n")
+    except OSError as exc:
+        print(f"losscli: warning: cannot write GITHUB_STEP_SUMMARY {path}: {exc.strerror}",
+              file=sys.stderr)
 
 
 @app.command("losses")

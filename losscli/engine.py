@@ -211,6 +211,14 @@ class Report:
     elapsed_seconds: float = 0.0
     version: str = __version__
     schema: str = SCHEMA
+    #: gates.Gate verdicts, set by the CLI (or a caller) after evaluation
+    gates: list[Any] = field(default_factory=list)
+    #: resolved settings and where each came from, shown with --show-config
+    config: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
 
     def loss(self, spec: str) -> LossResult | None:
         """The result for a spec text (canonicalised), or None when it was not evaluated."""
@@ -228,9 +236,13 @@ class Report:
             "columns": self.columns,
             "settings": self.settings,
             "losses": [_loss_dict(r) for r in self.losses],
+            "gates": [g.to_dict() for g in self.gates],
+            "passed": self.passed,
             "warnings": self.warnings,
             "elapsed_seconds": round(self.elapsed_seconds, 6),
         }
+        if self.config is not None:
+            d["config"] = self.config
         return _clean(d)
 
 

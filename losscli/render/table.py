@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from losscli.engine import Report
+from losscli.gates import distinct
 from losscli.render import fmt, pct
 
 
@@ -41,7 +45,7 @@ def eval_renderable(report: Report) -> Group:
         table.add_column("p clipped", justify="right")
     for r in report.losses:
         g = r.gradient
-        row = [r.spec, fmt(r.value), fmt(g.mean, 4), fmt(g.std, 4), fmt(g.abs_mean, 4),
+        row = [escape(r.spec), fmt(r.value), fmt(g.mean, 4), fmt(g.std, 4), fmt(g.abs_mean, 4),
                fmt(g.abs_max, 4), fmt(g.rms, 4), fmt(g.norm, 4), fmt(g.p50, 4), fmt(g.p90, 4),
                fmt(g.p99, 4), pct(g.vanishing_fraction), pct(g.exploding_fraction)]
         if show_clip:
@@ -49,7 +53,30 @@ def eval_renderable(report: Report) -> Group:
         if show_inputs:
             row.append("-" if r.clipped_inputs is None else f"{r.clipped_inputs:,}")
         table.add_row(*row)
-    return Group(head, table)
+    parts: list[Any] = [head, table]
+    if report.gates:
+        gates = Table(title="Gates", title_justify="left", header_style="bold")
+        for name in ("gate", "loss", "value", "limit", "result"):
+            gates.add_column(name, justify="right" if name in ("value", "limit") else "left")
+        for g in report.gates:
+            value, limit = distinct(g.value, g.limit) if g.limit is not None else (
+                fmt(g.value, 10), "-")
+            result = Text("pass", "green") if g.passed else Text(
+                "FAIL" + (f": {g.detail}" if g.limit is None else ""), "bold red")
+            gates.add_row(g.kind, g.loss, value, limit, result)
+        parts.append(gates)
+        failed = sum(not g.passed for g in report.gates)
+        parts.append(Text(f"FAILED: {failed} of {len(report.gates)} gates" if failed
+                          else f"passed: {len(report.gates)} gates",
+                          "bold red" if failed else "bold green"))
+    if report.config is not None:
+        conf = Table(title="Configuration", title_justify="left", header_style="bold")
+        for name in ("setting", "value", "from"):
+            conf.add_column(name)
+        for key, entry in report.config.items():
+            conf.add_row(key, escape(repr(entry["value"])), escape(entry["source"]))
+        parts.append(conf)
+    return Group(*parts)
 
 
 def print_eval(report: Report, console: Console) -> None:

@@ -1,0 +1,126 @@
+"""Settings from ``[tool.losscli]`` (pyproject.toml), ``losscli.toml`` or ``--config``, under flags.
+
+Precedence: a flag given on the command line, then the configuration file, then the default.
+Each resolved setting remembers where it came from, for ``--show-config``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from losscli.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+#: key -> (check, expected type for messages)
+KEYS: dict[str, tuple[Any, str]] = {
+    "pred": (_is_str, "a string"),
+    "target": (_is_str, "a string"),
+    "weight": (_is_str, "a string"),
+    "losses": (lambda v: isinstance(v, list) and all(_is_str(x) for x in v),
+               "a list of loss specs (strings)"),
+    "max": (lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values()),
+            "a table of loss = number"),
+    "baseline": (_is_str, "a path (string)"),
+    "tolerance": (lambda v: _is_str(v) or _is_number(v), "a number or a percentage string"),
+    "logits": (lambda v: isinstance(v, bool), "true or false"),
+    "nan": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
+    "chunk_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                   "a positive integer"),
+    "format": (_is_str, "a string"),
+    "vanish_tol": (_is_number, "a number"),
+    "explode_tol": (_is_number, "a number"),
+    "grad_clip": (_is_number, "a number"),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    origin: str  # "flag", the config file's label, or "default"
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    path: Path | None
+    label: str
+    values: dict[str, Any]
+
+
+def find_config(explicit: Path | None, cwd: Path | None = None) -> ConfigFile:
+    """The configuration in force: ``--config``, else ./losscli.toml, else ./pyproject.toml."""
+    cwd = cwd or Path.cwd()
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"--config {explicit}: no such file")
+        return _read(explicit, explicit.name == "pyproject.toml")
+    own = cwd / "losscli.toml"
+    if own.is_file():
+        return _read(own, False)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        return _read(pyproject, True)
+    return ConfigFile(None, "default", {})
+
+
+def _read(path: Path, pyproject: bool) -> ConfigFile:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if pyproject or "tool" in doc:
+        table = doc.get("tool", {}).get("losscli")
+        label = f"{path.name} [tool.losscli]"
+        if table is None:
+            if pyproject:
+                return ConfigFile(path, "default", {})
+            table = {}
+    else:
+        table, label = doc, path.name
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.losscli] must be a table")
+    for key, value in table.items():
+        if key not in KEYS:
+            raise ConfigError(f"{label}: unknown key '{key}' (known: {', '.join(KEYS)})")
+        check, expected = KEYS[key]
+        if not check(value):
+            raise ConfigError(f"{label}: key '{key}' must be {expected}, got {value!r}")
+    values = dict(table)
+    if "baseline" in values:
+        base = Path(values["baseline"])
+        values["baseline"] = str(base if base.is_absolute() else path.parent / base)
+    return ConfigFile(path, label, values)
+
+
+def resolve(flags: dict[str, Any], config: ConfigFile,
+            defaults: dict[str, Any]) -> dict[str, Setting]:
+    """Each setting from the flag when given (not None / not empty), else the file, else the
+    default."""
+    out: dict[str, Setting] = {}
+    for key, default in defaults.items():
+        flag = flags.get(key)
+        if flag is not None and flag != [] and flag != {}:
+            out[key] = Setting(flag, "flag")
+        elif key in config.values:
+            out[key] = Setting(config.values[key], config.label)
+        else:
+            out[key] = Setting(default, "default")
+    return out

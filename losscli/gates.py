@@ -1,0 +1,148 @@
+"""Gates: limits and baselines that decide the exit code (0 pass, 1 a gate failed)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from losscli.engine import Report
+from losscli.errors import InputError, UsageError
+from losscli.spec import parse_spec
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse than the baseline a loss may get: relative (``2%``) or absolute."""
+
+    amount: float
+    relative: bool
+
+    @classmethod
+    def parse(cls, text: str | float | None) -> Tolerance:
+        if text is None:
+            return cls(0.0, False)
+        raw = str(text).strip()
+        relative = raw.endswith("%")
+        try:
+            amount = float(raw[:-1] if relative else raw)
+        except ValueError:
+            raise UsageError(f"--tolerance must be a number (0.01) or a percentage (2%), "
+                             f"got '{raw}'") from None
+        if not (amount >= 0 and math.isfinite(amount)):
+            raise UsageError(f"--tolerance must be >= 0, got '{raw}'")
+        return cls(amount / 100.0 if relative else amount, relative)
+
+    def limit(self, base: float) -> float:
+        return base + (abs(base) * self.amount if self.relative else self.amount)
+
+    def __str__(self) -> str:
+        return f"{self.amount * 100:g}%" if self.relative else f"{self.amount:g}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check of one loss: its kind, limit, measured value and verdict."""
+
+    loss: str
+    kind: Literal["max", "baseline"]
+    limit: float | None
+    value: float
+    passed: bool
+    detail: str = ""
+
+    def message(self) -> str:
+        """One line that explains the verdict with enough digits to see the difference."""
+        if self.limit is None:
+            return f"{self.loss} = {self.value:.6g}: {self.detail}"
+        v, lim = distinct(self.value, self.limit)
+        op = "<=" if self.passed else ">"
+        what = "max" if self.kind == "max" else f"baseline limit ({self.detail})"
+        return f"{self.loss} = {v} {op} {what} {lim}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "kind": self.kind, "limit": self.limit, "value": self.value,
+                "passed": self.passed, "detail": self.detail}
+
+
+def distinct(a: float, b: float) -> tuple[str, str]:
+    """Both numbers with the fewest significant digits (at least 6) that tell them apart."""
+    for digits in range(6, 18):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if sa != sb or a == b:
+            return sa, sb
+    return repr(a), repr(b)
+
+
+def parse_max(items: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
+    """``LOSS=VALUE`` items (the value follows the last '=') -> canonical spec -> limit."""
+    pairs: list[tuple[str, Any]]
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            spec, sep, raw = item.rpartition("=")
+            if not sep or not spec.strip():
+                raise UsageError(f"--max expects LOSS=VALUE (e.g. mse=0.25), got '{item}'")
+            pairs.append((spec, raw))
+    limits: dict[str, float] = {}
+    for spec, raw in pairs:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"--max {spec}: limit must be a number, got '{raw}'") from None
+        if math.isnan(value):
+            raise UsageError(f"--max {spec}: limit must be a number, got '{raw}'")
+        limits[parse_spec(spec).spec] = value
+    return limits
+
+
+def load_baseline(path: str | Path) -> dict[str, float]:
+    """spec -> value from an earlier ``--format json`` output."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"baseline {p}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"baseline {p}: not a losscli JSON report ({exc})") from None
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("losscli.eval/"):
+        raise InputError(f"baseline {p}: not a losscli eval JSON report (no schema "
+                         "'losscli.eval/1'); record one with --format json --output FILE")
+    out: dict[str, float] = {}
+    for entry in doc.get("losses", []):
+        try:
+            spec, value = str(entry["spec"]), entry["value"]
+        except (KeyError, TypeError):
+            raise InputError(f"baseline {p}: a loss entry lacks 'spec' or 'value'") from None
+        if isinstance(value, (int, float)):
+            out[parse_spec(spec).spec] = float(value)
+    return out
+
+
+def check(report: Report, limits: Mapping[str, float], baseline: Mapping[str, float] | None,
+          tolerance: Tolerance) -> list[Gate]:
+    """Every gate's verdict; a limit on a loss that was not evaluated is a usage error."""
+    evaluated = {r.spec: r.value for r in report.losses}
+    gates: list[Gate] = []
+    for spec, limit in limits.items():
+        if spec not in evaluated:
+            raise UsageError(f"--max {spec}: that loss is not evaluated (evaluated: "
+                             f"{', '.join(evaluated)}); add --loss {spec}")
+        value = evaluated[spec]
+        gates.append(Gate(spec, "max", limit, value, bool(value <= limit)))
+    if baseline is not None:
+        for spec, value in evaluated.items():
+            if spec not in baseline:
+                gates.append(Gate(spec, "baseline", None, value, False,
+                                  "missing from the baseline, so it cannot be compared"))
+                continue
+            base = baseline[spec]
+            limit = tolerance.limit(base)
+            gates.append(Gate(spec, "baseline", limit, value, bool(value <= limit),
+                              f"baseline {distinct(base, value)[0]} + {tolerance}"))
+    return gates

@@ -1,0 +1,109 @@
+"""Formats for CI systems: markdown (PR comments, step summaries), csv, JUnit XML, GitHub
+annotations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+
+from losscli.engine import Report
+from losscli.render import fmt, pct
+
+GRADIENT_FIELDS = ("mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
+                   "vanishing_fraction", "exploding_fraction", "clipped_fraction")
+
+
+def _verdict(report: Report) -> str:
+    if not report.gates:
+        return "no gates"
+    failed = sum(not g.passed for g in report.gates)
+    return "passed" if not failed else f"FAILED ({failed} of {len(report.gates)} gates)"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(report: Report) -> str:
+    """A markdown report: header, loss table, gate table and verdict."""
+    src = report.source
+    out = [
+        f"### losscli: {_md_cell(src.path)}",
+        "",
+        f"{src.rows_used:,} rows used of {src.rows:,} ({src.format}), task **{report.task}**, "
+        f"input {report.input}. Verdict: **{_verdict(report)}**",
+        "",
+        "| loss | value | g mean | g std | \\|g\\| p50 | \\|g\\| p99 | vanishing | exploding |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.losses:
+        g = r.gradient
+        out.append(f"| `{_md_cell(r.spec)}` | {fmt(r.value, 8)} | {fmt(g.mean, 4)} | "
+                   f"{fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
+                   f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
+    if report.gates:
+        out += ["", "| gate | loss | value | limit | result |", "|---|---|---:|---:|---|"]
+        for gate in report.gates:
+            limit = "-" if gate.limit is None else fmt(gate.limit, 10)
+            result = "pass" if gate.passed else f"**FAIL**: {_md_cell(gate.message())}"
+            out.append(f"| {gate.kind} | `{_md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
+                       f"{limit} | {result} |")
+    for w in report.warnings:
+        out += ["", f"> warning: {_md_cell(w)}"]
+    return "\n".join(out) + "\n"
+
+
+def csv_text(report: Report) -> str:
+    """One row per loss: value, gradient statistics and the verdict of its gates."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["loss", "spec", "value", *(f"gradient_{f}" for f in GRADIENT_FIELDS),
+                     "gates", "passed"])
+    for r in report.losses:
+        gates = [g for g in report.gates if g.loss == r.spec]
+        g = r.gradient
+        writer.writerow([r.name, r.spec, repr(r.value),
+                         *("" if getattr(g, f) is None else repr(getattr(g, f))
+                           for f in GRADIENT_FIELDS),
+                         ";".join(g.kind for g in gates),
+                         "" if not gates else str(all(x.passed for x in gates)).lower()])
+    return buf.getvalue()
+
+
+def junit(report: Report) -> str:
+    """JUnit XML: a testcase per gate (failure when it failed) and one per loss value."""
+    failures = sum(not g.passed for g in report.gates)
+    tests = len(report.gates) + len(report.losses)
+    suites = ET.Element("testsuites", name="losscli", tests=str(tests), failures=str(failures),
+                        errors="0", time=f"{report.elapsed_seconds:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=f"losscli eval {report.source.path}",
+                          tests=str(tests), failures=str(failures), errors="0", skipped="0",
+                          time=f"{report.elapsed_seconds:.3f}")
+    for gate in report.gates:
+        limit = "" if gate.limit is None else f" <= {gate.limit!r}"
+        case = ET.SubElement(suite, "testcase", classname=f"losscli.gates.{gate.kind}",
+                             name=f"{gate.kind} {gate.loss}{limit}", time="0")
+        if not gate.passed:
+            failure = ET.SubElement(case, "failure", message=gate.message(), type=gate.kind)
+            failure.text = gate.message()
+    for r in report.losses:
+        case = ET.SubElement(suite, "testcase", classname="losscli.losses", name=r.spec,
+                             time="0")
+        ET.SubElement(case, "system-out").text = f"{r.spec} = {r.value!r}"
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def _gh_escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github(report: Report) -> str:
+    """GitHub Actions workflow commands: an ::error per failed gate, a ::notice per loss."""
+    lines = [f"::error title=losscli gate failed::{_gh_escape(g.message())}"
+             for g in report.gates if not g.passed]
+    lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in report.warnings]
+    lines += [f"::notice title=losscli {r.spec}::{_gh_escape(f'{r.spec} = {r.value:.10g}')}"
+              for r in report.losses]
+    return "\n".join(lines) + "\n"
