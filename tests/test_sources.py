@@ -1,0 +1,402 @@
+"""Reading: column resolution, format sniffing, stdin header peeking, and lazy heavy imports."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+from losscli.errors import InputError, UsageError
+from losscli.sources import (
+    ChainedReader,
+    Columns,
+    NanStats,
+    Source,
+    chunks,
+    open_source,
+    resolve_columns,
+)
+
+
+def src_of(*names: str, arrow_types: dict[str, pa.DataType] | None = None) -> Source:
+    return Source("data.csv", "csv", list(names), arrow_types=arrow_types or {})
+
+
+# --- column resolution -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("names", "pred", "target"), [
+    (("y", "pred"), "pred", "y"),
+    (("id", "label", "y_pred", "extra"), "y_pred", "label"),
+    (("target", "prediction"), "prediction", "target"),
+    (("y_true", "yhat"), "yhat", "y_true"),
+    (("truth", "score"), "score", "truth"),
+    (("actual", "p"), "p", "actual"),
+    (("Target", "Prediction"), "Prediction", "Target"),  # recognised names ignore case
+    (("LABEL", "LOGITS"), "LOGITS", "LABEL"),
+])
+def test_recognised_names(names: tuple[str, ...], pred: str, target: str) -> None:
+    cols = resolve_columns(src_of(*names), None, None, None)
+    assert cols.pred == [pred]
+    assert cols.target == target
+    assert cols.weight is None
+    assert not cols.multiclass
+
+
+def test_recognised_target_priority() -> None:
+    # 'y' comes before 'target' and 'label' in the recognised list, whatever the file order.
+    cols = resolve_columns(src_of("label", "target", "y", "pred"), None, None, None)
+    assert cols.target == "y"
+
+
+def test_weight_is_never_guessed() -> None:
+    cols = resolve_columns(src_of("y", "pred", "w", "weight", "sample_weight"), None, None, None)
+    assert cols.weight is None
+    cols = resolve_columns(src_of("y", "pred", "w"), None, None, "w")
+    assert cols.weight == "w"
+    assert cols.selected == ["pred", "y", "w"]
+
+
+def test_no_target_recognised_lists_columns() -> None:
+    with pytest.raises(InputError, match=r"no target column recognised; pass --target "
+                                         r"\(columns: a, b\)"):
+        resolve_columns(src_of("a", "b"), None, None, None)
+
+
+def test_no_pred_recognised_lists_columns() -> None:
+    with pytest.raises(InputError, match=r"no prediction column recognised; pass --pred "
+                                         r"\(columns: y, b\)"):
+        resolve_columns(src_of("y", "b"), None, None, None)
+
+
+def test_missing_column_lists_available() -> None:
+    with pytest.raises(InputError) as exc:
+        resolve_columns(src_of("y", "pred", "other"), "nope", None, None)
+    assert str(exc.value) == ("data.csv: prediction column 'nope' not found "
+                              "(columns: y, pred, other)")
+
+
+def test_many_columns_are_abbreviated() -> None:
+    names = [f"c{i}" for i in range(50)]
+    with pytest.raises(InputError) as exc:
+        resolve_columns(src_of("y", "pred", *names), "nope", None, None)
+    text = str(exc.value)
+    assert "(52 in all)" in text
+    assert "c49" not in text
+
+
+def test_explicit_names_case_insensitive() -> None:
+    cols = resolve_columns(src_of("Y", "Pred", "Weight"), "pred", "y", "WEIGHT")
+    assert (cols.pred, cols.target, cols.weight) == (["Pred"], "Y", "Weight")
+
+
+def test_exact_case_wins_over_folded() -> None:
+    cols = resolve_columns(src_of("y", "Y", "pred"), None, "Y", None)
+    assert cols.target == "Y"
+
+
+def test_ambiguous_case_folded_name_is_an_error() -> None:
+    with pytest.raises(InputError, match="target column 'label' not found"):
+        resolve_columns(src_of("Label", "LABEL", "pred"), None, "label", None)
+
+
+def test_glob_keeps_file_column_order_and_labels() -> None:
+    cols = resolve_columns(src_of("prob_b", "y", "prob_a", "prob_c"), "prob_*", None, None)
+    assert cols.pred == ["prob_b", "prob_a", "prob_c"]
+    assert cols.labels == ["b", "a", "c"]
+    assert cols.multiclass
+    assert cols.selected == ["prob_b", "prob_a", "prob_c", "y"]
+
+
+def test_glob_labels_strip_prefix_and_suffix() -> None:
+    cols = resolve_columns(src_of("label", "p_cat_v2", "p_dog_v2", "p_cow_v1"), "p_*_v2", None,
+                           None)
+    assert cols.pred == ["p_cat_v2", "p_dog_v2"]
+    assert cols.labels == ["cat", "dog"]
+
+
+def test_glob_never_selects_the_target() -> None:
+    cols = resolve_columns(src_of("c0", "c1", "c2"), "c*", "c1", None)
+    assert cols.pred == ["c0", "c2"]
+    assert cols.target == "c1"
+
+
+def test_glob_without_match() -> None:
+    with pytest.raises(InputError, match=r"no column matches --pred 'q_\*' \(columns: y, p_a"):
+        resolve_columns(src_of("y", "p_a", "p_b"), "q_*", None, None)
+
+
+def test_auto_multiclass_glob() -> None:
+    cols = resolve_columns(src_of("logit_0", "label", "logit_1", "logit_2"), None, None, None)
+    assert cols.pred == ["logit_0", "logit_1", "logit_2"]
+    assert cols.labels == ["0", "1", "2"]
+    assert cols.target == "label"
+
+
+def test_comma_list_labels_from_suffixes() -> None:
+    cols = resolve_columns(src_of("y", "score_cat", "score_dog", "score_cow"),
+                           "score_dog, score_cat", None, None)
+    assert cols.pred == ["score_dog", "score_cat"]  # the order given, not the file order
+    assert cols.labels == ["dog", "cat"]
+
+
+def test_comma_list_labels_fall_back_to_names() -> None:
+    # The common prefix 'a' would leave an empty label: use the whole names instead.
+    cols = resolve_columns(src_of("y", "a", "ab"), "a,ab", None, None)
+    assert cols.labels == ["a", "ab"]
+
+
+def test_comma_list_case_insensitive_and_missing() -> None:
+    cols = resolve_columns(src_of("y", "P_A", "P_B"), "p_a,p_b", None, None)
+    assert cols.pred == ["P_A", "P_B"]
+    with pytest.raises(InputError, match="prediction column 'p_c' not found"):
+        resolve_columns(src_of("y", "p_a", "p_b"), "p_a,p_c", None, None)
+
+
+def test_comma_list_twice() -> None:
+    with pytest.raises(UsageError, match="twice"):
+        resolve_columns(src_of("y", "a", "b"), "a,b,a", None, None)
+
+
+def test_target_is_also_pred() -> None:
+    with pytest.raises(UsageError, match="both the target and a prediction"):
+        resolve_columns(src_of("y", "pred"), "y", "y", None)
+
+
+def test_list_column_is_multiclass() -> None:
+    src = src_of("y", "probs", arrow_types={"probs": pa.list_(pa.float64()), "y": pa.int64()})
+    cols = resolve_columns(src, "probs", None, None)
+    assert cols.list_column
+    assert cols.multiclass
+    assert cols.labels == []
+
+
+def test_columns_selected_dedupes() -> None:
+    assert Columns(["p"], "y", "p").selected == ["p", "y"]
+
+
+# --- format sniffing -------------------------------------------------------------------------
+
+
+def _table() -> pa.Table:
+    return pa.table({"y": [1.0, 2.0], "pred": [1.5, 2.5]})
+
+
+def _write_csv(p: Path) -> None:
+    p.write_text("y,pred\n1,1.5\n2,2.5\n")
+
+
+def _write_gz(p: Path) -> None:
+    p.write_bytes(gzip.compress(b"y,pred\n1,1.5\n2,2.5\n"))
+
+
+def _write_tsv(p: Path) -> None:
+    p.write_text("y\tpred\n1\t1.5\n2\t2.5\n")
+
+
+def _write_parquet(p: Path) -> None:
+    pq.write_table(_table(), p)
+
+
+def _write_feather(p: Path) -> None:
+    feather.write_feather(_table(), p)
+
+
+def _write_ipc_stream(p: Path) -> None:
+    t = _table()
+    with pa.OSFile(str(p), "wb") as sink, pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+
+
+@pytest.mark.parametrize(("name", "writer", "fmt", "delimiter"), [
+    ("a.csv", _write_csv, "csv", ","),
+    ("A.CSV", _write_csv, "csv", ","),
+    ("a.txt", _write_csv, "csv", ","),
+    ("a.csv.gz", _write_gz, "csv", ","),
+    ("a.tsv", _write_tsv, "tsv", "\t"),
+    ("a.tab", _write_tsv, "tsv", "\t"),
+    ("a.parquet", _write_parquet, "parquet", ","),
+    ("a.pq", _write_parquet, "parquet", ","),
+    ("a.feather", _write_feather, "arrow", ","),
+    ("a.arrow", _write_ipc_stream, "arrow", ","),
+    ("a.ipc", _write_feather, "arrow", ","),
+    ("parquet_no_ext", _write_parquet, "parquet", ","),  # PAR1 magic
+    ("arrow_no_ext", _write_feather, "arrow", ","),  # ARROW1 magic
+    ("csv_no_ext", _write_csv, "csv", ","),
+])
+def test_format_sniffing(tmp_path: Path, name: str, writer: Callable[[Path], None], fmt: str,
+                         delimiter: str) -> None:
+    p = tmp_path / name
+    writer(p)
+    src = open_source(str(p))
+    assert src.format == fmt
+    assert src.names == ["y", "pred"]
+    assert src.delimiter == delimiter
+    assert src.path == str(p)
+
+
+def test_parquet_directory(tmp_path: Path) -> None:
+    d = tmp_path / "ds"
+    (d / "year=2024").mkdir(parents=True)
+    pq.write_table(_table(), d / "b.parquet")
+    pq.write_table(_table(), d / "year=2024" / "a.parquet")
+    (d / "_SUCCESS").write_text("")
+    (d / "_metadata.parquet").write_bytes(b"junk")
+    (d / ".hidden.parquet").write_bytes(b"junk")
+    (d / "readme.txt").write_text("x")
+    src = open_source(str(d))
+    assert src.format == "parquet-dir"
+    assert src.names == ["y", "pred"]
+    assert [Path(f).relative_to(d).as_posix() for f in src.files] == ["b.parquet",
+                                                                      "year=2024/a.parquet"]
+
+
+def test_parquet_arrow_types_recorded(tmp_path: Path) -> None:
+    p = tmp_path / "l.parquet"
+    pq.write_table(pa.table({"y": pa.array([0, 1]),
+                             "probs": pa.array([[0.9, 0.1], [0.2, 0.8]])}), p)
+    src = open_source(str(p))
+    cols = resolve_columns(src, "probs", None, None)
+    assert cols.list_column
+
+
+def test_csv_header_bom_and_quotes(tmp_path: Path) -> None:
+    p = tmp_path / "q.csv"
+    p.write_bytes(b'\xef\xbb\xbf"y","pred, v2"\r\n1,2\r\n')
+    src = open_source(str(p))
+    assert src.names == ["y", "pred, v2"]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("empty.csv", b"", "file is empty"),
+    ("blank.csv", b"\n\n  \n", "file is empty"),
+    ("bin.csv", b"\xff\xfe\xfa header\n1\n", "not UTF-8"),
+    ("fake.parquet", b"y,pred\n1,2\n", "not a readable Parquet file"),
+    ("fake.feather", b"y,pred\n1,2\n", "not a readable Arrow IPC / Feather file"),
+])
+def test_open_source_errors(tmp_path: Path, name: str, data: bytes, message: str) -> None:
+    p = tmp_path / name
+    p.write_bytes(data)
+    with pytest.raises(InputError, match=message) as exc:
+        open_source(str(p))
+    assert str(exc.value).startswith(f"{p}: ")
+    assert "\n" not in str(exc.value)
+
+
+def test_open_source_missing(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or directory"):
+        open_source(str(tmp_path / "missing.csv"))
+
+
+def test_open_source_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("y,pred\n1,2\n")
+    with pytest.raises(InputError, match="contains no Parquet files"):
+        open_source(str(tmp_path))
+
+
+# --- stdin -----------------------------------------------------------------------------------
+
+
+class FakeStdin:
+    """Stands in for sys.stdin: only ``.buffer`` is read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.buffer = io.BytesIO(data)
+
+
+def _read_all(src: Source, rows: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, NanStats]:
+    cols = resolve_columns(src, None, None, None)
+    stats = NanStats()
+    got = list(chunks(src, cols, rows, "drop", stats))
+    return (np.concatenate([c.target for c in got]), np.concatenate([c.pred for c in got]),
+            stats)
+
+
+def test_stdin_header_peek_keeps_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"y,pred\n1,1.5\n2,2.5\n3,3.5\n"))
+    src = open_source("-")
+    assert src.names == ["y", "pred"]
+    assert src.format == "csv"
+    assert src.display_format == "csv (stdin)"
+    target, pred, stats = _read_all(src)
+    assert target.tolist() == [1.0, 2.0, 3.0]
+    assert pred.tolist() == [1.5, 2.5, 3.5]
+    assert stats.count == 0
+
+
+def test_stdin_large_input_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 150_000  # well over the 1 MiB CSV block
+    y = np.arange(n, dtype=np.float64)
+    body = "\n".join(f"{v:.0f},{v + 0.5}" for v in y)
+    monkeypatch.setattr(sys, "stdin", FakeStdin(("target,prediction\n" + body + "\n").encode()))
+    target, pred, _ = _read_all(open_source("-"), rows=10_000)
+    assert target.size == n
+    np.testing.assert_array_equal(target, y)
+    np.testing.assert_array_equal(pred, y + 0.5)
+
+
+def test_stdin_nan_rows_numbered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"y,pred\n1,1\n2,\n3,nan\n4,4\n"))
+    target, _, stats = _read_all(open_source("-"))
+    assert target.tolist() == [1.0, 4.0]
+    assert (stats.count, stats.first_row, stats.first_column) == (2, 2, "pred")
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"   \n"])
+def test_stdin_empty(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+    with pytest.raises(InputError, match="stdin: no CSV data"):
+        open_source("-")
+
+
+def test_stdin_header_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"y,pred"))
+    src = open_source("-")
+    assert src.names == ["y", "pred"]
+    with pytest.raises(InputError, match="stdin: no data rows"):
+        _read_all(src)
+
+
+def test_chained_reader_small_reads() -> None:
+    reader = io.BufferedReader(ChainedReader(b"head\n", io.BytesIO(b"rest of it")),
+                               buffer_size=3)
+    assert reader.read(2) == b"he"
+    assert reader.read() == b"ad\nrest of it"
+    assert reader.read() == b""
+
+
+# --- lazy imports ----------------------------------------------------------------------------
+
+
+def _imported(*args: str) -> set[str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "losscli", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Usage" in proc.stdout
+    return {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [("--help",), ("eval", "--help"), ("losses", "--help")])
+def test_help_does_not_import_pandas_or_pyarrow(args: tuple[str, ...]) -> None:
+    modules = _imported(*args)
+    assert "typer" in modules  # the import log was read correctly
+    heavy = sorted(m for m in modules if m.split(".")[0] in ("pandas", "pyarrow"))
+    assert heavy == []
+
+
+def test_cli_module_import_is_light() -> None:
+    code = ("import sys; from losscli.cli import app, run; "
+            "print('pandas' in sys.modules, 'pyarrow' in sys.modules, 'numpy' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.split() == ["False", "False", "False"]
