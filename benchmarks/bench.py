@@ -4,29 +4,33 @@ How to run (from the repository root)::
 
     pip install '.[bench]'
     python benchmarks/bench.py                      # every case, 3 interleaved repeats
-    python benchmarks/bench.py --sizes small        # skip the 5e7-row (826 MB) regression file
+    python benchmarks/bench.py --sizes small        # leave out the 5e7-row (828 MB) file
+    python benchmarks/bench.py --cases regression --sizes small --repeat 1   # quickest check
     python benchmarks/bench.py --cases regression,startup --repeat 5 --markdown
 
 The first run writes the data sets (deterministic: NumPy ``default_rng`` with fixed seeds) into
-``benchmarks/data/`` (git-ignored; ``--data-dir`` to move it, about 2.5 GB for everything) and
-later runs reuse every file whose row count is right.
+``benchmarks/data/`` (git-ignored; ``--data-dir`` to move it; about 2.2 GB for everything) and
+later runs reuse every file whose row count is right. pandas + scikit-learn needs about 7.5 GiB
+of memory on the multiclass case and 4.5 GiB on the 5e7-row file.
 
 Every measured command is a whole separate process, so each one pays its own interpreter start
-and imports, as a user at a shell does. Wall time is measured around the child; peak RSS is the
-child's ``ru_maxrss`` from ``os.wait4``. The commands of a case run round-robin (losscli, duckdb,
-polars, pandas, then again) ``--repeat`` times, after the input file has been read once so that it
-sits in the page cache for everybody. Tables give the median wall time, the median peak RSS and the
+and imports, as a user at a shell does. The children are started by ``spawn.py``, a lean helper
+(see there why), which measures the wall time around each one and reads its peak RSS as the
+``ru_maxrss`` of ``os.wait4``. The commands of a case run round-robin (losscli, duckdb, polars,
+pandas, then again) ``--repeat`` times, after the input file has been read once so that it sits
+in the page cache for everybody. Tables give the median wall time, the median peak RSS and the
 ratio losscli / peer (above 1: losscli is slower or bigger), then a cross-check of the loss values.
-Peers run with their defaults, so DuckDB and polars use every core while losscli uses what it uses.
+Peers run with their defaults, so DuckDB and polars use every core.
 
 The peers live in ``benchmarks/peers.py`` and import their tool only inside the child. losscli is
-run as ``python -m losscli``; if it fails, its row says why and the peers are still measured.
-Progress goes to stderr, the report to stdout.
+run as ``python -m losscli`` from the repository root; if it fails, its row says why and the peers
+are still measured. Progress goes to stderr, the report to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -58,6 +62,7 @@ ALL_TOOLS = ("losscli", *PEER_TOOLS)
 ALL_CASE_GROUPS = ("regression", "csv", "binary", "multiclass", "startup")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 N_CLASSES = 100
+AGREEMENT_RTOL = 1e-9  # loss values further apart than this are flagged MISMATCH
 SLICE_ROWS = 1_000_000  # rows generated and written at a time (one row group for Parquet)
 ENV_VARS_SHOWN = (
     "OPENBLAS_CORETYPE",
@@ -355,15 +360,7 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
         )
     tools = set(args.tools) | {"python"}
     return [
-        Case(
-            c.key,
-            c.group,
-            c.title,
-            c.dataset,
-            c.loss_names,
-            tuple(cmd for cmd in c.commands if cmd.tool in tools),
-            c.subject,
-        )
+        dataclasses.replace(c, commands=tuple(cmd for cmd in c.commands if cmd.tool in tools))
         for c in cases
     ]
 
@@ -525,17 +522,16 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown
     """A markdown table, or the same table as aligned plain text. Numeric-looking columns align
     right."""
 
+    def is_number(cell: str) -> bool:
+        try:
+            float(cell.removesuffix("x").replace(",", ""))
+        except ValueError:
+            return False
+        return True
+
     def numeric(col: int) -> bool:
         cells = [r[col] for r in rows if r[col] not in ("", "-", "failed")]
-        return bool(cells) and all(
-            c.lstrip("-")
-            .replace(".", "")
-            .replace("e", "")
-            .replace("x", "")
-            .replace(",", "")
-            .isdigit()
-            for c in cells
-        )
+        return bool(cells) and all(is_number(c) for c in cells)
 
     right = [numeric(i) for i in range(len(headers))]
     if markdown:
@@ -579,7 +575,7 @@ def timing_table(case: Case, stats: list[CommandStats], markdown: bool) -> str:
         wall = statistics.median(st.walls)
         rss = statistics.median(st.rss_mib)
         ratio_t = ratio_r = "-"
-        if subject is not None and st is not subject:
+        if subject is not None and st.command.tool != "losscli":
             ratio_t = _ratio(statistics.median(subject.walls), wall)
             ratio_r = _ratio(statistics.median(subject.rss_mib), rss)
         rows.append(
@@ -609,8 +605,10 @@ def crosscheck_table(case: Case, stats: list[CommandStats], markdown: bool) -> s
         assert ref.values is not None
         r = ref.values[i]
         diffs = [abs(s.values[i] - r) / max(abs(r), 1e-300) for s in valued if s.values]
+        worst = max(diffs)
+        flag = "" if worst <= AGREEMENT_RTOL else " MISMATCH"
         rows.append(
-            [name, *(f"{s.values[i]:.12g}" for s in valued if s.values), f"{max(diffs):.1e}"]
+            [name, *(f"{s.values[i]:.12g}" for s in valued if s.values), f"{worst:.1e}{flag}"]
         )
     return render_table(headers, rows, markdown)
 
@@ -779,7 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     md = args.markdown
     print("## losscli benchmark" if md else "losscli benchmark")
     print()
-    for line in header_lines():
+    header = header_lines()
+    for line in header:
         print(f"- {line}" if md else line)
     repeats = f"repeats: {args.repeat}, interleaved"
     print(f"- {repeats}" if md else repeats)
@@ -807,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for s in stats
             ]
     if args.json_out is not None:
-        report = {"header": header_lines(), "repeat": args.repeat, "cases": results}
+        report = {"header": header, "repeat": args.repeat, "cases": results}
         args.json_out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -97,9 +97,16 @@ def run_polars(task: str, path: str, classes: int) -> list[float]:
         exprs = [(pl.max_horizontal(z, 0.0) - y * z + (-z.abs()).exp().log1p()).mean()]
     elif task == "multiclass":
         cols = _logit_columns(classes)
-        m = pl.max_horizontal(cols)
+        # The row max goes into its own column first: written inline, polars recomputes it in
+        # each of the 100 exp terms (5x slower). z_y is a masked sum, as fast as a when/then chain
+        # and 10x faster than concat_list(cols).list.get(label).
+        lf = lf.with_columns(pl.max_horizontal(cols).alias("_m"))
+        m = pl.col("_m")
         sum_exp = pl.sum_horizontal([(pl.col(c) - m).exp() for c in cols])
-        z_y = pl.concat_list(cols).list.get(pl.col("label"))
+        label = pl.col("label")
+        z_y = pl.sum_horizontal(
+            [pl.when(label == k).then(pl.col(c)).otherwise(0.0) for k, c in enumerate(cols)]
+        )
         exprs = [(m + sum_exp.log() - z_y).mean()]
     else:
         raise ValueError(f"unknown task {task!r}")
