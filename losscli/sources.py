@@ -432,16 +432,23 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
 
 
 def _csv_conversion_error(src: Source, exc: Exception, columns: list[str]) -> InputError:
+    """pyarrow's conversion error as 'column NAME has a non-numeric value V at row R'."""
     import re
 
     where = "stdin" if src.path == "-" else src.path
     text = " ".join(str(exc).split())
-    m = re.search(r"column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'", text)
+    if "Empty CSV file" in text:
+        return InputError(f"{where}: no data rows (empty or header only)")
+    m = re.search(r"column #(\d+): (?:Row #(\d+): )?CSV conversion error to \w+: "
+                  r"invalid value '(.*)'", text)
     if not m:
         return InputError(f"{where}: {text}")
     index, value = int(m[1]), m[3]
-    name = columns[index] if index < len(columns) else f"#{index}"
-    row = _locate_csv_value(src, name, value) if src.path != "-" else None
+    # pyarrow numbers columns by their position in the file and rows by line (header = 1).
+    name = src.names[index] if index < len(src.names) else f"#{index}"
+    row = int(m[2]) - 1 if m[2] else None
+    if row is None and src.path != "-":
+        row = _locate_csv_value(src, name, value)
     at = f" at row {row}" if row is not None else ""
     return InputError(f"{where}: column '{name}' has a non-numeric value '{value}'{at}")
 
