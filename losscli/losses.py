@@ -137,8 +137,12 @@ def _mae(b: Batch, p: Mapping[str, float | None]) -> Computed:
 def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
     d = float(p["delta"])  # type: ignore[arg-type]
     e, a = b.residual(), b.abs_residual()
-    values = np.where(a <= d, 0.5 * e * e, d * (a - 0.5 * d))
-    return Computed(values, np.clip(e, -d, d))
+    # With m = min(|e|, delta): l = m (|e| - m/2) is e^2/2 inside and delta (|e| - delta/2) out.
+    m = np.minimum(a, d)
+    values = m * 0.5
+    np.subtract(a, values, out=values)
+    values *= m
+    return Computed(values, np.copysign(m, e))
 
 
 def _smooth_l1(b: Batch, p: Mapping[str, float | None]) -> Computed:
