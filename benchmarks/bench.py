@@ -641,17 +641,24 @@ def _mem_total_gib() -> str:
 
 
 def _git_commit() -> str:
-    try:
+    """HEAD's short hash, marked when losscli/ has uncommitted changes (they are what runs)."""
+
+    def git(*args: str) -> str:
         out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(REPO_ROOT), *args],
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         )
         return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "losscli")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return f"{commit} + uncommitted changes in losscli/" if dirty else commit
 
 
 def header_lines() -> list[str]:
