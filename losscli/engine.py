@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import queue
-import threading
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +21,8 @@ from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import LossSpec, Term, parse_spec
 from losscli.state import ExactSum, LogHistogram, Moments
 
-DEFAULT_CHUNK_ROWS = 1 << 20
+#: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
+DEFAULT_CHUNK_ROWS = 1 << 17
 SCHEMA = "losscli.eval/1"
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 #: Relative tolerance on multiclass probability rows summing to one (as scikit-learn warns).
@@ -134,16 +136,20 @@ class EvalState:
     def empty(self) -> EvalState:
         return EvalState(self.specs, self.opts)
 
-    def update(self, batch: Batch) -> None:
+    def update(self, batch: Batch, skip: Iterable[int] = ()) -> None:
+        """Add one chunk; losses whose index is in ``skip`` are left untouched."""
         n = batch.n
         if n == 0:
             return
+        skipped = set(skip)
         self.rows += n
         w = batch.weight
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual())
-        for spec, st in zip(self.specs, self.losses):
+        for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
+            if i in skipped:
+                continue
             values, grads, clipped = _evaluate_spec(spec, batch)
             st.value.add(float(np.sum(values if w is None else values * w)))
             st.grad.update(grads, w, self.opts)
@@ -152,7 +158,7 @@ class EvalState:
     def merge(self, other: EvalState) -> None:
         self.rows += other.rows
         self.weight_sum.merge(other.weight_sum)
-        for a, b in zip(self.losses, other.losses):
+        for a, b in zip(self.losses, other.losses, strict=True):
             a.merge(b)
         if self.residual_hist is not None and other.residual_hist is not None:
             self.residual_hist.merge(other.residual_hist)
@@ -323,41 +329,36 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool) 
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, ``depth`` ahead: decoding overlaps compute
-    (pyarrow and NumPy release the GIL). Exceptions are re-raised in the consumer."""
-    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def default_threads() -> int:
+    """Compute threads: one per core, at most 4 (the reader runs beside them)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
-    def work() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                q.put((0, item))
-            q.put((1, None))
-        except BaseException as exc:  # forwarded to the consumer
-            q.put((2, exc))
 
-    thread = threading.Thread(target=work, name="losscli-reader", daemon=True)
-    thread.start()
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on a thread pool, results in input order, a bounded number in flight.
+
+    The caller's thread iterates ``items`` (decoding the next chunk) while the workers compute:
+    pyarrow and NumPy release the GIL. Results come back in order, so merging them gives the
+    same bits whatever the number of workers. A worker's exception is raised here.
+    """
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="losscli")
+    pending: deque[Future[R]] = deque()
     try:
-        while True:
-            kind, item = q.get()
-            if kind == 1:
-                return
-            if kind == 2:
-                raise item
-            yield item
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _looks_binary(chunk: Chunk, logits: bool) -> bool:
@@ -392,10 +393,9 @@ class _Validator:
     cols: Columns
     logits: bool
     where: str
-    n_classes: int = 0
-    row_sum_off: int = 0
-
-    def check(self, chunk: Chunk) -> None:
+    def check(self, chunk: Chunk) -> int:
+        """Raise InputError for rows outside the task's domain; return how many probability
+        rows do not sum to one (a warning, not an error)."""
         t, p = chunk.target, chunk.pred
         tname = self.cols.target
         pname = self.cols.pred[0] if len(self.cols.pred) == 1 else ",".join(self.cols.pred)
@@ -425,14 +425,18 @@ class _Validator:
                                "predictions are logits)", p)
             if p.ndim == 2:
                 sums = p.sum(axis=0)
-                self.row_sum_off += int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
+                return int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
+        return 0
 
 
-def _check_losses(specs: list[LossSpec], optional: list[bool], batch: Batch, chunk: Chunk,
-                  cols: Columns, where: str, warnings: list[str]) -> list[int]:
-    """Run each loss's domain check; returns the indexes of optional losses to drop."""
-    drop: list[int] = []
+def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set[int],
+                  batch: Batch, chunk: Chunk, cols: Columns, where: str) -> dict[int, str]:
+    """Run each loss's domain check: raise for a loss that was asked for, and return
+    index -> warning for the default losses that must be dropped."""
+    drop: dict[int, str] = {}
     for i, spec in enumerate(specs):
+        if i in skip:
+            continue
         for term in spec.terms:
             if term.loss.check is None:
                 continue
@@ -442,13 +446,46 @@ def _check_losses(specs: list[LossSpec], optional: list[bool], batch: Batch, chu
             column = cols.target if prob.column == "target" else cols.pred[0]
             row = chunk.row_number(prob.first)
             if optional[i]:
-                warnings.append(f"{term.loss.name} skipped: {prob.message} (column '{column}' "
-                                f"row {row})")
-                drop.append(i)
+                drop[i] = (f"{term.loss.name} skipped: {prob.message} (column '{column}' "
+                           f"row {row})")
                 break
             raise InputError(f"{where}: {prob.message}: column '{column}' row {row} "
                              f"({prob.count} row(s) in this chunk)")
     return drop
+
+
+@dataclass
+class _ChunkResult:
+    state: EvalState
+    drops: dict[int, str]
+    row_sum_off: int
+
+
+@dataclass
+class _ChunkWorker:
+    """Validates one chunk and folds it into a fresh state (runs on the worker threads)."""
+
+    template: EvalState
+    validator: _Validator
+    optional: list[bool]
+    logits: bool
+    dropped: set[int]
+
+    def __call__(self, chunk: Chunk) -> _ChunkResult:
+        cols, where = self.validator.cols, self.validator.where
+        off = self.validator.check(chunk)
+        if chunk.weight is not None:
+            neg = chunk.weight < 0
+            if neg.any():
+                raise _problem(chunk, neg, cols.weight or "", where,
+                               "must be a non-negative sample weight", chunk.weight)
+        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
+        skip = set(self.dropped)
+        drops = _check_losses(self.template.specs, self.optional, skip, batch, chunk, cols,
+                              where)
+        state = self.template.empty()
+        state.update(batch, skip | drops.keys())
+        return _ChunkResult(state, drops, off)
 
 
 def evaluate(
@@ -464,17 +501,20 @@ def evaluate(
     vanish_tol: float = 1e-6,
     explode_tol: float = 1e3,
     grad_clip: float | None = None,
-    threads: bool = True,
+    threads: int | bool | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
     Returns the same :class:`Report` that ``losscli eval`` prints. Raises
-    :class:`~losscli.errors.LossCliError` subclasses for bad input.
+    :class:`~losscli.errors.LossCliError` subclasses for bad input. ``threads`` is the number of
+    compute threads (None: one per core); results are identical for any number.
     """
+    from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_source, open_table, resolve_columns
 
     started = time.perf_counter()
+    keep_temporaries_in_heap()
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
     if nan not in ("error", "drop"):
@@ -510,9 +550,12 @@ def evaluate(
         if logits and task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
     stats = NanStats()
+    if isinstance(threads, bool):
+        threads = None if threads else 1
+    workers = default_threads() if threads is None else threads
+    if workers < 1:
+        raise UsageError(f"--threads must be at least 1, got {workers}")
     stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
-    if threads:
-        stream = prefetch(stream)
     first = next(stream, None)
     if first is None:
         # Every row was dropped for NaN: chunks() raised unless the policy is drop.
@@ -529,42 +572,37 @@ def evaluate(
         specs = [parse_spec(d.name) for d in losses_for_task(task)]
         optional = [True] * len(specs)
 
-    validator = _Validator(task, cols, logits, where)
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
-    warnings: list[str] = []
-    rows_done = 0
-    for chunk in _chain(first, stream):
-        validator.check(chunk)
-        batch = Batch(chunk.pred, chunk.target, chunk.weight, logits)
-        if chunk.weight is not None:
-            neg = chunk.weight < 0
-            if neg.any():
-                raise _problem(chunk, neg, cols.weight or "", where, "must be a non-negative "
-                               "sample weight", chunk.weight)
-        drop = _check_losses(list(state.specs), optional, batch, chunk, cols, where, warnings)
-        if drop:
-            keep = [i for i in range(len(state.specs)) if i not in drop]
-            state.specs = [state.specs[i] for i in keep]
-            state.losses = [state.losses[i] for i in keep]
-            optional = [optional[i] for i in keep]
-        state.update(batch)
-        rows_done += batch.n
-        if progress is not None:
-            progress(rows_done + stats.count)
+    dropped: dict[int, str] = {}
+    worker = _ChunkWorker(state.empty(), _Validator(task, cols, logits, where), optional,
+                          logits, set())
+    row_sum_off = 0
+    with np.errstate(all="ignore"):
+        for result in ordered_map(worker, _chain(first, stream), workers):
+            state.merge(result.state)
+            row_sum_off += result.row_sum_off
+            for i, message in result.drops.items():
+                dropped.setdefault(i, message)
+                worker.dropped.add(i)
+            if progress is not None:
+                progress(state.rows + stats.count)
+    warnings = list(dropped.values())
     if state.rows == 0:
         raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
                          "inf or empty values")
     if state.weight_sum.value <= 0.0:
         raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
                          "mean is undefined")
-    if validator.row_sum_off:
-        warnings.append(f"{validator.row_sum_off} probability row(s) do not sum to 1 (tolerance "
+    if row_sum_off:
+        warnings.append(f"{row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); cce uses the probability of the true class as given")
     if stats.count:
         warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
                         f"row {stats.first_row}, column '{stats.first_column}')")
 
-    results = [_finish_loss(s, st, state, logits) for s, st in zip(state.specs, state.losses)]
+    results = [_finish_loss(s, st, state, logits)
+               for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
+               if i not in dropped]
     total_rows = state.rows + stats.count
     input_kind = "values" if task == "regression" else ("logits" if logits else "probabilities")
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}

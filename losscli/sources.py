@@ -361,7 +361,10 @@ def _parquet_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Re
         if missing:
             raise InputError(f"{path}: column '{missing[0]}' not found "
                              f"(columns: {', '.join(pf.schema_arrow.names)})")
-        yield from pf.iter_batches(batch_size=rows, columns=columns, use_threads=True)
+        # Row group by row group: a batch that straddles two row groups is a concatenated copy.
+        for group in range(pf.num_row_groups):
+            yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=columns,
+                                       use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read Parquet data ({' '.join(str(exc).split())}); "
                          "is the file truncated or corrupt?") from None
