@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -25,6 +26,8 @@ from losscli.state import ExactSum, LogHistogram, Moments
 DEFAULT_CHUNK_ROWS = 1 << 17
 SCHEMA = "losscli.eval/1"
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+#: Rows looked at to detect the task when no --loss is given (whatever the chunk size).
+DETECT_ROWS = 1 << 16
 #: Relative tolerance on multiclass probability rows summing to one (as scikit-learn warns).
 ROW_SUM_RTOL = 1e-6
 
@@ -378,21 +381,23 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
 
 
 def _problem(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
-             values: np.ndarray) -> InputError:
+             values: np.ndarray, hint: str = "") -> InputError:
     count = int(np.count_nonzero(mask))
     i = int(np.argmax(mask))
     return InputError(f"{where}: column '{column}' row {chunk.row_number(i)} {what}, got "
-                      f"{values[i]:.10g} ({count} row(s) in this chunk)")
+                      f"{values[i]:.10g} ({count} row(s) in this chunk){hint}")
 
 
 @dataclass
 class _Validator:
-    """Task-level domain checks of each chunk (and the warnings they leave)."""
+    """Task-level domain checks of each chunk."""
 
     task: Task
     cols: Columns
     logits: bool
     where: str
+    detected: bool = False  # the task was inferred from the data, not from --loss
+
     def check(self, chunk: Chunk) -> int:
         """Raise InputError for rows outside the task's domain; return how many probability
         rows do not sum to one (a warning, not an error)."""
@@ -402,8 +407,10 @@ class _Validator:
         if self.task == "binary":
             bad = (t != 0.0) & (t != 1.0)
             if bad.any():
-                raise _problem(chunk, bad, tname, self.where, "must be a binary target 0 or 1",
-                               t)
+                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows, "
+                        "pass --loss to choose the losses") if self.detected else ""
+                raise _problem(chunk, bad, tname, self.where,
+                               "must be a binary target 0 or 1", t, hint)
         if self.task == "multiclass":
             c = p.shape[0]
             bad = (t < 0) | (t >= c) | (t != np.floor(t))
@@ -556,16 +563,17 @@ def evaluate(
     if workers < 1:
         raise UsageError(f"--threads must be at least 1, got {workers}")
     stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
-    first = next(stream, None)
-    if first is None:
+    head = _head(stream, DETECT_ROWS)
+    if not head:
         # Every row was dropped for NaN: chunks() raised unless the policy is drop.
         raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
                          "inf or empty values")
     optional = [False] * len(specs)
+    specs_given = bool(specs)
     if not specs:
         if cols.multiclass:
             task = "multiclass"
-        elif logits or _looks_binary(first, logits):
+        elif logits or all(_looks_binary(c, logits) for c in head):
             task = "binary"
         else:
             task = "regression"
@@ -574,11 +582,11 @@ def evaluate(
 
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
     dropped: dict[int, str] = {}
-    worker = _ChunkWorker(state.empty(), _Validator(task, cols, logits, where), optional,
-                          logits, set())
+    worker = _ChunkWorker(state.empty(), _Validator(task, cols, logits, where, not specs_given),
+                          optional, logits, set())
     row_sum_off = 0
     with np.errstate(all="ignore"):
-        for result in ordered_map(worker, _chain(first, stream), workers):
+        for result in ordered_map(worker, itertools.chain(head, stream), workers):
             state.merge(result.state)
             row_sum_off += result.row_sum_off
             for i, message in result.drops.items():
@@ -607,7 +615,7 @@ def evaluate(
     input_kind = "values" if task == "regression" else ("logits" if logits else "probabilities")
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
     if cols.multiclass:
-        columns["classes"] = cols.labels or [str(i) for i in range(first.pred.shape[0])]
+        columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]
     return Report(
         source=SourceInfo(where, src.display_format, total_rows, state.rows, stats.count),
         task=task,
@@ -621,9 +629,17 @@ def evaluate(
     )
 
 
-def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield first
-    yield from rest
+def _head(stream: Iterator[Chunk], rows: int) -> list[Chunk]:
+    """The first chunks of a stream, at least ``rows`` rows when the input has them."""
+    head: list[Chunk] = []
+    seen = 0
+    while seen < rows:
+        chunk = next(stream, None)
+        if chunk is None:
+            break
+        head.append(chunk)
+        seen += chunk.target.shape[0]
+    return head
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

@@ -472,8 +472,7 @@ def _locate_csv_value(src: Source, column: str, value: str) -> int | None:
                                                  column_types={column: pa.string()}))
         seen = 0
         for batch in reader:
-            hits = pc.equal(batch.column(0), value).to_numpy(zero_copy_only=False)
-            hit = np.flatnonzero(hits == True)  # noqa: E712 - nulls come back as None
+            hit = np.flatnonzero(_int_view(pc.equal(batch.column(0), value), 0))
             if hit.size:
                 return seen + int(hit[0]) + 1
             seen += batch.num_rows
@@ -517,10 +516,33 @@ def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t)):
         raise InputError(f"{where}: column '{column}' is not numeric (type {t})")
-    if pa.types.is_decimal(t) or pa.types.is_null(t) or pa.types.is_boolean(t):
-        arr = arr.cast(pa.float64())
-    out = arr.to_numpy(zero_copy_only=False)
-    return out if out.dtype == np.float64 else out.astype(np.float64)
+    return float64_view(arr)
+
+
+def float64_view(arr: pa.Array) -> np.ndarray:
+    """The values as a float64 NumPy array, NaN for nulls; zero-copy for null-free float64.
+
+    Reads pyarrow's buffer directly: ``Array.to_numpy`` imports pandas (0.2 s) in pyarrow 26.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if arr.type != pa.float64():
+        arr = pc.cast(arr, pa.float64(), safe=False)
+    if arr.null_count:
+        arr = pc.fill_null(arr, float("nan"))
+    return np.frombuffer(arr.buffers()[1], dtype=np.float64, count=len(arr),
+                         offset=arr.offset * 8)
+
+
+def _int_view(arr: pa.Array, fill: int) -> np.ndarray:
+    """Integer (or boolean) values as int64, ``fill`` for nulls, without pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.fill_null(pc.cast(arr, pa.int64()), fill)
+    return np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr),
+                         offset=arr.offset * 8)
 
 
 def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
@@ -537,11 +559,12 @@ def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
     out = np.full(len(arr), np.nan)
     if cols.labels:
         idx = pc.index_in(arr, value_set=pa.array(cols.labels, pa.string()))
-        found = idx.is_valid().to_numpy(zero_copy_only=False)
-        out[found] = idx.to_numpy(zero_copy_only=False)[found]
+        index = _int_view(idx, -1)
+        found = index >= 0
+        out[found] = index[found]
     else:
         found = np.zeros(len(arr), dtype=bool)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    valid = _int_view(arr.is_valid(), 0).astype(bool)
     rest = np.flatnonzero(valid & ~found)
     if rest.size:
         values = arr.take(pa.array(rest)).to_pylist()
@@ -571,7 +594,7 @@ def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.nda
     if pa.types.is_fixed_size_list(arr.type):
         width = arr.type.list_size
     else:
-        lens = pc.list_value_length(arr).drop_null().to_numpy(zero_copy_only=False)
+        lens = _int_view(pc.list_value_length(arr).drop_null(), 0)
         width = int(lens[0]) if lens.size else 0
         bad = np.flatnonzero(lens != width)
         if bad.size:
