@@ -246,6 +246,9 @@ def eval_cmd(
         show_default=False)] = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="Compute threads (default: one per core, at most 4). Results are "
+        "identical for any number.")] = None,
     vanish_tol: Annotated[float | None, typer.Option(
         "--vanish-tol", help="|g| at or below this counts as vanishing. [default: 1e-6]")] = None,
     explode_tol: Annotated[float | None, typer.Option(
@@ -307,7 +310,7 @@ def eval_cmd(
             source, val["pred"], val["target"], val["weight"], val["losses"] or None,
             logits=bool(val["logits"]), nan=val["nan"], chunk_rows=int(val["chunk_rows"]),
             vanish_tol=float(val["vanish_tol"]), explode_tol=float(val["explode_tol"]),
-            grad_clip=val["grad_clip"],
+            grad_clip=val["grad_clip"], threads=threads,
             progress=progress.update if show_progress else None)
     report.gates = gate_mod.check(report, limits, base, tol)
     if show_config:
