@@ -177,15 +177,15 @@ def _poisson(b: Batch, p: Mapping[str, float | None]) -> Computed:
 
 
 def _poisson_check(b: Batch, p: Mapping[str, float | None]) -> DomainProblem | None:
-    count, first = _first(b.target < 0.0)
-    if count:
-        return DomainProblem("target", count, first,
-                             "poisson cannot be used when targets contain negative values")
-    count, first = _first(b.pred <= 0.0)
-    if count:
-        return DomainProblem("pred", count, first,
-                             "poisson needs strictly positive predictions (a mean rate)")
-    return None
+    problems = [
+        DomainProblem("target", *_first(b.target < 0.0),
+                      "poisson cannot be used when targets contain negative values"),
+        DomainProblem("pred", *_first(b.pred <= 0.0),
+                      "poisson needs strictly positive predictions (a mean rate)"),
+    ]
+    found = [x for x in problems if x.count]
+    # The earliest row, so that the message does not depend on how rows were chunked.
+    return min(found, key=lambda x: x.first) if found else None
 
 
 # --- binary -----------------------------------------------------------------------------------

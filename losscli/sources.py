@@ -547,7 +547,11 @@ def _int_view(arr: pa.Array, fill: int) -> np.ndarray:
 
 def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
                  n_classes: int) -> np.ndarray:
-    """Targets of a multiclass input as float class indices (NaN where missing)."""
+    """Targets of a multiclass input as float class indices (NaN where missing).
+
+    A target that reads as an integer is a class index (as in a numeric column); any other text
+    is looked up among the class labels (the prediction columns' suffixes).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -556,26 +560,26 @@ def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
         return _numeric(arr, cols.target, where)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
+    arr = pc.utf8_trim_whitespace(arr)
     out = np.full(len(arr), np.nan)
-    if cols.labels:
-        idx = pc.index_in(arr, value_set=pa.array(cols.labels, pa.string()))
-        index = _int_view(idx, -1)
-        found = index >= 0
-        out[found] = index[found]
-    else:
-        found = np.zeros(len(arr), dtype=bool)
-    valid = _int_view(arr.is_valid(), 0).astype(bool)
-    rest = np.flatnonzero(valid & ~found)
-    if rest.size:
-        values = arr.take(pa.array(rest)).to_pylist()
-        for i, v in zip(rest.tolist(), values):
-            text = v.strip()
-            if text.lstrip("-").isdigit():
-                out[i] = float(int(text))
-            else:
-                classes = ", ".join(cols.labels) if cols.labels else f"0..{n_classes - 1}"
-                raise InputError(f"{where}: column '{cols.target}' row {first_row + i + 1} has "
-                                 f"label '{v}', which is not a class (classes: {classes})")
+    numeric = _int_view(pc.match_substring_regex(arr, r"^[-+]?[0-9]+$"), 0).astype(bool)
+    if numeric.any():
+        out[numeric] = float64_view(pc.cast(pc.filter(arr, pa.array(numeric)), pa.float64()))
+    label = _int_view(arr.is_valid(), 0).astype(bool) & ~numeric
+    if label.any():
+        rest = np.flatnonzero(label)
+        index = np.full(rest.size, -1, dtype=np.int64)
+        if cols.labels:
+            index = _int_view(pc.index_in(arr.take(pa.array(rest)),
+                                          value_set=pa.array(cols.labels, pa.string())), -1)
+        missing = np.flatnonzero(index < 0)
+        if missing.size:
+            i = int(rest[missing[0]])
+            classes = ", ".join(cols.labels) if cols.labels else f"0..{n_classes - 1}"
+            raise InputError(f"{where}: column '{cols.target}' row {first_row + i + 1} has "
+                             f"label '{arr[i].as_py()}', which is not a class "
+                             f"(classes: {classes})")
+        out[rest] = index
     return out
 
 
@@ -617,43 +621,11 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
     many rows are affected and the first one; it raises InputError after the last chunk.
     """
     seen: dict[str, int] = {}
-    for where, batch in record_batches(src, cols, rows, string_target=cols.multiclass):
-        first = seen.get(where, 0)
-        seen[where] = first + batch.num_rows
-        n = batch.num_rows
-        if n == 0:
-            continue
-        if cols.multiclass:
-            pred = _multiclass_pred(batch, cols, where)
-            target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
-        else:
-            pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
-            target = _numeric(batch.column(cols.target), cols.target, where)
-        weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
-        ok = np.isfinite(target)
-        named = [(cols.target, ok.copy())]
-        pfin = np.isfinite(pred)
-        if pred.ndim == 2:
-            pfin = pfin.all(axis=0)
-        named.append((",".join(cols.pred) if len(cols.pred) > 1 else cols.pred[0], pfin))
-        ok &= pfin
-        if weight is not None:
-            wfin = np.isfinite(weight)
-            named.append((cols.weight, wfin))  # type: ignore[arg-type]
-            ok &= wfin
-        bad = n - int(np.count_nonzero(ok))
-        if bad == 0:
-            yield Chunk(pred, target, weight, first)
-            continue
-        if stats.count == 0:
-            i = int(np.argmin(ok))
-            stats.first_row = first + i + 1
-            stats.first_column = next(name for name, m in named if not m[i])
-            stats.first_file = where
-        stats.count += bad
-        keep = np.flatnonzero(ok)
-        yield Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
-                    first, rows=keep + first)
+    # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
+    rows_per_chunk = max(1, rows // _row_width(src, cols))
+    for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
+        for batch in _slice(whole, rows_per_chunk):
+            yield from _chunk(batch, cols, where, seen, stats)
     if not seen or sum(seen.values()) == 0:
         raise InputError(f"{'stdin' if src.path == '-' else src.path}: no data rows "
                          "(empty or header only)")
@@ -661,3 +633,69 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
         raise InputError(
             f"{stats.first_file}: {stats.count} row(s) with NaN, inf or empty values, first at "
             f"row {stats.first_row} in column '{stats.first_column}'; pass --nan drop to skip them")
+
+
+def _row_width(src: Source, cols: Columns) -> int:
+    """Prediction values per row: the number of class columns, or a list column's length
+    (from the type or the Parquet metadata; 1 when unknown)."""
+    if not cols.list_column:
+        return len(cols.pred)
+    import pyarrow as pa
+
+    typ = src.arrow_types.get(cols.pred[0])
+    if typ is not None and pa.types.is_fixed_size_list(typ):
+        return max(1, int(typ.list_size))
+    if src.format in ("parquet", "parquet-dir"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(src.files[0], pre_buffer=False).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if group.num_rows == 0:
+                continue
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema.split(".")[0] == cols.pred[0]:
+                    return max(1, column.num_values // group.num_rows)
+    return 1
+
+
+def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int],
+           stats: NanStats) -> Iterator[Chunk]:
+    """One record batch as a validated Chunk (NaN rows counted and left out)."""
+    first = seen.get(where, 0)
+    seen[where] = first + batch.num_rows
+    n = batch.num_rows
+    if n == 0:
+        return
+    if cols.multiclass:
+        pred = _multiclass_pred(batch, cols, where)
+        target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
+    else:
+        pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
+        target = _numeric(batch.column(cols.target), cols.target, where)
+    weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
+    ok = np.isfinite(target)
+    named = [(cols.target, ok.copy())]
+    pfin = np.isfinite(pred)
+    if pred.ndim == 2:
+        pfin = pfin.all(axis=0)
+    named.append((",".join(cols.pred) if len(cols.pred) > 1 else cols.pred[0], pfin))
+    ok &= pfin
+    if weight is not None:
+        wfin = np.isfinite(weight)
+        named.append((cols.weight, wfin))  # type: ignore[arg-type]
+        ok &= wfin
+    bad = n - int(np.count_nonzero(ok))
+    if bad == 0:
+        yield Chunk(pred, target, weight, first)
+        return
+    if stats.count == 0:
+        i = int(np.argmin(ok))
+        stats.first_row = first + i + 1
+        stats.first_column = next(name for name, m in named if not m[i])
+        stats.first_file = where
+    stats.count += bad
+    keep = np.flatnonzero(ok)
+    yield Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
+                first, rows=keep + first)
