@@ -259,20 +259,19 @@ def _cce(b: Batch, p: Mapping[str, float | None]) -> Computed:
         # d(-log p_y)/dp has the single non-zero entry -1/p_y: its L2 norm is 1/p_y.
         return Computed(-np.log(py), 1.0 / py, clipped)
     m = z.max(axis=0)
-    ex = np.exp(z - m)
-    total = ex.sum(axis=0)
-    zy = z[y, cols]
-    values = np.log(total) + m - zy
-    sm = ex
-    sm /= total
-    sy = sm[y, cols]
-    # ||softmax - onehot||^2 = (1 - s_y)^2 + sum_{k != y} s_k^2, each part formed without
-    # cancellation by zeroing the true class.
-    sm[y, cols] = 0.0
-    rest = sm.sum(axis=0)
-    one_minus_sy = np.where(sy > 0.5, rest, 1.0 - sy)
-    sq = np.einsum("ij,ij->j", sm, sm)
-    return Computed(values, np.sqrt(one_minus_sy * one_minus_sy + sq))
+    ex = np.subtract(z, m)
+    np.exp(ex, out=ex)
+    ex_y = ex[y, cols]
+    # Summing the other classes apart from the true one keeps 1 - s_y and sum_{k != y} s_k^2
+    # free of cancellation when s_y is close to 1.
+    ex[y, cols] = 0.0
+    rest = ex.sum(axis=0)
+    rest_sq = np.einsum("ij,ij->j", ex, ex)
+    total = rest + ex_y
+    values = np.log(total) + m - z[y, cols]
+    # ||softmax - onehot||^2 = (1 - s_y)^2 + sum_{k != y} s_k^2 = (rest^2 + rest_sq) / total^2
+    grads = np.sqrt(rest * rest + rest_sq) / total
+    return Computed(values, grads)
 
 
 def _in_unit_interval(v: float) -> bool:

@@ -680,9 +680,11 @@ def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     ok = np.isfinite(target)
     named = [(cols.target, ok.copy())]
-    pfin = np.isfinite(pred)
     if pred.ndim == 2:
-        pfin = pfin.all(axis=0)
+        # max propagates NaN and +inf, min -inf: two reductions instead of a C x n mask.
+        pfin = np.isfinite(pred.max(axis=0)) & np.isfinite(pred.min(axis=0))
+    else:
+        pfin = np.isfinite(pred)
     named.append((",".join(cols.pred) if len(cols.pred) > 1 else cols.pred[0], pfin))
     ok &= pfin
     if weight is not None:
