@@ -1,0 +1,217 @@
+"""Rich output of a Recommendation: a panel (recommendation, reasons, alternatives), candidate
+loss values, the evidence table, the rules, and a histogram with a log-scaled count axis."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from losscli.recommend import Choice, Evidence, Histogram, Recommendation
+from losscli.render import fmt, pct
+
+#: Characters of the longest histogram bar.
+BAR_WIDTH = 40
+
+
+def _params(params: dict[str, Any]) -> str:
+    shown = []
+    for k, v in params.items():
+        if v is None:
+            continue
+        if isinstance(v, list):
+            items = ", ".join(fmt(x, 4) for x in v[:8]) + (", ..." if len(v) > 8 else "")
+            shown.append(f"{k}=[{items}]")
+        else:
+            shown.append(f"{k}={fmt(v, 6)}")
+    return " ".join(shown)
+
+
+def _choice_text(c: Choice) -> Text:
+    text = Text(c.name, style="bold cyan")
+    params = _params(c.params)
+    if params:
+        text.append("  " + params)
+    missing = [k for k, v in c.params.items() if v is None and k not in ("alpha",)]
+    if missing:
+        text.append(f"  ({', '.join(missing)} from your data)", style="dim")
+    return text
+
+
+def _panel(rec: Recommendation) -> Panel:
+    body = Text()
+    body.append("Recommended  ", style="dim")
+    body.append_text(_choice_text(rec.recommended))
+    if rec.recommended.spec:
+        body.append(f"    losscli eval --loss {rec.recommended.spec}", style="dim")
+    body.append("\nTask  ", style="dim")
+    body.append(rec.task, style="bold")
+    body.append(f"  {rec.task_reason}")
+    body.append("\n\nWhy\n", style="bold")
+    for r in rec.reasons:
+        body.append("  - ")
+        body.append(r + "\n")
+    if rec.alternatives:
+        body.append("\nAlternatives, ranked\n", style="bold")
+        for i, a in enumerate(rec.alternatives, 1):
+            body.append(f"  {i}. ")
+            body.append_text(_choice_text(a))
+            body.append(f": {a.reason}\n")
+    body.rstrip()
+    return Panel(body, title=f"losscli recommend: {rec.task}", title_align="left",
+                 border_style="green")
+
+
+def _values_table(rec: Recommendation) -> Table:
+    table = Table(title="Candidate losses now (sum w l / sum w)",
+                  title_justify="left", header_style="bold")
+    table.add_column("rank", justify="right")
+    table.add_column("loss", style="cyan", no_wrap=True)
+    table.add_column("params")
+    table.add_column("value", justify="right", style="bold")
+    table.add_column("note", style="dim")
+    for i, c in enumerate([rec.recommended, *rec.alternatives]):
+        table.add_row("rec." if i == 0 else str(i), c.name, _params(c.params) or "-",
+                      fmt(c.value), c.value_note or "")
+    return table
+
+
+def _robust_rows(table: Table, ev: Evidence, rec: Recommendation) -> None:
+    th = rec.thresholds
+    table.add_row("median", fmt(ev.median), "")
+    table.add_row("robust scale", fmt(ev.robust_scale),
+                  f"{th['mad_to_sigma']} x MAD ({fmt(ev.mad)}); {ev.robust_scale_method}, "
+                  f"within {pct(ev.robust_scale_rel_error_bound)}")
+    table.add_row("outlier fraction", pct(ev.outlier_fraction),
+                  f"|e - median| > {th['outlier_z']:g} robust scales ({fmt(ev.outlier_cut, 4)});"
+                  f" notable > {pct(th['outlier_share_notable'])}, large > "
+                  f"{pct(th['outlier_share_large'])}")
+    table.add_row("excess kurtosis", fmt(ev.excess_kurtosis, 4),
+                  f"heavy tails > {th['heavy_tail_kurtosis']:g} (normal 0)")
+    table.add_row("skewness", fmt(ev.skewness, 4), "moment (Fisher-Pearson)")
+    table.add_row("quartile skewness", fmt(ev.quartile_skewness, 4),
+                  f"asymmetric past +-{th['quartile_skew_notable']:g} (a note only)")
+    table.add_row("mean / std", f"{fmt(ev.mean)} / {fmt(ev.std)}", "")
+    table.add_row("min / max", f"{fmt(ev.min)} / {fmt(ev.max)}", "")
+
+
+def _evidence_table(ev: Evidence, rec: Recommendation) -> Table:
+    table = Table(title=f"Evidence: {ev.basis}", title_justify="left", header_style="bold")
+    table.add_column("measure", no_wrap=True)
+    table.add_column("value", justify="right")
+    table.add_column("how / threshold", style="dim")
+    th = rec.thresholds
+    table.add_row("rows", f"{ev.rows:,}", f"{ev.rows_dropped:,} dropped" if ev.rows_dropped
+                  else "")
+    if not (rec.mode == "target" and rec.task in ("binary", "multiclass")):
+        _robust_rows(table, ev, rec)
+    if ev.target and rec.mode == "residuals":
+        t = ev.target
+        k = t.get("distinct")
+        table.add_row("target", f"{fmt(t['min'])} .. {fmt(t['max'])}",
+                      f"{k if k is not None else 'many'} distinct, "
+                      f"{'integers' if t.get('integer') else 'non-integers'}")
+    if ev.target and "dispersion" in ev.target:
+        table.add_row("target dispersion", fmt(ev.target["dispersion"], 4),
+                      "variance / mean (Poisson: 1)")
+    cb = ev.class_balance
+    if cb is not None:
+        shares = ", ".join(f"{lab}: {pct(f)}" for lab, f in list(cb["fractions"].items())[:10])
+        more = ", ..." if len(cb["fractions"]) > 10 else ""
+        table.add_row("class balance", shares + more, "share of rows per class")
+        table.add_row("minority share", pct(cb["minority_share"]),
+                      f"class {cb['minority_class']}; rare < {pct(th['rare_minority'])}, "
+                      f"extremely rare < {pct(th['extremely_rare_minority'])}")
+        table.add_row("imbalance ratio", fmt(cb["imbalance_ratio"], 4),
+                      f"largest / smallest class; multiclass imbalanced >= "
+                      f"{th['imbalance_ratio']:g}")
+    pr = ev.probabilities
+    if pr is not None:
+        table.add_row("mean |p - y|", fmt(pr["mean_abs_error"], 4),
+                      "mean of 1 - p(true class)")
+        table.add_row("brier", fmt(pr["brier"], 4), "mean squared probability error")
+        table.add_row("confidently wrong", pct(pr["confidently_wrong_fraction"]),
+                      f"p(true class) < {th['confident_wrong_p']:g}")
+        table.add_row("accuracy", pct(pr["accuracy"]), "argmax / p >= 0.5")
+        if "mean_pred" in pr:
+            table.add_row("mean p / positive rate",
+                          f"{fmt(pr['mean_pred'], 4)} / {fmt(pr['positive_rate'], 4)}",
+                          "calibration in the large")
+    return table
+
+
+def _bin_label(lo: float, hi: float, label: str | None, unit: str) -> str:
+    if label is not None:
+        return label
+    if unit == "class":
+        return str(lo)
+    return f"[{fmt(lo, 4)}, {fmt(hi, 4)})"
+
+
+def histogram_renderable(h: Histogram) -> RenderableType:
+    """Horizontal bars, length proportional to log10(1 + count): a handful of outliers stays
+    visible next to the bulk."""
+    table = Table(title=h.title, title_justify="left", header_style="bold", box=None,
+                  pad_edge=False)
+    table.add_column("bin" if h.unit != "class" else "class", justify="right", no_wrap=True)
+    table.add_column("log10(1 + count)", no_wrap=True)
+    table.add_column("count", justify="right")
+    top = max((b.count for b in h.bins), default=0)
+    scale = math.log10(1 + top) if top else 1.0
+    for b in h.bins:
+        width = round(BAR_WIDTH * math.log10(1 + b.count) / scale) if b.count else 0
+        if b.count and width == 0:
+            width = 1
+        style = "red" if b.outlier else "green"
+        bar = Text("#" * width, style=style)
+        if b.outlier and b.count:
+            bar.append("  outlier", style="red dim")
+        table.add_row(_bin_label(b.lo, b.hi, b.label, h.unit), bar, f"{b.count:,}")
+    return table
+
+
+def _rules_table(rec: Recommendation) -> Table:
+    table = Table(title=f"Selection rules for {rec.task} (first match wins)",
+                  title_justify="left", header_style="bold")
+    table.add_column("when")
+    table.add_column("loss", style="cyan")
+    table.add_column("parameters")
+    for r in rec.rules:
+        table.add_row(r.when, r.loss, r.params)
+    return table
+
+
+def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
+    """The whole recommendation as Rich renderables."""
+    parts: list[RenderableType] = []
+    if rec.source is not None:
+        src, cols = rec.source, rec.columns or {}
+        pred = cols.get("pred")
+        pred_text = "none (target-only)" if not pred else (
+            ", ".join(pred) if len(pred) <= 4 else f"{pred[0]} ... {pred[-1]} ({len(pred)})")
+        if pred and cols.get("pred_from") == "recognised":
+            pred_text += " (recognised)"
+        parts.append(Text.assemble(
+            ("source ", "dim"), (src["path"], "bold"), ("  format ", "dim"), src["format"],
+            ("  rows ", "dim"), f"{src['rows']:,}", ("  pred ", "dim"), pred_text,
+            ("  target ", "dim"), cols.get("target") or "-",
+            *((("  weight ", "dim"), cols["weight"]) if cols.get("weight") else ())))
+    parts.append(_panel(rec))
+    if rec.mode == "residuals":
+        parts.append(_values_table(rec))
+    if rec.evidence is not None:
+        parts.append(_evidence_table(rec.evidence, rec))
+    if plot and rec.histogram is not None:
+        parts.append(histogram_renderable(rec.histogram))
+    parts.append(_rules_table(rec))
+    for note in rec.notes:
+        parts.append(Text("note: " + note, style="dim"))
+    return Group(*parts)
+
+
+def print_recommend(rec: Recommendation, console: Console, plot: bool = True) -> None:
+    console.print(recommend_renderable(rec, plot))
