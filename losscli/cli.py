@@ -393,6 +393,89 @@ def losses_cmd(
         "norm is the L2 norm of the gradient of the reduced, weighted loss.")
 
 
+class RecTaskChoice(str, Enum):
+    regression = "regression"
+    counts = "counts"
+    binary = "binary"
+    multiclass = "multiclass"
+
+
+@app.command("recommend")
+@boundary
+def recommend_cmd(
+    source: Annotated[str | None, typer.Argument(
+        metavar="[SOURCE]", help="CSV (.csv, .csv.gz, .tsv), Parquet file or directory, Arrow "
+        "IPC / Feather, or - for CSV on stdin. Without it (and with --task): the selection "
+        "rules, explained.", show_default=False)] = None,
+    pred: PredOpt = None,
+    target: TargetOpt = None,
+    weight: WeightOpt = None,
+    task: Annotated[RecTaskChoice | None, typer.Option(
+        "--task", help="Override the detected task (regression, counts, binary, multiclass).",
+        show_default=False)] = None,
+    target_only: Annotated[bool, typer.Option(
+        "--target-only", help="Analyse the target alone, even if a prediction column is "
+        "recognised.")] = False,
+    logits: Annotated[bool, typer.Option(
+        "--logits", help="Predictions are logits (binary / multiclass).")] = False,
+    nan: NanOpt = None,
+    chunk_rows: ChunkOpt = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="Compute threads (default: one per core, at most 4). Results are "
+        "identical for any number.")] = None,
+    outliers: Annotated[bool, typer.Option(
+        "--outliers", help="No data: state that the residuals have outliers.")] = False,
+    heavy_tails: Annotated[bool, typer.Option(
+        "--heavy-tails", help="No data: state that the residuals have heavy tails.")] = False,
+    outlier_fraction: Annotated[float | None, typer.Option(
+        "--outlier-fraction", help="No data: the share of outlying residuals, in [0, 1].",
+        show_default=False)] = None,
+    imbalanced: Annotated[bool, typer.Option(
+        "--imbalanced", help="No data: state that the classes are imbalanced.")] = False,
+    minority_share: Annotated[float | None, typer.Option(
+        "--minority-share", help="No data: the share of the binary minority class, in [0, 1].",
+        show_default=False)] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot/--no-plot", help="Show the histogram of the residuals (or targets).")] = True,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")
+                   ] = OutputFormat.table,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Recommend a loss from the task type and measured outliers / class imbalance, with the
+    evidence: residuals pred - target when predictions are given, else the target.
+
+    Exit codes: 0 ok, 2 bad input / usage, 3 internal error.
+    """
+    from losscli.engine import DEFAULT_CHUNK_ROWS
+    from losscli.recommend import Hints, recommend
+
+    show_progress = (source is not None and not quiet and sys.stderr.isatty()
+                     and _input_bytes(source) > 64 << 20)
+    with _Progress(show_progress) as progress:
+        rec = recommend(
+            source, pred, target, weight, None if task is None else task.value,
+            logits=logits, nan="error" if nan is None else nan.value,
+            chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
+            threads=threads, progress=progress.update if show_progress else None,
+            target_only=target_only,
+            hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share))
+    if not quiet:
+        for w in rec.warnings:
+            print(f"losscli: warning: {w}", file=sys.stderr)
+    if fmt is OutputFormat.json:
+        from losscli.render.json import dumps
+
+        _emit(dumps(rec.to_dict()), output)
+        return
+    from losscli.render.recommend import print_recommend
+
+    if output is not None:
+        write_output(plain_text(lambda c: print_recommend(rec, c, plot)), output)
+    else:
+        print_recommend(rec, stdout_console(), plot)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code instead of exiting (for tests and embedding)."""
     try:
