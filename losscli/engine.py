@@ -60,18 +60,58 @@ class GradState:
     def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions) -> None:
         if g.size == 0:
             return
-        self.moments.update(g)
+        moments = Moments.of(g)
+        self.moments.merge(moments)
         a = np.abs(g)
         self.abs_sum.add(float(np.sum(a)))
         self.abs_max = max(self.abs_max, float(a.max()))
-        wg = a if w is None else a * w
-        self.sq_weighted.add(float(np.sum(wg * wg)))
-        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol))
-        self.exploding += int(np.count_nonzero(a >= opts.explode_tol))
-        if opts.grad_clip is not None:
-            self.clipped += int(np.count_nonzero(a > opts.grad_clip))
+        if w is None:
+            self.sq_weighted.add(moments.sum_of_squares)
+        else:
+            wg = a * w
+            self.sq_weighted.add(float(np.einsum("i,i->", wg, wg)))
+        self._count(a, opts, 1.0)
         if self.hist is not None:
             self.hist.update(a)
+
+    def update_linear(self, c: float, res: ResidualChunk, opts: GradientOptions) -> None:
+        """g = c e: the statistics are the residual's, scaled; only the threshold counts are
+        taken anew."""
+        self.moments.merge(res.moments.scaled(c))
+        self.abs_sum.add(c * res.abs_sum)
+        self.abs_max = max(self.abs_max, c * res.abs_max)
+        self.sq_weighted.add(c * c * res.sq_weighted)
+        self._count(res.abs_e, opts, c)
+
+    def update_sign(self, res: ResidualChunk, w: np.ndarray | None,
+                    opts: GradientOptions) -> None:
+        """g = sign(e): everything follows from the counts of positive and negative e."""
+        n, pos, neg = res.moments.n, res.positive, res.negative
+        nonzero = pos + neg
+        mean = (pos - neg) / n
+        m2 = pos * (1.0 - mean) ** 2 + neg * (1.0 + mean) ** 2 + (n - nonzero) * mean * mean
+        self.moments.merge(Moments(2, n, mean, m2))
+        self.abs_sum.add(float(nonzero))
+        self.abs_max = max(self.abs_max, 1.0 if nonzero else 0.0)
+        if w is None:
+            self.sq_weighted.add(float(nonzero))
+        else:
+            w2 = np.where(res.abs_e > 0.0, w, 0.0)
+            self.sq_weighted.add(float(np.einsum("i,i->", w2, w2)))
+        zero = n - nonzero
+        self.vanishing += zero + (nonzero if 1.0 <= opts.vanish_tol else 0)
+        self.exploding += (nonzero if 1.0 >= opts.explode_tol else 0) + (
+            zero if opts.explode_tol <= 0.0 else 0)
+        if opts.grad_clip is not None:
+            self.clipped += nonzero if 1.0 > opts.grad_clip else 0
+
+    def _count(self, a: np.ndarray, opts: GradientOptions, c: float) -> None:
+        """Threshold counts of |g| = c |a| (exact: thresholds are divided by c, a power of two
+        or one for the catalog's linear losses)."""
+        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol / c))
+        self.exploding += int(np.count_nonzero(a >= opts.explode_tol / c))
+        if opts.grad_clip is not None:
+            self.clipped += int(np.count_nonzero(a > opts.grad_clip / c))
 
     def merge(self, other: GradState) -> None:
         self.moments.merge(other.moments)
@@ -86,6 +126,33 @@ class GradState:
 
 
 @dataclass
+class ResidualChunk:
+    """What one chunk's residual e = pred - target gives every loss whose gradient is c e or
+    sign(e): computed once, shared."""
+
+    abs_e: np.ndarray
+    moments: Moments
+    abs_sum: float
+    abs_max: float
+    sq_weighted: float  # sum (w e)^2
+    positive: int
+    negative: int
+
+    @classmethod
+    def of(cls, batch: Batch, signs: bool) -> ResidualChunk:
+        e, a, w = batch.residual(), batch.abs_residual(), batch.weight
+        moments = Moments.of(e)
+        if w is None:
+            sq = moments.sum_of_squares
+        else:
+            we = e * w
+            sq = float(np.einsum("i,i->", we, we))
+        pos = int(np.count_nonzero(e > 0.0)) if signs else 0
+        neg = int(np.count_nonzero(e < 0.0)) if signs else 0
+        return cls(a, moments, float(np.sum(a)), float(a.max()), sq, pos, neg)
+
+
+@dataclass
 class LossState:
     value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
     grad: GradState = field(default_factory=GradState)
@@ -95,6 +162,11 @@ class LossState:
         self.value.merge(other.value)
         self.grad.merge(other.grad)
         self.clipped_inputs += other.clipped_inputs
+
+
+def _grad_form(spec: LossSpec) -> str | None:
+    loss = spec.single
+    return None if loss is None else loss.grad_form
 
 
 def _shares_residual_hist(spec: LossSpec) -> bool:
@@ -150,12 +222,21 @@ class EvalState:
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual())
+        forms = [_grad_form(s) for s in self.specs]
+        res = None
+        if any(f is not None for f in forms):
+            res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms))
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
             values, grads, clipped = _evaluate_spec(spec, batch)
             st.value.add(float(np.sum(values if w is None else values * w)))
-            st.grad.update(grads, w, self.opts)
+            if res is not None and forms[i] == "linear":
+                st.grad.update_linear(spec.terms[0].loss.grad_coef, res, self.opts)
+            elif res is not None and forms[i] == "sign":
+                st.grad.update_sign(res, w, self.opts)
+            else:
+                st.grad.update(grads, w, self.opts)
             st.clipped_inputs += clipped
 
     def merge(self, other: EvalState) -> None:

@@ -97,6 +97,10 @@ class LossDef:
     params: tuple[Param, ...] = ()
     #: ``sqrt`` for rmse: the reported value is sqrt(mean l_i) and g_i is scaled by 1/value.
     reduce: Literal["mean", "sqrt"] = "mean"
+    #: g = coef * e ("linear") or sign(e) ("sign"): the gradient statistics then follow from the
+    #: residual's, computed once per chunk for all such losses.
+    grad_form: Literal["linear", "sign"] | None = None
+    grad_coef: float = 1.0
     #: |g| as a non-decreasing function of |e|: lets one residual histogram serve all quantiles.
     abs_grad_of_abs_residual: Callable[[float, Mapping[str, float | None]], float] | None = None
     check: CheckFn | None = None
@@ -138,11 +142,11 @@ def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
     d = float(p["delta"])  # type: ignore[arg-type]
     e, a = b.residual(), b.abs_residual()
     # With m = min(|e|, delta): l = m (|e| - m/2) is e^2/2 inside and delta (|e| - delta/2) out.
-    m = np.minimum(a, d)
+    m = np.clip(a, 0.0, d)  # np.clip has a faster loop than np.minimum here
     values = m * 0.5
     np.subtract(a, values, out=values)
     values *= m
-    return Computed(values, np.copysign(m, e))
+    return Computed(values, np.clip(e, -d, d))
 
 
 def _smooth_l1(b: Batch, p: Mapping[str, float | None]) -> Computed:
@@ -289,12 +293,13 @@ CATALOG: dict[str, LossDef] = {
     d.name: d
     for d in (
         LossDef("mse", "regression", "mean squared error", "l = e^2, e = pred - target",
-                "g = 2e", _mse, abs_grad_of_abs_residual=lambda a, p: 2.0 * a),
+                "g = 2e", _mse, grad_form="linear", grad_coef=2.0,
+                abs_grad_of_abs_residual=lambda a, p: 2.0 * a),
         LossDef("rmse", "regression", "root mean squared error",
                 "L = sqrt(mean e^2)", "g_i = e_i / L (so dL/dpred_i = w_i g_i / sum w)", _rmse,
-                reduce="sqrt", abs_grad_of_abs_residual=lambda a, p: a),
+                reduce="sqrt", grad_form="linear", abs_grad_of_abs_residual=lambda a, p: a),
         LossDef("mae", "regression", "mean absolute error", "l = |e|",
-                "g = sign(e), 0 at e = 0", _mae,
+                "g = sign(e), 0 at e = 0", _mae, grad_form="sign",
                 abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0),
         LossDef("huber", "regression", "Huber loss",
                 "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",

@@ -69,22 +69,36 @@ class Moments:
     m3: float = 0.0
     m4: float = 0.0
 
-    def update(self, x: np.ndarray) -> None:
+    @classmethod
+    def of(cls, x: np.ndarray, order: int = 2) -> Moments:
+        """The moments of one array, two-pass around its own mean."""
         n = int(x.size)
         if n == 0:
-            return
+            return cls(order)
         mean = float(np.sum(x)) / n
         d = x - mean
         # einsum's sum of products: one pass, no temporary, no BLAS.
-        other = Moments(self.order, n, mean, float(np.einsum("i,i->", d, d)))
-        if self.order >= 3:
+        m = cls(order, n, mean, float(np.einsum("i,i->", d, d)))
+        if order >= 3:
             d2 = d * d
             d2 *= d
-            other.m3 = float(np.sum(d2))
-            if self.order >= 4:
+            m.m3 = float(np.sum(d2))
+            if order >= 4:
                 d2 *= d
-                other.m4 = float(np.sum(d2))
-        self.merge(other)
+                m.m4 = float(np.sum(d2))
+        return m
+
+    def update(self, x: np.ndarray) -> None:
+        self.merge(Moments.of(x, self.order))
+
+    def scaled(self, c: float) -> Moments:
+        """The moments of c * x (order 2)."""
+        return Moments(2, self.n, c * self.mean, c * c * self.m2)
+
+    @property
+    def sum_of_squares(self) -> float:
+        """sum x^2 = M2 + n mean^2 (both terms non-negative: no cancellation)."""
+        return self.m2 + self.n * self.mean * self.mean
 
     def merge(self, other: Moments) -> None:
         na, nb = self.n, other.n

@@ -16,6 +16,8 @@ from losscli.render import fmt, pct
 
 #: Characters of the longest histogram bar.
 BAR_WIDTH = 40
+#: The panel's width (narrower consoles clip it): readable when stdout is a 240-column file.
+PANEL_WIDTH = 120
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -63,7 +65,7 @@ def _panel(rec: Recommendation) -> Panel:
             body.append(f": {a.reason}\n")
     body.rstrip()
     return Panel(body, title=f"losscli recommend: {rec.task}", title_align="left",
-                 border_style="green")
+                 border_style="green", width=PANEL_WIDTH)
 
 
 def _values_table(rec: Recommendation) -> Table:
