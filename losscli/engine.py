@@ -99,11 +99,12 @@ class GradState:
             w2 = np.where(res.abs_e > 0.0, w, 0.0)
             self.sq_weighted.add(float(np.einsum("i,i->", w2, w2)))
         zero = n - nonzero
-        self.vanishing += zero + (nonzero if 1.0 <= opts.vanish_tol else 0)
-        self.exploding += (nonzero if 1.0 >= opts.explode_tol else 0) + (
+        # |g| is 0 on `zero` rows and 1 on the others.
+        self.vanishing += zero + (nonzero if opts.vanish_tol >= 1.0 else 0)
+        self.exploding += (nonzero if opts.explode_tol <= 1.0 else 0) + (
             zero if opts.explode_tol <= 0.0 else 0)
         if opts.grad_clip is not None:
-            self.clipped += nonzero if 1.0 > opts.grad_clip else 0
+            self.clipped += nonzero if opts.grad_clip < 1.0 else 0
 
     def _count(self, a: np.ndarray, opts: GradientOptions, c: float) -> None:
         """Threshold counts of |g| = c |a| (exact: thresholds are divided by c, a power of two
@@ -502,7 +503,7 @@ class _Validator:
             bad = (p < 0.0) | (p > 1.0)
             if bad.any():
                 if p.ndim == 2:
-                    rows_bad = bad.any(axis=0)
+                    rows_bad = np.asarray(bad.any(axis=0))
                     k = int(np.argmax(bad[:, int(np.argmax(rows_bad))]))
                     raise _problem(chunk, rows_bad, self.cols.pred[k] if not self.cols.list_column
                                    else pname, self.where,

@@ -225,10 +225,8 @@ def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 def _bce(b: Batch, p: Mapping[str, float | None]) -> Computed:
     s, pt, qt, logpt, clipped = _binary_parts(b)
-    if b.logits:
-        grads = -s * qt  # sigmoid(z) - y
-    else:
-        grads = -s / pt  # -1/p for y = 1, 1/(1 - p) for y = 0
+    # logits: sigmoid(z) - y; probabilities: -1/p for y = 1, 1/(1 - p) for y = 0
+    grads = -s * qt if b.logits else -s / pt
     return Computed(-logpt, grads, clipped)
 
 

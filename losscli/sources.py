@@ -281,7 +281,7 @@ def _guess(src: Source, candidates: Sequence[str], exclude: set[str]) -> str | N
 
 
 def _common_prefix_labels(names: list[str]) -> list[str]:
-    prefix = os.path.commonprefix(names)
+    prefix = os.path.commonprefix(names)  # noqa: RUF071 - a text prefix, not a path
     labels = [n[len(prefix):] for n in names]
     return labels if all(labels) else list(names)
 

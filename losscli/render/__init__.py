@@ -1,4 +1,4 @@
-"""Renderers: turn a Report (plain data) into text. The only modules besides cli.py that use Rich."""
+"""Renderers: a Report (plain data) to text. With cli.py, the only modules that use Rich."""
 
 from __future__ import annotations
 
