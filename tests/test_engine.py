@@ -1,0 +1,667 @@
+"""losscli.evaluate end to end on in-memory columns and files: chunk-size invariance, exact sums,
+gradient statistics against NumPy references, weights, combinations, multiclass inputs, the
+default loss set per task, and the shape of the JSON report."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from conftest import inverted_cdf, rel_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_classification, make_regression
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import log_loss
+
+import losscli
+from losscli.engine import GradientStats, LossResult, Report
+from losscli.errors import InputError
+
+N = 4000
+ALPHA = 0.005  # relative accuracy the quantile histogram promises (within 1% is asked)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Data:
+    pred: np.ndarray  # (n,) or (n, C)
+    target: np.ndarray
+    weight: np.ndarray
+
+    def columns(self, weighted: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {"target": self.target}
+        if self.pred.ndim == 2:
+            for k in range(self.pred.shape[1]):
+                d[f"prob_{k}"] = self.pred[:, k]
+        else:
+            d["pred"] = self.pred
+        if weighted:
+            d["w"] = self.weight
+        return d
+
+
+def regression_data(n: int = N, seed: int = 0) -> Data:
+    X, y = make_regression(n_samples=n, n_features=5, noise=20.0, random_state=seed)
+    pred = LinearRegression().fit(X[: n // 2], y[: n // 2]).predict(X) + 3.0  # biased model
+    rng = np.random.default_rng(seed)
+    outliers = rng.random(n) < 0.03
+    pred[outliers] += rng.normal(0.0, 300.0, int(outliers.sum()))
+    pred[:40] = y[:40]  # exact hits: e = 0
+    return Data(pred, y, rng.choice([0.0, 0.5, 1.0, 2.5], n))
+
+
+@pytest.fixture(scope="module")
+def reg() -> Data:
+    return regression_data()
+
+
+@pytest.fixture(scope="module")
+def counts() -> Data:
+    rng = np.random.default_rng(5)
+    mu = np.exp(rng.normal(0.5, 0.8, N))
+    y = rng.poisson(mu).astype(float)
+    return Data(mu * np.exp(rng.normal(0.0, 0.3, N)), y, rng.uniform(0.2, 2.0, N))
+
+
+@pytest.fixture(scope="module")
+def binary() -> tuple[Data, np.ndarray]:
+    X, y = make_classification(n_samples=N, n_features=6, flip_y=0.1, random_state=6)
+    model = LogisticRegression(max_iter=500).fit(X[: N // 2], y[: N // 2])
+    w = np.random.default_rng(6).uniform(0.0, 2.0, N)
+    return Data(model.predict_proba(X)[:, 1], y.astype(float), w), model.decision_function(X)
+
+
+@pytest.fixture(scope="module")
+def multi() -> tuple[Data, np.ndarray]:
+    X, y = make_classification(n_samples=N, n_features=8, n_informative=6, n_classes=4,
+                               flip_y=0.05, random_state=7)
+    model = LogisticRegression(max_iter=500).fit(X[: N // 2], y[: N // 2])
+    w = np.random.default_rng(7).uniform(0.0, 2.0, N)
+    return Data(model.predict_proba(X), y.astype(float), w), model.decision_function(X)
+
+
+def evaluate(data: dict[str, Any], losses: list[str] | None, **kw: Any) -> Report:
+    pred = kw.pop("pred", "prob_*" if "prob_0" in data else "pred")
+    weight = kw.pop("weight", "w" if "w" in data else None)
+    return losscli.evaluate(data, pred=pred, target="target", weight=weight, losses=losses, **kw)
+
+
+# --- independent references ----------------------------------------------------------------------
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def wmean(values: np.ndarray, w: np.ndarray | None) -> float:
+    if w is None:
+        return math.fsum(values.tolist()) / values.size
+    return math.fsum((values * w).tolist()) / math.fsum(w.tolist())
+
+
+def reference(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+              logits: bool = False) -> tuple[float, np.ndarray]:
+    """(reduced value, per-sample gradient) from the textbook formulas, in NumPy."""
+    name, _, rest = spec.partition(":")
+    p = {k: float(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
+    if name in ("bce", "focal", "cce"):
+        return _classification_reference(name, p, pred, y, w, logits)
+    e = pred - y
+    if name == "rmse":
+        value = math.sqrt(wmean(e * e, w))
+        return value, e / value
+    if name == "mse":
+        return wmean(e * e, w), 2.0 * e
+    if name == "mae":
+        return wmean(np.abs(e), w), np.sign(e)
+    if name in ("huber", "smooth_l1"):
+        d = p.get("delta", p.get("beta", 1.0))
+        huber = np.where(np.abs(e) <= d, 0.5 * e * e, d * (np.abs(e) - 0.5 * d))
+        g = np.clip(e, -d, d)
+        return (wmean(huber, w), g) if name == "huber" else (wmean(huber / d, w), g / d)
+    if name == "log_cosh":
+        return wmean(np.logaddexp(e, -e) - math.log(2.0), w), np.tanh(e)
+    if name == "quantile":
+        q = p.get("q", 0.5)
+        return (wmean(np.maximum(q * -e, (q - 1.0) * -e), w),
+                np.where(e > 0, 1.0 - q, np.where(e < 0, -q, 0.0)))
+    if name == "poisson":
+        mu = pred
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+        return wmean(2.0 * (ylogy - y + mu), w), 2.0 - 2.0 * y / mu
+    raise AssertionError(spec)
+
+
+def _classification_reference(name: str, p: dict[str, float], pred: np.ndarray, y: np.ndarray,
+                              w: np.ndarray | None, logits: bool) -> tuple[float, np.ndarray]:
+    if name == "cce":
+        rows = np.arange(y.size)
+        yi = y.astype(int)
+        if logits:
+            lse = np.logaddexp.reduce(pred, axis=1)
+            soft = np.exp(pred - lse[:, None])
+            soft[rows, yi] -= 1.0
+            return wmean(lse - pred[rows, yi], w), np.sqrt((soft * soft).sum(axis=1))
+        py = pred[rows, yi]
+        return wmean(-np.log(py), w), 1.0 / py
+    prob = sigmoid(pred) if logits else pred
+    pt = np.where(y == 1.0, prob, 1.0 - prob)
+    s = 2.0 * y - 1.0
+    if name == "bce":
+        g = prob - y if logits else (prob - y) / (prob * (1.0 - prob))
+        return wmean(-np.log(pt), w), g
+    gamma = p.get("gamma", 2.0)
+    at = np.where(y == 1.0, p["alpha"], 1.0 - p["alpha"]) if "alpha" in p else 1.0
+    value = -at * (1.0 - pt) ** gamma * np.log(pt)
+    # d l / d p_t, then the chain rule: d p_t / d p = s, d p_t / d z = s p_t (1 - p_t)
+    dpt = at * (gamma * (1.0 - pt) ** (gamma - 1.0) * np.log(pt) - (1.0 - pt) ** gamma / pt)
+    g = s * dpt * (pt * (1.0 - pt) if logits else 1.0)
+    return wmean(value, w), g
+
+
+def cut(a: np.ndarray, frac: float) -> float:
+    """A threshold between two distinct values of |g| near the given fraction (no ties)."""
+    s = np.unique(a)
+    i = min(int(frac * s.size), s.size - 2)
+    return float((s[i] + s[i + 1]) / 2.0)
+
+
+def check_gradient_stats(stats: GradientStats, g: np.ndarray, w: np.ndarray | None,
+                         vanish: float, explode: float, clip: float | None,
+                         exact_fractions: bool = True) -> None:
+    n = g.size
+    a = np.abs(g)
+    mean = math.fsum(g.tolist()) / n
+    abs_mean = math.fsum(a.tolist()) / n
+    std = math.sqrt(math.fsum(((g - mean) ** 2).tolist()) / n)
+    rms = math.sqrt(math.fsum((g * g).tolist()) / n)
+    ww = np.ones(n) if w is None else w
+    norm = math.sqrt(math.fsum(((ww * g) ** 2).tolist())) / math.fsum(ww.tolist())
+    assert rel_close(stats.mean, mean, 1e-12, abs_tol=1e-12 * abs_mean), (stats.mean, mean)
+    assert rel_close(stats.std, std, 1e-10), (stats.std, std)
+    assert rel_close(stats.abs_mean, abs_mean, 1e-12), (stats.abs_mean, abs_mean)
+    assert rel_close(stats.abs_max, float(a.max()), 1e-13), (stats.abs_max, a.max())
+    assert rel_close(stats.rms, rms, 1e-10), (stats.rms, rms)
+    assert rel_close(stats.norm, norm, 1e-12), (stats.norm, norm)
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        expected = inverted_cdf(a, q)
+        got = getattr(stats, key)
+        assert rel_close(got, expected, 0.01, abs_tol=0.0 if expected else 1e-300), (key, got,
+                                                                                      expected)
+    fractions = [(stats.vanishing_fraction, lambda t: a <= t, vanish),
+                 (stats.exploding_fraction, lambda t: a >= t, explode)]
+    if clip is None:
+        assert stats.clipped_fraction is None
+    else:
+        fractions.append((stats.clipped_fraction, lambda t: a > t, clip))
+    for got, pick, t in fractions:
+        if exact_fractions:
+            assert got == np.count_nonzero(pick(t)) / n, (got, t)
+        else:  # read off a histogram: exact up to the bucket accuracy around the threshold
+            bounds = sorted(np.count_nonzero(pick(t * f)) / n for f in (1 - ALPHA, 1 + ALPHA))
+            assert bounds[0] <= got <= bounds[1], (got, bounds)
+
+
+# --- gradient statistics ---------------------------------------------------------------------
+
+
+REGRESSION_SPECS = ["mse", "rmse", "mae", "huber", "huber:delta=7.5", "smooth_l1",
+                    "smooth_l1:beta=4", "log_cosh", "quantile", "quantile:q=0.85"]
+
+
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
+@pytest.mark.parametrize("spec", REGRESSION_SPECS)
+def test_regression_value_and_gradient_stats(reg: Data, spec: str, weighted: bool) -> None:
+    w = reg.weight if weighted else None
+    value, g = reference(spec, reg.pred, reg.target, w)
+    a = np.abs(g)
+    vanish, explode, clip = cut(a, 0.05), cut(a, 0.95), cut(a, 0.6)
+    r = evaluate(reg.columns(weighted), [spec], vanish_tol=vanish, explode_tol=explode,
+                 grad_clip=clip).losses[0]
+    assert rel_close(r.value, value, 1e-12), (r.value, value)
+    check_gradient_stats(r.gradient, g, w, vanish, explode, clip,
+                         exact_fractions=not spec.startswith("rmse"))
+
+
+def test_poisson_value_and_gradient_stats(counts: Data) -> None:
+    value, g = reference("poisson", counts.pred, counts.target, counts.weight)
+    a = np.abs(g)
+    vanish, explode, clip = cut(a, 0.1), cut(a, 0.9), cut(a, 0.5)
+    r = evaluate(counts.columns(), ["poisson"], vanish_tol=vanish, explode_tol=explode,
+                 grad_clip=clip).losses[0]
+    assert rel_close(r.value, value, 1e-12)
+    check_gradient_stats(r.gradient, g, counts.weight, vanish, explode, clip)
+
+
+BINARY_SPECS = ["bce", "focal", "focal:gamma=0.5", "focal:gamma=3,alpha=0.3"]
+
+
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+@pytest.mark.parametrize("spec", BINARY_SPECS)
+def test_binary_value_and_gradient_stats(binary: tuple[Data, np.ndarray], spec: str,
+                                         logits: bool) -> None:
+    data, z = binary
+    pred = z if logits else data.pred
+    value, g = reference(spec, pred, data.target, data.weight, logits)
+    a = np.abs(g)
+    vanish, explode, clip = cut(a, 0.1), cut(a, 0.97), cut(a, 0.8)
+    cols = Data(pred, data.target, data.weight).columns()
+    r = evaluate(cols, [spec], logits=logits, vanish_tol=vanish, explode_tol=explode,
+                 grad_clip=clip).losses[0]
+    assert rel_close(r.value, value, 1e-11), (r.value, value)
+    check_gradient_stats(r.gradient, g, data.weight, vanish, explode, clip)
+
+
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+def test_multiclass_value_and_gradient_stats(multi: tuple[Data, np.ndarray],
+                                             logits: bool) -> None:
+    data, z = multi
+    pred = z if logits else data.pred
+    value, g = reference("cce", pred, data.target, data.weight, logits)
+    a = np.abs(g)
+    vanish, explode, clip = cut(a, 0.1), cut(a, 0.97), cut(a, 0.8)
+    r = evaluate(Data(pred, data.target, data.weight).columns(), ["cce"], logits=logits,
+                 vanish_tol=vanish, explode_tol=explode, grad_clip=clip).losses[0]
+    assert rel_close(r.value, value, 1e-12)
+    if not logits:
+        assert rel_close(r.value, log_loss(data.target, y_proba=data.pred,
+                                           sample_weight=data.weight), 1e-12)
+    check_gradient_stats(r.gradient, g, data.weight, vanish, explode, clip)
+
+
+def test_fraction_thresholds_are_inclusive_as_documented() -> None:
+    """|g| at or below --vanish-tol vanishes, at or above --explode-tol explodes, and only
+    |g| strictly above --grad-clip is clipped (mae: |g| is exactly 0 or 1)."""
+    pred = np.array([0.0, 1.0, 2.0, 3.0, 5.0, -1.0, 4.0, 4.0])
+    target = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 4.0, 3.0])
+    r = evaluate({"pred": pred, "target": target}, ["mae", "mse"], vanish_tol=0.0,
+                 explode_tol=1.0, grad_clip=1.0)
+    mae, mse = r.losses
+    assert mae.gradient.vanishing_fraction == 3 / 8
+    assert mae.gradient.exploding_fraction == 5 / 8
+    assert mae.gradient.clipped_fraction == 0.0
+    # mse: |g| = 2|e| = 0, 0, 2, 4, 8, 4, 0, 2
+    r = evaluate({"pred": pred, "target": target}, ["mse"], vanish_tol=0.0, explode_tol=4.0,
+                 grad_clip=2.0)
+    assert r.losses[0].gradient.vanishing_fraction == 3 / 8
+    assert r.losses[0].gradient.exploding_fraction == 3 / 8
+    assert r.losses[0].gradient.clipped_fraction == 3 / 8
+    assert mse.gradient.abs_max == 8.0
+
+
+# --- weights, rmse, combinations -------------------------------------------------------------
+
+
+def test_weights_are_replication(reg: Data) -> None:
+    """An integer weight k counts a row k times: sum(w l) / sum(w)."""
+    k = np.random.default_rng(8).integers(0, 4, N)
+    k[0] = 1
+    rep = np.repeat(np.arange(N), k)
+    specs = ["mse", "rmse", "mae", "huber:delta=2", "log_cosh", "quantile:q=0.3"]
+    weighted = evaluate({"pred": reg.pred, "target": reg.target, "w": k.astype(float)}, specs)
+    repeated = evaluate({"pred": reg.pred[rep], "target": reg.target[rep]}, specs)
+    for a, b in zip(weighted.losses, repeated.losses, strict=True):
+        assert rel_close(a.value, b.value, 1e-12), (a.spec, a.value, b.value)
+
+
+def test_zero_total_weight_is_an_input_error(reg: Data) -> None:
+    with pytest.raises(InputError, match="sums to zero"):
+        evaluate({"pred": reg.pred[:10], "target": reg.target[:10], "w": np.zeros(10)}, ["mse"])
+
+
+def test_rmse_is_sqrt_mse_and_gradient_is_e_over_rmse(reg: Data) -> None:
+    r = evaluate(reg.columns(), ["mse", "rmse"])
+    mse, rmse = r.losses
+    e = reg.pred - reg.target
+    expected = math.sqrt(wmean(e * e, reg.weight))
+    assert rel_close(rmse.value, expected, 1e-13)
+    assert rel_close(rmse.value, math.sqrt(mse.value), 1e-15)
+    g = e / expected
+    assert rel_close(rmse.gradient.mean, float(g.mean()), 1e-12)
+    assert rel_close(rmse.gradient.abs_max, float(np.abs(g).max()), 1e-13)
+    # d rmse / d pred_i = w_i e_i / (sum(w) rmse): its norm
+    norm = math.sqrt(math.fsum(((reg.weight * e) ** 2).tolist())) / (reg.weight.sum() * expected)
+    assert rel_close(rmse.gradient.norm, norm, 1e-12)
+    # rmse's gradient is mse's divided by 2 rmse, statistic by statistic
+    for key in ("mean", "std", "abs_mean", "abs_max", "rms", "norm"):
+        assert rel_close(getattr(rmse.gradient, key),
+                         getattr(mse.gradient, key) / (2 * expected), 1e-12), key
+
+
+@pytest.mark.parametrize("spec", ["0.7*mse+0.3*mae", "0.25*huber:delta=2+2*log_cosh",
+                                  "0.5*mae"])
+def test_weighted_combination_is_weighted_sum_of_parts(reg: Data, spec: str) -> None:
+    terms = []
+    for part in spec.split("+"):
+        coef, _, name = part.partition("*")
+        terms.append((float(coef), name))
+    r = evaluate(reg.columns(), [spec, *[name for _, name in terms]])
+    combo, parts = r.losses[0], r.losses[1:]
+    parts_sum = sum(c * p.value for (c, _), p in zip(terms, parts, strict=True))
+    assert rel_close(combo.value, parts_sum, 1e-13)
+    e_g = [reference(name, reg.pred, reg.target, reg.weight)[1] for _, name in terms]
+    g = sum(c * gi for (c, _), gi in zip(terms, e_g, strict=True))
+    assert isinstance(g, np.ndarray)
+    check_gradient_stats(combo.gradient, g, reg.weight, 1e-6, 1e3, None)
+    d = r.to_dict()["losses"][0]
+    assert [(t["coef"], t["spec"]) for t in d["terms"]] == terms
+
+
+# --- chunk-size invariance -------------------------------------------------------------------
+
+
+def assert_same_report(a: Report, b: Report, rtol: float = 1e-13) -> None:
+    assert (a.task, a.input, a.columns) == (b.task, b.input, b.columns)
+    assert (a.source.rows, a.source.rows_used) == (b.source.rows, b.source.rows_used)
+    assert [x.spec for x in a.losses] == [x.spec for x in b.losses]
+    for x, y in zip(a.losses, b.losses, strict=True):
+        assert rel_close(x.value, y.value, rtol), (x.spec, x.value, y.value)
+        gx, gy = x.gradient, y.gradient
+        for key in ("mean", "std", "abs_mean", "rms", "norm"):
+            assert rel_close(getattr(gx, key), getattr(gy, key), rtol,
+                             abs_tol=rtol * gx.abs_mean), (x.spec, key, gx, gy)
+        assert rel_close(gx.abs_max, gy.abs_max, rtol), (x.spec, gx.abs_max, gy.abs_max)
+        for key in ("p50", "p90", "p99"):
+            if x.name == "rmse":  # histogram of e scaled by 1 / rmse
+                assert rel_close(getattr(gx, key), getattr(gy, key), rtol, abs_tol=1e-300)
+            else:
+                assert getattr(gx, key) == getattr(gy, key), (x.spec, key)
+        for key in ("vanishing_fraction", "exploding_fraction", "clipped_fraction"):
+            assert getattr(gx, key) == getattr(gy, key), (x.spec, key)
+        assert x.clipped_inputs == y.clipped_inputs
+
+
+CHUNKS = [1000, 7, losscli.engine.DEFAULT_CHUNK_ROWS]
+OPTS: dict[str, Any] = {"vanish_tol": 0.05, "explode_tol": 40.0, "grad_clip": 2.0}
+
+
+def test_chunk_size_invariance_regression(reg: Data) -> None:
+    specs = [*REGRESSION_SPECS, "0.7*mse+0.3*mae"]
+    reports = [evaluate(reg.columns(), specs, chunk_rows=c, **OPTS) for c in CHUNKS]
+    for other in reports[1:]:
+        assert_same_report(reports[0], other)
+
+
+def test_chunk_size_invariance_poisson(counts: Data) -> None:
+    reports = [evaluate(counts.columns(), ["poisson", "mse"], chunk_rows=c, **OPTS)
+               for c in CHUNKS]
+    for other in reports[1:]:
+        assert_same_report(reports[0], other)
+
+
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+def test_chunk_size_invariance_classification(binary: tuple[Data, np.ndarray],
+                                              multi: tuple[Data, np.ndarray],
+                                              logits: bool) -> None:
+    (bdata, bz), (mdata, mz) = binary, multi
+    bcols = Data(bz if logits else bdata.pred, bdata.target, bdata.weight).columns()
+    mcols = Data(mz if logits else mdata.pred, mdata.target, mdata.weight).columns()
+    for cols, specs in ((bcols, [*BINARY_SPECS, "0.5*bce+0.5*focal"]), (mcols, ["cce"])):
+        reports = [evaluate(cols, specs, logits=logits, chunk_rows=c, **OPTS) for c in CHUNKS]
+        for other in reports[1:]:
+            assert_same_report(reports[0], other)
+
+
+def test_chunk_size_invariance_parquet_file(reg: Data, tmp_path: Path) -> None:
+    path = tmp_path / "reg.parquet"
+    pq.write_table(pa.table(reg.columns()), path, row_group_size=777)
+    specs = ["mse", "rmse", "mae", "huber:delta=2", "quantile:q=0.2"]
+    reports = [losscli.evaluate(path, pred="pred", target="target", weight="w", losses=specs,
+                                chunk_rows=c, **OPTS) for c in CHUNKS]
+    for other in reports[1:]:
+        assert_same_report(reports[0], other)
+    in_memory = evaluate(reg.columns(), specs, **OPTS)
+    assert_same_report(reports[0], in_memory)
+
+
+def test_csv_file_matches_in_memory(reg: Data, tmp_path: Path) -> None:
+    path = tmp_path / "reg.csv"
+    pcsv.write_csv(pa.table(reg.columns()), path)
+    specs = ["mse", "mae", "log_cosh"]
+    from_file = losscli.evaluate(path, pred="pred", target="target", weight="w", losses=specs,
+                                 chunk_rows=999, **OPTS)
+    assert_same_report(from_file, evaluate(reg.columns(), specs, **OPTS))
+
+
+small = regression_data(600, seed=11)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 700))
+def test_chunk_size_invariance_property(chunk_rows: int) -> None:
+    specs = ["mse", "rmse", "mae", "huber", "log_cosh", "quantile:q=0.9", "0.7*mse+0.3*mae"]
+    a = evaluate(small.columns(), specs, chunk_rows=chunk_rows, **OPTS)
+    b = evaluate(small.columns(), specs, **OPTS)
+    assert_same_report(a, b)
+
+
+def test_default_loss_set_does_not_depend_on_chunk_size(reg: Data) -> None:
+    """The task is detected from the data, not from the first chunk: a regression file whose
+    first rows happen to look binary (0/1 targets, predictions in [0, 1]) is still regression."""
+    pred, target = reg.pred.copy(), reg.target.copy()
+    target[:10] = [0, 1, 1, 0, 0, 1, 0, 1, 1, 0]
+    pred[:10] = np.linspace(0.05, 0.95, 10)
+    reports = [evaluate({"pred": pred, "target": target}, None, chunk_rows=c) for c in CHUNKS]
+    for other in reports[1:]:
+        assert other.task == reports[0].task == "regression"
+        assert [x.spec for x in other.losses] == [x.spec for x in reports[0].losses]
+
+
+def test_warnings_do_not_depend_on_chunk_size(counts: Data) -> None:
+    """The report (JSON) of the same input is the same whatever --chunk-rows is: here poisson's
+    domain fails twice, a non-positive prediction at row 4 and a negative target at row 501."""
+    pred, target = counts.pred.copy(), counts.target.copy()
+    pred[3] = -0.5
+    target[500] = -1.0
+    reports = [evaluate({"pred": pred, "target": target}, None, chunk_rows=c)
+               for c in CHUNKS]
+    assert len(reports[0].warnings) == 1 and "poisson" in reports[0].warnings[0]
+    for other in reports[1:]:
+        assert other.warnings == reports[0].warnings
+
+
+def test_thread_count_does_not_change_the_report(reg: Data) -> None:
+    docs = []
+    for threads in (1, 2, 4):
+        d = evaluate(reg.columns(), REGRESSION_SPECS, chunk_rows=500, threads=threads,
+                     **OPTS).to_dict()
+        d.pop("elapsed_seconds")
+        docs.append(d)
+    assert docs[0] == docs[1] == docs[2]
+
+
+# --- exact sums on many rows -------------------------------------------------------------------
+
+
+def test_values_match_fsum_on_two_million_rows() -> None:
+    rng = np.random.default_rng(9)
+    n = 2_000_000
+    target = rng.normal(1e4, 1.0, n)
+    pred = target + rng.lognormal(0.0, 2.0, n) * rng.choice([-1.0, 1.0], n)
+    w = rng.uniform(0.0, 10.0, n)
+    r = losscli.evaluate({"pred": pred, "target": target, "w": w}, weight="w",
+                         losses=["mse", "mae", "huber:delta=3"])
+    e = pred - target
+    a = np.abs(e)
+    huber = np.where(a <= 3.0, 0.5 * e * e, 3.0 * (a - 1.5))
+    wsum = math.fsum(w.tolist())
+    for result, per_row in zip(r.losses, (e * e, a, huber), strict=True):
+        expected = math.fsum((per_row * w).tolist()) / wsum
+        assert rel_close(result.value, expected, 1e-12), (result.spec, result.value, expected)
+    assert r.source.rows == n
+
+
+# --- multiclass inputs ---------------------------------------------------------------------------
+
+
+CLASSES = ["dog", "cat", "bird"]  # deliberately not in alphabetical order
+
+
+@pytest.fixture(scope="module")
+def labelled() -> tuple[np.ndarray, np.ndarray, float]:
+    """(n, 3) probabilities, class indices into CLASSES, and the reference cross-entropy."""
+    X, y = make_classification(n_samples=1500, n_features=6, n_informative=4, n_classes=3,
+                               random_state=10)
+    proba = LogisticRegression(max_iter=500).fit(X, y).predict_proba(X)
+    expected = math.fsum((-np.log(proba[np.arange(y.size), y])).tolist()) / y.size
+    assert rel_close(expected, log_loss(y, y_proba=proba), 1e-12)
+    return proba, y, expected
+
+
+def test_multiclass_glob_columns_with_string_labels(labelled: tuple[np.ndarray, np.ndarray,
+                                                                    float]) -> None:
+    proba, y, expected = labelled
+    data: dict[str, Any] = {f"prob_{c}": proba[:, k] for k, c in enumerate(CLASSES)}
+    data["label"] = np.array([CLASSES[i] for i in y])
+    r = losscli.evaluate(data, pred="prob_*", target="label", losses=["cce"])
+    assert rel_close(r.losses[0].value, expected, 1e-12)
+    assert r.columns["classes"] == CLASSES
+    assert r.task == "multiclass"
+    # integer class indices give the same result
+    data["label"] = y
+    r2 = losscli.evaluate(data, pred="prob_*", target="label", losses=["cce"])
+    assert rel_close(r2.losses[0].value, expected, 1e-12)
+
+
+def test_multiclass_string_labels_from_csv(labelled: tuple[np.ndarray, np.ndarray, float],
+                                           tmp_path: Path) -> None:
+    proba, y, expected = labelled
+    path = tmp_path / "multi.csv"
+    cols: dict[str, Any] = {"label": [CLASSES[i] for i in y]}
+    cols.update({f"prob_{c}": proba[:, k] for k, c in enumerate(CLASSES)})
+    pcsv.write_csv(pa.table(cols), path)
+    r = losscli.evaluate(path, losses=["cce"], chunk_rows=333)  # columns recognised by name
+    assert rel_close(r.losses[0].value, expected, 1e-12)
+    assert r.columns["classes"] == CLASSES
+
+
+def test_multiclass_parquet_list_column(labelled: tuple[np.ndarray, np.ndarray, float],
+                                        tmp_path: Path) -> None:
+    proba, y, expected = labelled
+    path = tmp_path / "multi.parquet"
+    table = pa.table({"y": pa.array(y.astype(np.int64)),
+                      "probs": pa.array(proba.tolist(), type=pa.list_(pa.float64()))})
+    pq.write_table(table, path, row_group_size=400)
+    r = losscli.evaluate(path, pred="probs", target="y", losses=["cce"], chunk_rows=256)
+    assert rel_close(r.losses[0].value, expected, 1e-12)
+    assert r.task == "multiclass"
+    assert r.columns["classes"] == ["0", "1", "2"]
+    g = 1.0 / proba[np.arange(y.size), y]
+    check_gradient_stats(r.losses[0].gradient, g, None, 1e-6, 1e3, None)
+    # logits in a list column
+    logits = np.log(proba) + 3.0
+    table = pa.table({"y": pa.array(y.astype(np.int64)),
+                      "z": pa.array(logits.tolist(), type=pa.list_(pa.float64()))})
+    pq.write_table(table, path)
+    r = losscli.evaluate(path, pred="z", target="y", losses=["cce"], logits=True)
+    assert rel_close(r.losses[0].value, expected, 1e-12)
+
+
+def test_multiclass_index_targets_same_in_csv_and_parquet(tmp_path: Path) -> None:
+    """Targets 0..C-1 are class indices (README); columns named prob_1..prob_3 must not turn
+    some of them into labels when the file is a CSV."""
+    rng = np.random.default_rng(12)
+    proba = rng.dirichlet([2.0, 2.0, 2.0], 300)
+    y = rng.integers(0, 3, 300)
+    expected = math.fsum((-np.log(proba[np.arange(300), y])).tolist()) / 300
+    table = pa.table({"y": pa.array(y), **{f"prob_{k + 1}": proba[:, k] for k in range(3)}})
+    pq.write_table(table, tmp_path / "m.parquet")
+    pcsv.write_csv(table, tmp_path / "m.csv")
+    for name in ("m.parquet", "m.csv"):
+        r = losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
+        assert rel_close(r.losses[0].value, expected, 1e-12), (name, r.losses[0].value,
+                                                                 expected)
+
+
+# --- default losses and the report -----------------------------------------------------------
+
+
+REGRESSION_DEFAULT = ["mse", "rmse", "mae", "huber", "smooth_l1", "log_cosh", "quantile",
+                      "poisson"]
+
+
+def names(r: Report) -> list[str]:
+    return [x.name for x in r.losses]
+
+
+def test_default_losses_per_detected_task(reg: Data, counts: Data,
+                                          binary: tuple[Data, np.ndarray],
+                                          multi: tuple[Data, np.ndarray]) -> None:
+    r = evaluate(counts.columns(False), None)
+    assert (r.task, r.input, names(r)) == ("regression", "values", REGRESSION_DEFAULT)
+    assert r.warnings == []
+    r = evaluate(reg.columns(False), None)  # negative targets: poisson is skipped, with a reason
+    assert (r.task, names(r)) == ("regression", REGRESSION_DEFAULT[:-1])
+    assert len(r.warnings) == 1 and "poisson" in r.warnings[0]
+    bdata, bz = binary
+    r = evaluate(bdata.columns(False), None)
+    assert (r.task, r.input, names(r)) == ("binary", "probabilities", ["bce", "focal"])
+    r = evaluate(Data(bz, bdata.target, bdata.weight).columns(False), None, logits=True)
+    assert (r.task, r.input, names(r)) == ("binary", "logits", ["bce", "focal"])
+    r = evaluate(multi[0].columns(False), None)
+    assert (r.task, r.input, names(r)) == ("multiclass", "probabilities", ["cce"])
+    # the defaults are the same numbers as asking for them
+    asked = evaluate(bdata.columns(False), ["bce", "focal"])
+    assert [x.value for x in asked.losses] == [x.value for x in
+                                               evaluate(bdata.columns(False), None).losses]
+
+
+# the losscli.eval/1 document as the README shows it
+TOP_KEYS = ["schema", "version", "source", "task", "input", "columns", "settings", "losses",
+            "gates", "passed", "warnings", "elapsed_seconds"]
+GRADIENT_KEYS = {"mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
+                 "vanishing_fraction", "exploding_fraction", "clipped_fraction"}
+
+
+def test_json_report_shape_and_order(binary: tuple[Data, np.ndarray]) -> None:
+    data, _ = binary
+    asked = ["focal:gamma=1", "bce", "0.3*bce+0.7*focal", "mse"]
+    r = evaluate(data.columns(), asked, grad_clip=5.0)
+    d = r.to_dict()
+    assert list(d) == TOP_KEYS
+    assert d["schema"] == "losscli.eval/1"
+    assert d["version"] == losscli.__version__
+    assert d["task"] == "binary" and d["input"] == "probabilities"
+    assert d["source"] == {"path": "<memory>", "format": "memory", "rows": N, "rows_used": N,
+                           "rows_dropped": 0}
+    assert d["columns"]["pred"] == ["pred"] and d["columns"]["target"] == "target"
+    assert d["columns"]["weight"] == "w"
+    assert d["settings"]["grad_clip"] == 5.0
+    assert (d["gates"], d["passed"], d["warnings"]) == ([], True, [])
+    assert [x["spec"] for x in d["losses"]] == asked
+    assert [x["name"] for x in d["losses"]] == ["focal", "bce", "0.3*bce+0.7*focal", "mse"]
+    for x in d["losses"]:
+        assert set(x["gradient"]) == GRADIENT_KEYS
+        assert isinstance(x["value"], float)
+    assert d["losses"][0]["params"] == {"gamma": 1.0, "alpha": None}
+    assert "terms" in d["losses"][2] and "terms" not in d["losses"][0]
+    assert d["losses"][1]["clipped_inputs"] == 0
+    text = json.dumps(d, allow_nan=False)  # strict JSON: no NaN / inf
+    again = evaluate(data.columns(), asked, grad_clip=5.0).to_dict()
+    d.pop("elapsed_seconds")
+    again.pop("elapsed_seconds")
+    assert again == d  # deterministic for the same input
+    assert json.loads(text)["losses"][3]["value"] == r.losses[3].value
+    assert r.loss("0.3*bce+0.7*focal") is r.losses[2]
+
+
+def test_report_value_matches_weighted_mean_definition() -> None:
+    pred = np.array([1.0, 2.0, 4.0, 8.0])
+    target = np.array([0.0, 0.0, 0.0, 0.0])
+    w = np.array([1.0, 0.0, 3.0, 0.5])
+    r = evaluate({"pred": pred, "target": target, "w": w}, ["mse", "mae"])
+    mse: LossResult = r.losses[0]
+    assert mse.value == (1.0 + 0.0 + 48.0 + 32.0) / 4.5
+    assert r.losses[1].value == (1.0 + 12.0 + 4.0) / 4.5
+
