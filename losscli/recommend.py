@@ -1173,7 +1173,9 @@ def recommend(
     rec, alts, reasons = _RULE_FNS[detected](facts)
     notes: list[str] = []
     if fallback and detected in ("regression", "counts"):
-        notes.append("The robust scale is the mean-absolute-deviation fallback (MAD = 0).")
+        notes.append("The robust scale is the mean-absolute-deviation fallback (MAD = 0)."
+                     if scale > 0 else f"All values equal {_n(robust.median)}: there is no "
+                     "spread for the rules to measure.")
     if not has_pred:
         notes.append("Target-only analysis: the spread of the target stands in for the "
                      "residuals a model will leave; candidate loss values need predictions "
@@ -1280,6 +1282,8 @@ def _detect(acc: _Pass, cols: Columns, has_pred: bool, logits: bool,
                 + extra)
         if k is not None and k > 2:
             text += " Pass --task multiclass if they are class labels."
+        elif k is None:
+            text += " Pass --task regression if they are measured amounts, not counts."
         return "counts", text
     if not acc.t_integer:
         what = "non-integer values"
