@@ -1,7 +1,7 @@
 """Make the shipped sample files, deterministically (fixed seeds): ``python sample_data/make_samples.py``.
 
 - regression.{csv,parquet}: y, y_hat = y + Gaussian noise with 3% gross outliers, sample weight w.
-- binary.{csv,parquet}: label (about 8% positives), prob (a calibrated probability), logit.
+- binary.{csv,parquet}: label (about 6% positives), prob (a calibrated probability), logit.
 - multiclass.{csv,parquet}: label (cat/dog/bird/fish, imbalanced), prob_<label> per class;
   the Parquet file also has label_id (the class index) and logit_vec, a list column of logits.
 - counts.{csv,parquet}: y (Poisson counts), y_hat (a positive predicted rate).
@@ -38,7 +38,7 @@ def regression(rng: np.random.Generator) -> pa.Table:
 
 def binary(rng: np.random.Generator) -> pa.Table:
     score = rng.normal(0.0, 1.0, ROWS)
-    logit = -3.0 + 1.8 * score
+    logit = -3.8 + 1.8 * score
     label = (rng.random(ROWS) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
     model_logit = np.round(logit + rng.normal(0.0, 0.4, ROWS), 6)
     prob = 1.0 / (1.0 + np.exp(-model_logit))
