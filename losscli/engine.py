@@ -20,7 +20,7 @@ from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, Task, losses_for_task
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import LossSpec, Term, parse_spec
-from losscli.state import ExactSum, LogHistogram, Moments
+from losscli.state import EvalState, GradientOptions, LossState
 
 #: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
 DEFAULT_CHUNK_ROWS = 1 << 17
@@ -30,223 +30,6 @@ QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 DETECT_ROWS = 1 << 16
 #: Relative tolerance on multiclass probability rows summing to one (as scikit-learn warns).
 ROW_SUM_RTOL = 1e-6
-
-
-@dataclass(frozen=True)
-class GradientOptions:
-    """Thresholds of the gradient fractions."""
-
-    vanish_tol: float = 1e-6
-    explode_tol: float = 1e3
-    grad_clip: float | None = None
-
-
-# --- state ------------------------------------------------------------------------------------
-
-
-@dataclass
-class GradState:
-    """Accumulated statistics of |g| and g for one loss."""
-
-    moments: Moments = field(default_factory=Moments)
-    abs_sum: ExactSum = field(default_factory=ExactSum)
-    abs_max: float = 0.0
-    sq_weighted: ExactSum = field(default_factory=ExactSum)  # sum (w_i g_i)^2
-    vanishing: int = 0
-    exploding: int = 0
-    clipped: int = 0
-    hist: LogHistogram | None = None
-
-    def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions) -> None:
-        if g.size == 0:
-            return
-        moments = Moments.of(g)
-        self.moments.merge(moments)
-        a = np.abs(g)
-        self.abs_sum.add(float(np.sum(a)))
-        self.abs_max = max(self.abs_max, float(a.max()))
-        if w is None:
-            self.sq_weighted.add(moments.sum_of_squares)
-        else:
-            wg = a * w
-            self.sq_weighted.add(float(np.einsum("i,i->", wg, wg)))
-        self._count(a, opts, 1.0)
-        if self.hist is not None:
-            self.hist.update(a)
-
-    def update_linear(self, c: float, res: ResidualChunk, opts: GradientOptions) -> None:
-        """g = c e: the statistics are the residual's, scaled; only the threshold counts are
-        taken anew."""
-        self.moments.merge(res.moments.scaled(c))
-        self.abs_sum.add(c * res.abs_sum)
-        self.abs_max = max(self.abs_max, c * res.abs_max)
-        self.sq_weighted.add(c * c * res.sq_weighted)
-        self._count(res.abs_e, opts, c)
-
-    def update_sign(self, res: ResidualChunk, w: np.ndarray | None,
-                    opts: GradientOptions) -> None:
-        """g = sign(e): everything follows from the counts of positive and negative e."""
-        n, pos, neg = res.moments.n, res.positive, res.negative
-        nonzero = pos + neg
-        mean = (pos - neg) / n
-        m2 = pos * (1.0 - mean) ** 2 + neg * (1.0 + mean) ** 2 + (n - nonzero) * mean * mean
-        self.moments.merge(Moments(2, n, mean, m2))
-        self.abs_sum.add(float(nonzero))
-        self.abs_max = max(self.abs_max, 1.0 if nonzero else 0.0)
-        if w is None:
-            self.sq_weighted.add(float(nonzero))
-        else:
-            w2 = np.where(res.abs_e > 0.0, w, 0.0)
-            self.sq_weighted.add(float(np.einsum("i,i->", w2, w2)))
-        zero = n - nonzero
-        # |g| is 0 on `zero` rows and 1 on the others.
-        self.vanishing += zero + (nonzero if opts.vanish_tol >= 1.0 else 0)
-        self.exploding += (nonzero if opts.explode_tol <= 1.0 else 0) + (
-            zero if opts.explode_tol <= 0.0 else 0)
-        if opts.grad_clip is not None:
-            self.clipped += nonzero if opts.grad_clip < 1.0 else 0
-
-    def _count(self, a: np.ndarray, opts: GradientOptions, c: float) -> None:
-        """Threshold counts of |g| = c |a| (exact: thresholds are divided by c, a power of two
-        or one for the catalog's linear losses)."""
-        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol / c))
-        self.exploding += int(np.count_nonzero(a >= opts.explode_tol / c))
-        if opts.grad_clip is not None:
-            self.clipped += int(np.count_nonzero(a > opts.grad_clip / c))
-
-    def merge(self, other: GradState) -> None:
-        self.moments.merge(other.moments)
-        self.abs_sum.merge(other.abs_sum)
-        self.abs_max = max(self.abs_max, other.abs_max)
-        self.sq_weighted.merge(other.sq_weighted)
-        self.vanishing += other.vanishing
-        self.exploding += other.exploding
-        self.clipped += other.clipped
-        if self.hist is not None and other.hist is not None:
-            self.hist.merge(other.hist)
-
-
-@dataclass
-class ResidualChunk:
-    """What one chunk's residual e = pred - target gives every loss whose gradient is c e or
-    sign(e): computed once, shared."""
-
-    abs_e: np.ndarray
-    moments: Moments
-    abs_sum: float
-    abs_max: float
-    sq_weighted: float  # sum (w e)^2
-    positive: int
-    negative: int
-
-    @classmethod
-    def of(cls, batch: Batch, signs: bool) -> ResidualChunk:
-        e, a, w = batch.residual(), batch.abs_residual(), batch.weight
-        moments = Moments.of(e)
-        if w is None:
-            sq = moments.sum_of_squares
-        else:
-            we = e * w
-            sq = float(np.einsum("i,i->", we, we))
-        pos = int(np.count_nonzero(e > 0.0)) if signs else 0
-        neg = int(np.count_nonzero(e < 0.0)) if signs else 0
-        return cls(a, moments, float(np.sum(a)), float(a.max()), sq, pos, neg)
-
-
-@dataclass
-class LossState:
-    value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
-    grad: GradState = field(default_factory=GradState)
-    clipped_inputs: int = 0
-
-    def merge(self, other: LossState) -> None:
-        self.value.merge(other.value)
-        self.grad.merge(other.grad)
-        self.clipped_inputs += other.clipped_inputs
-
-
-def _grad_form(spec: LossSpec) -> str | None:
-    loss = spec.single
-    return None if loss is None else loss.grad_form
-
-
-def _shares_residual_hist(spec: LossSpec) -> bool:
-    loss = spec.single
-    return loss is not None and loss.abs_grad_of_abs_residual is not None
-
-
-def _evaluate_spec(spec: LossSpec, batch: Batch) -> tuple[np.ndarray, np.ndarray, int]:
-    if not spec.is_combination:
-        t = spec.terms[0]
-        c = t.loss.compute(batch, t.params)
-        return c.values, c.grads, c.clipped
-    values = np.zeros(batch.n)
-    grads = np.zeros(batch.n)
-    clipped = 0
-    for t in spec.terms:
-        c = t.loss.compute(batch, t.params)
-        values += t.coef * c.values
-        grads += t.coef * c.grads
-        clipped = max(clipped, c.clipped)
-    return values, grads, clipped
-
-
-@dataclass
-class EvalState:
-    """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts."""
-
-    specs: Sequence[LossSpec]
-    opts: GradientOptions = field(default_factory=GradientOptions)
-    rows: int = 0
-    weight_sum: ExactSum = field(default_factory=ExactSum)
-    losses: list[LossState] = field(default_factory=list)
-    residual_hist: LogHistogram | None = None
-
-    def __post_init__(self) -> None:
-        if not self.losses:
-            self.losses = [LossState(grad=GradState(
-                hist=None if _shares_residual_hist(s) else LogHistogram())) for s in self.specs]
-        if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
-            self.residual_hist = LogHistogram()
-
-    def empty(self) -> EvalState:
-        return EvalState(self.specs, self.opts)
-
-    def update(self, batch: Batch, skip: Iterable[int] = ()) -> None:
-        """Add one chunk; losses whose index is in ``skip`` are left untouched."""
-        n = batch.n
-        if n == 0:
-            return
-        skipped = set(skip)
-        self.rows += n
-        w = batch.weight
-        self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
-        if self.residual_hist is not None:
-            self.residual_hist.update(batch.abs_residual())
-        forms = [_grad_form(s) for s in self.specs]
-        res = None
-        if any(f is not None for f in forms):
-            res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms))
-        for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
-            if i in skipped:
-                continue
-            values, grads, clipped = _evaluate_spec(spec, batch)
-            st.value.add(float(np.sum(values if w is None else values * w)))
-            if res is not None and forms[i] == "linear":
-                st.grad.update_linear(spec.terms[0].loss.grad_coef, res, self.opts)
-            elif res is not None and forms[i] == "sign":
-                st.grad.update_sign(res, w, self.opts)
-            else:
-                st.grad.update(grads, w, self.opts)
-            st.clipped_inputs += clipped
-
-    def merge(self, other: EvalState) -> None:
-        self.rows += other.rows
-        self.weight_sum.merge(other.weight_sum)
-        for a, b in zip(self.losses, other.losses, strict=True):
-            a.merge(b)
-        if self.residual_hist is not None and other.residual_hist is not None:
-            self.residual_hist.merge(other.residual_hist)
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -334,7 +117,7 @@ class Report:
         }
         if self.config is not None:
             d["config"] = self.config
-        return _clean(d)
+        return json_safe(d)
 
 
 def _loss_dict(r: LossResult) -> dict[str, Any]:
@@ -347,13 +130,13 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
     return d
 
 
-def _clean(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -462,7 +245,7 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
     return "binary" if "binary" in tasks else "regression"
 
 
-def _problem(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
+def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
              values: np.ndarray, hint: str = "") -> InputError:
     count = int(np.count_nonzero(mask))
     i = int(np.argmax(mask))
@@ -471,7 +254,7 @@ def _problem(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
 
 
 @dataclass
-class _Validator:
+class TaskValidator:
     """Task-level domain checks of each chunk."""
 
     task: Task
@@ -491,27 +274,27 @@ class _Validator:
             if bad.any():
                 hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows, "
                         "pass --loss to choose the losses") if self.detected else ""
-                raise _problem(chunk, bad, tname, self.where,
-                               "must be a binary target 0 or 1", t, hint)
+                raise domain_error(chunk, bad, tname, self.where,
+                                   "must be a binary target 0 or 1", t, hint)
         if self.task == "multiclass":
             c = p.shape[0]
             bad = (t < 0) | (t >= c) | (t != np.floor(t))
             if bad.any():
-                raise _problem(chunk, bad, tname, self.where,
-                               f"must be a class index in 0..{c - 1} or a class label", t)
+                raise domain_error(chunk, bad, tname, self.where,
+                                   f"must be a class index in 0..{c - 1} or a class label", t)
         if self.task in ("binary", "multiclass") and not self.logits:
             bad = (p < 0.0) | (p > 1.0)
             if bad.any():
                 if p.ndim == 2:
                     rows_bad = np.asarray(bad.any(axis=0))
                     k = int(np.argmax(bad[:, int(np.argmax(rows_bad))]))
-                    raise _problem(chunk, rows_bad, self.cols.pred[k] if not self.cols.list_column
-                                   else pname, self.where,
+                    column = pname if self.cols.list_column else self.cols.pred[k]
+                    raise domain_error(chunk, rows_bad, column, self.where,
+                                       "is a probability outside [0, 1] (pass --logits if the "
+                                       "predictions are logits)", p[k])
+                raise domain_error(chunk, bad, pname, self.where,
                                    "is a probability outside [0, 1] (pass --logits if the "
-                                   "predictions are logits)", p[k])
-                raise _problem(chunk, bad, pname, self.where,
-                               "is a probability outside [0, 1] (pass --logits if the "
-                               "predictions are logits)", p)
+                                   "predictions are logits)", p)
             if p.ndim == 2:
                 sums = p.sum(axis=0)
                 return int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
@@ -555,7 +338,7 @@ class _ChunkWorker:
     """Validates one chunk and folds it into a fresh state (runs on the worker threads)."""
 
     template: EvalState
-    validator: _Validator
+    validator: TaskValidator
     optional: list[bool]
     logits: bool
     dropped: set[int]
@@ -566,8 +349,8 @@ class _ChunkWorker:
         if chunk.weight is not None:
             neg = chunk.weight < 0
             if neg.any():
-                raise _problem(chunk, neg, cols.weight or "", where,
-                               "must be a non-negative sample weight", chunk.weight)
+                raise domain_error(chunk, neg, cols.weight or "", where,
+                                   "must be a non-negative sample weight", chunk.weight)
         batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
         skip = set(self.dropped)
         drops = _check_losses(self.template.specs, self.optional, skip, batch, chunk, cols,
@@ -645,7 +428,7 @@ def evaluate(
     if workers < 1:
         raise UsageError(f"--threads must be at least 1, got {workers}")
     stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
-    head = _head(stream, DETECT_ROWS)
+    head = head_chunks(stream, DETECT_ROWS)
     if not head:
         # Every row was dropped for NaN: chunks() raised unless the policy is drop.
         raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
@@ -664,7 +447,7 @@ def evaluate(
 
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
     dropped: dict[int, str] = {}
-    worker = _ChunkWorker(state.empty(), _Validator(task, cols, logits, where, not specs_given),
+    worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
                           optional, logits, set())
     row_sum_off = 0
     with np.errstate(all="ignore"):
@@ -711,7 +494,7 @@ def evaluate(
     )
 
 
-def _head(stream: Iterator[Chunk], rows: int) -> list[Chunk]:
+def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:
     """The first chunks of a stream, at least ``rows`` rows when the input has them."""
     head: list[Chunk] = []
     seen = 0

@@ -31,19 +31,18 @@ from losscli import __version__
 from losscli.engine import (
     DEFAULT_CHUNK_ROWS,
     ROW_SUM_RTOL,
-    EvalState,
-    _clean,
-    _head,
-    _problem,
-    _Validator,
+    TaskValidator,
     default_threads,
+    domain_error,
+    head_chunks,
+    json_safe,
     ordered_map,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import CATALOG, Batch
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
-from losscli.state import HIST_ALPHA, ExactSum, LogHistogram, Moments
+from losscli.state import HIST_ALPHA, EvalState, ExactSum, LogHistogram, Moments
 
 SCHEMA = "losscli.recommend/1"
 
@@ -266,7 +265,7 @@ class Recommendation:
             "thresholds": self.thresholds,
             "warnings": self.warnings,
         }
-        out: dict[str, Any] = _clean(d)
+        out: dict[str, Any] = json_safe(d)
         return out
 
 
@@ -709,7 +708,7 @@ class _Worker:
     cols: Columns
     where: str
     task: RecTask | None
-    validator: _Validator | None = None
+    validator: TaskValidator | None = None
 
     def __call__(self, chunk: Chunk) -> _Pass | EvalState:
         with np.errstate(all="ignore"):
@@ -755,17 +754,17 @@ def _columns(src: Source, pred: str | None, target: str | None, weight: str | No
     """Resolve the columns; without --pred and no recognised prediction column (or with
     ``target_only``), the analysis is target-only: the target stands in as the prediction column
     so that chunks() reads, validates and NaN-filters it once."""
-    from losscli.sources import TARGET_NAMES, _find, _guess, resolve_columns
+    from losscli.sources import TARGET_NAMES, find_column, guess_column, resolve_columns
 
     if pred is not None and target_only:
         raise UsageError("--target-only and --pred exclude each other")
     if pred is not None:
         return resolve_columns(src, pred, target, weight), True, "given"
-    tgt = _find(src, target, "target") if target else _guess(src, TARGET_NAMES, set())
+    tgt = find_column(src, target, "target") if target else guess_column(src, TARGET_NAMES, set())
     if tgt is None:
         raise InputError(f"{src.path}: no target column recognised; pass --target "
                          f"(columns: {', '.join(src.names[:30])})")
-    w = _find(src, weight, "weight") if weight else None
+    w = find_column(src, weight, "weight") if weight else None
     if not target_only:
         try:
             return resolve_columns(src, None, tgt, weight), True, "recognised"
@@ -1091,16 +1090,17 @@ def recommend(
     from losscli._alloc import keep_temporaries_in_heap
 
     keep_temporaries_in_heap()
-    validator: _Validator | None = None
+    validator: TaskValidator | None = None
     if cols.multiclass or (task == "binary" and has_pred):
-        validator = _Validator("multiclass" if cols.multiclass else "binary", cols, logits, where)
+        validator = TaskValidator("multiclass" if cols.multiclass else "binary", cols, logits,
+                                  where)
     plan = _Plan(src, cols, chunk_rows, nan, workers, _Worker(
         _Pass(kind, has_pred, multiclass, logits, 0.0), cols, where, task, validator))
 
     # pass 1: the pilot centre is the exact median of the first PILOT_ROWS values
     stats = NanStats()
     stream = chunks(src, cols, chunk_rows, nan, stats)
-    head = _head(stream, PILOT_ROWS)
+    head = head_chunks(stream, PILOT_ROWS)
     if not head:
         raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
                          "inf or empty values")
@@ -1232,19 +1232,19 @@ def _check_chunk(chunk: Chunk, cols: Columns, where: str, task: RecTask | None) 
     if chunk.weight is not None:
         neg = chunk.weight < 0
         if neg.any():
-            raise _problem(chunk, neg, cols.weight or "", where,
-                           "must be a non-negative sample weight", chunk.weight)
+            raise domain_error(chunk, neg, cols.weight or "", where,
+                               "must be a non-negative sample weight", chunk.weight)
     target_only = cols.pred == [cols.target]
     t = chunk.target
     if task == "multiclass" and target_only:
         bad = (t < 0) | (t != np.floor(t)) | (t >= MAX_CLASSES)
         if bad.any():
-            raise _problem(chunk, bad, cols.target, where,
-                           f"must be a class index in 0..{MAX_CLASSES - 1}", t)
+            raise domain_error(chunk, bad, cols.target, where,
+                               f"must be a class index in 0..{MAX_CLASSES - 1}", t)
     if task == "binary" and target_only:
         bad = (t != 0.0) & (t != 1.0)
         if bad.any():
-            raise _problem(chunk, bad, cols.target, where, "must be a binary target 0 or 1", t)
+            raise domain_error(chunk, bad, cols.target, where, "must be a binary target 0 or 1", t)
 
 
 def _detect(acc: _Pass, cols: Columns, has_pred: bool, logits: bool,

@@ -266,7 +266,7 @@ def _available(src: Source) -> str:
     return ", ".join(shown) + more
 
 
-def _find(src: Source, name: str, role: str) -> str:
+def find_column(src: Source, name: str, role: str) -> str:
     if name in src.names:
         return name
     folded = [n for n in src.names if n.lower() == name.lower()]
@@ -275,7 +275,7 @@ def _find(src: Source, name: str, role: str) -> str:
     raise InputError(f"{src.path}: {role} column '{name}' not found (columns: {_available(src)})")
 
 
-def _guess(src: Source, candidates: Sequence[str], exclude: set[str]) -> str | None:
+def guess_column(src: Source, candidates: Sequence[str], exclude: set[str]) -> str | None:
     lower = {n.lower(): n for n in src.names if n not in exclude}
     return next((lower[c] for c in candidates if c in lower), None)
 
@@ -296,13 +296,13 @@ def _glob_labels(pattern: str, names: list[str]) -> list[str]:
 def resolve_columns(src: Source, pred: str | None, target: str | None,
                     weight: str | None) -> Columns:
     """Map --pred/--target/--weight (or the recognised names) to the source's columns."""
-    tgt = _find(src, target, "target") if target else _guess(src, TARGET_NAMES, set())
+    tgt = find_column(src, target, "target") if target else guess_column(src, TARGET_NAMES, set())
     if tgt is None:
         raise InputError(f"{src.path}: no target column recognised; pass --target "
                          f"(columns: {_available(src)})")
-    cols = Columns([], tgt, _find(src, weight, "weight") if weight else None)
+    cols = Columns([], tgt, find_column(src, weight, "weight") if weight else None)
     if pred is None:
-        single = _guess(src, PRED_NAMES, {tgt})
+        single = guess_column(src, PRED_NAMES, {tgt})
         if single is not None:
             cols.pred = [single]
         else:
@@ -323,12 +323,12 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         cols.pred = matched
         cols.labels = _glob_labels(pred, matched) if len(matched) > 1 else []
     elif "," in pred:
-        names = [_find(src, p.strip(), "prediction") for p in pred.split(",") if p.strip()]
+        names = [find_column(src, p.strip(), "prediction") for p in pred.split(",") if p.strip()]
         if len(set(names)) != len(names):
             raise UsageError(f"--pred lists a column twice: {pred}")
         cols.pred, cols.labels = names, _common_prefix_labels(names)
     else:
-        cols.pred = [_find(src, pred, "prediction")]
+        cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
     if len(cols.pred) == 1:

@@ -8,9 +8,13 @@ results do not depend on how the rows were split (up to the last bits of per-chu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from losscli.losses import Batch
+from losscli.spec import LossSpec
 
 # Values below this are counted in the zero bucket of a log histogram (subnormals included).
 HIST_MIN_POSITIVE = 1e-300
@@ -239,3 +243,220 @@ class LogHistogram:
         """Approximate count of values <= threshold (exact for the zero bucket)."""
         values, counts = self.buckets()
         return int(counts[values <= threshold].sum())
+
+
+# --- the evaluation state -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradientOptions:
+    """Thresholds of the gradient fractions."""
+
+    vanish_tol: float = 1e-6
+    explode_tol: float = 1e3
+    grad_clip: float | None = None
+
+
+@dataclass
+class GradState:
+    """Accumulated statistics of |g| and g for one loss."""
+
+    moments: Moments = field(default_factory=Moments)
+    abs_sum: ExactSum = field(default_factory=ExactSum)
+    abs_max: float = 0.0
+    sq_weighted: ExactSum = field(default_factory=ExactSum)  # sum (w_i g_i)^2
+    vanishing: int = 0
+    exploding: int = 0
+    clipped: int = 0
+    hist: LogHistogram | None = None
+
+    def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions) -> None:
+        if g.size == 0:
+            return
+        moments = Moments.of(g)
+        self.moments.merge(moments)
+        a = np.abs(g)
+        self.abs_sum.add(float(np.sum(a)))
+        self.abs_max = max(self.abs_max, float(a.max()))
+        if w is None:
+            self.sq_weighted.add(moments.sum_of_squares)
+        else:
+            wg = a * w
+            self.sq_weighted.add(float(np.einsum("i,i->", wg, wg)))
+        self._count(a, opts, 1.0)
+        if self.hist is not None:
+            self.hist.update(a)
+
+    def update_linear(self, c: float, res: ResidualChunk, opts: GradientOptions) -> None:
+        """g = c e: the statistics are the residual's, scaled; only the threshold counts are
+        taken anew."""
+        self.moments.merge(res.moments.scaled(c))
+        self.abs_sum.add(c * res.abs_sum)
+        self.abs_max = max(self.abs_max, c * res.abs_max)
+        self.sq_weighted.add(c * c * res.sq_weighted)
+        self._count(res.abs_e, opts, c)
+
+    def update_sign(self, res: ResidualChunk, w: np.ndarray | None,
+                    opts: GradientOptions) -> None:
+        """g = sign(e): everything follows from the counts of positive and negative e."""
+        n, pos, neg = res.moments.n, res.positive, res.negative
+        nonzero = pos + neg
+        mean = (pos - neg) / n
+        m2 = pos * (1.0 - mean) ** 2 + neg * (1.0 + mean) ** 2 + (n - nonzero) * mean * mean
+        self.moments.merge(Moments(2, n, mean, m2))
+        self.abs_sum.add(float(nonzero))
+        self.abs_max = max(self.abs_max, 1.0 if nonzero else 0.0)
+        if w is None:
+            self.sq_weighted.add(float(nonzero))
+        else:
+            w2 = np.where(res.abs_e > 0.0, w, 0.0)
+            self.sq_weighted.add(float(np.einsum("i,i->", w2, w2)))
+        zero = n - nonzero
+        # |g| is 0 on `zero` rows and 1 on the others.
+        self.vanishing += zero + (nonzero if opts.vanish_tol >= 1.0 else 0)
+        self.exploding += (nonzero if opts.explode_tol <= 1.0 else 0) + (
+            zero if opts.explode_tol <= 0.0 else 0)
+        if opts.grad_clip is not None:
+            self.clipped += nonzero if opts.grad_clip < 1.0 else 0
+
+    def _count(self, a: np.ndarray, opts: GradientOptions, c: float) -> None:
+        """Threshold counts of |g| = c |a| (exact: thresholds are divided by c, a power of two
+        or one for the catalog's linear losses)."""
+        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol / c))
+        self.exploding += int(np.count_nonzero(a >= opts.explode_tol / c))
+        if opts.grad_clip is not None:
+            self.clipped += int(np.count_nonzero(a > opts.grad_clip / c))
+
+    def merge(self, other: GradState) -> None:
+        self.moments.merge(other.moments)
+        self.abs_sum.merge(other.abs_sum)
+        self.abs_max = max(self.abs_max, other.abs_max)
+        self.sq_weighted.merge(other.sq_weighted)
+        self.vanishing += other.vanishing
+        self.exploding += other.exploding
+        self.clipped += other.clipped
+        if self.hist is not None and other.hist is not None:
+            self.hist.merge(other.hist)
+
+
+@dataclass
+class ResidualChunk:
+    """What one chunk's residual e = pred - target gives every loss whose gradient is c e or
+    sign(e): computed once, shared."""
+
+    abs_e: np.ndarray
+    moments: Moments
+    abs_sum: float
+    abs_max: float
+    sq_weighted: float  # sum (w e)^2
+    positive: int
+    negative: int
+
+    @classmethod
+    def of(cls, batch: Batch, signs: bool) -> ResidualChunk:
+        e, a, w = batch.residual(), batch.abs_residual(), batch.weight
+        moments = Moments.of(e)
+        if w is None:
+            sq = moments.sum_of_squares
+        else:
+            we = e * w
+            sq = float(np.einsum("i,i->", we, we))
+        pos = int(np.count_nonzero(e > 0.0)) if signs else 0
+        neg = int(np.count_nonzero(e < 0.0)) if signs else 0
+        return cls(a, moments, float(np.sum(a)), float(a.max()), sq, pos, neg)
+
+
+@dataclass
+class LossState:
+    value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
+    grad: GradState = field(default_factory=GradState)
+    clipped_inputs: int = 0
+
+    def merge(self, other: LossState) -> None:
+        self.value.merge(other.value)
+        self.grad.merge(other.grad)
+        self.clipped_inputs += other.clipped_inputs
+
+
+def _grad_form(spec: LossSpec) -> str | None:
+    loss = spec.single
+    return None if loss is None else loss.grad_form
+
+
+def _shares_residual_hist(spec: LossSpec) -> bool:
+    loss = spec.single
+    return loss is not None and loss.abs_grad_of_abs_residual is not None
+
+
+def _evaluate_spec(spec: LossSpec, batch: Batch) -> tuple[np.ndarray, np.ndarray, int]:
+    if not spec.is_combination:
+        t = spec.terms[0]
+        c = t.loss.compute(batch, t.params)
+        return c.values, c.grads, c.clipped
+    values = np.zeros(batch.n)
+    grads = np.zeros(batch.n)
+    clipped = 0
+    for t in spec.terms:
+        c = t.loss.compute(batch, t.params)
+        values += t.coef * c.values
+        grads += t.coef * c.grads
+        clipped = max(clipped, c.clipped)
+    return values, grads, clipped
+
+
+@dataclass
+class EvalState:
+    """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts."""
+
+    specs: Sequence[LossSpec]
+    opts: GradientOptions = field(default_factory=GradientOptions)
+    rows: int = 0
+    weight_sum: ExactSum = field(default_factory=ExactSum)
+    losses: list[LossState] = field(default_factory=list)
+    residual_hist: LogHistogram | None = None
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            self.losses = [LossState(grad=GradState(
+                hist=None if _shares_residual_hist(s) else LogHistogram())) for s in self.specs]
+        if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
+            self.residual_hist = LogHistogram()
+
+    def empty(self) -> EvalState:
+        return EvalState(self.specs, self.opts)
+
+    def update(self, batch: Batch, skip: Iterable[int] = ()) -> None:
+        """Add one chunk; losses whose index is in ``skip`` are left untouched."""
+        n = batch.n
+        if n == 0:
+            return
+        skipped = set(skip)
+        self.rows += n
+        w = batch.weight
+        self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
+        if self.residual_hist is not None:
+            self.residual_hist.update(batch.abs_residual())
+        forms = [_grad_form(s) for s in self.specs]
+        res = None
+        if any(f is not None for f in forms):
+            res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms))
+        for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
+            if i in skipped:
+                continue
+            values, grads, clipped = _evaluate_spec(spec, batch)
+            st.value.add(float(np.sum(values if w is None else values * w)))
+            if res is not None and forms[i] == "linear":
+                st.grad.update_linear(spec.terms[0].loss.grad_coef, res, self.opts)
+            elif res is not None and forms[i] == "sign":
+                st.grad.update_sign(res, w, self.opts)
+            else:
+                st.grad.update(grads, w, self.opts)
+            st.clipped_inputs += clipped
+
+    def merge(self, other: EvalState) -> None:
+        self.rows += other.rows
+        self.weight_sum.merge(other.weight_sum)
+        for a, b in zip(self.losses, other.losses, strict=True):
+            a.merge(b)
+        if self.residual_hist is not None and other.residual_hist is not None:
+            self.residual_hist.merge(other.residual_hist)

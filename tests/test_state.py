@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from losscli.engine import EvalState, GradientOptions
 from losscli.losses import Batch
 from losscli.spec import parse_spec
-from losscli.state import ExactSum, LogHistogram, Moments
+from losscli.state import EvalState, ExactSum, GradientOptions, LogHistogram, Moments
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
