@@ -92,22 +92,27 @@ def _root(
     """Evaluate losses and their gradients over prediction files; recommend a loss."""
 
 
+def _plain(stream: Any) -> bool:
+    """No ANSI codes at all: NO_COLOR is set (no-color.org) or the stream is not a terminal."""
+    return bool(os.environ.get("NO_COLOR")) or not stream.isatty()
+
+
 def stdout_console() -> Console:
-    """A console on stdout: colour only on a terminal and never with NO_COLOR; wide when
-    redirected so tables are not wrapped at 80 columns."""
+    """A console on stdout: styled only on a terminal without NO_COLOR; wide when redirected so
+    tables are not wrapped at 80 columns."""
     from rich.console import Console
 
-    terminal = sys.stdout.isatty()
-    return Console(file=sys.stdout, width=None if terminal else 240, soft_wrap=False,
-                   no_color="NO_COLOR" in os.environ or not terminal,
-                   highlight=False)
+    plain = _plain(sys.stdout)
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240, soft_wrap=False,
+                   no_color=plain, color_system=None if plain else "auto", highlight=False)
 
 
 def stderr_console() -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stderr, highlight=False,
-                   no_color="NO_COLOR" in os.environ or not sys.stderr.isatty())
+    plain = _plain(sys.stderr)
+    return Console(file=sys.stderr, highlight=False, no_color=plain,
+                   color_system=None if plain else "auto")
 
 
 def plain_text(render: Any) -> str:

@@ -87,7 +87,10 @@ def _read(path: Path, pyproject: bool) -> ConfigFile:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     if pyproject or "tool" in doc:
-        table = doc.get("tool", {}).get("losscli")
+        tool = doc.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: 'tool' must be a table")
+        table = tool.get("losscli")
         label = f"{path.name} [tool.losscli]"
         if table is None:
             if pyproject:

@@ -96,14 +96,20 @@ def junit(report: Report) -> str:
 
 
 def _gh_escape(text: str) -> str:
+    """A workflow command's message (GitHub's toolkit escapeData)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    """A workflow command's property value (escapeProperty): ':' and ',' too."""
+    return _gh_escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def github(report: Report) -> str:
     """GitHub Actions workflow commands: an ::error per failed gate, a ::notice per loss."""
-    lines = [f"::error title=losscli gate failed::{_gh_escape(g.message())}"
-             for g in report.gates if not g.passed]
+    lines = [f"::error title={_gh_property(f'losscli gate failed: {g.loss}')}::"
+             f"{_gh_escape(g.message())}" for g in report.gates if not g.passed]
     lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in report.warnings]
-    lines += [f"::notice title=losscli {r.spec}::{_gh_escape(f'{r.spec} = {r.value:.10g}')}"
-              for r in report.losses]
+    lines += [f"::notice title={_gh_property(f'losscli {r.spec}')}::"
+              f"{_gh_escape(f'{r.spec} = {r.value:.10g}')}" for r in report.losses]
     return "\n".join(lines) + "\n"
