@@ -9,7 +9,6 @@ import functools
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -133,6 +132,8 @@ def write_output(text: str, path: Path) -> None:
         raise UsageError(f"--output {path} is a directory")
     if not target.parent.is_dir():
         raise UsageError(f"--output {path}: directory {target.parent} does not exist")
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:

@@ -13,11 +13,6 @@ from typing import Any
 
 from losscli.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 
 def _is_str(v: Any) -> bool:
     return isinstance(v, str)
@@ -79,6 +74,11 @@ def find_config(explicit: Path | None, cwd: Path | None = None) -> ConfigFile:
 
 
 def _read(path: Path, pyproject: bool) -> ConfigFile:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

@@ -8,10 +8,9 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -21,6 +20,9 @@ from losscli.losses import Batch, LossDef, Task, losses_for_task
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import LossSpec, Term, parse_spec
 from losscli.state import EvalState, GradientOptions, LossState
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
 DEFAULT_CHUNK_ROWS = 1 << 17
@@ -212,14 +214,18 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     pyarrow and NumPy release the GIL. Results come back in order, so merging them gives the
     same bits whatever the number of workers. A worker's exception is raised here.
     """
-    if workers <= 1:
-        for item in items:
+    it = iter(items)
+    head = list(itertools.islice(it, 2))
+    if workers <= 1 or len(head) < 2:  # one chunk: no pool to start
+        for item in itertools.chain(head, it):
             yield fn(item)
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="losscli")
     pending: deque[Future[R]] = deque()
     try:
-        for item in items:
+        for item in itertools.chain(head, it):
             pending.append(pool.submit(fn, item))
             if len(pending) > 2 * workers:
                 yield pending.popleft().result()

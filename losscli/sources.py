@@ -528,12 +528,14 @@ def float64_view(arr: pa.Array) -> np.ndarray:
     Reads pyarrow's buffer directly: ``Array.to_numpy`` imports pandas (0.2 s) in pyarrow 26.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    if arr.type != pa.float64():
-        arr = pc.cast(arr, pa.float64(), safe=False)
-    if arr.null_count:
-        arr = pc.fill_null(arr, float("nan"))
+    if arr.type != pa.float64() or arr.null_count:
+        import pyarrow.compute as pc  # 40 ms to import: only when there is work for it
+
+        if arr.type != pa.float64():
+            arr = pc.cast(arr, pa.float64(), safe=False)
+        if arr.null_count:
+            arr = pc.fill_null(arr, float("nan"))
     return np.frombuffer(arr.buffers()[1], dtype=np.float64, count=len(arr),
                          offset=arr.offset * 8)
 
