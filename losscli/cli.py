@@ -253,8 +253,8 @@ def eval_cmd(
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="Compute threads (default: one per core, at most 4). Results are "
-        "identical for any number.")] = None,
+        "--threads", help="Compute threads beside the reading thread (default: one per "
+        "remaining core, at most 4; 0: none). Results are identical for any number.")] = None,
     vanish_tol: Annotated[float | None, typer.Option(
         "--vanish-tol", help="|g| at or below this counts as vanishing. [default: 1e-6]")] = None,
     explode_tol: Annotated[float | None, typer.Option(
@@ -427,8 +427,8 @@ def recommend_cmd(
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="Compute threads (default: one per core, at most 4). Results are "
-        "identical for any number.")] = None,
+        "--threads", help="Compute threads beside the reading thread (default: one per "
+        "remaining core, at most 4; 0: none). Results are identical for any number.")] = None,
     outliers: Annotated[bool, typer.Option(
         "--outliers", help="No data: state that the residuals have outliers.")] = False,
     heavy_tails: Annotated[bool, typer.Option(

@@ -203,12 +203,25 @@ R = TypeVar("R")
 
 
 def default_threads() -> int:
-    """Compute threads: one per core, at most 4 (the reader runs beside them)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Compute threads beside the reading thread: one per remaining core, at most 4 (measured
+    on 2 cores, 5e7 rows: reader + 1 worker 0.65 s, reader + 2 workers 0.80 s)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def resolve_threads(threads: int | bool | None) -> int:
+    """The number of compute threads: None is the default, False none, True the default."""
+    if isinstance(threads, bool):
+        return default_threads() if threads else 0
+    if threads is None:
+        return default_threads()
+    if threads < 0:
+        raise UsageError(f"--threads must be 0 or more, got {threads}")
+    return threads
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` on a thread pool, results in input order, a bounded number in flight.
+    """``map(fn, items)`` on ``workers`` threads, results in input order, a bounded number in
+    flight; ``workers == 0`` runs everything in the caller's thread.
 
     The caller's thread iterates ``items`` (decoding the next chunk) while the workers compute:
     pyarrow and NumPy release the GIL. Results come back in order, so merging them gives the
@@ -216,7 +229,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     """
     it = iter(items)
     head = list(itertools.islice(it, 2))
-    if workers <= 1 or len(head) < 2:  # one chunk: no pool to start
+    if workers < 1 or len(head) < 2:  # one chunk: no pool to start
         for item in itertools.chain(head, it):
             yield fn(item)
         return
@@ -386,7 +399,8 @@ def evaluate(
 
     Returns the same :class:`Report` that ``losscli eval`` prints. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input. ``threads`` is the number of
-    compute threads (None: one per core); results are identical for any number.
+    compute threads beside the reading one (None: one per remaining core, 0: none); results are
+    identical for any number.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_source, open_table, resolve_columns
@@ -428,11 +442,7 @@ def evaluate(
         if logits and task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
     stats = NanStats()
-    if isinstance(threads, bool):
-        threads = None if threads else 1
-    workers = default_threads() if threads is None else threads
-    if workers < 1:
-        raise UsageError(f"--threads must be at least 1, got {workers}")
+    workers = resolve_threads(threads)
     stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
     head = head_chunks(stream, DETECT_ROWS)
     if not head:

@@ -32,11 +32,11 @@ from losscli.engine import (
     DEFAULT_CHUNK_ROWS,
     ROW_SUM_RTOL,
     TaskValidator,
-    default_threads,
     domain_error,
     head_chunks,
     json_safe,
     ordered_map,
+    resolve_threads,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import CATALOG, Batch
@@ -1082,11 +1082,7 @@ def recommend(
     else:
         kind = "residual"
     rereadable = second_pass and src.path != "-"
-    if isinstance(threads, bool):
-        threads = None if threads else 1
-    workers = default_threads() if threads is None else threads
-    if workers < 1:
-        raise UsageError(f"--threads must be at least 1, got {workers}")
+    workers = resolve_threads(threads)
     from losscli._alloc import keep_temporaries_in_heap
 
     keep_temporaries_in_heap()

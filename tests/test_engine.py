@@ -473,7 +473,7 @@ def test_warnings_do_not_depend_on_chunk_size(counts: Data) -> None:
 
 def test_thread_count_does_not_change_the_report(reg: Data) -> None:
     docs = []
-    for threads in (1, 2, 4):
+    for threads in (0, 1, 2, 4):
         d = evaluate(reg.columns(), REGRESSION_SPECS, chunk_rows=500, threads=threads,
                      **OPTS).to_dict()
         d.pop("elapsed_seconds")
