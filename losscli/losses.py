@@ -68,6 +68,8 @@ class Computed:
     values: np.ndarray
     grads: np.ndarray
     clipped: int = 0
+    #: |grads|, when the loss has it at hand anyway (saves the engine a pass)
+    abs_grads: np.ndarray | None = None
 
 
 ComputeFn = Callable[[Batch, Mapping[str, float | None]], Computed]
@@ -146,7 +148,7 @@ def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
     values = m * 0.5
     np.subtract(a, values, out=values)
     values *= m
-    return Computed(values, np.clip(e, -d, d))
+    return Computed(values, np.clip(e, -d, d), abs_grads=m)
 
 
 def _smooth_l1(b: Batch, p: Mapping[str, float | None]) -> Computed:
@@ -225,9 +227,9 @@ def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 def _bce(b: Batch, p: Mapping[str, float | None]) -> Computed:
     s, pt, qt, logpt, clipped = _binary_parts(b)
-    # logits: sigmoid(z) - y; probabilities: -1/p for y = 1, 1/(1 - p) for y = 0
-    grads = -s * qt if b.logits else -s / pt
-    return Computed(-logpt, grads, clipped)
+    # logits: sigmoid(z) - y = -s (1 - p_t); probabilities: -1/p for y = 1, 1/(1 - p) for y = 0
+    abs_grads = qt if b.logits else 1.0 / pt
+    return Computed(-logpt, -s * abs_grads, clipped, abs_grads)
 
 
 def _focal(b: Batch, p: Mapping[str, float | None]) -> Computed:

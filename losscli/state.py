@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from losscli.losses import Batch
+from losscli.losses import Batch, Computed
 from losscli.spec import LossSpec
 
 # Values below this are counted in the zero bucket of a log histogram (subnormals included).
@@ -270,20 +270,22 @@ class GradState:
     clipped: int = 0
     hist: LogHistogram | None = None
 
-    def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions) -> None:
+    def update(self, g: np.ndarray, w: np.ndarray | None, opts: GradientOptions,
+               abs_g: np.ndarray | None = None) -> None:
         if g.size == 0:
             return
         moments = Moments.of(g)
         self.moments.merge(moments)
-        a = np.abs(g)
+        a = np.abs(g) if abs_g is None else abs_g
         self.abs_sum.add(float(np.sum(a)))
-        self.abs_max = max(self.abs_max, float(a.max()))
+        amax = float(a.max())
+        self.abs_max = max(self.abs_max, amax)
         if w is None:
             self.sq_weighted.add(moments.sum_of_squares)
         else:
             wg = a * w
             self.sq_weighted.add(float(np.einsum("i,i->", wg, wg)))
-        self._count(a, opts, 1.0)
+        self._count(a, opts, 1.0, amax)
         if self.hist is not None:
             self.hist.update(a)
 
@@ -294,7 +296,7 @@ class GradState:
         self.abs_sum.add(c * res.abs_sum)
         self.abs_max = max(self.abs_max, c * res.abs_max)
         self.sq_weighted.add(c * c * res.sq_weighted)
-        self._count(res.abs_e, opts, c)
+        self._count(res.abs_e, opts, c, res.abs_max, res.abs_min)
 
     def update_sign(self, res: ResidualChunk, w: np.ndarray | None,
                     opts: GradientOptions) -> None:
@@ -319,13 +321,23 @@ class GradState:
         if opts.grad_clip is not None:
             self.clipped += nonzero if opts.grad_clip < 1.0 else 0
 
-    def _count(self, a: np.ndarray, opts: GradientOptions, c: float) -> None:
+    def _count(self, a: np.ndarray, opts: GradientOptions, c: float, amax: float,
+               amin: float | None = None) -> None:
         """Threshold counts of |g| = c |a| (exact: thresholds are divided by c, a power of two
-        or one for the catalog's linear losses)."""
-        self.vanishing += int(np.count_nonzero(a <= opts.vanish_tol / c))
-        self.exploding += int(np.count_nonzero(a >= opts.explode_tol / c))
+        or one for the catalog's linear losses). A threshold outside [min, max] needs no pass."""
+        n = int(a.size)
+        lo = float(a.min()) if amin is None else amin
+
+        def at_most(t: float) -> int:
+            return 0 if lo > t else n if amax <= t else int(np.count_nonzero(a <= t))
+
+        def at_least(t: float) -> int:
+            return 0 if amax < t else n if lo >= t else int(np.count_nonzero(a >= t))
+
+        self.vanishing += at_most(opts.vanish_tol / c)
+        self.exploding += at_least(opts.explode_tol / c)
         if opts.grad_clip is not None:
-            self.clipped += int(np.count_nonzero(a > opts.grad_clip / c))
+            self.clipped += n - at_most(opts.grad_clip / c)
 
     def merge(self, other: GradState) -> None:
         self.moments.merge(other.moments)
@@ -348,6 +360,7 @@ class ResidualChunk:
     moments: Moments
     abs_sum: float
     abs_max: float
+    abs_min: float
     sq_weighted: float  # sum (w e)^2
     positive: int
     negative: int
@@ -363,7 +376,7 @@ class ResidualChunk:
             sq = float(np.einsum("i,i->", we, we))
         pos = int(np.count_nonzero(e > 0.0)) if signs else 0
         neg = int(np.count_nonzero(e < 0.0)) if signs else 0
-        return cls(a, moments, float(np.sum(a)), float(a.max()), sq, pos, neg)
+        return cls(a, moments, float(np.sum(a)), float(a.max()), float(a.min()), sq, pos, neg)
 
 
 @dataclass
@@ -388,11 +401,10 @@ def _shares_residual_hist(spec: LossSpec) -> bool:
     return loss is not None and loss.abs_grad_of_abs_residual is not None
 
 
-def _evaluate_spec(spec: LossSpec, batch: Batch) -> tuple[np.ndarray, np.ndarray, int]:
+def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     if not spec.is_combination:
         t = spec.terms[0]
-        c = t.loss.compute(batch, t.params)
-        return c.values, c.grads, c.clipped
+        return t.loss.compute(batch, t.params)
     values = np.zeros(batch.n)
     grads = np.zeros(batch.n)
     clipped = 0
@@ -401,7 +413,7 @@ def _evaluate_spec(spec: LossSpec, batch: Batch) -> tuple[np.ndarray, np.ndarray
         values += t.coef * c.values
         grads += t.coef * c.grads
         clipped = max(clipped, c.clipped)
-    return values, grads, clipped
+    return Computed(values, grads, clipped)
 
 
 @dataclass
@@ -443,15 +455,15 @@ class EvalState:
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
-            values, grads, clipped = _evaluate_spec(spec, batch)
-            st.value.add(float(np.sum(values if w is None else values * w)))
+            c = _evaluate_spec(spec, batch)
+            st.value.add(float(np.sum(c.values if w is None else c.values * w)))
             if res is not None and forms[i] == "linear":
                 st.grad.update_linear(spec.terms[0].loss.grad_coef, res, self.opts)
             elif res is not None and forms[i] == "sign":
                 st.grad.update_sign(res, w, self.opts)
             else:
-                st.grad.update(grads, w, self.opts)
-            st.clipped_inputs += clipped
+                st.grad.update(c.grads, w, self.opts, c.abs_grads)
+            st.clipped_inputs += c.clipped
 
     def merge(self, other: EvalState) -> None:
         self.rows += other.rows
