@@ -103,6 +103,9 @@ class LossDef:
     #: residual's, computed once per chunk for all such losses.
     grad_form: Literal["linear", "sign"] | None = None
     grad_coef: float = 1.0
+    #: l = e^2 ("square") or |e| ("abs"); required with grad_form, so that the engine can take
+    #: both from the residual summary without calling ``compute``.
+    value_form: Literal["square", "abs"] | None = None
     #: |g| as a non-decreasing function of |e|: lets one residual histogram serve all quantiles.
     abs_grad_of_abs_residual: Callable[[float, Mapping[str, float | None]], float] | None = None
     check: CheckFn | None = None
@@ -293,13 +296,14 @@ CATALOG: dict[str, LossDef] = {
     d.name: d
     for d in (
         LossDef("mse", "regression", "mean squared error", "l = e^2, e = pred - target",
-                "g = 2e", _mse, grad_form="linear", grad_coef=2.0,
+                "g = 2e", _mse, grad_form="linear", grad_coef=2.0, value_form="square",
                 abs_grad_of_abs_residual=lambda a, p: 2.0 * a),
         LossDef("rmse", "regression", "root mean squared error",
                 "L = sqrt(mean e^2)", "g_i = e_i / L (so dL/dpred_i = w_i g_i / sum w)", _rmse,
-                reduce="sqrt", grad_form="linear", abs_grad_of_abs_residual=lambda a, p: a),
+                reduce="sqrt", grad_form="linear", value_form="square",
+                abs_grad_of_abs_residual=lambda a, p: a),
         LossDef("mae", "regression", "mean absolute error", "l = |e|",
-                "g = sign(e), 0 at e = 0", _mae, grad_form="sign",
+                "g = sign(e), 0 at e = 0", _mae, grad_form="sign", value_form="abs",
                 abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0),
         LossDef("huber", "regression", "Huber loss",
                 "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",

@@ -374,9 +374,23 @@ class ResidualChunk:
         else:
             we = e * w
             sq = float(np.einsum("i,i->", we, we))
-        pos = int(np.count_nonzero(e > 0.0)) if signs else 0
-        neg = int(np.count_nonzero(e < 0.0)) if signs else 0
-        return cls(a, moments, float(np.sum(a)), float(a.max()), float(a.min()), sq, pos, neg)
+        amin = float(a.min())
+        pos = neg = 0
+        if signs:
+            pos = int(np.count_nonzero(e > 0.0))
+            zeros = int(np.count_nonzero(a == 0.0)) if amin == 0.0 else 0
+            neg = int(e.size) - pos - zeros
+        return cls(a, moments, float(np.sum(a)), float(a.max()), amin, sq, pos, neg)
+
+    def value_sum(self, form: str, w: np.ndarray | None, e: np.ndarray) -> float:
+        """sum w l for l = e^2 ("square") or |e| ("abs"), from what is already computed."""
+        if form == "square":
+            if w is None:
+                return self.moments.sum_of_squares
+            return float(np.einsum("i,i,i->", w, e, e))
+        if w is None:
+            return self.abs_sum
+        return float(np.einsum("i,i->", w, self.abs_e))
 
 
 @dataclass
@@ -455,14 +469,19 @@ class EvalState:
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
+            loss = spec.single
+            if res is not None and loss is not None and loss.grad_form is not None:
+                # Value and gradient both follow from the shared residual summary.
+                assert loss.value_form is not None
+                st.value.add(res.value_sum(loss.value_form, w, batch.residual()))
+                if loss.grad_form == "linear":
+                    st.grad.update_linear(loss.grad_coef, res, self.opts)
+                else:
+                    st.grad.update_sign(res, w, self.opts)
+                continue
             c = _evaluate_spec(spec, batch)
             st.value.add(float(np.sum(c.values if w is None else c.values * w)))
-            if res is not None and forms[i] == "linear":
-                st.grad.update_linear(spec.terms[0].loss.grad_coef, res, self.opts)
-            elif res is not None and forms[i] == "sign":
-                st.grad.update_sign(res, w, self.opts)
-            else:
-                st.grad.update(c.grads, w, self.opts, c.abs_grads)
+            st.grad.update(c.grads, w, self.opts, c.abs_grads)
             st.clipped_inputs += c.clipped
 
     def merge(self, other: EvalState) -> None:
