@@ -200,15 +200,21 @@ def _poisson_check(b: Batch, p: Mapping[str, float | None]) -> DomainProblem | N
 # --- binary -----------------------------------------------------------------------------------
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-z)) without overflow."""
     ez = np.exp(-np.abs(z))
     return np.where(z >= 0.0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
 
 
-def _log_sigmoid(z: np.ndarray) -> np.ndarray:
-    """log(sigmoid(z)) = -softplus(-z), stable for any z."""
-    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
+def sigmoid_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sigmoid(z), sigmoid(-z), log sigmoid(z)) from one exp(-|z|): no overflow for any z and
+    no cancellation in either tail."""
+    ez = np.exp(-np.abs(z))
+    inv = 1.0 / (1.0 + ez)  # sigmoid(|z|)
+    small = ez * inv  # sigmoid(-|z|)
+    nonneg = z >= 0.0
+    log_sig = np.minimum(z, 0.0) - np.log1p(ez)
+    return np.where(nonneg, inv, small), np.where(nonneg, small, inv), log_sig
 
 
 def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
@@ -216,8 +222,8 @@ def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     y = b.target
     s = 2.0 * y - 1.0
     if b.logits:
-        sz = s * b.pred
-        return s, _sigmoid(sz), _sigmoid(-sz), _log_sigmoid(sz), 0
+        pt, qt, logpt = sigmoid_parts(s * b.pred)
+        return s, pt, qt, logpt, 0
     p = b.pred
     pos = y == 1.0
     raw = np.where(pos, p, 1.0 - p)

@@ -39,7 +39,7 @@ from losscli.engine import (
     resolve_threads,
 )
 from losscli.errors import InputError, UsageError
-from losscli.losses import CATALOG, Batch
+from losscli.losses import CATALOG, Batch, sigmoid
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
 from losscli.state import HIST_ALPHA, EvalState, ExactSum, LogHistogram, Moments
@@ -471,10 +471,6 @@ class _ClassSums:
         return num / den if den > 0 else math.nan
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     m = z.max(axis=0)
     ex = np.exp(z - m)
@@ -490,7 +486,7 @@ def _values(chunk: Chunk, kind: Kind, logits: bool) -> np.ndarray:
     if kind == "target":
         return chunk.target
     if kind == "logit_residual":
-        return _sigmoid(chunk.pred) - chunk.target
+        return sigmoid(chunk.pred) - chunk.target
     if kind == "multiclass":
         return _true_class_prob(chunk, _probs(chunk, logits)) - 1.0
     return chunk.pred - chunk.target
@@ -629,7 +625,7 @@ class _Pass:
         a = np.abs(x)  # |p - y| = 1 - p_true
         self.abs_err.add(float(np.sum(a)))
         self.brier.add(float(np.sum(x * x)))
-        prob = _sigmoid(p) if self.logits else p
+        prob = sigmoid(p) if self.logits else p
         self.mean_p.add(float(np.sum(prob)))
         self.confident_wrong = int(np.count_nonzero(a > 1.0 - CONFIDENT_WRONG_P))
         self.correct = int(np.count_nonzero((prob >= 0.5) == (t == 1.0)))
