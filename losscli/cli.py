@@ -286,7 +286,6 @@ def eval_cmd(
     Exit codes: 0 ok, 1 a gate (--max, --baseline) failed, 2 bad input / usage / config,
     3 internal error.
     """
-    from losscli import gates as gate_mod
     from losscli.config import find_config, resolve
     from losscli.engine import DEFAULT_CHUNK_ROWS, evaluate
 
@@ -306,9 +305,13 @@ def eval_cmd(
     out_fmt = str(val["format"])
     if out_fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{out_fmt}'")
-    limits = gate_mod.parse_max(val["max"])
-    tol = gate_mod.Tolerance.parse(val["tolerance"])
-    base = gate_mod.load_baseline(val["baseline"]) if val["baseline"] else None
+    gated = bool(val["max"] or val["baseline"] or val["tolerance"] is not None)
+    if gated:  # parsed before the pass, so that a bad gate fails fast
+        from losscli import gates as gate_mod
+
+        limits = gate_mod.parse_max(val["max"])
+        tol = gate_mod.Tolerance.parse(val["tolerance"])
+        base = gate_mod.load_baseline(val["baseline"]) if val["baseline"] else None
 
     show_progress = (not quiet and sys.stderr.isatty() and _input_bytes(source) > 64 << 20)
     with _Progress(show_progress) as progress:
@@ -318,7 +321,8 @@ def eval_cmd(
             vanish_tol=float(val["vanish_tol"]), explode_tol=float(val["explode_tol"]),
             grad_clip=val["grad_clip"], threads=threads,
             progress=progress.update if show_progress else None)
-    report.gates = gate_mod.check(report, limits, base, tol)
+    if gated:
+        report.gates = gate_mod.check(report, limits, base, tol)
     if show_config:
         report.config = {k: {"value": v.value, "source": v.origin} for k, v in settings.items()}
     _warn(report, quiet)

@@ -8,6 +8,7 @@ the logit for logit input, and the L2 norm of the gradient row for multiclass pr
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,7 +19,7 @@ Task = Literal["regression", "binary", "multiclass"]
 TASKS: tuple[Task, ...] = ("regression", "binary", "multiclass")
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (scikit-learn's ``log_loss``).
-EPS = float(np.finfo(np.float64).eps)
+EPS = sys.float_info.epsilon  # 2.220446049250313e-16, np.finfo(np.float64).eps
 _LOG2 = math.log(2.0)
 
 
