@@ -359,15 +359,15 @@ def _parquet_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Re
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE)
-        missing = [c for c in columns if c not in pf.schema_arrow.names]
-        if missing:
-            raise InputError(f"{path}: column '{missing[0]}' not found "
-                             f"(columns: {', '.join(pf.schema_arrow.names)})")
-        # Row group by row group: a batch that straddles two row groups is a concatenated copy.
-        for group in range(pf.num_row_groups):
-            yield from pf.iter_batches(batch_size=rows, row_groups=[group], columns=columns,
-                                       use_threads=False)
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE) as pf:
+            missing = [c for c in columns if c not in pf.schema_arrow.names]
+            if missing:
+                raise InputError(f"{path}: column '{missing[0]}' not found "
+                                 f"(columns: {', '.join(pf.schema_arrow.names)})")
+            # Row group by row group: a batch across two row groups is a concatenated copy.
+            for group in range(pf.num_row_groups):
+                yield from pf.iter_batches(batch_size=rows, row_groups=[group],
+                                           columns=columns, use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: cannot read Parquet data ({' '.join(str(exc).split())}); "
                          "is the file truncated or corrupt?") from None
@@ -391,60 +391,72 @@ def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Reco
         raise _arrow_error(exc, path) from None
 
 
-@dataclass
-class _CsvProblems:
-    ragged: int = 0
-    first_line: int | None = None
-    first_text: str = ""
-    expected: int = 0
-    actual: int = 0
-
-
 def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
                  rows: int) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    problems = _CsvProblems()
-
-    def on_invalid(row: Any) -> str:
-        if problems.ragged == 0:
-            problems.first_line, problems.first_text = row.number, row.text
-            problems.expected, problems.actual = row.expected_columns, row.actual_columns
-        problems.ragged += 1
-        return "skip"
-
     where = "stdin" if src.path == "-" else src.path
     read = pcsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False)
-    parse = pcsv.ParseOptions(delimiter=src.delimiter, invalid_row_handler=on_invalid)
+    # No invalid_row_handler: a Python callback held by pyarrow's reader is released on one of
+    # its threads, which aborts the process about 1 run in 100 when that happens during the
+    # interpreter's shutdown. Ragged rows are an error; _csv_error locates them afterwards.
+    parse = pcsv.ParseOptions(delimiter=src.delimiter)
     convert = pcsv.ConvertOptions(include_columns=columns, column_types=types,
                                   strings_can_be_null=True)
     data: Any = src._stdin if src.path == "-" else src.path
     try:
-        reader = pcsv.open_csv(data, read_options=read, parse_options=parse,
-                               convert_options=convert)
-        for batch in reader:
-            yield from _slice(batch, rows)
+        with pcsv.open_csv(data, read_options=read, parse_options=parse,
+                           convert_options=convert) as reader:
+            for batch in reader:
+                yield from _slice(batch, rows)
     except pa.ArrowInvalid as exc:
-        raise _csv_conversion_error(src, exc, columns) from None
+        raise _csv_error(src, exc) from None
     except (OSError, pa.ArrowException) as exc:
         raise _arrow_error(exc, where) from None
-    if problems.ragged:
-        at = (f"line {problems.first_line}" if problems.first_line is not None
-              else f"'{problems.first_text[:60]}'")
-        raise InputError(
-            f"{where}: {problems.ragged} ragged row(s): expected {problems.expected} fields, "
-            f"got {problems.actual} at {at}")
 
 
-def _csv_conversion_error(src: Source, exc: Exception, columns: list[str]) -> InputError:
-    """pyarrow's conversion error as 'column NAME has a non-numeric value V at row R'."""
+def _csv_ragged(src: Source) -> tuple[int, int, int, int] | None:
+    """(count, first line, expected fields, fields there) of rows whose field count differs
+    from the header's: a second pass with the csv module, for files only."""
+    import bz2
+    import csv
+    import gzip
+
+    opener: Any = {".gz": gzip.open, ".bz2": bz2.open}.get(Path(src.path).suffix.lower(), open)
+    try:
+        with opener(src.path, "rt", encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=src.delimiter)
+            expected = len(next(reader, []))
+            count, first, got = 0, 0, 0
+            for row in reader:
+                if row and len(row) != expected:
+                    if not count:
+                        first, got = reader.line_num, len(row)
+                    count += 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return (count, first, expected, got) if count else None
+
+
+def _csv_error(src: Source, exc: Exception) -> InputError:
+    """pyarrow's CSV errors as one line that says what and where: a non-numeric cell's column
+    and row, a ragged row's line, a header without data."""
     import re
 
     where = "stdin" if src.path == "-" else src.path
     text = " ".join(str(exc).split())
     if "Empty CSV file" in text:
         return InputError(f"{where}: no data rows (empty or header only)")
+    ragged = re.search(r"Expected (\d+) columns, got (\d+): (.*)", text)
+    if ragged:
+        found = _csv_ragged(src) if src.path != "-" else None
+        if found:
+            count, line, expected, got = found
+            return InputError(f"{where}: {count} ragged row(s): expected {expected} fields, "
+                              f"got {got} at line {line}")
+        return InputError(f"{where}: ragged row: expected {ragged[1]} fields, got "
+                          f"{ragged[2]} in '{ragged[3][:60]}'")
     m = re.search(r"column #(\d+): (?:Row #(\d+): )?CSV conversion error to \w+: "
                   r"invalid value '(.*)'", text)
     if not m:
@@ -466,19 +478,18 @@ def _locate_csv_value(src: Source, column: str, value: str) -> int | None:
     import pyarrow.csv as pcsv
 
     try:
-        reader = pcsv.open_csv(
+        with pcsv.open_csv(
             src.path,
             read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False),
-            parse_options=pcsv.ParseOptions(delimiter=src.delimiter,
-                                            invalid_row_handler=lambda r: "skip"),
+            parse_options=pcsv.ParseOptions(delimiter=src.delimiter),
             convert_options=pcsv.ConvertOptions(include_columns=[column],
-                                                 column_types={column: pa.string()}))
-        seen = 0
-        for batch in reader:
-            hit = np.flatnonzero(_int_view(pc.equal(batch.column(0), value), 0))
-            if hit.size:
-                return seen + int(hit[0]) + 1
-            seen += batch.num_rows
+                                                column_types={column: pa.string()})) as reader:
+            seen = 0
+            for batch in reader:
+                hit = np.flatnonzero(_int_view(pc.equal(batch.column(0), value), 0))
+                if hit.size:
+                    return seen + int(hit[0]) + 1
+                seen += batch.num_rows
     except (OSError, pa.ArrowException):
         return None
     return None
