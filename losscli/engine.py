@@ -272,6 +272,15 @@ def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: 
                       f"{values[i]:.10g} ({count} row(s) in this chunk){hint}")
 
 
+def check_weights(chunk: Chunk, cols: Columns, where: str) -> None:
+    """Sample weights must be non-negative (their finiteness is the NaN policy's)."""
+    if chunk.weight is not None:
+        neg = chunk.weight < 0
+        if neg.any():
+            raise domain_error(chunk, neg, cols.weight or "", where,
+                               "must be a non-negative sample weight", chunk.weight)
+
+
 @dataclass
 class TaskValidator:
     """Task-level domain checks of each chunk."""
@@ -365,11 +374,7 @@ class _ChunkWorker:
     def __call__(self, chunk: Chunk) -> _ChunkResult:
         cols, where = self.validator.cols, self.validator.where
         off = self.validator.check(chunk)
-        if chunk.weight is not None:
-            neg = chunk.weight < 0
-            if neg.any():
-                raise domain_error(chunk, neg, cols.weight or "", where,
-                                   "must be a non-negative sample weight", chunk.weight)
+        check_weights(chunk, cols, where)
         batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
         skip = set(self.dropped)
         drops = _check_losses(self.template.specs, self.optional, skip, batch, chunk, cols,

@@ -32,6 +32,7 @@ from losscli.engine import (
     DEFAULT_CHUNK_ROWS,
     ROW_SUM_RTOL,
     TaskValidator,
+    check_weights,
     domain_error,
     head_chunks,
     json_safe,
@@ -1221,11 +1222,7 @@ def _labels(cols: Columns, acc: _Pass) -> list[str]:
 
 def _check_chunk(chunk: Chunk, cols: Columns, where: str, task: RecTask | None) -> None:
     """Domain checks that eval would make, with eval's messages."""
-    if chunk.weight is not None:
-        neg = chunk.weight < 0
-        if neg.any():
-            raise domain_error(chunk, neg, cols.weight or "", where,
-                               "must be a non-negative sample weight", chunk.weight)
+    check_weights(chunk, cols, where)
     target_only = cols.pred == [cols.target]
     t = chunk.target
     if task == "multiclass" and target_only:
