@@ -125,13 +125,21 @@ def plain_text(render: Any) -> str:
     return buf.getvalue()
 
 
-def write_output(text: str, path: Path) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then an atomic rename."""
+def check_output(path: Path | None) -> None:
+    """Refuse an --output that cannot be written before a long pass, not after it."""
+    if path is None:
+        return
     target = path.resolve()
     if target.is_dir():
         raise UsageError(f"--output {path} is a directory")
     if not target.parent.is_dir():
         raise UsageError(f"--output {path}: directory {target.parent} does not exist")
+
+
+def write_output(text: str, path: Path) -> None:
+    """Write a whole file or nothing: a temporary file beside it, then an atomic rename."""
+    check_output(path)
+    target = path.resolve()
     import tempfile
 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -289,6 +297,7 @@ def eval_cmd(
     from losscli.config import find_config, resolve
     from losscli.engine import DEFAULT_CHUNK_ROWS, evaluate
 
+    check_output(output)
     cfg = find_config(config)
     settings = resolve(
         {"pred": pred, "target": target, "weight": weight, "losses": loss, "logits": logits,
@@ -460,6 +469,7 @@ def recommend_cmd(
     from losscli.engine import DEFAULT_CHUNK_ROWS
     from losscli.recommend import Hints, recommend
 
+    check_output(output)
     show_progress = (source is not None and not quiet and sys.stderr.isatty()
                      and _input_bytes(source) > 64 << 20)
     with _Progress(show_progress) as progress:

@@ -34,7 +34,6 @@ TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "
 PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
               "probability", "predictions", "preds", "output", "logit", "logits")
 MULTI_PRED_GLOBS = ("prob_*", "proba_*", "p_*", "logit_*", "logits_*", "score_*", "pred_*")
-WEIGHT_NAMES = ()  # weights are never guessed: a column named 'w' may mean anything
 
 
 @dataclass
@@ -338,9 +337,7 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         if typ is not None and (pa.types.is_list(typ) or pa.types.is_large_list(typ)
                                 or pa.types.is_fixed_size_list(typ)):
             cols.list_column = True
-    if cols.multiclass and not cols.labels:
-        cols.labels = []  # list columns: classes are indices 0..C-1
-    return cols
+    return cols  # a list column has no labels: its classes are the indices 0..C-1
 
 
 # --- batch streams ----------------------------------------------------------------------------
