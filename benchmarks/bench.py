@@ -255,6 +255,18 @@ def _regression_case(
     return Case(key, group, title, ds, REGRESSION_LOSSES, (losscli, *peers), "losscli")
 
 
+def _logit_case(key: str, group: str, title: str, ds: Dataset, d: Path, pred: str,
+                loss: str) -> Case:
+    """A classification case on logits: one loss, label as the target."""
+    path = ds.path(d)
+    argv = _losscli_eval(path, "--pred", pred, "--target", "label", "--loss", loss, "--logits")
+    cmds = (
+        Command("losscli", "losscli", argv, _parse_losscli_json),
+        *(_peer(t, group, path) for t in PEER_TOOLS),
+    )
+    return Case(key, group, title, ds, (loss,), cmds, "losscli")
+
+
 def build_cases(args: argparse.Namespace) -> list[Case]:
     """The cases selected by ``--cases`` and ``--sizes``, in a fixed order."""
     d: Path = args.data_dir
@@ -294,45 +306,13 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
             )
         )
     if "binary" in groups:
-        path = BINARY_1E7.path(d)
-        argv = _losscli_eval(
-            path, "--pred", "logit", "--target", "label", "--loss", "bce", "--logits"
-        )
-        cmds = (
-            Command("losscli", "losscli", argv, _parse_losscli_json),
-            *(_peer(t, "binary", path) for t in PEER_TOOLS),
-        )
-        cases.append(
-            Case(
-                "binary-1e7",
-                "binary",
-                "Binary, 1e7 rows Parquet: BCE with logits",
-                BINARY_1E7,
-                ("bce",),
-                cmds,
-                "losscli",
-            )
-        )
+        cases.append(_logit_case("binary-1e7", "binary",
+                                 "Binary, 1e7 rows Parquet: BCE with logits",
+                                 BINARY_1E7, d, "logit", "bce"))
     if "multiclass" in groups:
-        path = MULTI_1E6.path(d)
-        argv = _losscli_eval(
-            path, "--pred", "logit_*", "--target", "label", "--loss", "cce", "--logits"
-        )
-        cmds = (
-            Command("losscli", "losscli", argv, _parse_losscli_json),
-            *(_peer(t, "multiclass", path) for t in PEER_TOOLS),
-        )
-        cases.append(
-            Case(
-                "multiclass-1e6x100",
-                "multiclass",
-                "Multiclass, 1e6 rows x 100 logits Parquet: CCE with logits",
-                MULTI_1E6,
-                ("cce",),
-                cmds,
-                "losscli",
-            )
-        )
+        cases.append(_logit_case("multiclass-1e6x100", "multiclass",
+                                 "Multiclass, 1e6 rows x 100 logits Parquet: CCE with logits",
+                                 MULTI_1E6, d, "logit_*", "cce"))
     if "startup" in groups:
         path = REG_CSV_1E4.path(d)
         eval_argv = _losscli_eval(path, *_loss_flags(REGRESSION_LOSSES))
