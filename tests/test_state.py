@@ -4,6 +4,7 @@ associativity) of ExactSum, Moments, LogHistogram and the engine's whole EvalSta
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,22 @@ finite = st.floats(min_value=-1e300, max_value=1e300, allow_nan=False, allow_inf
 float_lists = st.lists(finite, max_size=40)
 
 
+def groupings(make: Callable[[Any], Any], a: Any, b: Any, c: Any) -> tuple[Any, Any, Any, Any]:
+    """a+b, b+a, (a+b)+c and a+(b+c), each built with ``merge`` from states made by ``make``:
+    the operands of the commutativity and associativity laws."""
+    ab, ba = make(a), make(b)
+    ab.merge(make(b))
+    ba.merge(make(a))
+    left = make(a)
+    left.merge(make(b))
+    left.merge(make(c))
+    bc = make(b)
+    bc.merge(make(c))
+    right = make(a)
+    right.merge(bc)
+    return ab, ba, left, right
+
+
 @SETTINGS
 @given(float_lists, float_lists, float_lists)
 def test_exact_sum_merge_laws(a: list[float], b: list[float], c: list[float]) -> None:
@@ -75,18 +92,9 @@ def test_exact_sum_merge_laws(a: list[float], b: list[float], c: list[float]) ->
     y.merge(exact_sum(a))
     assert y.value == math.fsum(a)
     # commutativity
-    ab, ba = exact_sum(a), exact_sum(b)
-    ab.merge(exact_sum(b))
-    ba.merge(exact_sum(a))
+    ab, ba, left, right = groupings(exact_sum, a, b, c)
     assert ab.value == ba.value == math.fsum(a + b)
     # associativity
-    left = exact_sum(a)
-    left.merge(exact_sum(b))
-    left.merge(exact_sum(c))
-    bc = exact_sum(b)
-    bc.merge(exact_sum(c))
-    right = exact_sum(a)
-    right.merge(bc)
     assert left.value == right.value == expected
 
 
@@ -187,18 +195,9 @@ def test_moments_merge_laws(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None
     assert (x.n, x.mean, x.m2, x.m3, x.m4) == (ref.n, ref.mean, ref.m2, ref.m3, ref.m4)
     assert (y.n, y.mean, y.m2, y.m3, y.m4) == (ref.n, ref.mean, ref.m2, ref.m3, ref.m4)
     # commutativity
-    ab, ba = m_of(a), m_of(b)
-    ab.merge(m_of(b))
-    ba.merge(m_of(a))
+    ab, ba, left, right = groupings(m_of, a, b, c)
     moments_close(ab, ba, np.concatenate([a, b]))
     # associativity, and agreement with the exact moments of the concatenation
-    left = m_of(a)
-    left.merge(m_of(b))
-    left.merge(m_of(c))
-    bc = m_of(b)
-    bc.merge(m_of(c))
-    right = m_of(a)
-    right.merge(bc)
     allx = np.concatenate([a, b, c])
     moments_close(left, right, allx)
     if allx.size:
@@ -279,17 +278,8 @@ def test_log_histogram_merge_laws(a: np.ndarray, b: np.ndarray, c: np.ndarray) -
     y = LogHistogram()
     y.merge(hist_of(a))
     assert same_hist(y, hist_of(a))
-    ab, ba = hist_of(a), hist_of(b)
-    ab.merge(hist_of(b))
-    ba.merge(hist_of(a))
+    ab, ba, left, right = groupings(hist_of, a, b, c)
     assert same_hist(ab, ba)
-    left = hist_of(a)
-    left.merge(hist_of(b))
-    left.merge(hist_of(c))
-    bc = hist_of(b)
-    bc.merge(hist_of(c))
-    right = hist_of(a)
-    right.merge(bc)
     assert same_hist(left, right)
     allx = np.concatenate([a, b, c])
     assert same_hist(left, hist_of(allx))
@@ -381,17 +371,8 @@ def test_eval_state_merge_laws(task: str, data: st.DataObject) -> None:
     y.merge(state_of(specs, a))
     assert summary(y) == ref
     # commutativity
-    ab, ba = state_of(specs, a), state_of(specs, b)
-    ab.merge(state_of(specs, b))
-    ba.merge(state_of(specs, a))
+    ab, ba, left, right = groupings(lambda x: state_of(specs, x), a, b, c)
     summaries_close(summary(ab), summary(ba))
     # associativity, and merging equals one state fed all chunks
-    left = state_of(specs, a)
-    left.merge(state_of(specs, b))
-    left.merge(state_of(specs, c))
-    bc = state_of(specs, b)
-    bc.merge(state_of(specs, c))
-    right = state_of(specs, a)
-    right.merge(bc)
     summaries_close(summary(left), summary(right))
     summaries_close(summary(left), summary(state_of(specs, a + b + c)))
