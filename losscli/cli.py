@@ -264,9 +264,9 @@ def eval_cmd(
         "--threads", help="Compute threads beside the reading thread (default: one per "
         "remaining core, at most 4; 0: none). Results are identical for any number.")] = None,
     vanish_tol: Annotated[float | None, typer.Option(
-        "--vanish-tol", help="|g| at or below this counts as vanishing. [default: 1e-6]")] = None,
+        "--vanish-tol", help="|g| at or below this counts as vanishing (default 1e-6).")] = None,
     explode_tol: Annotated[float | None, typer.Option(
-        "--explode-tol", help="|g| at or above this counts as exploding. [default: 1e3]")] = None,
+        "--explode-tol", help="|g| at or above this counts as exploding (default 1e3).")] = None,
     grad_clip: Annotated[float | None, typer.Option(
         "--grad-clip", help="Report the fraction of |g| above this clip value.")] = None,
     max_: Annotated[list[str] | None, typer.Option(
@@ -277,15 +277,15 @@ def eval_cmd(
         dir_okay=False)] = None,
     tolerance: Annotated[str | None, typer.Option(
         "--tolerance", help="Allowed worsening against --baseline: relative (2%) or absolute "
-        "(0.01). [default: 0]")] = None,
+        "(0.01); default 0.")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="Settings file (default: ./losscli.toml, else [tool.losscli] in "
+        "--config", help="Settings file (default: ./losscli.toml, else \\[tool.losscli] in "
         "./pyproject.toml).", dir_okay=False)] = None,
     show_config: Annotated[bool, typer.Option(
         "--show-config", help="Include each setting and where it came from in the report.")
     ] = False,
     fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help=f"Output format: {', '.join(FORMATS)}. [default: table]")] = None,
+        "--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default table).")] = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
