@@ -114,7 +114,7 @@ def stderr_console() -> Console:
                    color_system=None if plain else "auto")
 
 
-def plain_text(render: Any) -> str:
+def plain_text(render: Callable[[Console], None]) -> str:
     """Render Rich output to uncoloured text (for --output files)."""
     from rich.console import Console
 
@@ -167,10 +167,11 @@ def _input_bytes(source: str) -> int:
 class _Progress:
     """A transient progress line on stderr, for long inputs on a terminal only."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, source: str | None, quiet: bool) -> None:
         self.bar: Any = None
         self.task: Any = None
-        if enabled:
+        if (source is not None and not quiet and sys.stderr.isatty()
+                and _input_bytes(source) > 64 << 20):
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
@@ -188,8 +189,12 @@ class _Progress:
             self.bar.stop()
 
     def update(self, rows: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=rows)
+        self.bar.update(self.task, completed=rows)
+
+    @property
+    def callback(self) -> Callable[[int], None] | None:
+        """What the library calls with the rows read so far, or None without a bar."""
+        return None if self.bar is None else self.update
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -200,22 +205,27 @@ def _emit(text: str, output: Path | None) -> None:
         write_output(text, output)
 
 
+def _emit_rich(render: Callable[[Console], None], output: Path | None) -> None:
+    """Rich output on stdout, or as plain text into --output."""
+    if output is not None:
+        write_output(plain_text(render), output)
+    else:
+        render(stdout_console())
+
+
 def _emit_report(report: Report, out_fmt: str, output: Path | None) -> None:
     if out_fmt != "table":
         _emit(_render(report, out_fmt), output)
         return
     from losscli.render.table import print_eval
 
-    if output is not None:
-        write_output(plain_text(lambda c: print_eval(report, c)), output)
-    else:
-        print_eval(report, stdout_console())
+    _emit_rich(lambda c: print_eval(report, c), output)
 
 
-def _warn(report: Report, quiet: bool) -> None:
+def _warn(warnings: list[str], quiet: bool) -> None:
     if quiet:
         return
-    for w in report.warnings:
+    for w in warnings:
         print(f"losscli: warning: {w}", file=sys.stderr)
 
 
@@ -322,19 +332,17 @@ def eval_cmd(
         tol = gate_mod.Tolerance.parse(val["tolerance"])
         base = gate_mod.load_baseline(val["baseline"]) if val["baseline"] else None
 
-    show_progress = (not quiet and sys.stderr.isatty() and _input_bytes(source) > 64 << 20)
-    with _Progress(show_progress) as progress:
+    with _Progress(source, quiet) as progress:
         report = evaluate(
             source, val["pred"], val["target"], val["weight"], val["losses"] or None,
             logits=bool(val["logits"]), nan=val["nan"], chunk_rows=int(val["chunk_rows"]),
             vanish_tol=float(val["vanish_tol"]), explode_tol=float(val["explode_tol"]),
-            grad_clip=val["grad_clip"], threads=threads,
-            progress=progress.update if show_progress else None)
+            grad_clip=val["grad_clip"], threads=threads, progress=progress.callback)
     if gated:
         report.gates = gate_mod.check(report, limits, base, tol)
     if show_config:
         report.config = {k: {"value": v.value, "source": v.origin} for k, v in settings.items()}
-    _warn(report, quiet)
+    _warn(report.warnings, quiet)
     _emit_report(report, out_fmt, output)
     _step_summary(report)
     if not report.passed:
@@ -470,19 +478,15 @@ def recommend_cmd(
     from losscli.recommend import Hints, recommend
 
     check_output(output)
-    show_progress = (source is not None and not quiet and sys.stderr.isatty()
-                     and _input_bytes(source) > 64 << 20)
-    with _Progress(show_progress) as progress:
+    with _Progress(source, quiet) as progress:
         rec = recommend(
             source, pred, target, weight, None if task is None else task.value,
             logits=logits, nan="error" if nan is None else nan.value,
             chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
-            threads=threads, progress=progress.update if show_progress else None,
+            threads=threads, progress=progress.callback,
             target_only=target_only,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share))
-    if not quiet:
-        for w in rec.warnings:
-            print(f"losscli: warning: {w}", file=sys.stderr)
+    _warn(rec.warnings, quiet)
     if fmt is OutputFormat.json:
         from losscli.render.json import dumps
 
@@ -490,10 +494,7 @@ def recommend_cmd(
         return
     from losscli.render.recommend import print_recommend
 
-    if output is not None:
-        write_output(plain_text(lambda c: print_recommend(rec, c, plot)), output)
-    else:
-        print_recommend(rec, stdout_console(), plot)
+    _emit_rich(lambda c: print_recommend(rec, c, plot), output)
 
 
 def run(argv: list[str] | None = None) -> int:
