@@ -434,7 +434,7 @@ def evaluate(
     else:
         src = open_table(source)
     cols = resolve_columns(src, pred, target, weight)
-    where = "stdin" if src.path == "-" else src.path
+    where = src.where
 
     if specs:
         task = _task_of(specs)
@@ -452,8 +452,7 @@ def evaluate(
     head = head_chunks(stream, DETECT_ROWS)
     if not head:
         # Every row was dropped for NaN: chunks() raised unless the policy is drop.
-        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
-                         "inf or empty values")
+        raise _all_dropped(where, stats)
     optional = [False] * len(specs)
     specs_given = bool(specs)
     if not specs:
@@ -482,8 +481,7 @@ def evaluate(
                 progress(state.rows + stats.count)
     warnings = list(dropped.values())
     if state.rows == 0:
-        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
-                         "inf or empty values")
+        raise _all_dropped(where, stats)
     if state.weight_sum.value <= 0.0:
         raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
                          "mean is undefined")
@@ -513,6 +511,11 @@ def evaluate(
         warnings=warnings,
         elapsed_seconds=time.perf_counter() - started,
     )
+
+
+def _all_dropped(where: str, stats: NanStats) -> InputError:
+    return InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
+                      "inf or empty values")
 
 
 def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:

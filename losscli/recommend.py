@@ -43,7 +43,7 @@ from losscli.errors import InputError, UsageError
 from losscli.losses import CATALOG, Batch, sigmoid
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
-from losscli.state import HIST_ALPHA, EvalState, ExactSum, LogHistogram, Moments
+from losscli.state import HIST_ALPHA, EvalState, ExactSum, LogHistogram, Moments, inverted_cdf
 
 SCHEMA = "losscli.recommend/1"
 
@@ -370,13 +370,6 @@ def _mid_order_stat(values: np.ndarray, counts: np.ndarray) -> float:
     return 0.5 * (float(lo) + float(hi))
 
 
-def _quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    """The ceil(q n)-th smallest of sorted bucket values with counts (inverted CDF)."""
-    cum = np.cumsum(counts)
-    rank = max(1, math.ceil(q * int(cum[-1])))
-    return float(values[int(np.searchsorted(cum, rank))])
-
-
 @dataclass
 class Robust:
     """Median, MAD and outlier count read from one signed histogram around ``pilot``."""
@@ -396,7 +389,7 @@ class Robust:
     @property
     def quartile_skewness(self) -> float:
         """Bowley's (Q3 + Q1 - 2 median) / (Q3 - Q1); NaN when Q3 = Q1."""
-        q1, q3 = (_quantile(self.values, self.counts, q) for q in (0.25, 0.75))
+        q1, q3 = (inverted_cdf(self.values, self.counts, q) for q in (0.25, 0.75))
         return (q3 + q1 - 2.0 * self.median) / (q3 - q1) if q3 > q1 else math.nan
 
     @property
@@ -1049,7 +1042,7 @@ def recommend(
     if nan not in ("error", "drop"):
         raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
     src = _open(source)
-    where = "stdin" if src.path == "-" else src.path
+    where = src.where
     cols, has_pred, pred_from = _columns(src, pred, target, weight, target_only)
     if not has_pred:
         import pyarrow as pa

@@ -129,6 +129,11 @@ class Source:
     table: Any = None  # a pyarrow Table for in-memory input
 
     @property
+    def where(self) -> str:
+        """How messages name this input."""
+        return "stdin" if self.path == "-" else self.path
+
+    @property
     def display_format(self) -> str:
         if self.path == "-":
             return "csv (stdin)"
@@ -394,7 +399,7 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    where = "stdin" if src.path == "-" else src.path
+    where = src.where
     read = pcsv.ReadOptions(block_size=CSV_BLOCK_SIZE, use_threads=False)
     # No invalid_row_handler: a Python callback held by pyarrow's reader is released on one of
     # its threads, which aborts the process about 1 run in 100 when that happens during the
@@ -442,7 +447,7 @@ def _csv_error(src: Source, exc: Exception) -> InputError:
     and row, a ragged row's line, a header without data."""
     import re
 
-    where = "stdin" if src.path == "-" else src.path
+    where = src.where
     text = " ".join(str(exc).split())
     if "Empty CSV file" in text:
         return InputError(f"{where}: no data rows (empty or header only)")
@@ -503,7 +508,7 @@ def record_batches(src: Source, cols: Columns, rows: int,
         types: dict[str, Any] = {c: pa.float64() for c in columns}
         if string_target:
             types[cols.target] = pa.string()
-        where = "stdin" if src.path == "-" else src.path
+        where = src.where
         for batch in _csv_batches(src, columns, types, rows):
             yield where, batch.select(columns)
     elif src.format == "memory":
@@ -641,7 +646,7 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
         for batch in _slice(whole, rows_per_chunk):
             yield from _chunk(batch, cols, where, seen, stats)
     if not seen or sum(seen.values()) == 0:
-        raise InputError(f"{'stdin' if src.path == '-' else src.path}: no data rows "
+        raise InputError(f"{src.where}: no data rows "
                          "(empty or header only)")
     if stats.count and nan == "error":
         raise InputError(

@@ -169,6 +169,17 @@ def bucket_value(keys: np.ndarray) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
+def inverted_cdf(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """The ceil(q n)-th smallest of ascending ``values`` repeated ``counts`` times (NaN if
+    there are none): numpy's ``method="inverted_cdf"`` on bucketed data."""
+    cum = np.cumsum(counts)
+    n = int(cum[-1]) if cum.size else 0
+    if n == 0:
+        return math.nan
+    rank = max(1, math.ceil(q * n))
+    return float(values[int(np.searchsorted(cum, rank))])
+
+
 @dataclass
 class LogHistogram:
     """Counts of non-negative values in log-spaced buckets (a DDSketch-like dense store).
@@ -223,14 +234,7 @@ class LogHistogram:
 
     def quantile(self, q: float) -> float:
         """The ceil(q*n)-th smallest value (inverted CDF), within HIST_ALPHA relative error."""
-        n = self.n
-        if n == 0:
-            return math.nan
-        rank = max(1, math.ceil(q * n))
-        if rank <= self.zero:
-            return 0.0
-        idx = int(np.searchsorted(np.cumsum(self.counts), rank - self.zero))
-        return float(bucket_value(np.array([self.offset + idx]))[0])
+        return inverted_cdf(*self.buckets(), q)
 
     def buckets(self) -> tuple[np.ndarray, np.ndarray]:
         """Representative values and counts of the non-empty buckets, zero bucket first."""
@@ -469,12 +473,13 @@ class EvalState:
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
-            loss = spec.single
-            if res is not None and loss is not None and loss.grad_form is not None:
+            form = forms[i]
+            if form is not None and res is not None:
                 # Value and gradient both follow from the shared residual summary.
+                loss = spec.terms[0].loss
                 assert loss.value_form is not None
                 st.value.add(res.value_sum(loss.value_form, w, batch.residual()))
-                if loss.grad_form == "linear":
+                if form == "linear":
                     st.grad.update_linear(loss.grad_coef, res, self.opts)
                 else:
                     st.grad.update_sign(res, w, self.opts)
