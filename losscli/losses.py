@@ -201,18 +201,22 @@ def _poisson_check(b: Batch, p: Mapping[str, float | None]) -> DomainProblem | N
 # --- binary -----------------------------------------------------------------------------------
 
 
+def _sigmoid_halves(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exp(-|z|), sigmoid(|z|), sigmoid(-|z|)): no overflow, no cancellation in either tail."""
+    ez = np.exp(-np.abs(z))
+    inv = 1.0 / (1.0 + ez)
+    return ez, inv, ez * inv
+
+
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-z)) without overflow."""
-    ez = np.exp(-np.abs(z))
-    return np.where(z >= 0.0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
+    _, inv, small = _sigmoid_halves(z)
+    return np.where(z >= 0.0, inv, small)
 
 
 def sigmoid_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sigmoid(z), sigmoid(-z), log sigmoid(z)) from one exp(-|z|): no overflow for any z and
-    no cancellation in either tail."""
-    ez = np.exp(-np.abs(z))
-    inv = 1.0 / (1.0 + ez)  # sigmoid(|z|)
-    small = ez * inv  # sigmoid(-|z|)
+    """(sigmoid(z), sigmoid(-z), log sigmoid(z)) from one exp(-|z|)."""
+    ez, inv, small = _sigmoid_halves(z)
     nonneg = z >= 0.0
     log_sig = np.minimum(z, 0.0) - np.log1p(ez)
     return np.where(nonneg, inv, small), np.where(nonneg, small, inv), log_sig
