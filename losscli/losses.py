@@ -100,13 +100,16 @@ class LossDef:
     params: tuple[Param, ...] = ()
     #: ``sqrt`` for rmse: the reported value is sqrt(mean l_i) and g_i is scaled by 1/value.
     reduce: Literal["mean", "sqrt"] = "mean"
-    #: g = coef * e ("linear") or sign(e) ("sign"): the gradient statistics then follow from the
-    #: residual's, computed once per chunk for all such losses.
-    grad_form: Literal["linear", "sign"] | None = None
+    #: g = coef * e ("linear"), sign(e) ("sign") or clip(e, -d, d) / s ("clipped"): the gradient
+    #: statistics then follow from the residual's, computed once per chunk for all such losses.
+    grad_form: Literal["linear", "sign", "clipped"] | None = None
     grad_coef: float = 1.0
-    #: l = e^2 ("square") or |e| ("abs"); required with grad_form, so that the engine can take
-    #: both from the residual summary without calling ``compute``.
+    #: l = e^2 ("square") or |e| ("abs"); required with "linear" and "sign", so that the engine
+    #: can take both from the residual summary without calling ``compute``. "clipped" implies
+    #: l = m (|e| - m/2) / s with m = min(|e|, d).
     value_form: Literal["square", "abs"] | None = None
+    #: (d, s) of a "clipped" loss from its parameters.
+    clip_of: Callable[[Mapping[str, float | None]], tuple[float, float]] | None = None
     #: |g| as a non-decreasing function of |e|: lets one residual histogram serve all quantiles.
     abs_grad_of_abs_residual: Callable[[float, Mapping[str, float | None]], float] | None = None
     check: CheckFn | None = None
@@ -318,11 +321,13 @@ CATALOG: dict[str, LossDef] = {
                 abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0),
         LossDef("huber", "regression", "Huber loss",
                 "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",
-                "g = clip(e, -delta, delta)", _huber, (_DELTA,),
+                "g = clip(e, -delta, delta)", _huber, (_DELTA,), grad_form="clipped",
+                clip_of=lambda p: (float(p["delta"]), 1.0),  # type: ignore[arg-type]
                 abs_grad_of_abs_residual=lambda a, p: min(a, float(p["delta"]))),  # type: ignore[arg-type]
         LossDef("smooth_l1", "regression", "smooth L1 loss (huber(beta) / beta)",
                 "l = e^2/(2 beta) if |e| < beta else |e| - beta/2",
-                "g = clip(e / beta, -1, 1)", _smooth_l1, (_BETA,),
+                "g = clip(e / beta, -1, 1)", _smooth_l1, (_BETA,), grad_form="clipped",
+                clip_of=lambda p: (float(p["beta"]), float(p["beta"])),  # type: ignore[arg-type]
                 abs_grad_of_abs_residual=lambda a, p: min(a / float(p["beta"]), 1.0)),  # type: ignore[arg-type]
         LossDef("log_cosh", "regression", "log-cosh loss", "l = log(cosh(e))", "g = tanh(e)",
                 _log_cosh, abs_grad_of_abs_residual=lambda a, p: math.tanh(a)),

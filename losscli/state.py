@@ -58,6 +58,13 @@ class ExactSum:
         return math.fsum(self.partials)
 
 
+def dot(x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> float:
+    """sum x y without BLAS (whose threads fight the reading thread): the products, into
+    ``out`` when given, then numpy's pairwise sum. Faster than einsum here, and its rounding
+    error grows with log n, not n, so chunk sizes barely move the result."""
+    return float(np.sum(np.multiply(x, y, out=out)))
+
+
 @dataclass
 class Moments:
     """Count, mean and central moment sums M2..M4, merged with Chan's and Pebay's formulas.
@@ -74,15 +81,25 @@ class Moments:
     m4: float = 0.0
 
     @classmethod
-    def of(cls, x: np.ndarray, order: int = 2) -> Moments:
-        """The moments of one array, two-pass around its own mean."""
+    def of(cls, x: np.ndarray, order: int = 2, sum_sq: float | None = None) -> Moments:
+        """The moments of one array. ``sum_sq`` is sum x^2 when the caller has it.
+
+        Order 2 first tries M2 = sum x^2 - n mean^2, whose relative error is about
+        (sum x^2 / M2) eps; when the mean carries more than three quarters of sum x^2 it takes
+        the second pass around the mean instead, so offset data keeps its precision.
+        """
         n = int(x.size)
         if n == 0:
             return cls(order)
-        mean = float(np.sum(x)) / n
+        total = float(np.sum(x))
+        mean = total / n
+        if order == 2:
+            ss = dot(x, x) if sum_sq is None else sum_sq
+            m2 = ss - total * mean
+            if 4.0 * m2 >= ss:  # false for NaN; ss = 0 means all zeros: M2 = 0
+                return cls(order, n, mean, m2)
         d = x - mean
-        # einsum's sum of products: one pass, no temporary, no BLAS.
-        m = cls(order, n, mean, float(np.einsum("i,i->", d, d)))
+        m = cls(order, n, mean, dot(d, d))
         if order >= 3:
             d2 = d * d
             d2 *= d
@@ -157,8 +174,15 @@ class Moments:
 #: midpoint is within 1/256 (0.39%) of every value in it.
 _MANTISSA_BITS = 7
 _SHIFT = 52 - _MANTISSA_BITS
+
+
+def _key(x: float) -> int:
+    """The histogram key of one non-negative float."""
+    return int(np.array([x], dtype=np.float64).view(np.int64)[0] >> _SHIFT)
+
+
 #: Keys below this (values under HIST_MIN_POSITIVE, zero included) count as zero.
-_MIN_KEY = int(np.array([HIST_MIN_POSITIVE]).view(np.int64)[0] >> _SHIFT)
+_MIN_KEY = _key(HIST_MIN_POSITIVE)
 
 
 def bucket_value(keys: np.ndarray) -> np.ndarray:
@@ -194,12 +218,13 @@ class LogHistogram:
     offset: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
-    def update(self, x: np.ndarray) -> None:
-        """Add non-negative values (NaN-free; +0.0 and values below HIST_MIN_POSITIVE are zero)."""
+    def update(self, x: np.ndarray, lo: float | None = None) -> None:
+        """Add non-negative values (NaN-free; +0.0 and values below HIST_MIN_POSITIVE are zero).
+        ``lo`` is ``x.min()`` when the caller has it (the smallest value has the smallest key)."""
         if x.size == 0:
             return
         keys = np.right_shift(np.ascontiguousarray(x).view(np.int64), _SHIFT)
-        kmin = int(keys.min())
+        kmin = int(keys.min()) if lo is None else _key(lo)
         if kmin < _MIN_KEY:  # zeros (or -0.0, tiny values): counted apart, kept out of the range
             small = keys < _MIN_KEY
             self.zero += int(np.count_nonzero(small))
@@ -278,29 +303,29 @@ class GradState:
                abs_g: np.ndarray | None = None) -> None:
         if g.size == 0:
             return
-        moments = Moments.of(g)
-        self.moments.merge(moments)
+        ss = dot(g, g)
+        self.moments.merge(Moments.of(g, sum_sq=ss))
         a = np.abs(g) if abs_g is None else abs_g
         self.abs_sum.add(float(np.sum(a)))
         amax = float(a.max())
         self.abs_max = max(self.abs_max, amax)
         if w is None:
-            self.sq_weighted.add(moments.sum_of_squares)
+            self.sq_weighted.add(ss)
         else:
             wg = a * w
-            self.sq_weighted.add(float(np.einsum("i,i->", wg, wg)))
+            self.sq_weighted.add(dot(wg, wg, out=wg))
         self._count(a, opts, 1.0, amax)
         if self.hist is not None:
             self.hist.update(a)
 
-    def update_linear(self, c: float, res: ResidualChunk, opts: GradientOptions) -> None:
-        """g = c e: the statistics are the residual's, scaled; only the threshold counts are
-        taken anew."""
-        self.moments.merge(res.moments.scaled(c))
-        self.abs_sum.add(c * res.abs_sum)
-        self.abs_max = max(self.abs_max, c * res.abs_max)
-        self.sq_weighted.add(c * c * res.sq_weighted)
-        self._count(res.abs_e, opts, c, res.abs_max, res.abs_min)
+    def update_linear(self, c: float, base: Summary, opts: GradientOptions) -> None:
+        """g = c b for a summarised b (the residual, or the clipped residual): the statistics
+        are b's, scaled; only the threshold counts are taken anew."""
+        self.moments.merge(base.moments.scaled(c))
+        self.abs_sum.add(c * base.abs_sum)
+        self.abs_max = max(self.abs_max, c * base.abs_max)
+        self.sq_weighted.add(c * c * base.sq_weighted)
+        self._count(base.abs_values, opts, c, base.abs_max, base.abs_min)
 
     def update_sign(self, res: ResidualChunk, w: np.ndarray | None,
                     opts: GradientOptions) -> None:
@@ -315,8 +340,8 @@ class GradState:
         if w is None:
             self.sq_weighted.add(float(nonzero))
         else:
-            w2 = np.where(res.abs_e > 0.0, w, 0.0)
-            self.sq_weighted.add(float(np.einsum("i,i->", w2, w2)))
+            w2 = np.where(res.abs_values > 0.0, w, 0.0)
+            self.sq_weighted.add(dot(w2, w2, out=w2))
         zero = n - nonzero
         # |g| is 0 on `zero` rows and 1 on the others.
         self.vanishing += zero + (nonzero if opts.vanish_tol >= 1.0 else 0)
@@ -356,45 +381,84 @@ class GradState:
 
 
 @dataclass
-class ResidualChunk:
-    """What one chunk's residual e = pred - target gives every loss whose gradient is c e or
-    sign(e): computed once, shared."""
+class Summary:
+    """One chunk's sums of an array b that gradients are multiples of (g = c b)."""
 
-    abs_e: np.ndarray
-    moments: Moments
+    abs_values: np.ndarray  # |b|
+    moments: Moments  # of b
     abs_sum: float
     abs_max: float
     abs_min: float
-    sq_weighted: float  # sum (w e)^2
-    positive: int
-    negative: int
+    sq_weighted: float  # sum (w b)^2
+
+
+@dataclass
+class ResidualChunk(Summary):
+    """What one chunk's residual e = pred - target gives every loss whose gradient is c e or
+    sign(e): computed once, shared."""
+
+    sum_sq: float = 0.0  # sum e^2
+    positive: int = 0
+    negative: int = 0
 
     @classmethod
     def of(cls, batch: Batch, signs: bool) -> ResidualChunk:
         e, a, w = batch.residual(), batch.abs_residual(), batch.weight
-        moments = Moments.of(e)
+        ss = dot(e, e)
+        moments = Moments.of(e, sum_sq=ss)
         if w is None:
-            sq = moments.sum_of_squares
+            sq = ss
         else:
             we = e * w
-            sq = float(np.einsum("i,i->", we, we))
+            sq = dot(we, we, out=we)
         amin = float(a.min())
         pos = neg = 0
         if signs:
             pos = int(np.count_nonzero(e > 0.0))
             zeros = int(np.count_nonzero(a == 0.0)) if amin == 0.0 else 0
             neg = int(e.size) - pos - zeros
-        return cls(a, moments, float(np.sum(a)), float(a.max()), amin, sq, pos, neg)
+        return cls(a, moments, float(np.sum(a)), float(a.max()), amin, sq, ss, pos, neg)
 
     def value_sum(self, form: str, w: np.ndarray | None, e: np.ndarray) -> float:
         """sum w l for l = e^2 ("square") or |e| ("abs"), from what is already computed."""
         if form == "square":
             if w is None:
-                return self.moments.sum_of_squares
-            return float(np.einsum("i,i,i->", w, e, e))
+                return self.sum_sq
+            return dot(np.multiply(w, e), e)
         if w is None:
             return self.abs_sum
-        return float(np.einsum("i,i->", w, self.abs_e))
+        return dot(w, self.abs_values)
+
+
+@dataclass
+class ClippedChunk(Summary):
+    """g = clip(e, -d, d) / s and the Huber-shaped loss l = m (|e| - m/2) / s, m = min(|e|, d),
+    summarised from sums (sum g, sum |g|, sum m^2, sum m |e|) without a per-row loss array."""
+
+    value: float = 0.0  # sum w l
+
+    @classmethod
+    def of(cls, d: float, s: float, res: ResidualChunk, e: np.ndarray,
+           w: np.ndarray | None) -> ClippedChunk:
+        g = np.clip(e, -d, d)
+        m = np.abs(g)
+        a = res.abs_values
+        wm = m if w is None else m * w
+        sq = dot(wm, m)
+        # sum w m |e| - sum w m^2 / 2: m |e| >= m^2, so at most one bit is lost.
+        value = (dot(wm, a) - 0.5 * sq) / s
+        lo, hi = min(res.abs_min, d), min(res.abs_max, d)
+        if s != 1.0:
+            # Divided row by row, as g is defined: thresholds then count exactly.
+            g /= s
+            m /= s
+            wm = m if w is None else m * w
+            sq, lo, hi = dot(wm, m), lo / s, hi / s
+        if w is None:
+            moments, sq_weighted = Moments.of(g, sum_sq=sq), sq
+        else:
+            moments, sq_weighted = Moments.of(g), dot(wm, wm, out=wm)
+        return cls(m, moments, float(np.sum(m)), hi, lo, sq_weighted, value)
 
 
 @dataclass
@@ -464,30 +528,45 @@ class EvalState:
         self.rows += n
         w = batch.weight
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
-        if self.residual_hist is not None:
-            self.residual_hist.update(batch.abs_residual())
         forms = [_grad_form(s) for s in self.specs]
         res = None
         if any(f is not None for f in forms):
             res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms))
+        if self.residual_hist is not None:
+            self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
+        clipped: dict[tuple[float, float], ClippedChunk] = {}
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
             form = forms[i]
             if form is not None and res is not None:
-                # Value and gradient both follow from the shared residual summary.
-                loss = spec.terms[0].loss
-                assert loss.value_form is not None
-                st.value.add(res.value_sum(loss.value_form, w, batch.residual()))
-                if form == "linear":
-                    st.grad.update_linear(loss.grad_coef, res, self.opts)
-                else:
-                    st.grad.update_sign(res, w, self.opts)
+                self._update_from_residual(spec, st, form, res, batch, clipped)
                 continue
             c = _evaluate_spec(spec, batch)
             st.value.add(float(np.sum(c.values if w is None else c.values * w)))
             st.grad.update(c.grads, w, self.opts, c.abs_grads)
             st.clipped_inputs += c.clipped
+
+    def _update_from_residual(self, spec: LossSpec, st: LossState, form: str,
+                              res: ResidualChunk, batch: Batch,
+                              clipped: dict[tuple[float, float], ClippedChunk]) -> None:
+        """Value and gradient of a loss that both follow from the shared residual summary;
+        ``clipped`` holds the clipped residuals of this chunk already summarised, by (d, s)."""
+        loss, params, w = spec.terms[0].loss, spec.terms[0].params, batch.weight
+        if form == "clipped":
+            assert loss.clip_of is not None
+            key = loss.clip_of(params)
+            if key not in clipped:
+                clipped[key] = ClippedChunk.of(*key, res, batch.residual(), w)
+            st.value.add(clipped[key].value)
+            st.grad.update_linear(1.0, clipped[key], self.opts)
+            return
+        assert loss.value_form is not None
+        st.value.add(res.value_sum(loss.value_form, w, batch.residual()))
+        if form == "linear":
+            st.grad.update_linear(loss.grad_coef, res, self.opts)
+        else:
+            st.grad.update_sign(res, w, self.opts)
 
     def merge(self, other: EvalState) -> None:
         self.rows += other.rows

@@ -216,8 +216,9 @@ def check_gradient_stats(stats: GradientStats, g: np.ndarray, w: np.ndarray | No
 # --- gradient statistics ---------------------------------------------------------------------
 
 
-REGRESSION_SPECS = ["mse", "rmse", "mae", "huber", "huber:delta=7.5", "smooth_l1",
-                    "smooth_l1:beta=4", "log_cosh", "quantile", "quantile:q=0.85"]
+REGRESSION_SPECS = ["mse", "rmse", "mae", "huber", "huber:delta=7.5", "huber:delta=0.3",
+                    "smooth_l1", "smooth_l1:beta=4", "smooth_l1:beta=0.3", "log_cosh", "quantile",
+                    "quantile:q=0.85"]
 
 
 @pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])

@@ -156,6 +156,26 @@ def test_moments_chunked_unit_data_is_exactish(rng: np.random.Generator) -> None
     assert rel_close(m.excess_kurtosis, kurt, 1e-11)
 
 
+@pytest.mark.parametrize("offset", [0.0, 0.5, 3.0, 1e3, 1e9])
+@pytest.mark.parametrize("chunk", [None, 1000])
+def test_order_two_moments_from_sums_or_two_passes(offset: float, chunk: int | None,
+                                                   rng: np.random.Generator) -> None:
+    # Order 2 takes M2 from sum x^2 while the mean is small against the spread (offsets 0 and
+    # 0.5 in units of the std) and a second pass around the mean otherwise; either way the
+    # variance is as precise as the data allows.
+    x = offset + rng.normal(0.0, 1.0, 100_000)
+    mean, var, _, _ = reference_moments(x)
+    m = Moments(order=2)
+    for i in range(0, x.size, chunk or x.size):
+        part = x[i:i + (chunk or x.size)]
+        m.merge(Moments.of(part, sum_sq=math.fsum((part * part).tolist()) if chunk else None))
+    assert rel_close(m.mean, mean, 1e-13)
+    # At 1e9 an ulp of the mean is 1.2e-7 std, which bounds any float64 algorithm; raw power
+    # sums would be off by 1e-10 at 1e3 and entirely at 1e9.
+    tol = 1e-6 if offset >= 1e9 else 1e-12
+    assert rel_close(m.variance, var, tol), (m.variance, var)
+
+
 # no tiny magnitudes: fourth powers of 1e-80 underflow to subnormals and lose all precision
 moment_elements = st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6))
 moment_arrays = arrays(np.float64, st.integers(0, 30), elements=moment_elements)
@@ -256,6 +276,14 @@ def test_log_histogram_quantiles(dist: str, rng: np.random.Generator) -> None:
     assert h.n == x.size
     check_quantiles(h, x)
     assert same_hist(h, hist_of(x))  # chunking is exact
+
+
+@pytest.mark.parametrize("dist", list(DISTRIBUTIONS))
+def test_log_histogram_given_minimum_is_the_same(dist: str, rng: np.random.Generator) -> None:
+    x = DISTRIBUTIONS[dist](rng, 5_000)
+    h = LogHistogram()
+    h.update(x, lo=float(x.min()))
+    assert same_hist(h, hist_of(x))
 
 
 positive = st.one_of(st.just(0.0), st.floats(1e-290, 1e290))
