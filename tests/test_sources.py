@@ -8,19 +8,24 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from losscli import sources
 from losscli.errors import InputError, UsageError
 from losscli.sources import (
     ChainedReader,
     Columns,
     NanStats,
     Source,
+    _csv_pieces,
     chunks,
     open_source,
     resolve_columns,
@@ -372,6 +377,100 @@ def test_chained_reader_small_reads() -> None:
     assert reader.read(2) == b"he"
     assert reader.read() == b"ad\nrest of it"
     assert reader.read() == b""
+
+
+# --- CSV pieces ------------------------------------------------------------------------------
+
+
+class Trickle(io.RawIOBase):
+    """A stream that returns at most ``most`` bytes per read, as a pipe may."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self.data, self.pos, self.most = data, 0, most
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = min(len(buf), self.most, len(self.data) - self.pos)
+        buf[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+csv_lines = st.lists(st.text(alphabet="ab,1.\r", max_size=12), min_size=0, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.text(alphabet="xy,", min_size=1, max_size=20), lines=csv_lines,
+       final_newline=st.booleans(), size=st.integers(1, 40), most=st.integers(1, 50))
+def test_csv_pieces_cover_the_data_at_line_breaks(header: str, lines: list[str],
+                                                   final_newline: bool, size: int,
+                                                   most: int) -> None:
+    body = "\n".join(lines) + ("\n" if final_newline and lines else "")
+    data = (header + "\n" + body).encode()
+    pieces = [bytes(p) for p in _csv_pieces(Trickle(data, most), size)]
+    assert b"".join(pieces) == body.encode()
+    assert all(p for p in pieces)
+    # every piece but the last ends at a line break
+    assert all(p.endswith(b"\n") for p in pieces[:-1])
+
+
+def test_csv_pieces_header_longer_than_a_piece() -> None:
+    data = b"a" * 100 + b",b\n1,2\n3,4\n" + b"5,6\n" * 20
+    pieces = [bytes(p) for p in _csv_pieces(io.BytesIO(data), 8)]
+    assert b"".join(pieces) == b"1,2\n3,4\n" + b"5,6\n" * 20
+    assert len(pieces) > 5 and all(p.endswith(b"\n") for p in pieces)
+    assert list(_csv_pieces(io.BytesIO(b"y,pred"), 4)) == []
+    assert list(_csv_pieces(io.BytesIO(b""), 4)) == []
+
+
+def _csv_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bytes]:
+    y = rng.normal(size=n)
+    p = y + rng.standard_t(3, size=n)
+    body = "".join(f"{a!r},{b!r}\n" for a, b in zip(y.tolist(), p.tolist(), strict=True))
+    return y, p, ("y,pred\n" + body).encode()
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_csv_small_pieces_keep_every_row_in_order(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  rng: np.random.Generator, stdin: bool) -> None:
+    y, p, data = _csv_rows(20_000, rng)
+    monkeypatch.setattr(sources, "CSV_PIECE_SIZE", 4096)
+    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 1024)
+    if stdin:
+        monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+        src = open_source("-")
+    else:
+        (tmp_path / "d.csv").write_bytes(data)
+        src = open_source(str(tmp_path / "d.csv"))
+    target, pred, stats = _read_all(src, rows=3000)
+    np.testing.assert_array_equal(target, y)
+    np.testing.assert_array_equal(pred, p)
+    assert stats.count == 0
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_csv_bad_value_row_counted_across_pieces(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 rng: np.random.Generator, stdin: bool) -> None:
+    _, _, data = _csv_rows(5_000, rng)
+    lines = data.split(b"\n")
+    lines[3_001] = b"1.5,oops"  # data row 3001 (line 1 is the header)
+    lines[4_500] = b"2.5,later"
+    data = b"\n".join(lines)
+    monkeypatch.setattr(sources, "CSV_PIECE_SIZE", 4096)
+    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 512)
+    if stdin:
+        monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+        src = open_source("-")
+    else:
+        (tmp_path / "d.csv").write_bytes(data)
+        src = open_source(str(tmp_path / "d.csv"))
+    with pytest.raises(InputError, match=r"column 'pred' has a non-numeric value 'oops' at row "
+                                         r"3001$"):
+        _read_all(src)
 
 
 # --- lazy imports ----------------------------------------------------------------------------
