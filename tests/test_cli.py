@@ -608,3 +608,21 @@ def test_stdin_nan_reports_row() -> None:
 def test_stdin_non_numeric_names_column() -> None:
     assert_input_error(cli_stdin(b"y,pred\n1,1.5\n2,abc\n", "eval", "-"), "stdin",
                        "column 'pred'", "'abc'")
+
+
+def test_console_script_sets_blas_and_allocator_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from losscli import cli
+
+    for name in ("OPENBLAS_NUM_THREADS", "MIMALLOC_ALLOW_THP"):
+        monkeypatch.setenv(name, "unset")  # recorded, so that the test's end restores it
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MIMALLOC_ALLOW_THP", "1")  # a user's own setting is kept
+    exits: list[int] = []
+    monkeypatch.setattr(cli, "run", lambda: 3)
+    monkeypatch.setattr(os, "_exit", exits.append)
+    cli.main()
+    assert exits == [3]
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["MIMALLOC_ALLOW_THP"] == "1"
