@@ -17,7 +17,16 @@ import numpy as np
 from losscli import __version__
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, Task, losses_for_task
-from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
+from losscli.sources import (
+    Chunk,
+    Columns,
+    NanPolicy,
+    NanStats,
+    RawChunk,
+    Source,
+    raw_chunks,
+    to_chunk,
+)
 from losscli.spec import LossSpec, Term, parse_spec
 from losscli.state import EvalState, GradientOptions, LossState
 
@@ -359,11 +368,13 @@ class _ChunkResult:
     state: EvalState
     drops: dict[int, str]
     row_sum_off: int
+    nan: NanStats
 
 
 @dataclass
 class _ChunkWorker:
-    """Validates one chunk and folds it into a fresh state (runs on the worker threads)."""
+    """Converts and validates one chunk and folds it into a fresh state (runs on the worker
+    threads, so that the reading thread only decodes)."""
 
     template: EvalState
     validator: TaskValidator
@@ -371,8 +382,12 @@ class _ChunkWorker:
     logits: bool
     dropped: set[int]
 
-    def __call__(self, chunk: Chunk) -> _ChunkResult:
+    def __call__(self, raw: RawChunk) -> _ChunkResult:
         cols, where = self.validator.cols, self.validator.where
+        nan = NanStats()
+        chunk = to_chunk(raw, cols, nan)
+        if chunk.target.shape[0] == 0:
+            return _ChunkResult(self.template.empty(), {}, 0, nan)
         off = self.validator.check(chunk)
         check_weights(chunk, cols, where)
         batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
@@ -381,7 +396,7 @@ class _ChunkWorker:
                               where)
         state = self.template.empty()
         state.update(batch, skip | drops.keys())
-        return _ChunkResult(state, drops, off)
+        return _ChunkResult(state, drops, off, nan)
 
 
 def evaluate(
@@ -446,13 +461,9 @@ def evaluate(
                              "list, a glob such as 'prob_*', or a list column")
         if logits and task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
-    stats = NanStats()
     workers = resolve_threads(threads)
-    stream: Iterator[Chunk] = chunks(src, cols, chunk_rows, nan, stats)
-    head = head_chunks(stream, DETECT_ROWS)
-    if not head:
-        # Every row was dropped for NaN: chunks() raised unless the policy is drop.
-        raise _all_dropped(where, stats)
+    stream = raw_chunks(src, cols, chunk_rows)
+    head_raw, head = _head(stream, cols, nan, where)
     optional = [False] * len(specs)
     specs_given = bool(specs)
     if not specs:
@@ -470,15 +481,19 @@ def evaluate(
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
                           optional, logits, set())
     row_sum_off = 0
+    stats = NanStats()
     with np.errstate(all="ignore"):
-        for result in ordered_map(worker, itertools.chain(head, stream), workers):
+        for result in ordered_map(worker, itertools.chain(head_raw, stream), workers):
             state.merge(result.state)
+            stats.merge(result.nan)
             row_sum_off += result.row_sum_off
             for i, message in result.drops.items():
                 dropped.setdefault(i, message)
                 worker.dropped.add(i)
             if progress is not None:
                 progress(state.rows + stats.count)
+    if stats.count and nan == "error":
+        raise stats.error()
     warnings = list(dropped.values())
     if state.rows == 0:
         raise _all_dropped(where, stats)
@@ -516,6 +531,28 @@ def evaluate(
 def _all_dropped(where: str, stats: NanStats) -> InputError:
     return InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
                       "inf or empty values")
+
+
+def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
+          where: str) -> tuple[list[RawChunk], list[Chunk]]:
+    """The first raw chunks, and their validated rows (at least DETECT_ROWS when the input has
+    them) for detecting the task. The raw ones still go through the workers, which count
+    their NaN rows; raises when the input ends with every row dropped."""
+    raw: list[RawChunk] = []
+    head: list[Chunk] = []
+    stats = NanStats()
+    valid = 0
+    for item in stream:
+        raw.append(item)
+        chunk = to_chunk(item, cols, stats)
+        if chunk.target.shape[0]:
+            head.append(chunk)
+            valid += chunk.target.shape[0]
+        if valid >= DETECT_ROWS:
+            break
+    if not head:
+        raise stats.error() if nan == "error" else _all_dropped(where, stats)
+    return raw, head
 
 
 def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:

@@ -94,6 +94,33 @@ class NanStats:
     first_column: str = ""
     first_file: str = ""
 
+    def merge(self, later: NanStats) -> None:
+        """Add the counts of rows that come after these."""
+        if later.count and not self.count:
+            self.first_row, self.first_column, self.first_file = (
+                later.first_row, later.first_column, later.first_file)
+        self.count += later.count
+
+    def error(self) -> InputError:
+        """The error of ``--nan error`` once the whole input is read."""
+        return InputError(
+            f"{self.first_file}: {self.count} row(s) with NaN, inf or empty values, first at "
+            f"row {self.first_row} in column '{self.first_column}'; pass --nan drop to skip them")
+
+
+@dataclass
+class RawChunk:
+    """A record batch of the selected columns and where it sits in the input, not yet
+    converted to float64 nor checked: :func:`to_chunk` does that, on any thread."""
+
+    batch: pa.RecordBatch
+    where: str
+    first_row: int
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.batch.num_rows)
+
 
 def _arrow_error(exc: Exception, where: str) -> InputError:
     text = " ".join(str(exc).split())
@@ -717,6 +744,22 @@ def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.nda
     return np.ascontiguousarray(values.reshape(n, width).T)
 
 
+def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
+    """The input's non-empty record batches of about ``rows`` prediction values each, in order;
+    raises InputError after the last when there were no data rows at all."""
+    seen: dict[str, int] = {}
+    # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
+    rows_per_chunk = max(1, rows // _row_width(src, cols))
+    for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
+        for batch in _slice(whole, rows_per_chunk):
+            first = seen.get(where, 0)
+            seen[where] = first + batch.num_rows
+            if batch.num_rows:
+                yield RawChunk(batch, where, first)
+    if not any(seen.values()):
+        raise InputError(f"{src.where}: no data rows (empty or header only)")
+
+
 def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
            stats: NanStats) -> Iterator[Chunk]:
     """Validated float64 chunks; rows with NaN, inf or empty cells are counted and dropped.
@@ -724,19 +767,10 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
     With ``nan == "error"`` the stream still reads to the end, so that the error can report how
     many rows are affected and the first one; it raises InputError after the last chunk.
     """
-    seen: dict[str, int] = {}
-    # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
-    rows_per_chunk = max(1, rows // _row_width(src, cols))
-    for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
-        for batch in _slice(whole, rows_per_chunk):
-            yield from _chunk(batch, cols, where, seen, stats)
-    if not seen or sum(seen.values()) == 0:
-        raise InputError(f"{src.where}: no data rows "
-                         "(empty or header only)")
+    for raw in raw_chunks(src, cols, rows):
+        yield to_chunk(raw, cols, stats)
     if stats.count and nan == "error":
-        raise InputError(
-            f"{stats.first_file}: {stats.count} row(s) with NaN, inf or empty values, first at "
-            f"row {stats.first_row} in column '{stats.first_column}'; pass --nan drop to skip them")
+        raise stats.error()
 
 
 def _row_width(src: Source, cols: Columns) -> int:
@@ -771,14 +805,11 @@ def _all_finite(*arrays: np.ndarray | None) -> bool:
         return all(a is None or math.isfinite(float(np.sum(a))) for a in arrays)
 
 
-def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int],
-           stats: NanStats) -> Iterator[Chunk]:
-    """One record batch as a validated Chunk (NaN rows counted and left out)."""
-    first = seen.get(where, 0)
-    seen[where] = first + batch.num_rows
+def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
+    """A record batch as a validated Chunk: rows with NaN, inf or empty cells are left out and
+    counted in ``stats``."""
+    batch, where, first = raw.batch, raw.where, raw.first_row
     n = batch.num_rows
-    if n == 0:
-        return
     if cols.multiclass:
         pred = _multiclass_pred(batch, cols, where)
         target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
@@ -787,8 +818,7 @@ def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int
         target = _numeric(batch.column(cols.target), cols.target, where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     if _all_finite(pred, target, weight):
-        yield Chunk(pred, target, weight, first)
-        return
+        return Chunk(pred, target, weight, first)
     ok = np.isfinite(target)
     named = [(cols.target, ok.copy())]
     if pred.ndim == 2:
@@ -804,8 +834,7 @@ def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int
         ok &= wfin
     bad = n - int(np.count_nonzero(ok))
     if bad == 0:
-        yield Chunk(pred, target, weight, first)
-        return
+        return Chunk(pred, target, weight, first)
     if stats.count == 0:
         i = int(np.argmin(ok))
         stats.first_row = first + i + 1
@@ -813,5 +842,5 @@ def _chunk(batch: pa.RecordBatch, cols: Columns, where: str, seen: dict[str, int
         stats.first_file = where
     stats.count += bad
     keep = np.flatnonzero(ok)
-    yield Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
-                first, rows=keep + first)
+    return Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
+                 first, rows=keep + first)

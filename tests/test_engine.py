@@ -666,3 +666,25 @@ def test_report_value_matches_weighted_mean_definition() -> None:
     assert mse.value == (1.0 + 0.0 + 48.0 + 32.0) / 4.5
     assert r.losses[1].value == (1.0 + 12.0 + 4.0) / 4.5
 
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_nan_rows_counted_in_order_on_any_thread(threads: int, rng: np.random.Generator) -> None:
+    # Past the 65,536 rows read first for task detection, and one chunk with no finite row.
+    n, chunk = 100_000, 7_000
+    target = rng.normal(size=n)
+    pred = target + rng.normal(size=n)
+    pred[[3, 1_200]] = np.nan
+    target[1_201] = np.inf
+    pred[70_000:77_000] = np.nan
+    target[99_999] = -np.inf
+    keep = np.isfinite(pred) & np.isfinite(target)
+    dropped = n - int(keep.sum())
+    cols = {"pred": pred, "target": target}
+    r = losscli.evaluate(cols, losses=["mse"], nan="drop", chunk_rows=chunk, threads=threads)
+    assert (r.source.rows, r.source.rows_dropped) == (n, dropped) == (n, 7_004)
+    e = pred[keep] - target[keep]
+    assert rel_close(r.losses[0].value, math.fsum((e * e).tolist()) / keep.sum(), 1e-13)
+    with pytest.raises(InputError, match=r"7004 row\(s\) with NaN, inf or empty values, first at "
+                                         r"row 4 in column 'pred'"):
+        losscli.evaluate(cols, losses=["mse"], chunk_rows=chunk, threads=threads)
