@@ -117,10 +117,6 @@ class RawChunk:
     where: str
     first_row: int
 
-    @property
-    def num_rows(self) -> int:
-        return int(self.batch.num_rows)
-
 
 def _arrow_error(exc: Exception, where: str) -> InputError:
     text = " ".join(str(exc).split())

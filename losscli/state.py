@@ -116,11 +116,6 @@ class Moments:
         """The moments of c * x (order 2)."""
         return Moments(2, self.n, c * self.mean, c * c * self.m2)
 
-    @property
-    def sum_of_squares(self) -> float:
-        """sum x^2 = M2 + n mean^2 (both terms non-negative: no cancellation)."""
-        return self.m2 + self.n * self.mean * self.mean
-
     def merge(self, other: Moments) -> None:
         na, nb = self.n, other.n
         if nb == 0:
