@@ -716,6 +716,11 @@ def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.nda
 
     n = batch.num_rows
     if not cols.list_column:
+        part = batch.select(cols.pred)
+        if all(t == pa.float64() for t in part.schema.types):
+            # One copy, in C++, into a column-major (n, C) tensor, whose transpose is the
+            # class-major array. Column by column, 1e6 x 100 values took 0.4 s more CPU.
+            return np.asarray(memoryview(part.to_tensor(null_to_nan=True, row_major=False))).T
         out = np.empty((len(cols.pred), n))
         for k, name in enumerate(cols.pred):
             out[k] = _numeric(batch.column(name), name, where)

@@ -499,3 +499,28 @@ def test_cli_module_import_is_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert proc.stdout.split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("types", ["float64", "mixed"])
+def test_multiclass_columns_class_major_with_nulls(types: str, rng: np.random.Generator) -> None:
+    # All-float64 columns take one C++ copy (RecordBatch.to_tensor); other types go column by
+    # column. Both give the (C, n) class-major array, NaN where a cell is null.
+    n = 50
+    p = rng.random((n, 3))
+    columns: dict[str, pa.Array] = {f"p_{k}": pa.array(p[:, k]) for k in range(3)}
+    if types == "mixed":
+        columns["p_1"] = pa.array(p[:, 1].astype(np.float32))
+        columns["p_2"] = pa.array(np.arange(n, dtype=np.int64))
+        p[:, 1] = p[:, 1].astype(np.float32)
+        p[:, 2] = np.arange(n)
+    columns["p_0"] = pa.array([None if i == 7 else v for i, v in enumerate(p[:, 0].tolist())],
+                              pa.float64())
+    columns["y"] = pa.array(rng.integers(0, 3, n).astype(np.float64))
+    src = Source("<memory>", "memory", list(columns), table=pa.table(columns))
+    cols = resolve_columns(src, "p_*", "y", None)
+    stats = NanStats()
+    got = list(chunks(src, cols, 3 * 20, "drop", stats))
+    pred = np.concatenate([c.pred for c in got], axis=1)
+    assert all(c.pred.shape[0] == 3 for c in got)
+    np.testing.assert_array_equal(pred, np.delete(p, 7, axis=0).T)
+    assert (stats.count, stats.first_row, stats.first_column) == (1, 8, "p_0,p_1,p_2")
