@@ -524,3 +524,35 @@ def test_multiclass_columns_class_major_with_nulls(types: str, rng: np.random.Ge
     assert all(c.pred.shape[0] == 3 for c in got)
     np.testing.assert_array_equal(pred, np.delete(p, 7, axis=0).T)
     assert (stats.count, stats.first_row, stats.first_column) == (1, 8, "p_0,p_1,p_2")
+
+
+@pytest.mark.parametrize("type_", [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(),
+                                   pa.uint16(), pa.uint32(), pa.uint64(), pa.float32(),
+                                   pa.float64(), pa.bool_()])
+@pytest.mark.parametrize("nulls", [False, True])
+def test_float64_view_matches_arrow_cast(type_: pa.DataType, nulls: bool) -> None:
+    import pyarrow.compute as pc
+
+    from losscli.sources import float64_view
+
+    values: list[Any] = [0, 1, 0, 1, 1, 0, 1] if pa.types.is_boolean(type_) else [
+        0, 1, 2, 3, 100, 7, 42]
+    if nulls:
+        values[2] = None
+    arr = pa.array(values).cast(type_).slice(1)  # an offset into the buffer, too
+    expected = pc.fill_null(pc.cast(arr, pa.float64()), float("nan")).to_pylist()
+    got = float64_view(arr)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.array(expected, dtype=np.float64))
+
+
+def test_integer_labels_do_not_import_arrow_compute(tmp_path: Path) -> None:
+    path = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"label": pa.array([0, 1, 1, 0], pa.int64()),
+                             "logit": [-1.0, 2.0, 0.5, -0.2]}), path)
+    code = ("import sys; import losscli; "
+            f"losscli.evaluate({str(path)!r}, losses=['bce'], logits=True, threads=0); "
+            "print('pyarrow.compute' in sys.modules, 'pandas' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.split() == ["False", "False"]
