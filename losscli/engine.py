@@ -383,6 +383,11 @@ class _ChunkWorker:
     dropped: set[int]
 
     def __call__(self, raw: RawChunk) -> _ChunkResult:
+        # NumPy's error state is per thread: a worker does not inherit the caller's.
+        with np.errstate(all="ignore"):
+            return self._run(raw)
+
+    def _run(self, raw: RawChunk) -> _ChunkResult:
         cols, where = self.validator.cols, self.validator.where
         nan = NanStats()
         chunk = to_chunk(raw, cols, nan)

@@ -626,3 +626,22 @@ def test_console_script_sets_blas_and_allocator_defaults(monkeypatch: pytest.Mon
     assert exits == [3]
     assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
     assert os.environ["MIMALLOC_ALLOW_THP"] == "1"
+
+
+def test_no_numpy_warnings_from_worker_threads(tmp_path: Path) -> None:
+    # NumPy's error state is per thread; the worker threads must silence overflow themselves.
+    rng = np.random.default_rng(3)
+    n = 20_000
+    z = rng.normal(0.0, 1e3, n)
+    z[::997] = 1e308
+    y = (rng.random(n) < 0.5).astype(int)
+    path = tmp_path / "extreme.csv"
+    path.write_text("y,logit\n" + "".join(f"{a},{b!r}\n" for a, b in zip(y.tolist(), z.tolist(),
+                                                                          strict=True)))
+    proc = subprocess.run([sys.executable, "-m", "losscli", "eval", str(path), "--loss", "bce",
+                           "--loss", "focal", "--logits", "--threads", "2", "--chunk-rows", "1000",
+                           "--format", "json", "--quiet"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert json.loads(proc.stdout)["source"]["rows"] == n
