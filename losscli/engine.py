@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -257,6 +258,38 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@dataclass
+class InOrder(Generic[T, R]):
+    """``fn`` on numbered items, then ``fold`` of the results in item order, on the thread that
+    ran ``fn``: with ordered_map, the merging leaves the reading thread.
+
+    An item waits for the fold of every earlier one; items start in order (the pool's queue is
+    first in, first out), so an item that waits only waits for running ones. An item whose
+    ``fn`` raised is skipped, and its exception reaches ordered_map's caller.
+    """
+
+    fn: Callable[[T], R]
+    fold: Callable[[R], None]
+    done: int = 0
+    turn: threading.Condition = field(default_factory=threading.Condition)
+
+    def __call__(self, numbered: tuple[int, T]) -> None:
+        index, item = numbered
+        result: R | None = None
+        try:
+            result = self.fn(item)
+        finally:
+            with self.turn:
+                while self.done != index:
+                    self.turn.wait()
+                try:
+                    if result is not None:
+                        self.fold(result)
+                finally:
+                    self.done += 1
+                    self.turn.notify_all()
+
+
 def _looks_binary(chunk: Chunk, logits: bool) -> bool:
     t = chunk.target
     if not bool(np.all((t == 0.0) | (t == 1.0))):
@@ -485,18 +518,23 @@ def evaluate(
     dropped: dict[int, str] = {}
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
                           optional, logits, set())
-    row_sum_off = 0
     stats = NanStats()
+    totals = {"row_sum_off": 0}
+
+    def fold(result: _ChunkResult) -> None:
+        state.merge(result.state)
+        stats.merge(result.nan)
+        totals["row_sum_off"] += result.row_sum_off
+        for i, message in result.drops.items():
+            dropped.setdefault(i, message)
+            worker.dropped.add(i)
+
     with np.errstate(all="ignore"):
-        for result in ordered_map(worker, itertools.chain(head_raw, stream), workers):
-            state.merge(result.state)
-            stats.merge(result.nan)
-            row_sum_off += result.row_sum_off
-            for i, message in result.drops.items():
-                dropped.setdefault(i, message)
-                worker.dropped.add(i)
+        for _ in ordered_map(InOrder(worker, fold), enumerate(itertools.chain(head_raw, stream)),
+                             workers):
             if progress is not None:
                 progress(state.rows + stats.count)
+    row_sum_off = totals["row_sum_off"]
     if stats.count and nan == "error":
         raise stats.error()
     warnings = list(dropped.values())

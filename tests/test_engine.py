@@ -688,3 +688,43 @@ def test_nan_rows_counted_in_order_on_any_thread(threads: int, rng: np.random.Ge
     with pytest.raises(InputError, match=r"7004 row\(s\) with NaN, inf or empty values, first at "
                                          r"row 4 in column 'pred'"):
         losscli.evaluate(cols, losses=["mse"], chunk_rows=chunk, threads=threads)
+
+
+# --- in-order folding on worker threads ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 1, 4])
+def test_in_order_folds_in_item_order_on_any_thread(workers: int) -> None:
+    import random
+    import time
+
+    from losscli.engine import InOrder, ordered_map
+
+    jitter = random.Random(5)
+    delays = [jitter.random() * 2e-3 for _ in range(60)]
+    folded: list[int] = []
+
+    def slow_square(i: int) -> int:
+        time.sleep(delays[i])  # later items often finish first
+        return i * i
+
+    for _ in ordered_map(InOrder(slow_square, folded.append), enumerate(range(60)), workers):
+        pass
+    assert folded == [i * i for i in range(60)]
+
+
+@pytest.mark.parametrize("workers", [0, 1, 4])
+def test_in_order_failure_raises_in_order_and_keeps_earlier_folds(workers: int) -> None:
+    from losscli.engine import InOrder, ordered_map
+
+    folded: list[int] = []
+
+    def fail_at(i: int) -> int:
+        if i in (25, 40):
+            raise ValueError(f"item {i}")
+        return i
+
+    with pytest.raises(ValueError, match="item 25"):
+        for _ in ordered_map(InOrder(fail_at, folded.append), enumerate(range(60)), workers):
+            pass
+    assert folded[:25] == list(range(25)) and 25 not in folded
