@@ -519,12 +519,13 @@ def evaluate(
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
                           optional, logits, set())
     stats = NanStats()
-    totals = {"row_sum_off": 0}
+    row_sum_off = 0
 
     def fold(result: _ChunkResult) -> None:
+        nonlocal row_sum_off
         state.merge(result.state)
         stats.merge(result.nan)
-        totals["row_sum_off"] += result.row_sum_off
+        row_sum_off += result.row_sum_off
         for i, message in result.drops.items():
             dropped.setdefault(i, message)
             worker.dropped.add(i)
@@ -534,7 +535,6 @@ def evaluate(
                              workers):
             if progress is not None:
                 progress(state.rows + stats.count)
-    row_sum_off = totals["row_sum_off"]
     if stats.count and nan == "error":
         raise stats.error()
     warnings = list(dropped.values())
