@@ -432,19 +432,24 @@ def _csv_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
     return y, p, ("y,pred\n" + body).encode()
 
 
+def _small_pieces_source(data: bytes, stdin: bool, block: int, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> Source:
+    """CSV ``data`` from a file or stdin, read in 4 KiB pieces parsed in ``block``-byte blocks."""
+    monkeypatch.setattr(sources, "CSV_PIECE_SIZE", 4096)
+    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", block)
+    if stdin:
+        monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+        return open_source("-")
+    (tmp_path / "d.csv").write_bytes(data)
+    return open_source(str(tmp_path / "d.csv"))
+
+
 @pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
 def test_csv_small_pieces_keep_every_row_in_order(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   rng: np.random.Generator, stdin: bool) -> None:
     y, p, data = _csv_rows(20_000, rng)
-    monkeypatch.setattr(sources, "CSV_PIECE_SIZE", 4096)
-    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 1024)
-    if stdin:
-        monkeypatch.setattr(sys, "stdin", FakeStdin(data))
-        src = open_source("-")
-    else:
-        (tmp_path / "d.csv").write_bytes(data)
-        src = open_source(str(tmp_path / "d.csv"))
+    src = _small_pieces_source(data, stdin, 1024, tmp_path, monkeypatch)
     target, pred, stats = _read_all(src, rows=3000)
     np.testing.assert_array_equal(target, y)
     np.testing.assert_array_equal(pred, p)
@@ -459,15 +464,7 @@ def test_csv_bad_value_row_counted_across_pieces(tmp_path: Path,
     lines = data.split(b"\n")
     lines[3_001] = b"1.5,oops"  # data row 3001 (line 1 is the header)
     lines[4_500] = b"2.5,later"
-    data = b"\n".join(lines)
-    monkeypatch.setattr(sources, "CSV_PIECE_SIZE", 4096)
-    monkeypatch.setattr(sources, "CSV_BLOCK_SIZE", 512)
-    if stdin:
-        monkeypatch.setattr(sys, "stdin", FakeStdin(data))
-        src = open_source("-")
-    else:
-        (tmp_path / "d.csv").write_bytes(data)
-        src = open_source(str(tmp_path / "d.csv"))
+    src = _small_pieces_source(b"\n".join(lines), stdin, 512, tmp_path, monkeypatch)
     with pytest.raises(InputError, match=r"column 'pred' has a non-numeric value 'oops' at row "
                                          r"3001$"):
         _read_all(src)
