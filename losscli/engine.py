@@ -154,7 +154,7 @@ def json_safe(obj: Any) -> Any:
 
 def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool) -> LossResult:
     total_w = state.weight_sum.value
-    mean = st.value.value / total_w
+    mean = st.value.ratio(state.weight_sum)
     single = spec.single
     value = math.sqrt(mean) if single is not None and single.reduce == "sqrt" else mean
     scale = 1.0

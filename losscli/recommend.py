@@ -43,7 +43,14 @@ from losscli.errors import InputError, UsageError
 from losscli.losses import CATALOG, Batch, sigmoid
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
-from losscli.state import HIST_ALPHA, EvalState, ExactSum, LogHistogram, Moments, inverted_cdf
+from losscli.state import (
+    HIST_ALPHA,
+    EvalState,
+    ExactSum,
+    LogHistogram,
+    Moments,
+    inverted_cdf,
+)
 
 SCHEMA = "losscli.recommend/1"
 
@@ -460,9 +467,11 @@ class _ClassSums:
         """sum_c cw_c S_c / (sum_c cw_c W_c if normalise else sum_c W_c)."""
         k = len(self.weights)
         cw = class_weights or [1.0] * k
-        num = math.fsum(cw[c] * self.sums[loss][c].value for c in range(k))
-        den = math.fsum((cw[c] if normalise else 1.0) * self.weights[c].value for c in range(k))
-        return num / den if den > 0 else math.nan
+        num, den = ExactSum(), ExactSum()
+        for c in range(k):
+            num.add_scaled(self.sums[loss][c], cw[c])
+            den.add_scaled(self.weights[c], cw[c] if normalise else 1.0)
+        return num.ratio(den) if den.value > 0 else math.nan
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -1093,7 +1102,7 @@ def recommend(
     n_classes = int(head[0].pred.shape[0]) if cols.multiclass else 0
     with np.errstate(all="ignore"):
         sample = np.concatenate([_values(c, kind, logits) for c in head])[:PILOT_ROWS]
-    pilot = float(np.median(sample))
+        pilot = float(np.median(sample))  # NaN when +inf and -inf meet in the middle
     acc = plan.scan(_Pass(kind, has_pred, multiclass, logits, pilot, True, n_classes),
                     itertools.chain(head, stream), progress, stats)
     if acc.rows == 0:

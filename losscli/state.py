@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,39 +23,84 @@ HIST_MIN_POSITIVE = 1e-300
 HIST_ALPHA = 1.0 / 256
 
 
-class ExactSum:
-    """Exactly rounded sum of the floats added to it (Shewchuk's partials, as in ``math.fsum``).
+#: Every finite float64 is an integer multiple of 2**-1074 (the smallest subnormal).
+_UNIT_BITS = 1074
+_UNIT = 1 << _UNIT_BITS
 
-    Chunk sums are added here, so the total does not depend on the order or grouping of chunks;
-    only the pairwise ``np.sum`` inside each chunk rounds. Memory stays a handful of floats.
+
+class ExactSum:
+    """Exact sum of the floats added to it, rounded once when read (as ``math.fsum``).
+
+    The sum is a Python integer counting units of 2**-1074, so it never overflows nor loses a
+    bit whatever the order or grouping of chunks; only the pairwise ``np.sum`` inside each chunk
+    rounds. Infinities and NaN are summed apart (``math.fsum`` raises on them, and on an
+    intermediate overflow). A total beyond the float range reads as +-inf.
     """
 
-    __slots__ = ("partials",)
+    __slots__ = ("special", "units")
 
     def __init__(self) -> None:
-        self.partials: list[float] = []
+        self.units = 0
+        self.special = 0.0  # the sum of the infinite and NaN values added
 
-    def add(self, x: float) -> None:
-        partials = self.partials
-        i = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                partials[i] = lo
-                i += 1
-            x = hi
-        partials[i:] = [x]
+    def add(self, x: float, exponent: int = 0) -> None:
+        """Add x times 2**exponent."""
+        try:
+            num, den = float(x).as_integer_ratio()
+        except (OverflowError, ValueError):  # inf, nan
+            self.special += x
+            return
+        shift = _UNIT_BITS + 1 - den.bit_length() + exponent
+        self.units += num << shift if shift >= 0 else num >> -shift
 
-    def merge(self, other: ExactSum) -> None:
-        for p in other.partials:
-            self.add(p)
+    def add_array(self, x: np.ndarray) -> None:
+        """Add the sum of an array (NumPy's pairwise sum); when that overflows although every
+        value is finite, the values are summed at 2**-64 of their size instead."""
+        total = float(np.sum(x))
+        if not math.isfinite(total):
+            with np.errstate(over="ignore", invalid="ignore"):
+                small = float(np.sum(np.ldexp(x, -64)))
+            if math.isfinite(small):
+                self.add(small, 64)
+                return
+        self.add(total)
+
+    def merge(self, other: ExactSum, exponent: int = 0) -> None:
+        """Add another sum, times 2**exponent."""
+        self.units += (other.units << exponent if exponent >= 0
+                       else other.units >> -exponent)
+        self.special += other.special
+
+    def scale(self, exponent: int) -> None:
+        """Multiply the sum by 2**exponent (exact unless it drops below 2**-1074)."""
+        self.units = self.units << exponent if exponent >= 0 else self.units >> -exponent
+
+    def add_scaled(self, other: ExactSum, factor: float) -> None:
+        """Add ``factor`` times another sum (exact unless a product drops below 2**-1074)."""
+        num, den = float(factor).as_integer_ratio()
+        self.units += (other.units * num) >> (den.bit_length() - 1)
+        self.special += factor * other.special if other.special else 0.0
+
+    def ratio(self, other: ExactSum) -> float:
+        """This sum divided by another, rounded once: finite whenever the quotient is, even
+        when either sum alone is beyond the float range."""
+        if self.special or other.special:
+            return self.value / other.value if other.value else math.nan
+        if not other.units:
+            return math.nan
+        try:
+            return self.units / other.units
+        except OverflowError:
+            return math.inf if (self.units > 0) == (other.units > 0) else -math.inf
 
     @property
     def value(self) -> float:
-        return math.fsum(self.partials)
+        if self.special:  # inf or NaN
+            return self.special
+        try:
+            return self.units / _UNIT  # int / int is correctly rounded
+        except OverflowError:
+            return math.inf if self.units > 0 else -math.inf
 
 
 def dot(x: np.ndarray, y: np.ndarray, out: np.ndarray | None = None) -> float:
@@ -184,8 +229,11 @@ def bucket_value(keys: np.ndarray) -> np.ndarray:
     """Midpoint of log buckets: within HIST_ALPHA of anything inside the bucket."""
     k = keys.astype(np.int64)
     lo = (k << _SHIFT).view(np.float64)
-    hi = ((k + 1) << _SHIFT).view(np.float64)
-    return 0.5 * (lo + hi)
+    hi = np.fmin(((k + 1) << _SHIFT).view(np.float64), np.finfo(np.float64).max)
+    # The bucket of +inf is inf (the key after it is NaN); the last finite one ends at the
+    # largest float. Computed as lo + (hi - lo) / 2, which cannot overflow for finite lo.
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(lo), lo, lo + 0.5 * (hi - lo))
 
 
 def inverted_cdf(values: np.ndarray, counts: np.ndarray, q: float) -> float:
@@ -363,11 +411,12 @@ class GradState:
         if opts.grad_clip is not None:
             self.clipped += n - at_most(opts.grad_clip / c)
 
-    def merge(self, other: GradState) -> None:
+    def merge(self, other: GradState, weight_exp: int = 0) -> None:
+        """Add the statistics of later rows; their weights were 2**weight_exp times ours."""
         self.moments.merge(other.moments)
         self.abs_sum.merge(other.abs_sum)
         self.abs_max = max(self.abs_max, other.abs_max)
-        self.sq_weighted.merge(other.sq_weighted)
+        self.sq_weighted.merge(other.sq_weighted, 2 * weight_exp)
         self.vanishing += other.vanishing
         self.exploding += other.exploding
         self.clipped += other.clipped
@@ -462,9 +511,9 @@ class LossState:
     grad: GradState = field(default_factory=GradState)
     clipped_inputs: int = 0
 
-    def merge(self, other: LossState) -> None:
-        self.value.merge(other.value)
-        self.grad.merge(other.grad)
+    def merge(self, other: LossState, weight_exp: int = 0) -> None:
+        self.value.merge(other.value, weight_exp)
+        self.grad.merge(other.grad, weight_exp)
         self.clipped_inputs += other.clipped_inputs
 
 
@@ -493,9 +542,26 @@ def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     return Computed(values, grads, clipped)
 
 
+#: Weights whose largest is within 2**+-WEIGHT_EXP_BAND are used as they are; others are
+#: rescaled by a power of two near the largest (exact), so that sum w, sum w l and sum (w g)^2
+#: neither overflow nor underflow: weighted means and norms do not depend on the weights' scale.
+WEIGHT_EXP_BAND = 64
+
+
+def weight_exponent(w: np.ndarray) -> int:
+    """0 for weights of ordinary size, else the exponent of the largest: w * 2**-e <= 1."""
+    top = float(w.max()) if w.size else 0.0
+    e = math.frexp(top)[1]
+    return e if abs(e) > WEIGHT_EXP_BAND else 0
+
+
 @dataclass
 class EvalState:
-    """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts."""
+    """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts.
+
+    The weighted sums (sum w, sum w l, sum (w g)^2) are of the weights times 2**-weight_exp
+    (see :func:`weight_exponent`); every result is a ratio in which that factor cancels.
+    """
 
     specs: Sequence[LossSpec]
     opts: GradientOptions = field(default_factory=GradientOptions)
@@ -503,6 +569,7 @@ class EvalState:
     weight_sum: ExactSum = field(default_factory=ExactSum)
     losses: list[LossState] = field(default_factory=list)
     residual_hist: LogHistogram | None = None
+    weight_exp: int = 0
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -520,8 +587,13 @@ class EvalState:
         if n == 0:
             return
         skipped = set(skip)
-        self.rows += n
         w = batch.weight
+        if w is not None:
+            exp = self._common_exponent(weight_exponent(w))
+            if exp:
+                w = np.ldexp(w, -exp)
+                batch = replace(batch, weight=w)
+        self.rows += n
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
         forms = [_grad_form(s) for s in self.specs]
         res = None
@@ -538,7 +610,7 @@ class EvalState:
                 self._update_from_residual(spec, st, form, res, batch, clipped)
                 continue
             c = _evaluate_spec(spec, batch)
-            st.value.add(float(np.sum(c.values if w is None else c.values * w)))
+            st.value.add_array(c.values if w is None else c.values * w)
             st.grad.update(c.grads, w, self.opts, c.abs_grads)
             st.clipped_inputs += c.clipped
 
@@ -563,10 +635,27 @@ class EvalState:
         else:
             st.grad.update_sign(res, w, self.opts)
 
+    def _common_exponent(self, exp: int) -> int:
+        """The weight exponent for this state and rows of exponent ``exp``: the larger one; the
+        sums so far are rescaled to it (the rows' weights are the caller's to rescale)."""
+        if self.rows == 0:
+            self.weight_exp = exp
+        elif exp > self.weight_exp:
+            shift = self.weight_exp - exp
+            self.weight_sum.scale(shift)
+            for st in self.losses:
+                st.value.scale(shift)
+                st.grad.sq_weighted.scale(2 * shift)
+            self.weight_exp = exp
+        return self.weight_exp
+
     def merge(self, other: EvalState) -> None:
+        shift = 0
+        if other.rows:
+            shift = other.weight_exp - self._common_exponent(other.weight_exp)
         self.rows += other.rows
-        self.weight_sum.merge(other.weight_sum)
+        self.weight_sum.merge(other.weight_sum, shift)
         for a, b in zip(self.losses, other.losses, strict=True):
-            a.merge(b)
+            a.merge(b, shift)
         if self.residual_hist is not None and other.residual_hist is not None:
             self.residual_hist.merge(other.residual_hist)
