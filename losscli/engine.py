@@ -17,7 +17,7 @@ import numpy as np
 
 from losscli import __version__
 from losscli.errors import InputError, UsageError
-from losscli.losses import Batch, LossDef, Task, losses_for_task
+from losscli.losses import Batch, LossDef, ParamValue, Task, losses_for_task
 from losscli.sources import (
     Chunk,
     Columns,
@@ -67,11 +67,13 @@ class GradientStats:
 class LossResult:
     name: str
     spec: str
-    params: dict[str, float | None]
+    params: dict[str, ParamValue]
     value: float
     gradient: GradientStats
     clipped_inputs: int | None = None
     terms: list[dict[str, Any]] | None = None
+    #: a ``balanced`` class weight: the rule, the numbers used and the class counts
+    balanced: dict[str, Any] | None = None
 
 
 @dataclass
@@ -139,6 +141,8 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
         d["clipped_inputs"] = r.clipped_inputs
     if r.terms is not None:
         d["terms"] = r.terms
+    if r.balanced is not None:
+        d["balanced"] = r.balanced
     return d
 
 
@@ -152,19 +156,62 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool) -> LossResult:
+def _resolve_balanced(spec: LossSpec, st: LossState, where: str) -> tuple[np.ndarray,
+                                                                          dict[str, Any]]:
+    """The class multipliers of a ``balanced`` loss from the counts of the pass, and what the
+    report states about them."""
+    term = spec.terms[0]
+    cw = term.loss.class_weighting
+    assert cw is not None and st.classes is not None
+    counts = np.asarray(st.classes.counts, dtype=np.int64)
+    value = cw.balanced(counts)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: {spec.spec} needs rows of both classes (n_neg / n_pos), "
+                         "but the target has no positive row")
+    used = list(value) if isinstance(value, tuple) else value
+    text = (f"{cw.param} = {cw.balanced_rule} = "
+            + (", ".join(f"{x:.6g}" for x in value) if isinstance(value, tuple)
+               else f"{value:.6g}")
+            + f" (class counts {', '.join(f'{int(c):,}' for c in counts)})")
+    info = {"param": cw.param, "rule": cw.balanced_rule, "value": used,
+            "class_counts": [int(c) for c in counts], "text": f"{spec.spec}: {text}"}
+    return cw.multipliers(value, len(counts)), info
+
+
+def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
+                 where: str = "") -> LossResult:
     total_w = state.weight_sum.value
-    mean = st.value.ratio(state.weight_sum)
+    opts = state.opts
+    balanced = None
+    value_sum, total = st.value, state.weight_sum
+    if st.classes is not None:
+        a, balanced = _resolve_balanced(spec, st, where)
+        value_sum, class_w = st.classes.value_sums(a)
+        cw = spec.terms[0].loss.class_weighting
+        if cw is not None and cw.normalise:
+            total = class_w
+        g, qs = st.classes.gradient(a, opts, [q for _, q in QUANTILES])
+        class_q: dict[str, float] | None = {k: v for (k, _), v in zip(QUANTILES, qs,
+                                                                        strict=True)}
+    else:
+        if st.denom is not None:
+            total = st.denom
+        g, class_q = st.grad, None
+    total_w = total.value
+    if total_w <= 0.0:
+        raise InputError(f"{where}: the class-weighted total weight of {spec.spec} is zero; "
+                         "its weighted mean is undefined")
+    mean = value_sum.ratio(total)
     single = spec.single
     value = math.sqrt(mean) if single is not None and single.reduce == "sqrt" else mean
     scale = 1.0
     if single is not None and single.reduce == "sqrt":
         scale = 1.0 / value if value > 0 else 0.0
-    g = st.grad
     n = g.moments.n
-    opts = state.opts
     hist = g.hist
-    if hist is None:
+    if class_q is not None:
+        hist_q = class_q
+    elif hist is None:
         assert single is not None and single.abs_grad_of_abs_residual is not None
         assert state.residual_hist is not None
         f, params = single.abs_grad_of_abs_residual, spec.terms[0].params
@@ -202,7 +249,7 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool) 
         terms = [{"coef": t.coef, "name": t.loss.name, "spec": t.spec, "params": dict(t.params)}
                  for t in spec.terms]
     return LossResult(spec.name, spec.spec, spec.params, value, stats,
-                      st.clipped_inputs if uses_p else None, terms)
+                      st.clipped_inputs if uses_p else None, terms, balanced)
 
 
 # --- planning and the loop --------------------------------------------------------------------
@@ -304,6 +351,18 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
             raise UsageError("multiclass losses (cce) cannot be mixed with other tasks' losses")
         return "multiclass"
     return "binary" if "binary" in tasks else "regression"
+
+
+def check_class_weights(specs: Sequence[LossSpec], n_classes: int) -> None:
+    """A list of class weights has one weight per class (prediction column)."""
+    for spec in specs:
+        for t in spec.terms:
+            cw = t.loss.class_weighting
+            value = None if cw is None else t.params.get(cw.param)
+            if isinstance(value, tuple) and len(value) != n_classes:
+                raise UsageError(f"{t.spec}: {len(value)} class weight(s) given, but the "
+                                 f"predictions have {n_classes} classes (one weight per "
+                                 "prediction column, in column order)")
 
 
 def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
@@ -514,6 +573,8 @@ def evaluate(
         specs = [parse_spec(d.name) for d in losses_for_task(task)]
         optional = [True] * len(specs)
 
+    if task == "multiclass":
+        check_class_weights(specs, int(head[0].pred.shape[0]))
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
     dropped: dict[int, str] = {}
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
@@ -550,7 +611,7 @@ def evaluate(
         warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
                         f"row {stats.first_row}, column '{stats.first_column}')")
 
-    results = [_finish_loss(s, st, state, logits)
+    results = [_finish_loss(s, st, state, logits, where)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
     total_rows = state.rows + stats.count

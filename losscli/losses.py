@@ -16,6 +16,12 @@ from typing import Literal
 import numpy as np
 
 Task = Literal["regression", "binary", "multiclass"]
+#: A parameter's value: a number, a list of numbers (class weights), "balanced" (measured from
+#: the class counts of the input), or None (unset).
+ParamValue = float | tuple[float, ...] | str | None
+Params = Mapping[str, ParamValue]
+#: The value of a class-weight parameter that is measured from the input's class counts.
+BALANCED = "balanced"
 TASKS: tuple[Task, ...] = ("regression", "binary", "multiclass")
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs (scikit-learn's ``log_loss``).
@@ -53,13 +59,17 @@ class Batch:
 
 @dataclass(frozen=True)
 class Param:
-    """A loss parameter with its default and its valid range."""
+    """A loss parameter with its default and its valid range (of each item, for a list)."""
 
     name: str
     default: float | None
     doc: str
     valid: Callable[[float], bool]
     valid_text: str
+    #: "list": a comma list of numbers (``class_weights=1,2,3``)
+    kind: Literal["number", "list"] = "number"
+    #: also accepts ``balanced``: measured from the class counts in the same pass
+    balanced: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,8 +83,67 @@ class Computed:
     abs_grads: np.ndarray | None = None
 
 
-ComputeFn = Callable[[Batch, Mapping[str, float | None]], Computed]
-CheckFn = Callable[[Batch, Mapping[str, float | None]], "DomainProblem | None"]
+ComputeFn = Callable[[Batch, Params], Computed]
+CheckFn = Callable[[Batch, Params], "DomainProblem | None"]
+
+
+@dataclass(frozen=True)
+class ClassWeighting:
+    """How a class-weight parameter scales a loss: row i's loss and gradient are multiplied by
+    a_{y_i}, the multiplier of its class. ``normalise`` reduces by sum(w a_y) instead of sum(w)
+    (PyTorch's CrossEntropyLoss(weight=...); BCEWithLogitsLoss(pos_weight=...) does not)."""
+
+    param: str
+    #: the parameter value that leaves every row unscaled (the loss without class weights)
+    neutral: ParamValue
+    #: (parameter value, number of classes) -> the per-class multipliers a_c
+    multipliers: Callable[[ParamValue, int], np.ndarray]
+    #: class counts n_c -> the parameter's ``balanced`` value
+    balanced: Callable[[np.ndarray], ParamValue]
+    #: the rule of ``balanced``, for reports
+    balanced_rule: str
+    normalise: bool = False
+
+
+def _binary_multipliers(neg: float, pos: float) -> np.ndarray:
+    return np.array([neg, pos], dtype=np.float64)
+
+
+def balanced_class_weights(counts: np.ndarray) -> tuple[float, ...]:
+    """n / (k n_c) over the k classes present (scikit-learn's compute_class_weight("balanced")
+    with the classes found in y); an absent class gets 0 (it has no rows to weight)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    k = int(np.count_nonzero(present))
+    n = float(counts.sum())
+    return tuple(float(n / (k * c)) if c > 0 else 0.0 for c in counts)
+
+
+def _pos_weight_balanced(counts: np.ndarray) -> float:
+    return float(counts[0]) / float(counts[1]) if counts[1] > 0 else math.inf
+
+
+def _alpha_balanced(counts: np.ndarray) -> float:
+    return float(counts[0]) / float(counts[0] + counts[1])
+
+
+POS_WEIGHT = ClassWeighting(
+    "pos_weight", 1.0, lambda v, k: _binary_multipliers(1.0, float(v)),  # type: ignore[arg-type]
+    _pos_weight_balanced, "n_neg / n_pos")
+FOCAL_ALPHA = ClassWeighting(
+    "alpha", None,
+    lambda v, k: _binary_multipliers(1.0, 1.0) if v is None else _binary_multipliers(
+        1.0 - float(v), float(v)),  # type: ignore[arg-type]
+    _alpha_balanced, "n_neg / n")
+CLASS_WEIGHTS = ClassWeighting(
+    "class_weights", None,
+    lambda v, k: np.ones(k) if v is None else np.asarray(v, dtype=np.float64),
+    balanced_class_weights, "n / (k n_c), k = classes present", normalise=True)
+
+
+def row_multipliers(a: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """a_{y_i} for every row: the class multiplier of each row's target."""
+    return a[target.astype(np.intp, copy=False)]
 
 
 @dataclass(frozen=True)
@@ -109,12 +178,16 @@ class LossDef:
     #: l = m (|e| - m/2) / s with m = min(|e|, d).
     value_form: Literal["square", "abs"] | None = None
     #: (d, s) of a "clipped" loss from its parameters.
-    clip_of: Callable[[Mapping[str, float | None]], tuple[float, float]] | None = None
+    clip_of: Callable[[Params], tuple[float, float]] | None = None
     #: |g| as a non-decreasing function of |e|: lets one residual histogram serve all quantiles.
-    abs_grad_of_abs_residual: Callable[[float, Mapping[str, float | None]], float] | None = None
+    abs_grad_of_abs_residual: Callable[[float, Params], float] | None = None
     check: CheckFn | None = None
     uses_probabilities: bool = False
     aliases: tuple[str, ...] = ()
+    #: the class-weight parameter, when the loss has one
+    class_weighting: ClassWeighting | None = None
+    #: where a loss that is not in the built-in catalog came from (a plugin), for messages
+    origin: str | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -132,22 +205,22 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
 # --- regression -------------------------------------------------------------------------------
 
 
-def _mse(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _mse(b: Batch, p: Params) -> Computed:
     e = b.residual()
     return Computed(e * e, 2.0 * e)
 
 
-def _rmse(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _rmse(b: Batch, p: Params) -> Computed:
     # Per-sample squared error; the engine takes sqrt of the mean and scales e by 1/rmse.
     e = b.residual()
     return Computed(e * e, e)
 
 
-def _mae(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _mae(b: Batch, p: Params) -> Computed:
     return Computed(b.abs_residual(), np.sign(b.residual()))
 
 
-def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _huber(b: Batch, p: Params) -> Computed:
     d = float(p["delta"])  # type: ignore[arg-type]
     e, a = b.residual(), b.abs_residual()
     # With m = min(|e|, delta): l = m (|e| - m/2) is e^2/2 inside and delta (|e| - delta/2) out.
@@ -158,21 +231,21 @@ def _huber(b: Batch, p: Mapping[str, float | None]) -> Computed:
     return Computed(values, np.clip(e, -d, d), abs_grads=m)
 
 
-def _smooth_l1(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _smooth_l1(b: Batch, p: Params) -> Computed:
     beta = float(p["beta"])  # type: ignore[arg-type]
     e, a = b.residual(), b.abs_residual()
     values = np.where(a < beta, 0.5 * e * e / beta, a - 0.5 * beta)
     return Computed(values, np.clip(e / beta, -1.0, 1.0))
 
 
-def _log_cosh(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _log_cosh(b: Batch, p: Params) -> Computed:
     # log(cosh(e)) = |e| + log1p(exp(-2|e|)) - log 2, finite for any |e|.
     e, a = b.residual(), b.abs_residual()
     values = a + np.log1p(np.exp(-2.0 * a)) - _LOG2
     return Computed(values, np.tanh(e))
 
 
-def _quantile(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _quantile(b: Batch, p: Params) -> Computed:
     q = float(p["q"])  # type: ignore[arg-type]
     e = b.residual()  # pred - target: under-prediction is e < 0 and costs q per unit
     values = np.where(e < 0.0, -q * e, (1.0 - q) * e)
@@ -180,7 +253,7 @@ def _quantile(b: Batch, p: Mapping[str, float | None]) -> Computed:
     return Computed(values, grads)
 
 
-def _poisson(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _poisson(b: Batch, p: Params) -> Computed:
     y, mu = b.target, b.pred
     ratio = y / mu
     ylogy = np.zeros_like(y)
@@ -189,7 +262,7 @@ def _poisson(b: Batch, p: Mapping[str, float | None]) -> Computed:
     return Computed(2.0 * (ylogy - y + mu), 2.0 * (1.0 - ratio))
 
 
-def _poisson_check(b: Batch, p: Mapping[str, float | None]) -> DomainProblem | None:
+def _poisson_check(b: Batch, p: Params) -> DomainProblem | None:
     problems = [
         DomainProblem("target", *_first(b.target < 0.0),
                       "poisson cannot be used when targets contain negative values"),
@@ -242,20 +315,28 @@ def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return s, pt, qt, np.log(pt), clipped
 
 
-def _bce(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _bce(b: Batch, p: Params) -> Computed:
     s, pt, qt, logpt, clipped = _binary_parts(b)
     # logits: sigmoid(z) - y = -s (1 - p_t); probabilities: -1/p for y = 1, 1/(1 - p) for y = 0
     abs_grads = qt if b.logits else 1.0 / pt
-    return Computed(-logpt, -s * abs_grads, clipped, abs_grads)
+    values = -logpt
+    k = p.get("pos_weight", 1.0)
+    if k is not None and k != 1.0:
+        # BCEWithLogitsLoss(pos_weight=K): the positive rows' loss and gradient times K.
+        a = np.where(b.target == 1.0, float(k), 1.0)  # type: ignore[arg-type]
+        values = values * a
+        abs_grads = abs_grads * a
+    return Computed(values, -s * abs_grads, clipped, abs_grads)
 
 
-def _focal(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _focal(b: Batch, p: Params) -> Computed:
     gamma = float(p["gamma"])  # type: ignore[arg-type]
     alpha = p.get("alpha")
     s, pt, qt, logpt, clipped = _binary_parts(b)
     at: np.ndarray | float = 1.0
     if alpha is not None:
-        at = np.where(b.target == 1.0, alpha, 1.0 - alpha)
+        a = float(alpha)  # type: ignore[arg-type]
+        at = np.where(b.target == 1.0, a, 1.0 - a)
     qg = qt**gamma
     values = -at * qg * logpt
     if b.logits:
@@ -268,17 +349,24 @@ def _focal(b: Batch, p: Mapping[str, float | None]) -> Computed:
 # --- multiclass -------------------------------------------------------------------------------
 
 
-def _cce(b: Batch, p: Mapping[str, float | None]) -> Computed:
+def _cce(b: Batch, p: Params) -> Computed:
     z = b.pred  # (C, n)
     n = b.n
     cols = np.arange(n)
     y = b.target.astype(np.intp, copy=False)
+    cw = p.get("class_weights")
+    # CrossEntropyLoss(weight=...): row i's loss and gradient times weight[y_i] (the engine
+    # divides by sum w weight[y_i]).
+    a = None if cw is None else np.asarray(cw, dtype=np.float64)[y]
     if not b.logits:
         raw = z[y, cols]
         py = np.clip(raw, EPS, 1.0 - EPS)
         clipped = int(np.count_nonzero(py != raw))
         # d(-log p_y)/dp has the single non-zero entry -1/p_y: its L2 norm is 1/p_y.
-        return Computed(-np.log(py), 1.0 / py, clipped)
+        values, grads = -np.log(py), 1.0 / py
+        if a is not None:
+            values, grads = values * a, grads * a
+        return Computed(values, grads, clipped)
     m = z.max(axis=0)
     ex = np.subtract(z, m)
     np.exp(ex, out=ex)
@@ -292,6 +380,8 @@ def _cce(b: Batch, p: Mapping[str, float | None]) -> Computed:
     values = np.log(total) + m - z[y, cols]
     # ||softmax - onehot||^2 = (1 - s_y)^2 + sum_{k != y} s_k^2 = (rest^2 + rest_sq) / total^2
     grads = np.sqrt(rest * rest + rest_sq) / total
+    if a is not None:
+        values, grads = values * a, grads * a
     return Computed(values, grads)
 
 
@@ -340,10 +430,15 @@ CATALOG: dict[str, LossDef] = {
                 "l = 2 (y log(y / mu) - y + mu), mu = pred > 0, y = target >= 0",
                 "g = 2 (1 - y / mu)", _poisson, check=_poisson_check),
         LossDef("bce", "binary", "binary cross-entropy (log loss)",
-                "l = -log p_t, p_t = p if y = 1 else 1 - p (p clipped to [eps, 1 - eps]; "
-                "logits: softplus(z) - y z)",
-                "g = (p - y) / (p (1 - p)) w.r.t. p; sigmoid(z) - y w.r.t. the logit z", _bce,
-                uses_probabilities=True, aliases=("log_loss", "logloss")),
+                "l = -(K y log p + (1 - y) log(1 - p)), K = pos_weight (p clipped to "
+                "[eps, 1 - eps]; logits: log-sigmoid, never clipped)",
+                "g = (p - y) / (p (1 - p)) w.r.t. p; sigmoid(z) - y w.r.t. the logit z "
+                "(both times pos_weight when y = 1)", _bce,
+                (Param("pos_weight", 1.0, "weight of the positive rows' loss, as PyTorch's "
+                       "BCEWithLogitsLoss(pos_weight); balanced: n_neg / n_pos", _positive,
+                       "> 0", balanced=True),),
+                uses_probabilities=True, aliases=("log_loss", "logloss"),
+                class_weighting=POS_WEIGHT),
         LossDef("focal", "binary", "focal loss (Lin et al. 2017)",
                 "l = -alpha_t (1 - p_t)^gamma log p_t, alpha_t = alpha if y = 1 else 1 - alpha "
                 "(1 without alpha)",
@@ -352,13 +447,20 @@ CATALOG: dict[str, LossDef] = {
                 "s = 2y - 1", _focal,
                 (Param("gamma", 2.0, "focusing exponent", lambda v: v >= 0 and math.isfinite(v),
                        ">= 0"),
-                 Param("alpha", None, "weight of the positive class", _in_closed_unit,
-                       "in [0, 1]")),
-                uses_probabilities=True),
+                 Param("alpha", None, "weight of the positive class (1 - alpha for the "
+                       "negative); balanced: n_neg / n", _in_closed_unit, "in [0, 1]",
+                       balanced=True)),
+                uses_probabilities=True, class_weighting=FOCAL_ALPHA),
         LossDef("cce", "multiclass", "categorical cross-entropy",
-                "l = -log p_y (p clipped to [eps, 1 - eps]); logits: logsumexp(z) - z_y",
-                "|g| = 1 / p_y w.r.t. p; ||softmax(z) - onehot(y)||_2 w.r.t. z", _cce,
-                uses_probabilities=True, aliases=("cross_entropy", "ce")),
+                "l = -c_y log p_y (p clipped to [eps, 1 - eps]); logits: c_y (logsumexp(z) - "
+                "z_y); c = class_weights (1 without); value sum(w c_y l) / sum(w c_y)",
+                "|g| = c_y / p_y w.r.t. p; c_y ||softmax(z) - onehot(y)||_2 w.r.t. z", _cce,
+                (Param("class_weights", None, "per-class weights in prediction-column order, "
+                       "as PyTorch's CrossEntropyLoss(weight); balanced: n / (k n_c)",
+                       lambda v: v >= 0 and math.isfinite(v), ">= 0 each", kind="list",
+                       balanced=True),),
+                uses_probabilities=True, aliases=("cross_entropy", "ce"),
+                class_weighting=CLASS_WEIGHTS),
     )
 }
 

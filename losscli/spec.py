@@ -1,5 +1,9 @@
 """Parse loss specifications: ``huber``, ``huber:delta=2.5``, ``'0.7*mse+0.3*mae'``.
 
+A list value (``cce:class_weights=1,2,0.5``) is a comma list: a comma item without ``=`` continues
+the list before it (parameter names never start with a digit, so ``cce:class_weights=1,2`` and
+``focal:gamma=1,alpha=0.25`` are both unambiguous); ``[1,2,0.5]`` with brackets is accepted too.
+
 A spec resolves to a :class:`LossSpec`: a weighted sum of catalog losses with validated,
 defaulted parameters, and a canonical text (parameters at their default are omitted, numbers in
 their shortest form) that identifies it in reports, gates and baselines.
@@ -13,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from losscli.errors import UsageError
-from losscli.losses import CATALOG, LossDef, Task, lookup
+from losscli.losses import BALANCED, CATALOG, LossDef, Param, ParamValue, Task, lookup
 
 # '+' that starts a new term: followed by an optional 'coef*' and a name (so '1e+3' is a number).
 _TERM_SPLIT = re.compile(r"\+(?=\s*(?:[0-9.]+(?:[eE][-+]?\d+)?\s*\*\s*)?[A-Za-z_])")
@@ -29,22 +33,37 @@ def format_number(v: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def format_value(v: ParamValue) -> str:
+    """A parameter value as spec text: a number, a comma list, or ``balanced``."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, tuple):
+        return ",".join(format_number(x) for x in v)
+    return format_number(v)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Term:
     """One catalog loss with resolved parameters, scaled by a coefficient."""
 
     coef: float
     loss: LossDef
-    params: Mapping[str, float | None]
+    params: Mapping[str, ParamValue]
 
     @property
     def spec(self) -> str:
         shown = [
-            f"{p.name}={format_number(self.params[p.name])}"  # type: ignore[arg-type]
+            f"{p.name}={format_value(self.params[p.name])}"
             for p in self.loss.params
             if self.params[p.name] is not None and self.params[p.name] != p.default
         ]
         return self.loss.name + (":" + ",".join(shown) if shown else "")
+
+    @property
+    def balanced(self) -> bool:
+        """A class-weight parameter is ``balanced``: measured from the input's class counts."""
+        cw = self.loss.class_weighting
+        return cw is not None and self.params.get(cw.param) == BALANCED
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ class LossSpec:
         return self.terms[0].loss.task
 
     @property
-    def params(self) -> dict[str, float | None]:
+    def params(self) -> dict[str, ParamValue]:
         if not self.is_combination:
             return dict(self.terms[0].params)
         return {}
@@ -84,7 +103,7 @@ class LossSpec:
         return None if self.is_combination else self.terms[0].loss
 
 
-def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> float | None:
+def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> ParamValue:
     param = loss.param(key)
     if param is None:
         known = ", ".join(p.name for p in loss.params) or "none"
@@ -93,15 +112,45 @@ def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> float | None:
     raw = raw.strip()
     if raw.lower() in ("none", "") and param.default is None:
         return None
+    if param.balanced and raw.lower() == BALANCED:
+        return BALANCED
+    if param.kind == "list":
+        items = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+        return tuple(_number(loss, key, x.strip(), param) for x in items.split(","))
+    return _number(loss, key, raw, param)
+
+
+def _number(loss: LossDef, key: str, raw: str, param: Param) -> float:
+    expected = "a number" + (" or 'balanced'" if param.balanced else "")
+    if param.kind == "list":
+        expected = "a comma list of numbers" + (" or 'balanced'" if param.balanced else "")
     try:
         value = float(raw)
     except ValueError:
         raise UsageError(
-            f"parameter '{key}' of loss '{loss.name}' must be a number, got '{raw}'") from None
+            f"parameter '{key}' of loss '{loss.name}' must be {expected}, got '{raw}'") from None
     if not param.valid(value):
         raise UsageError(
             f"parameter '{key}' of loss '{loss.name}' must be {param.valid_text}, got {raw}")
     return value
+
+
+def _param_items(params: str, loss: LossDef, text: str) -> list[tuple[str, str]]:
+    """``a=1,b=2`` -> [(a, 1), (b, 2)]; an item without '=' continues the list value before it
+    (``class_weights=1,2,3``)."""
+    items: list[tuple[str, str]] = []
+    for item in params.split(","):
+        if not item.strip():
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep:
+            prev = loss.param(items[-1][0]) if items else None
+            if prev is None or prev.kind != "list":
+                raise UsageError(f"expected param=value in '{text}', got '{item.strip()}'")
+            items[-1] = (items[-1][0], items[-1][1] + "," + item)
+            continue
+        items.append((key.strip(), raw))
+    return items
 
 
 def _parse_term(chunk: str, text: str) -> Term:
@@ -115,15 +164,10 @@ def _parse_term(chunk: str, text: str) -> Term:
     coef = float(m["coef"]) if m["coef"] else 1.0
     if not (coef > 0 and math.isfinite(coef)):
         raise UsageError(f"coefficient of '{m['name']}' in '{text}' must be > 0, got {m['coef']}")
-    params: dict[str, float | None] = {p.name: p.default for p in loss.params}
+    params: dict[str, ParamValue] = {p.name: p.default for p in loss.params}
     if m["params"] is not None:
-        for item in m["params"].split(","):
-            if not item.strip():
-                continue
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise UsageError(f"expected param=value in '{text}', got '{item.strip()}'")
-            params[key.strip()] = _parse_value(loss, key.strip(), raw, text)
+        for key, raw in _param_items(m["params"], loss, text):
+            params[key] = _parse_value(loss, key, raw, text)
     return Term(coef, loss, params)
 
 
@@ -138,6 +182,11 @@ def parse_spec(text: str) -> LossSpec:
         if len(tasks) > 1:
             raise UsageError(f"'{text}' combines losses of different tasks ({', '.join(tasks)})")
         for t in terms:
+            cw = t.loss.class_weighting
+            if t.balanced or (cw is not None and cw.normalise and t.params[cw.param] is not None):
+                raise UsageError(f"'{t.spec}' cannot be part of a weighted combination (its "
+                                 "class weights are measured at the end of the pass or change "
+                                 "the denominator); evaluate it as a loss of its own")
             if t.loss.reduce != "mean":
                 raise UsageError(f"'{t.loss.name}' cannot be part of a weighted combination "
                                  f"(it is not a mean of per-sample losses); use "

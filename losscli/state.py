@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from losscli.losses import Batch, Computed
+from losscli.losses import Batch, Computed, row_multipliers
 from losscli.spec import LossSpec
 
 # Values below this are counted in the zero bucket of a log histogram (subnormals included).
@@ -505,16 +505,126 @@ class ClippedChunk(Summary):
         return cls(m, moments, float(np.sum(m)), hi, lo, sq_weighted, value)
 
 
+def _class_rows(y: np.ndarray, k: int) -> list[np.ndarray]:
+    """The row indices of each class 0..k-1 (a stable sort, so each list is in row order)."""
+    order = np.argsort(y, kind="stable")
+    bounds = np.searchsorted(y[order], np.arange(k + 1, dtype=np.float64) - 0.5)
+    return [order[bounds[c]:bounds[c + 1]] for c in range(k)]
+
+
+@dataclass
+class ClassSplit:
+    """Per-class sums of a loss whose class weights a_c are known only at the end of the pass
+    (``balanced``): the unscaled loss l and gradient g of each class's rows, kept apart, so the
+    weighted loss a_y l and its gradient a_y g follow exactly once the class counts are in."""
+
+    counts: list[int] = field(default_factory=list)
+    values: list[ExactSum] = field(default_factory=list)  # sum over the class of w l
+    weights: list[ExactSum] = field(default_factory=list)  # sum over the class of w
+    grads: list[GradState] = field(default_factory=list)  # of the unscaled g
+
+    def _grow(self, k: int) -> None:
+        while len(self.counts) < k:
+            self.counts.append(0)
+            self.values.append(ExactSum())
+            self.weights.append(ExactSum())
+            self.grads.append(GradState(hist=LogHistogram()))
+
+    def update(self, c: Computed, batch: Batch, opts: GradientOptions) -> None:
+        k = batch.pred.shape[0] if batch.pred.ndim == 2 else 2
+        self._grow(k)
+        w = batch.weight
+        for cls, rows in enumerate(_class_rows(batch.target, k)):
+            if rows.size == 0:
+                continue
+            wc = None if w is None else w[rows]
+            vals = c.values[rows]
+            self.counts[cls] += int(rows.size)
+            self.values[cls].add_array(vals if wc is None else vals * wc)
+            self.weights[cls].add(float(rows.size) if wc is None else float(np.sum(wc)))
+            self.grads[cls].update(c.grads[rows], wc, opts,
+                                   None if c.abs_grads is None else c.abs_grads[rows])
+
+    def merge(self, other: ClassSplit, weight_exp: int = 0) -> None:
+        """Add later rows' sums; their weights were 2**weight_exp times ours."""
+        self._grow(len(other.counts))
+        for i in range(len(other.counts)):
+            self.counts[i] += other.counts[i]
+            self.values[i].merge(other.values[i], weight_exp)
+            self.weights[i].merge(other.weights[i], weight_exp)
+            self.grads[i].merge(other.grads[i], weight_exp)
+
+    def scale(self, exponent: int) -> None:
+        """Multiply the weights behind every sum by 2**exponent."""
+        for i in range(len(self.counts)):
+            self.values[i].scale(exponent)
+            self.weights[i].scale(exponent)
+            self.grads[i].sq_weighted.scale(2 * exponent)
+
+    def value_sums(self, a: np.ndarray) -> tuple[ExactSum, ExactSum]:
+        """(sum_c a_c S_c, sum_c a_c W_c): the weighted loss sum and its class-weighted total."""
+        num, den = ExactSum(), ExactSum()
+        for c in range(len(self.counts)):
+            num.add_scaled(self.values[c], float(a[c]))
+            den.add_scaled(self.weights[c], float(a[c]))
+        return num, den
+
+    def gradient(self, a: np.ndarray, opts: GradientOptions,
+                 quantiles: Sequence[float]) -> tuple[GradState, list[float]]:
+        """The statistics of g' = a_y g over all rows, and its |g'| quantiles.
+
+        Moments, |g'| sum and max and sum (w g')^2 are exact (each class's, scaled by a_c and
+        merged); the quantiles and the threshold fractions come from each class's |g| histogram
+        scaled by a_c, within its bucket accuracy (HIST_ALPHA relative)."""
+        out = GradState()
+        values: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        for c, g in enumerate(self.grads):
+            n, ac = g.moments.n, float(a[c])
+            if n == 0:
+                continue
+            out.moments.merge(g.moments.scaled(ac))
+            out.abs_sum.add_scaled(g.abs_sum, ac)
+            out.abs_max = max(out.abs_max, ac * g.abs_max)
+            out.sq_weighted.add_scaled(g.sq_weighted, ac * ac)
+            assert g.hist is not None
+            v, cnt = g.hist.buckets()
+            values.append(v * ac)
+            counts.append(cnt)
+            if ac > 0.0:
+                at_most = g.hist.count_at_most
+                out.vanishing += at_most(opts.vanish_tol / ac)
+                out.exploding += n - at_most(opts.explode_tol / ac * (1 - 1e-12))
+                if opts.grad_clip is not None:
+                    out.clipped += n - at_most(opts.grad_clip / ac)
+            else:  # |g'| = 0 on every row of the class
+                out.vanishing += n if opts.vanish_tol >= 0.0 else 0
+                out.exploding += n if opts.explode_tol <= 0.0 else 0
+        if not values:
+            return out, [math.nan for _ in quantiles]
+        allv, allc = np.concatenate(values), np.concatenate(counts)
+        order = np.argsort(allv, kind="stable")
+        return out, [inverted_cdf(allv[order], allc[order], q) for q in quantiles]
+
+
 @dataclass
 class LossState:
     value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
     grad: GradState = field(default_factory=GradState)
     clipped_inputs: int = 0
+    #: sum w_i a_{y_i}, for losses reduced by their class-weighted total (cce class_weights)
+    denom: ExactSum | None = None
+    #: per-class sums, for class weights measured at the end of the pass (``balanced``)
+    classes: ClassSplit | None = None
 
     def merge(self, other: LossState, weight_exp: int = 0) -> None:
         self.value.merge(other.value, weight_exp)
         self.grad.merge(other.grad, weight_exp)
         self.clipped_inputs += other.clipped_inputs
+        if self.denom is not None and other.denom is not None:
+            self.denom.merge(other.denom, weight_exp)
+        if self.classes is not None and other.classes is not None:
+            self.classes.merge(other.classes, weight_exp)
 
 
 def _grad_form(spec: LossSpec) -> str | None:
@@ -527,9 +637,23 @@ def _shares_residual_hist(spec: LossSpec) -> bool:
     return loss is not None and loss.abs_grad_of_abs_residual is not None
 
 
+def _normalised_weights(spec: LossSpec) -> np.ndarray | None:
+    """The class multipliers of a single loss reduced by sum(w a_y) with numeric class weights."""
+    t = spec.terms[0]
+    cw = t.loss.class_weighting
+    if spec.is_combination or cw is None or not cw.normalise or t.balanced:
+        return None
+    value = t.params[cw.param]
+    return None if value is None else cw.multipliers(value, 0)
+
+
 def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     if not spec.is_combination:
         t = spec.terms[0]
+        if t.balanced:  # the unscaled loss; ClassSplit applies the class weights at the end
+            cw = t.loss.class_weighting
+            assert cw is not None
+            return t.loss.compute(batch, {**t.params, cw.param: cw.neutral})
         return t.loss.compute(batch, t.params)
     values = np.zeros(batch.n)
     grads = np.zeros(batch.n)
@@ -573,8 +697,11 @@ class EvalState:
 
     def __post_init__(self) -> None:
         if not self.losses:
-            self.losses = [LossState(grad=GradState(
-                hist=None if _shares_residual_hist(s) else LogHistogram())) for s in self.specs]
+            self.losses = [LossState(
+                grad=GradState(hist=None if _shares_residual_hist(s) else LogHistogram()),
+                denom=None if _normalised_weights(s) is None else ExactSum(),
+                classes=ClassSplit() if not s.is_combination and s.terms[0].balanced else None)
+                for s in self.specs]
         if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
             self.residual_hist = LogHistogram()
 
@@ -610,9 +737,15 @@ class EvalState:
                 self._update_from_residual(spec, st, form, res, batch, clipped)
                 continue
             c = _evaluate_spec(spec, batch)
+            st.clipped_inputs += c.clipped
+            if st.classes is not None:
+                st.classes.update(c, batch, self.opts)
+                continue
+            if st.denom is not None:
+                a = row_multipliers(_normalised_weights(spec), batch.target)  # type: ignore[arg-type]
+                st.denom.add_array(a if w is None else a * w)
             st.value.add_array(c.values if w is None else c.values * w)
             st.grad.update(c.grads, w, self.opts, c.abs_grads)
-            st.clipped_inputs += c.clipped
 
     def _update_from_residual(self, spec: LossSpec, st: LossState, form: str,
                               res: ResidualChunk, batch: Batch,
@@ -646,6 +779,10 @@ class EvalState:
             for st in self.losses:
                 st.value.scale(shift)
                 st.grad.sq_weighted.scale(2 * shift)
+                if st.denom is not None:
+                    st.denom.scale(shift)
+                if st.classes is not None:
+                    st.classes.scale(shift)
             self.weight_exp = exp
         return self.weight_exp
 

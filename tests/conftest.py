@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
+from losscli.engine import GradientStats
 from losscli.losses import Batch, LossDef
 
 
@@ -52,3 +53,43 @@ def central_diff(loss: LossDef, params: Mapping[str, float | None], pred: np.nda
 
 def inverted_cdf(x: np.ndarray, q: float) -> float:
     return float(np.quantile(x, q, method="inverted_cdf"))
+
+
+#: relative accuracy the gradient histograms promise (within 1% is asked of quantiles)
+ALPHA = 0.005
+
+
+def check_gradient_stats(stats: GradientStats, g: np.ndarray, w: np.ndarray | None,
+                         vanish: float, explode: float, clip: float | None,
+                         exact_fractions: bool = True) -> None:
+    n = g.size
+    a = np.abs(g)
+    mean = math.fsum(g.tolist()) / n
+    abs_mean = math.fsum(a.tolist()) / n
+    std = math.sqrt(math.fsum(((g - mean) ** 2).tolist()) / n)
+    rms = math.sqrt(math.fsum((g * g).tolist()) / n)
+    ww = np.ones(n) if w is None else w
+    norm = math.sqrt(math.fsum(((ww * g) ** 2).tolist())) / math.fsum(ww.tolist())
+    assert rel_close(stats.mean, mean, 1e-12, abs_tol=1e-12 * abs_mean), (stats.mean, mean)
+    assert rel_close(stats.std, std, 1e-10), (stats.std, std)
+    assert rel_close(stats.abs_mean, abs_mean, 1e-12), (stats.abs_mean, abs_mean)
+    assert rel_close(stats.abs_max, float(a.max()), 1e-13), (stats.abs_max, a.max())
+    assert rel_close(stats.rms, rms, 1e-10), (stats.rms, rms)
+    assert rel_close(stats.norm, norm, 1e-12), (stats.norm, norm)
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
+        expected = inverted_cdf(a, q)
+        got = getattr(stats, key)
+        assert rel_close(got, expected, 0.01, abs_tol=0.0 if expected else 1e-300), (key, got,
+                                                                                      expected)
+    fractions = [(stats.vanishing_fraction, lambda t: a <= t, vanish),
+                 (stats.exploding_fraction, lambda t: a >= t, explode)]
+    if clip is None:
+        assert stats.clipped_fraction is None
+    else:
+        fractions.append((stats.clipped_fraction, lambda t: a > t, clip))
+    for got, pick, t in fractions:
+        if exact_fractions:
+            assert got == np.count_nonzero(pick(t)) / n, (got, t)
+        else:  # read off a histogram: exact up to the bucket accuracy around the threshold
+            bounds = sorted(np.count_nonzero(pick(t * f)) / n for f in (1 - ALPHA, 1 + ALPHA))
+            assert bounds[0] <= got <= bounds[1], (got, bounds)

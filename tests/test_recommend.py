@@ -252,8 +252,8 @@ def test_rare_positives_get_pos_weight() -> None:
     assert rec.recommended.name == "bce"
     pw = rec.recommended.params["pos_weight"]
     assert pw == pytest.approx(n_neg / n_pos, rel=5e-4)  # 4 significant digits
-    assert rec.recommended.spec is None  # not a catalog parameter: no eval spec
     assert isinstance(pw, float)
+    assert rec.recommended.spec == f"bce:pos_weight={pw!r}"
     expected = -(pw * np.sum(y * np.log(p)) + np.sum((1 - y) * np.log(1 - p))) / N
     assert rec.recommended.value == pytest.approx(float(expected), rel=1e-12)
     assert any(f"{n_neg:,} / {n_pos:,}" in r for r in rec.reasons)

@@ -54,6 +54,9 @@ def eval_renderable(report: Report) -> Group:
             row.append("-" if r.clipped_inputs is None else f"{r.clipped_inputs:,}")
         table.add_row(*row)
     parts: list[Any] = [head, table]
+    for r in report.losses:
+        if r.balanced is not None:  # the class weights measured in the pass
+            parts.append(Text(f"balanced: {r.balanced['text']}", "dim"))
     if report.gates:
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "value", "limit", "result"):
