@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import numpy as np
 
 from losscli import __version__
+from losscli.detect import Detection, TargetFacts, Task, check_task, detect
 from losscli.errors import InputError, UsageError
-from losscli.losses import Batch, LossDef, ParamValue, Task, losses_for_task
+from losscli.losses import Batch, LossDef, ParamValue, default_losses
+from losscli.settings import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
 from losscli.sources import (
     Chunk,
     Columns,
@@ -34,8 +36,6 @@ from losscli.state import EvalState, GradientOptions, LossState
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-#: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
-DEFAULT_CHUNK_ROWS = 1 << 17
 SCHEMA = "losscli.eval/1"
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 #: Rows looked at to detect the task when no --loss is given (whatever the chunk size).
@@ -96,6 +96,8 @@ class Report:
     losses: list[LossResult]
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: footnotes: default losses left out for this data (not warnings: nobody asked for them)
+    notes: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     version: str = __version__
     schema: str = SCHEMA
@@ -127,6 +129,7 @@ class Report:
             "gates": [g.to_dict() for g in self.gates],
             "passed": self.passed,
             "warnings": self.warnings,
+            "notes": self.notes,
             "elapsed_seconds": round(self.elapsed_seconds, 6),
         }
         if self.config is not None:
@@ -337,13 +340,6 @@ class InOrder(Generic[T, R]):
                     self.turn.notify_all()
 
 
-def _looks_binary(chunk: Chunk, logits: bool) -> bool:
-    t = chunk.target
-    if not bool(np.all((t == 0.0) | (t == 1.0))):
-        return False
-    return logits or bool(np.all((chunk.pred >= 0.0) & (chunk.pred <= 1.0)))
-
-
 def _task_of(specs: Sequence[LossSpec]) -> Task:
     tasks = {s.task for s in specs}
     if "multiclass" in tasks:
@@ -386,7 +382,7 @@ def check_weights(chunk: Chunk, cols: Columns, where: str) -> None:
 class TaskValidator:
     """Task-level domain checks of each chunk."""
 
-    task: Task
+    task: str
     cols: Columns
     logits: bool
     where: str
@@ -398,6 +394,13 @@ class TaskValidator:
         t, p = chunk.target, chunk.pred
         tname = self.cols.target
         pname = self.cols.pred[0] if len(self.cols.pred) == 1 else ",".join(self.cols.pred)
+        if self.task == "counts":
+            bad = (t < 0.0) | (t != np.floor(t))
+            if bad.any():
+                hint = (f"; the task was detected as counts from the first {DETECT_ROWS:,} rows, "
+                        "pass --task regression") if self.detected else ""
+                raise domain_error(chunk, bad, tname, self.where,
+                                   "must be a non-negative integer count", t, hint)
         if self.task == "binary":
             bad = (t != 0.0) & (t != 1.0)
             if bad.any():
@@ -506,18 +509,20 @@ def evaluate(
     logits: bool = False,
     nan: NanPolicy = "error",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    vanish_tol: float = 1e-6,
-    explode_tol: float = 1e3,
+    vanish_tol: float = VANISH_TOL,
+    explode_tol: float = EXPLODE_TOL,
     grad_clip: float | None = None,
     threads: int | bool | None = None,
     progress: Callable[[int], None] | None = None,
+    task: str | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
     Returns the same :class:`Report` that ``losscli eval`` prints. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input. ``threads`` is the number of
     compute threads beside the reading one (None: one per remaining core, 0: none); results are
-    identical for any number.
+    identical for any number. ``task`` overrides the detected task (regression, counts, binary,
+    multiclass; see :mod:`losscli.detect`).
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_source, open_table, resolve_columns
@@ -532,6 +537,7 @@ def evaluate(
                      ("--grad-clip", grad_clip)):
         if v is not None and not (v >= 0 and math.isfinite(v)):
             raise UsageError(f"{label} must be a finite number >= 0, got {v}")
+    asked_task = check_task(task)
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     seen: set[str] = set()
     for s in specs:
@@ -549,35 +555,56 @@ def evaluate(
     where = src.where
 
     if specs:
-        task = _task_of(specs)
-        if cols.multiclass and task != "multiclass":
+        loss_task = _task_of(specs)
+        if asked_task is not None and loss_task != (
+                "regression" if asked_task == "counts" else asked_task):
+            raise UsageError(f"--task {asked_task} does not fit the losses asked for "
+                             f"({', '.join(s.spec for s in specs)}: {loss_task})")
+        if cols.multiclass and loss_task != "multiclass":
             raise UsageError(f"{len(cols.pred)} prediction columns were selected, but "
                              f"{', '.join(s.spec for s in specs)} need(s) a single column")
-        if task == "multiclass" and not cols.multiclass:
+        if loss_task == "multiclass" and not cols.multiclass:
             raise UsageError("cce needs one prediction column per class: pass --pred as a comma "
                              "list, a glob such as 'prob_*', or a list column")
-        if logits and task == "regression":
+        if logits and loss_task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
+    elif asked_task == "multiclass" and not cols.multiclass:
+        raise UsageError("--task multiclass needs one prediction column per class: pass --pred "
+                         "as a comma list, a glob such as 'prob_*', or a list column")
+    elif cols.multiclass and asked_task not in (None, "multiclass"):
+        raise UsageError(f"{len(cols.pred)} prediction columns were selected, but --task "
+                         f"{asked_task} needs a single column")
     workers = resolve_threads(threads)
     stream = raw_chunks(src, cols, chunk_rows)
-    head_raw, head = _head(stream, cols, nan, where)
+    head_raw, head, head_nan = _head(stream, cols, nan, where)
     optional = [False] * len(specs)
     specs_given = bool(specs)
-    if not specs:
-        if cols.multiclass:
-            task = "multiclass"
-        elif logits or all(_looks_binary(c, logits) for c in head):
-            task = "binary"
-        else:
-            task = "regression"
-        specs = [parse_spec(d.name) for d in losses_for_task(task)]
+    facts = _head_facts(head, cols)
+    if specs:
+        # the losses decide; the report says counts when the first rows are counts
+        task = ("counts" if loss_task == "regression" and (asked_task == "counts" or (
+            asked_task is None and facts.counts)) else loss_task)
+    else:
+        try:
+            found = _detect(facts, head, cols, logits, asked_task)
+        except UsageError:
+            if not (nan == "error" and head_nan):
+                raise
+            # the pass ends in the NaN error, with its count over the whole input
+            found = Detection("regression", "")
+        task = found.task
+        if logits and task not in ("binary", "multiclass"):
+            raise UsageError("--logits applies to binary and multiclass predictions, but "
+                             + found.reason[0].lower() + found.reason[1:])
+        specs = [parse_spec(d.name) for d in default_losses(task)]
         optional = [True] * len(specs)
 
     if task == "multiclass":
         check_class_weights(specs, int(head[0].pred.shape[0]))
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
     dropped: dict[int, str] = {}
-    worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where, not specs_given),
+    worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where,
+                                                       not specs_given and asked_task is None),
                           optional, logits, set())
     stats = NanStats()
     row_sum_off = 0
@@ -598,7 +625,8 @@ def evaluate(
                 progress(state.rows + stats.count)
     if stats.count and nan == "error":
         raise stats.error()
-    warnings = list(dropped.values())
+    notes = list(dropped.values())
+    warnings: list[str] = []
     if state.rows == 0:
         raise _all_dropped(where, stats)
     if state.weight_sum.value <= 0.0:
@@ -615,7 +643,8 @@ def evaluate(
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
     total_rows = state.rows + stats.count
-    input_kind = "values" if task == "regression" else ("logits" if logits else "probabilities")
+    input_kind = ("values" if task in ("regression", "counts")
+                  else "logits" if logits else "probabilities")
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
     if cols.multiclass:
         columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]
@@ -628,6 +657,7 @@ def evaluate(
         settings={"chunk_rows": chunk_rows, "nan": nan, "vanish_tol": vanish_tol,
                   "explode_tol": explode_tol, "grad_clip": grad_clip},
         warnings=warnings,
+        notes=notes,
         elapsed_seconds=time.perf_counter() - started,
     )
 
@@ -638,10 +668,11 @@ def _all_dropped(where: str, stats: NanStats) -> InputError:
 
 
 def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
-          where: str) -> tuple[list[RawChunk], list[Chunk]]:
+          where: str) -> tuple[list[RawChunk], list[Chunk], int]:
     """The first raw chunks, and their validated rows (at least DETECT_ROWS when the input has
-    them) for detecting the task. The raw ones still go through the workers, which count
-    their NaN rows; raises when the input ends with every row dropped."""
+    them) for detecting the task, and how many of their rows had NaN. The raw ones still go
+    through the workers, which count their NaN rows; raises when the input ends with every row
+    dropped."""
     raw: list[RawChunk] = []
     head: list[Chunk] = []
     stats = NanStats()
@@ -656,7 +687,30 @@ def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
             break
     if not head:
         raise stats.error() if nan == "error" else _all_dropped(where, stats)
-    return raw, head
+    return raw, head, stats.count
+
+
+def _head_facts(head: list[Chunk], cols: Columns) -> TargetFacts:
+    """What exactly the first DETECT_ROWS rows say about the task, whatever the chunk size
+    (nothing for multiclass columns)."""
+    facts = TargetFacts()
+    left = DETECT_ROWS
+    for c in head:
+        if cols.multiclass or left <= 0:
+            break
+        facts.merge(TargetFacts.of(c.target[:left], c.pred[:left]))
+        left -= c.target.shape[0]
+    return facts
+
+
+def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
+            task: Task | None) -> Detection:
+    """The task of the first rows (the one detector of :mod:`losscli.detect`)."""
+    if cols.multiclass:
+        how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
+        return detect(facts, target=cols.target, pred=None, logits=logits, task=task,
+                      classes=int(head[0].pred.shape[0]), how=how)
+    return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task)
 
 
 def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:

@@ -474,5 +474,19 @@ def lookup(name: str) -> LossDef | None:
 
 
 def losses_for_task(task: Task) -> list[LossDef]:
-    """Every loss of a task, in catalog order (the default set when no --loss is given)."""
+    """Every loss of a task, in catalog order."""
     return [d for d in CATALOG.values() if d.task == task]
+
+
+#: Left out of the default regression set: smooth_l1 at its default beta = 1 is huber at
+#: delta = 1, the same numbers twice; poisson needs counts (the ``counts`` task adds it).
+NOT_DEFAULT = ("smooth_l1", "poisson")
+
+
+def default_losses(task: str) -> list[LossDef]:
+    """The losses evaluated when no --loss is given, for a detected task (regression, counts,
+    binary, multiclass): every loss that applies, none twice."""
+    if task in ("regression", "counts"):
+        chosen = [d for d in losses_for_task("regression") if d.name not in NOT_DEFAULT]
+        return [*chosen, CATALOG["poisson"]] if task == "counts" else chosen
+    return losses_for_task(task)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from losscli import __version__
+from losscli.detect import TASKS, TargetFacts, Task, check_task, detect
 from losscli.engine import (
     DEFAULT_CHUNK_ROWS,
     ROW_SUM_RTOL,
@@ -54,8 +55,8 @@ from losscli.state import (
 
 SCHEMA = "losscli.recommend/1"
 
-RecTask = Literal["regression", "counts", "binary", "multiclass"]
-REC_TASKS: tuple[RecTask, ...] = ("regression", "counts", "binary", "multiclass")
+RecTask = Task
+REC_TASKS = TASKS
 
 # --- thresholds: every rule reads one of these, and the output quotes them -----------------------
 
@@ -95,8 +96,6 @@ PILOT_ROWS = 1 << 16
 PILOT_TOLERANCE = 0.25
 #: At most this many passes re-centre the histograms on the median found.
 MAX_CENTRING_PASSES = 3
-#: Distinct target values tracked for task detection; beyond it the target is "continuous".
-DISTINCT_LIMIT = 64
 #: Classes of a target-only multiclass analysis (class indices 0..k-1).
 MAX_CLASSES = 10_000
 
@@ -249,6 +248,8 @@ class Recommendation:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
     version: str = __version__
     schema: str = SCHEMA
+    #: resolved settings and where each came from, shown with --show-config
+    config: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON document (``losscli.recommend/1``); NaN becomes None."""
@@ -273,6 +274,8 @@ class Recommendation:
             "thresholds": self.thresholds,
             "warnings": self.warnings,
         }
+        if self.config is not None:
+            d["config"] = self.config
         out: dict[str, Any] = json_safe(d)
         return out
 
@@ -525,14 +528,8 @@ class _Pass:
     vmin: float = math.inf
     vmax: float = -math.inf
     # target facts (task detection)
-    t_integer: bool = True
-    t_min: float = math.inf
-    t_max: float = -math.inf
-    t_distinct: set[float] | None = field(default_factory=set)
+    tfacts: TargetFacts = field(default_factory=TargetFacts)
     t_moments: Moments = field(default_factory=Moments)
-    # binary compatibility: targets only 0/1 and predictions in [0, 1] (or logits)
-    binary_target: bool = True
-    unit_pred: bool = True
     class_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # candidate losses (None once a chunk rules them out)
     reg: EvalState | None = None
@@ -591,22 +588,11 @@ class _Pass:
 
     def _update_single(self, chunk: Chunk, x: np.ndarray) -> None:
         t, p = chunk.target, chunk.pred
-        self.t_integer = bool(np.all(t == np.floor(t)))
-        self.t_min, self.t_max = float(t.min()), float(t.max())
+        self.tfacts = facts = TargetFacts.of(t, p if self.has_pred else None)
         self.t_moments.update(t)
-        if self.t_distinct is not None:
-            # a cheap look at a prefix first: continuous targets stop there
-            for part in (t[:4096], t):
-                self.t_distinct.update(np.unique(part).tolist())
-                if len(self.t_distinct) > DISTINCT_LIMIT:
-                    self.t_distinct = None
-                    break
-        self.binary_target = bool(np.all((t == 0.0) | (t == 1.0)))
-        if self.has_pred and not self.logits:
-            self.unit_pred = bool(np.all((p >= 0.0) & (p <= 1.0)))
         self.target_negative = int(np.count_nonzero(t < 0.0))
         if not self.has_pred:
-            if self.binary_target:
+            if facts.binary:
                 self.class_counts = np.bincount(t.astype(np.intp), minlength=2)
             return
         self.pred_nonpositive = int(np.count_nonzero(p <= 0.0))
@@ -618,7 +604,7 @@ class _Pass:
                 self.poisson = None
             else:
                 self.poisson.update(batch)
-        if not (self.binary_target and self.unit_pred):
+        if not (facts.binary and (self.logits or facts.unit_pred)):
             self.cls = None
             return
         y = t.astype(np.intp)
@@ -661,17 +647,8 @@ class _Pass:
         self.moments.merge(o.moments)
         self.vmin, self.vmax = min(self.vmin, o.vmin), max(self.vmax, o.vmax)
         self.n_classes = max(self.n_classes, o.n_classes)
-        self.t_integer = self.t_integer and o.t_integer
-        self.t_min, self.t_max = min(self.t_min, o.t_min), max(self.t_max, o.t_max)
+        self.tfacts.merge(o.tfacts)
         self.t_moments.merge(o.t_moments)
-        if self.t_distinct is not None and o.t_distinct is not None:
-            self.t_distinct |= o.t_distinct
-            if len(self.t_distinct) > DISTINCT_LIMIT:
-                self.t_distinct = None
-        else:
-            self.t_distinct = None
-        self.binary_target = self.binary_target and o.binary_target
-        self.unit_pred = self.unit_pred and o.unit_pred
         a, b = self.class_counts, o.class_counts
         if b.size > a.size:
             a, b = b, a
@@ -1028,8 +1005,7 @@ def recommend(
     recognised prediction columns. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input.
     """
-    if task is not None and task not in REC_TASKS:
-        raise UsageError(f"--task must be one of {', '.join(REC_TASKS)}, got '{task}'")
+    task = check_task(task)
     hints = hints or Hints()
     for label, v in (("--outlier-fraction", hints.outlier_fraction),
                      ("--minority-share", hints.minority_share)):
@@ -1240,47 +1216,12 @@ def _check_chunk(chunk: Chunk, cols: Columns, where: str, task: RecTask | None) 
 
 def _detect(acc: _Pass, cols: Columns, has_pred: bool, logits: bool,
             task: RecTask | None) -> tuple[RecTask, str]:
-    """The task and one sentence saying why."""
-    if task is not None:
-        return task, f"--task {task} was given."
-    if cols.multiclass:
-        how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
-        return "multiclass", f"{how} ({acc.n_classes} classes)."
-    distinct = acc.t_distinct
-    k = len(distinct) if distinct is not None else None
-    ktext = (f"{k} distinct value(s)" if k is not None
-             else f"more than {DISTINCT_LIMIT} distinct values")
-    tname = f"target '{cols.target}'"
-    if acc.binary_target:
-        if not has_pred:
-            return "binary", f"The {tname} takes only the values 0 and 1."
-        if logits:
-            return "binary", f"The {tname} takes only the values 0 and 1 and --logits was given."
-        if acc.unit_pred:
-            return "binary", (f"The {tname} takes only the values 0 and 1 and the predictions "
-                              "lie in [0, 1].")
-    extra = ""
-    if acc.binary_target and has_pred and not acc.unit_pred:
-        extra = (" Its values are all 0 or 1, but predictions leave [0, 1]: pass --logits if "
-                 "they are logits, or --task binary.")
-    elif k == 2 and distinct is not None:
-        a, b = sorted(distinct)
-        extra = (f" It takes two values ({format_number(a)}, {format_number(b)}); recode them as "
-                 "0/1 to treat it as binary.")
-    if acc.t_integer and acc.t_min >= 0.0:
-        lo, hi = format_number(acc.t_min), format_number(acc.t_max)
-        text = (f"The {tname} holds non-negative integers ({ktext}, {lo}..{hi}): counts."
-                + extra)
-        if k is not None and k > 2:
-            text += " Pass --task multiclass if they are class labels."
-        elif k is None:
-            text += " Pass --task regression if they are measured amounts, not counts."
-        return "counts", text
-    if not acc.t_integer:
-        what = "non-integer values"
-    else:
-        what = f"negative integers (min {format_number(acc.t_min)})"
-    return "regression", f"The {tname} is continuous: {what}, {ktext}." + extra
+    """The task (the one detector, over every row) and one sentence saying why."""
+    how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
+    found = detect(acc.tfacts, target=cols.target, pred=cols.pred[0] if has_pred else None,
+                   logits=logits, task=task,
+                   classes=acc.n_classes if cols.multiclass else None, how=how)
+    return found.task, found.reason
 
 
 def _evidence(acc: _Pass, robust: Robust, scale: float, stats: NanStats, passes: int,
@@ -1294,9 +1235,10 @@ def _evidence(acc: _Pass, robust: Robust, scale: float, stats: NanStats, passes:
               else f"log histogram re-centred on the median, {passes} passes")
     target: dict[str, Any] = {}
     if not acc.multiclass:
-        k = len(acc.t_distinct) if acc.t_distinct is not None else None
-        target = {"distinct": k, "integer": acc.t_integer, "min": acc.t_min,
-                  "max": acc.t_max, "mean": acc.t_moments.mean,
+        f = acc.tfacts
+        k = len(f.distinct) if f.distinct is not None else None
+        target = {"distinct": k, "integer": f.integer, "min": f.minimum,
+                  "max": f.maximum, "mean": acc.t_moments.mean,
                   "variance": acc.t_moments.variance}
         if task == "counts" and acc.t_moments.mean > 0:
             target["dispersion"] = acc.t_moments.variance / acc.t_moments.mean

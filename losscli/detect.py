@@ -1,0 +1,161 @@
+"""The one task detector of eval and recommend: what the target (and predictions) say the task is.
+
+Rules, first match wins (documented once, in the README under "Task detection"):
+
+1. ``--task`` given: that task.
+2. Several prediction columns or a list column: multiclass.
+3. Target values only 0 and 1: binary when there are no predictions, when ``--logits`` is given
+   or when the predictions lie in [0, 1]. Predictions outside [0, 1] are ambiguous (logits of a
+   binary model, or values of a regression on a 0/1 target): an error that names ``--logits``
+   and ``--task regression`` instead of a guess.
+4. Non-negative integer targets: counts.
+5. Anything else: regression.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from losscli.errors import UsageError
+from losscli.spec import format_number
+
+Task = Literal["regression", "counts", "binary", "multiclass"]
+TASKS: tuple[Task, ...] = ("regression", "counts", "binary", "multiclass")
+
+#: Distinct target values remembered (beyond that the target is "many-valued").
+DISTINCT_LIMIT = 64
+
+
+@dataclass
+class TargetFacts:
+    """Mergeable facts about a target column and one prediction column that decide the task.
+
+    ``of`` a chunk, then ``merge`` the facts of the rows that follow: chunking never changes them.
+    """
+
+    rows: int = 0
+    integer: bool = True
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    distinct: set[float] | None = field(default_factory=set)
+    binary: bool = True  # every target is 0 or 1
+    pred_min: float = math.inf
+    pred_max: float = -math.inf
+
+    @classmethod
+    def of(cls, target: np.ndarray, pred: np.ndarray | None = None) -> TargetFacts:
+        """The facts of one chunk (``pred`` a single column, or None)."""
+        facts = cls(rows=int(target.size))
+        if not target.size:
+            return facts
+        facts.integer = bool(np.all(target == np.floor(target)))
+        facts.minimum, facts.maximum = float(target.min()), float(target.max())
+        distinct: set[float] = set()
+        # a cheap look at a prefix first: continuous targets stop there
+        for part in (target[:4096], target):
+            distinct.update(np.unique(part).tolist())
+            if len(distinct) > DISTINCT_LIMIT:
+                break
+        facts.distinct = distinct if len(distinct) <= DISTINCT_LIMIT else None
+        facts.binary = bool(np.all((target == 0.0) | (target == 1.0)))
+        if pred is not None and pred.ndim == 1 and pred.size:
+            facts.pred_min, facts.pred_max = float(pred.min()), float(pred.max())
+        return facts
+
+    def merge(self, later: TargetFacts) -> None:
+        """Fold in the facts of the rows that follow."""
+        self.rows += later.rows
+        self.integer = self.integer and later.integer
+        self.minimum, self.maximum = min(self.minimum, later.minimum), max(self.maximum,
+                                                                             later.maximum)
+        if self.distinct is not None and later.distinct is not None:
+            self.distinct |= later.distinct
+            if len(self.distinct) > DISTINCT_LIMIT:
+                self.distinct = None
+        else:
+            self.distinct = None
+        self.binary = self.binary and later.binary
+        self.pred_min = min(self.pred_min, later.pred_min)
+        self.pred_max = max(self.pred_max, later.pred_max)
+
+    @property
+    def unit_pred(self) -> bool:
+        """Every prediction lies in [0, 1] (true when there are none)."""
+        return (self.pred_min >= 0.0 and self.pred_max <= 1.0) or self.pred_min > self.pred_max
+
+    @property
+    def counts(self) -> bool:
+        """Non-negative integers."""
+        return self.rows > 0 and self.integer and self.minimum >= 0.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A task and one sentence that says why."""
+
+    task: Task
+    reason: str
+
+
+def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
+           task: Task | None = None, classes: int | None = None, how: str = "") -> Detection:
+    """The task of the data (see the module docstring for the rules).
+
+    ``pred`` names the prediction column (None: target-only); ``classes`` is the number of
+    classes when several prediction columns (or a list column) were selected, ``how`` says
+    which. ``facts`` may cover the first rows only; ``how`` then should say so. Raises
+    UsageError when the data reads two ways.
+    """
+    if task is not None:
+        return Detection(task, f"--task {task} was given.")
+    if classes is not None:
+        return Detection("multiclass", f"{how or 'several prediction columns'} "
+                                       f"({classes} classes).")
+    k = len(facts.distinct) if facts.distinct is not None else None
+    ktext = (f"{k} distinct value(s)" if k is not None
+             else f"more than {DISTINCT_LIMIT} distinct values")
+    tname = f"target '{target}'"
+    if facts.binary:
+        if pred is None:
+            return Detection("binary", f"The {tname} takes only the values 0 and 1.")
+        if logits:
+            return Detection("binary", f"The {tname} takes only the values 0 and 1 and --logits "
+                                       "was given.")
+        if facts.unit_pred:
+            return Detection("binary", f"The {tname} takes only the values 0 and 1 and the "
+                                       "predictions lie in [0, 1].")
+        raise UsageError(
+            f"the {tname} takes only the values 0 and 1, but prediction '{pred}' leaves [0, 1] "
+            f"(min {format_number(facts.pred_min)}, max {format_number(facts.pred_max)}): pass "
+            "--logits if the predictions are logits of a binary model, or --task regression "
+            "to score them as values")
+    extra = ""
+    if k == 2 and facts.distinct is not None:
+        a, b = sorted(facts.distinct)
+        extra = (f" It takes two values ({format_number(a)}, {format_number(b)}); recode them as "
+                 "0/1 to treat it as binary.")
+    if facts.counts:
+        lo, hi = format_number(facts.minimum), format_number(facts.maximum)
+        text = f"The {tname} holds non-negative integers ({ktext}, {lo}..{hi}): counts." + extra
+        if k is not None and k > 2 and pred is None:
+            text += " Pass --task multiclass if they are class labels."
+        elif k is None:
+            text += " Pass --task regression if they are measured amounts, not counts."
+        return Detection("counts", text)
+    what = ("non-integer values" if not facts.integer
+            else f"negative integers (min {format_number(facts.minimum)})")
+    return Detection("regression", f"The {tname} is continuous: {what}, {ktext}." + extra)
+
+
+def check_task(name: str | None) -> Task | None:
+    """A ``--task`` value, checked."""
+    if name is None:
+        return None
+    for task in TASKS:
+        if name == task:
+            return task
+    raise UsageError(f"--task must be one of {', '.join(TASKS)}, got '{name}'")
