@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from losscli.engine import Report
+    from losscli.settings import Settings
 
 app = typer.Typer(
     name="losscli",
@@ -229,28 +230,65 @@ def _warn(warnings: list[str], quiet: bool) -> None:
         print(f"losscli: warning: {w}", file=sys.stderr)
 
 
+# --- options shared by every command that reads data (one text each) --------------------------
+
+INPUT, LOSSES, GRADIENTS, GATES, OUTPUT, SETTINGS = (
+    "Input", "Losses", "Gradients", "Gates", "Output", "Settings")
+
+
 Source = Annotated[str, typer.Argument(metavar="SOURCE",
     help="CSV (.csv, .csv.gz, .tsv), Parquet file or directory, Arrow IPC / Feather, "
          "or - for CSV on stdin.", show_default=False)]
 PredOpt = Annotated[str | None, typer.Option(
-    "--pred", "-p", help="Prediction column; for multiclass a comma list, a glob such as "
-    "'prob_*' (quote it) or a list column. Default: a recognised name.")]
+    "--pred", "-p", rich_help_panel=INPUT, help="Prediction column; multiclass: a comma "
+    "list, a glob such as 'prob_*' or a list column. Default: a recognised name.")]
 TargetOpt = Annotated[str | None, typer.Option(
-    "--target", "-t", help="Target column. Default: a recognised name (y, target, label, ...).")]
-WeightOpt = Annotated[str | None, typer.Option("--weight", "-w", help="Sample-weight column.")]
+    "--target", "-t", rich_help_panel=INPUT,
+    help="Target column. Default: a recognised name (y, target, label, ...).")]
+WeightOpt = Annotated[str | None, typer.Option("--weight", "-w", rich_help_panel=INPUT,
+                                               help="Sample-weight column.")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", rich_help_panel=INPUT, show_default=False,
+    help="regression, counts, binary or multiclass, instead of detecting it from the data.")]
+LogitsOpt = Annotated[bool | None, typer.Option(
+    "--logits/--probabilities", rich_help_panel=INPUT, show_default=False,
+    help="Binary / multiclass predictions are logits, or probabilities (the default).")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
-    "--nan", help="Rows with NaN, inf or empty cells: error (default) or drop and report.",
-    show_default=False)]
+    "--nan", rich_help_panel=INPUT, show_default=False,
+    help="Rows with NaN, inf or empty cells: error (default), or drop and report them.")]
 ChunkOpt = Annotated[int | None, typer.Option(
-    "--chunk-rows", help="Rows per chunk (speed and memory only; results do not change).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q",
+    "--chunk-rows", rich_help_panel=INPUT, show_default=False,
+    help="Rows per chunk (default 131072; speed and memory only).")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", rich_help_panel=INPUT, show_default=False,
+    help="Compute threads beside the reader (default: one per spare core, at most 4). "
+    "Results are identical for any number.")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", rich_help_panel=OUTPUT, show_default=False,
+    help="table (default), json, markdown; eval also csv, junit, github.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Write the result to this file (whole, atomically) "
-    "instead of stdout.", dir_okay=False)]
+    "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False,
+    help="Write the result to this file (whole, atomically) instead of stdout.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", rich_help_panel=SETTINGS, dir_okay=False,
+    help="Settings file (default: ./losscli.toml, else \\[tool.losscli] in ./pyproject.toml).")]
+NoConfigOpt = Annotated[bool, typer.Option(
+    "--no-config", rich_help_panel=SETTINGS, help="Read no settings file.")]
+ShowConfigOpt = Annotated[bool, typer.Option(
+    "--show-config", rich_help_panel=SETTINGS,
+    help="Add each setting and where it came from to the result.")]
 
 
-FORMATS = ("table", "json", "markdown", "csv", "junit", "github")
+def _settings(command: str, flags: dict[str, Any], config: Path | None,
+              no_config: bool) -> Settings:
+    """Flags over the settings file over defaults: the one settings model of every command."""
+    from losscli.config import find_config
+    from losscli.settings import resolve
+
+    flags = {k: (v.value if isinstance(v, Enum) else v) for k, v in flags.items()}
+    return resolve(command, flags, find_config(config, use=not no_config))
 
 
 @app.command("eval")
@@ -260,93 +298,87 @@ def eval_cmd(
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
-    loss: Annotated[list[str] | None, typer.Option(
-        "--loss", "-l", help="Loss spec, repeatable: huber, 'huber:delta=2', 'quantile:q=0.9', "
-        "'0.7*mse+0.3*mae'. Default: every loss of the detected task. See `losscli losses`.",
-    )] = None,
-    logits: Annotated[bool | None, typer.Option(
-        "--logits/--probabilities", help="Predictions are logits (bce, focal, cce use "
-        "log-sigmoid / log-sum-exp and never clip) or probabilities (the default).",
-        show_default=False)] = None,
+    task: TaskOpt = None,
+    logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="Compute threads beside the reading thread (default: one per "
-        "remaining core, at most 4; 0: none). Results are identical for any number.")] = None,
+    threads: ThreadsOpt = None,
+    loss: Annotated[list[str] | None, typer.Option(
+        "--loss", "-l", rich_help_panel=LOSSES,
+        help="Loss spec, repeatable: huber, 'huber:delta=2', 'quantile:q=0.9', "
+        "'0.7*mse+0.3*mae'. Default: the losses of the task. See `losscli losses`.",
+    )] = None,
     vanish_tol: Annotated[float | None, typer.Option(
-        "--vanish-tol", help="|g| at or below this counts as vanishing (default 1e-6).")] = None,
+        "--vanish-tol", rich_help_panel=GRADIENTS, show_default=False,
+        help="|g| at or below this counts as vanishing (default 1e-6).")] = None,
     explode_tol: Annotated[float | None, typer.Option(
-        "--explode-tol", help="|g| at or above this counts as exploding (default 1e3).")] = None,
+        "--explode-tol", rich_help_panel=GRADIENTS, show_default=False,
+        help="|g| at or above this counts as exploding (default 1e3).")] = None,
     grad_clip: Annotated[float | None, typer.Option(
-        "--grad-clip", help="Report the fraction of |g| above this clip value.")] = None,
+        "--grad-clip", rich_help_panel=GRADIENTS, show_default=False,
+        help="Report the fraction of |g| above this clip value.")] = None,
     max_: Annotated[list[str] | None, typer.Option(
-        "--max", help="Gate LOSS=VALUE, repeatable: exit 1 if the loss exceeds VALUE "
-        "(LOSS is a name or a full spec such as huber:delta=2).")] = None,
+        "--max", rich_help_panel=GATES, show_default=False,
+        help="LOSS=VALUE, repeatable: exit 1 if the loss is above VALUE.")] = None,
     baseline: Annotated[Path | None, typer.Option(
-        "--baseline", help="An earlier --format json output: exit 1 if any loss got worse.",
-        dir_okay=False)] = None,
+        "--baseline", rich_help_panel=GATES, dir_okay=False,
+        help="An earlier --format json result: exit 1 if a loss got worse.")] = None,
     tolerance: Annotated[str | None, typer.Option(
-        "--tolerance", help="Allowed worsening against --baseline: relative (2%) or absolute "
-        "(0.01); default 0.")] = None,
-    config: Annotated[Path | None, typer.Option(
-        "--config", help="Settings file (default: ./losscli.toml, else \\[tool.losscli] in "
-        "./pyproject.toml).", dir_okay=False)] = None,
-    show_config: Annotated[bool, typer.Option(
-        "--show-config", help="Include each setting and where it came from in the report.")
-    ] = False,
-    fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help=f"Output format: {', '.join(FORMATS)} (default table).")] = None,
+        "--tolerance", rich_help_panel=GATES, show_default=False,
+        help="Allowed worsening against the baseline: 2% or 0.01 (default 0).")] = None,
+    write_baseline: Annotated[Path | None, typer.Option(
+        "--write-baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
+        help="Record (or update) a baseline in FILE; skips the baseline comparison.")] = None,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
+    show_config: ShowConfigOpt = False,
 ) -> None:
-    """Evaluate losses and gradient statistics over a prediction file, in one streaming pass.
+    """Evaluate losses and gradient statistics over a prediction file, in one pass.
 
-    Exit codes: 0 ok, 1 a gate (--max, --baseline) failed, 2 bad input / usage / config,
-    3 internal error.
+    Exit codes: 0 ok, 1 a gate failed, 2 bad input / usage / config, 3 internal error.
     """
-    from losscli.config import find_config, resolve
-    from losscli.engine import DEFAULT_CHUNK_ROWS, evaluate
+    from losscli.engine import evaluate
 
     check_output(output)
-    cfg = find_config(config)
-    settings = resolve(
-        {"pred": pred, "target": target, "weight": weight, "losses": loss, "logits": logits,
-         "nan": None if nan is None else nan.value, "chunk_rows": chunk_rows,
-         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
-         "max": max_, "baseline": None if baseline is None else str(baseline),
-         "tolerance": tolerance, "format": fmt},
-        cfg,
-        {"pred": None, "target": None, "weight": None, "losses": None, "logits": False,
-         "nan": "error", "chunk_rows": DEFAULT_CHUNK_ROWS, "vanish_tol": 1e-6,
-         "explode_tol": 1e3, "grad_clip": None, "max": {}, "baseline": None,
-         "tolerance": None, "format": "table"})
-    val = {k: v.value for k, v in settings.items()}
-    out_fmt = str(val["format"])
-    if out_fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got '{out_fmt}'")
-    gated = bool(val["max"] or val["baseline"] or val["tolerance"] is not None)
+    check_output(write_baseline)
+    if write_baseline is not None and (baseline is not None or tolerance is not None):
+        raise UsageError("--write-baseline records a baseline and --baseline / --tolerance "
+                         "compare with one: pass one of them")
+    st = _settings("eval", {
+        "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
+        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
+        "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
+        "max": max_, "baseline": None if baseline is None else str(baseline),
+        "tolerance": tolerance, "format": fmt}, config, no_config)
+    compare = write_baseline is None  # recording a baseline skips the configured comparison
+    gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
         from losscli import gates as gate_mod
 
-        limits = gate_mod.parse_max(val["max"])
-        tol = gate_mod.Tolerance.parse(val["tolerance"])
-        base = gate_mod.load_baseline(val["baseline"]) if val["baseline"] else None
+        limits = gate_mod.parse_max(st.max)
+        tol = gate_mod.Tolerance.parse(st.tolerance if compare else None)
+        base = gate_mod.load_baseline(st.baseline) if compare and st.baseline else None
 
     with _Progress(source, quiet) as progress:
         report = evaluate(
-            source, val["pred"], val["target"], val["weight"], val["losses"] or None,
-            logits=bool(val["logits"]), nan=val["nan"], chunk_rows=int(val["chunk_rows"]),
-            vanish_tol=float(val["vanish_tol"]), explode_tol=float(val["explode_tol"]),
-            grad_clip=val["grad_clip"], threads=threads, progress=progress.callback)
+            source, st.pred, st.target, st.weight, list(st.losses) or None,
+            logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
+            vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
+            threads=st.threads, progress=progress.callback, task=st.task)
     if gated:
         report.gates = gate_mod.check(report, limits, base, tol)
     if show_config:
-        report.config = {k: {"value": v.value, "source": v.origin} for k, v in settings.items()}
+        report.config = st.shown()
     _warn(report.warnings, quiet)
-    _emit_report(report, out_fmt, output)
+    if write_baseline is not None:
+        write_output(_render(report, "json"), write_baseline)
+    _emit_report(report, st.format, output)
     _step_summary(report)
     if not report.passed:
-        if not quiet or out_fmt != "github":
+        if not quiet or st.format != "github":
             for gate in report.gates:
                 if not gate.passed:
                     print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
@@ -420,77 +452,85 @@ def losses_cmd(
         "norm is the L2 norm of the gradient of the reduced, weighted loss.")
 
 
-class RecTaskChoice(str, Enum):
-    regression = "regression"
-    counts = "counts"
-    binary = "binary"
-    multiclass = "multiclass"
+NO_DATA = "Without data"
 
 
 @app.command("recommend")
 @boundary
 def recommend_cmd(
     source: Annotated[str | None, typer.Argument(
-        metavar="[SOURCE]", help="CSV (.csv, .csv.gz, .tsv), Parquet file or directory, Arrow "
-        "IPC / Feather, or - for CSV on stdin. Without it (and with --task): the selection "
-        "rules, explained.", show_default=False)] = None,
+        metavar="[SOURCE]", show_default=False,
+        help="As for eval. Without it (and with --task): the selection rules.")] = None,
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
-    task: Annotated[RecTaskChoice | None, typer.Option(
-        "--task", help="Override the detected task (regression, counts, binary, multiclass).",
-        show_default=False)] = None,
-    target_only: Annotated[bool, typer.Option(
-        "--target-only", help="Analyse the target alone, even if a prediction column is "
-        "recognised.")] = False,
-    logits: Annotated[bool, typer.Option(
-        "--logits", help="Predictions are logits (binary / multiclass).")] = False,
+    task: TaskOpt = None,
+    logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="Compute threads beside the reading thread (default: one per "
-        "remaining core, at most 4; 0: none). Results are identical for any number.")] = None,
+    threads: ThreadsOpt = None,
+    target_only: Annotated[bool, typer.Option(
+        "--target-only", rich_help_panel=INPUT,
+        help="Analyse the target alone, even if a prediction column is recognised.")] = False,
     outliers: Annotated[bool, typer.Option(
-        "--outliers", help="No data: state that the residuals have outliers.")] = False,
+        "--outliers", rich_help_panel=NO_DATA,
+        help="State that the residuals have outliers.")] = False,
     heavy_tails: Annotated[bool, typer.Option(
-        "--heavy-tails", help="No data: state that the residuals have heavy tails.")] = False,
+        "--heavy-tails", rich_help_panel=NO_DATA,
+        help="State that the residuals have heavy tails.")] = False,
     outlier_fraction: Annotated[float | None, typer.Option(
-        "--outlier-fraction", help="No data: the share of outlying residuals, in [0, 1].",
-        show_default=False)] = None,
+        "--outlier-fraction", rich_help_panel=NO_DATA, show_default=False,
+        help="The share of outlying residuals, in [0, 1].")] = None,
     imbalanced: Annotated[bool, typer.Option(
-        "--imbalanced", help="No data: state that the classes are imbalanced.")] = False,
+        "--imbalanced", rich_help_panel=NO_DATA,
+        help="State that the classes are imbalanced.")] = False,
     minority_share: Annotated[float | None, typer.Option(
-        "--minority-share", help="No data: the share of the binary minority class, in [0, 1].",
-        show_default=False)] = None,
+        "--minority-share", rich_help_panel=NO_DATA, show_default=False,
+        help="The share of the binary minority class, in [0, 1].")] = None,
     plot: Annotated[bool, typer.Option(
-        "--plot/--no-plot", help="Show the histogram of the residuals (or targets).")] = True,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")
-                   ] = OutputFormat.table,
+        "--plot/--no-plot", rich_help_panel=OUTPUT,
+        help="Show the histogram of the residuals (or targets).")] = True,
+    fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
+    show_config: ShowConfigOpt = False,
 ) -> None:
-    """Recommend a loss from the task type and measured outliers / class imbalance, with the
-    evidence: residuals pred - target when predictions are given, else the target.
+    """Recommend a loss from the task and the measured outliers or class imbalance.
 
-    Exit codes: 0 ok, 2 bad input / usage, 3 internal error.
+    Exit codes: 0 ok, 2 bad input / usage / config, 3 internal error.
     """
-    from losscli.engine import DEFAULT_CHUNK_ROWS
     from losscli.recommend import Hints, recommend
 
     check_output(output)
+    st = _settings("recommend", {
+        "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
+        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt},
+        config, no_config)
+    if source is None:  # the rules need no columns: only what was given as flags counts
+        st_pred, st_target, st_weight = pred, target, weight
+    else:
+        st_pred, st_target, st_weight = st.pred, st.target, st.weight
     with _Progress(source, quiet) as progress:
         rec = recommend(
-            source, pred, target, weight, None if task is None else task.value,
-            logits=logits, nan="error" if nan is None else nan.value,
-            chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows,
-            threads=threads, progress=progress.callback,
+            source, st_pred, st_target, st_weight, st.task,  # type: ignore[arg-type]
+            logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
+            threads=st.threads, progress=progress.callback,
             target_only=target_only,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share))
+    if show_config:
+        rec.config = st.shown()
     _warn(rec.warnings, quiet)
-    if fmt is OutputFormat.json:
+    if st.format == "json":
         from losscli.render.json import dumps
 
         _emit(dumps(rec.to_dict()), output)
+        return
+    if st.format == "markdown":
+        from losscli.render.recommend import markdown
+
+        _emit(markdown(rec), output)
         return
     from losscli.render.recommend import print_recommend
 

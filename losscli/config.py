@@ -37,6 +37,10 @@ KEYS: dict[str, tuple[Any, str]] = {
     "nan": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
     "chunk_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                    "a positive integer"),
+    "threads": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                "an integer >= 0"),
+    "task": (lambda v: v in ("regression", "counts", "binary", "multiclass"),
+             "'regression', 'counts', 'binary' or 'multiclass'"),
     "format": (_is_str, "a string"),
     "vanish_tol": (_is_number, "a number"),
     "explode_tol": (_is_number, "a number"),
@@ -57,8 +61,14 @@ class ConfigFile:
     values: dict[str, Any]
 
 
-def find_config(explicit: Path | None, cwd: Path | None = None) -> ConfigFile:
-    """The configuration in force: ``--config``, else ./losscli.toml, else ./pyproject.toml."""
+def find_config(explicit: Path | None, cwd: Path | None = None,
+                use: bool = True) -> ConfigFile:
+    """The configuration in force: ``--config``, else ./losscli.toml, else ./pyproject.toml;
+    none at all with ``use=False`` (``--no-config``)."""
+    if not use:
+        if explicit is not None:
+            raise ConfigError("--config and --no-config contradict each other: pass one")
+        return ConfigFile(None, "default", {})
     cwd = cwd or Path.cwd()
     if explicit is not None:
         if not explicit.is_file():

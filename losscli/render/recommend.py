@@ -187,6 +187,23 @@ def _rules_table(rec: Recommendation) -> Table:
     return table
 
 
+def markdown(rec: Recommendation) -> str:
+    """The recommendation as GitHub-flavoured markdown (a PR comment or a step summary)."""
+    def item(c: Choice) -> str:
+        params = _params(c.params)
+        return f"`{c.spec or c.name}`" + (f" ({params})" if params and not c.spec else "")
+
+    lines = [f"### losscli recommend: {rec.task}", "",
+             f"**Recommended:** {item(rec.recommended)}", "", f"Task: {rec.task_reason}", ""]
+    lines += [f"- {r}" for r in rec.reasons]
+    if rec.alternatives:
+        lines += ["", "**Alternatives, ranked**", ""]
+        lines += [f"{i}. {item(a)}: {a.reason}" for i, a in enumerate(rec.alternatives, 1)]
+    if rec.notes:
+        lines += [""] + [f"_{n}_" for n in rec.notes]
+    return "\n".join(lines) + "\n"
+
+
 def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
     """The whole recommendation as Rich renderables."""
     parts: list[RenderableType] = []
@@ -212,6 +229,10 @@ def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
     parts.append(_rules_table(rec))
     for note in rec.notes:
         parts.append(Text("note: " + note, style="dim"))
+    if rec.config is not None:
+        from losscli.render.table import config_table
+
+        parts.append(config_table(rec.config))
     return Group(*parts)
 
 

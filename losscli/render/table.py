@@ -72,14 +72,23 @@ def eval_renderable(report: Report) -> Group:
         parts.append(Text(f"FAILED: {failed} of {len(report.gates)} gates" if failed
                           else f"passed: {len(report.gates)} gates",
                           "bold red" if failed else "bold green"))
+    for note in report.notes:
+        parts.append(Text("note: " + note, style="dim"))
     if report.config is not None:
-        conf = Table(title="Configuration", title_justify="left", header_style="bold")
-        for name in ("setting", "value", "from"):
-            conf.add_column(name)
-        for key, entry in report.config.items():
-            conf.add_row(key, escape(repr(entry["value"])), escape(entry["source"]))
-        parts.append(conf)
+        parts.append(config_table(report.config))
     return Group(*parts)
+
+
+def config_table(config: dict[str, Any]) -> Table:
+    """``--show-config``: each setting as it would be written, and where it came from."""
+    from losscli.settings import plain
+
+    conf = Table(title="Configuration", title_justify="left", header_style="bold")
+    for name in ("setting", "value", "from"):
+        conf.add_column(name)
+    for key, entry in config.items():
+        conf.add_row(key, escape(plain(entry["value"])), escape(entry["source"]))
+    return conf
 
 
 def print_eval(report: Report, console: Console) -> None:

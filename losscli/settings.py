@@ -1,0 +1,134 @@
+"""The settings of every command, typed: flags over the configuration file over defaults.
+
+eval and recommend read the same keys (``config.KEYS``) from the same places; a key that a
+command does not use (recommend has no gates) is accepted and left alone. Values are checked
+once, here, so that every command says the same thing about the same bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from losscli.config import ConfigFile
+from losscli.errors import UsageError
+
+#: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
+DEFAULT_CHUNK_ROWS = 1 << 17
+#: |g| at or below this counts as vanishing; at or above EXPLODE_TOL as exploding.
+VANISH_TOL = 1e-6
+EXPLODE_TOL = 1e3
+
+#: Output formats of each command (eval's CI formats describe gates and loss values).
+FORMATS: dict[str, tuple[str, ...]] = {
+    "eval": ("table", "json", "markdown", "csv", "junit", "github"),
+    "recommend": ("table", "json", "markdown"),
+}
+ALL_FORMATS = FORMATS["eval"]
+
+#: Keys that only eval uses; every other key applies to every command that reads data.
+EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one command run; ``origins`` says where each came from."""
+
+    command: str = "eval"
+    # input (every command)
+    pred: str | None = None
+    target: str | None = None
+    weight: str | None = None
+    task: str | None = None
+    logits: bool = False
+    nan: str = "error"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    threads: int | None = None
+    format: str = "table"
+    # eval: losses, gradients and gates
+    losses: tuple[str, ...] = ()
+    max: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    tolerance: str | float | None = None
+    vanish_tol: float = VANISH_TOL
+    explode_tol: float = EXPLODE_TOL
+    grad_clip: float | None = None
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        where = self._where
+        if self.chunk_rows < 1:
+            raise UsageError(f"--chunk-rows must be a positive number of rows, got "
+                             f"{self.chunk_rows}{where('chunk_rows')}")
+        if self.threads is not None and self.threads < 0:
+            raise UsageError(f"--threads must be 0 or more, got {self.threads}"
+                             f"{where('threads')}")
+        if self.nan not in ("error", "drop"):
+            raise UsageError(f"--nan must be 'error' or 'drop', got '{self.nan}'{where('nan')}")
+        formats = FORMATS[self.command]
+        if self.format not in formats:
+            hint = ""
+            if self.format in ALL_FORMATS:
+                hint = f" ({self.format} is eval's; pass --format table)"
+            raise UsageError(f"--format must be one of {', '.join(formats)} for "
+                             f"{self.command}, got '{self.format}'{where('format')}{hint}")
+        for key in ("vanish_tol", "explode_tol", "grad_clip"):
+            v = getattr(self, key)
+            if v is not None and not (v >= 0 and math.isfinite(v)):
+                raise UsageError(f"--{key.replace('_', '-')} must be a finite number >= 0, "
+                                 f"got {v}{where(key)}")
+
+    def _where(self, key: str) -> str:
+        origin = self.origins.get(key, "flag")
+        return "" if origin in ("flag", "default") else f" (from {origin})"
+
+    def keys(self) -> list[str]:
+        """The setting names this command uses, in declaration order."""
+        names = [f.name for f in fields(self) if f.name not in ("command", "origins")]
+        return [n for n in names if self.command == "eval" or n not in EVAL_ONLY]
+
+    def shown(self) -> dict[str, dict[str, Any]]:
+        """Each setting with its origin, for ``--show-config`` (JSON values)."""
+        out: dict[str, dict[str, Any]] = {}
+        for key in self.keys():
+            value = getattr(self, key)
+            out[key] = {"value": list(value) if isinstance(value, tuple) else value,
+                        "source": self.origins.get(key, "default")}
+        return out
+
+
+def resolve(command: str, flags: dict[str, Any], config: ConfigFile) -> Settings:
+    """Each setting from its flag when given (not None / not empty), else from the
+    configuration file, else the default. Keys a command does not use keep their defaults."""
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for f in fields(Settings):
+        key = f.name
+        if key in ("command", "origins") or (command != "eval" and key in EVAL_ONLY):
+            continue
+        flag = flags.get(key)
+        if flag is not None and flag != [] and flag != {}:
+            values[key], origins[key] = flag, "flag"
+        elif key in config.values:
+            values[key], origins[key] = config.values[key], config.label
+        else:
+            origins[key] = "default"
+    if "losses" in values:
+        values["losses"] = tuple(values["losses"])
+    return Settings(command=command, origins=origins, **values)
+
+
+def plain(value: Any) -> str:
+    """A setting as a person writes it on the command line: no quotes, no ``None``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, float):
+        return f"{value:g}" if value == float(f"{value:g}") else repr(value)
+    return str(value)
