@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import stat
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -63,7 +64,7 @@ def boundary(func: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(130) from None
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): nothing left to say.
-            sys.stderr.close()
+            stdout_gone()
             raise typer.Exit(0) from None
         except Exception as exc:
             if os.environ.get("LOSSCLI_DEBUG"):
@@ -92,6 +93,23 @@ def _root(
     """Evaluate losses and their gradients over prediction files; recommend a loss."""
 
 
+def stdout_gone() -> None:
+    """The reader of stdout went away: point it at /dev/null, so that later writes and the
+    final flush neither fail nor print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (an in-process capture)
+        pass
+
+
+def _broken_pipe() -> None:
+    """Rich's reaction to a closed stdout, instead of its own (exit 1, which means that a gate
+    failed): the error the command's caller handles."""
+    raise BrokenPipeError
+
+
 def _plain(stream: Any) -> bool:
     """No ANSI codes at all: NO_COLOR is set (no-color.org) or the stream is not a terminal."""
     return bool(os.environ.get("NO_COLOR")) or not stream.isatty()
@@ -103,8 +121,11 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     plain = _plain(sys.stdout)
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240, soft_wrap=False,
-                   no_color=plain, color_system=None if plain else "auto", highlight=False)
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240,
+                      soft_wrap=False, no_color=plain, color_system=None if plain else "auto",
+                      highlight=False)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
 
 
 def stderr_console() -> Console:
@@ -126,25 +147,68 @@ def plain_text(render: Callable[[Console], None]) -> str:
     return buf.getvalue()
 
 
+def _regular_or_new(path: Path) -> bool:
+    """True for a regular file or a path that does not exist yet (written through a temporary
+    file and a rename); False for a device, pipe or terminal (written straight through)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+
+
 def check_output(path: Path | None) -> None:
-    """Refuse an --output that cannot be written before a long pass, not after it."""
+    """Refuse an --output that cannot be written before a long pass, not after it: for a file,
+    a temporary file is created beside it (and removed) as the rename will need."""
     if path is None:
         return
-    target = path.resolve()
-    if target.is_dir():
-        raise UsageError(f"--output {path} is a directory")
+    try:
+        if Path(path).is_dir():
+            raise UsageError(f"--output {path} is a directory")
+        if not _regular_or_new(path):
+            if not os.access(path, os.W_OK):
+                raise UsageError(f"--output {path}: not writable")
+            return
+    except OSError as exc:
+        raise UsageError(f"--output {path}: {exc.strerror}") from None
+    target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise UsageError(f"--output {path}: directory {target.parent} does not exist")
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot create a file in {target.parent} "
+                         f"({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_output(text: str, path: Path) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then an atomic rename."""
+    """Write a whole file or nothing: a temporary file beside it, then an atomic rename. A
+    device, pipe or terminal is written straight through (a rename would replace it). A new
+    file gets the permissions the umask allows; a replaced one keeps its own."""
     check_output(path)
-    target = path.resolve()
+    if not _regular_or_new(path):
+        with open(path, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+        return
+    target = Path(os.path.realpath(path))
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     import tempfile
 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
         os.replace(tmp, target)
@@ -375,7 +439,10 @@ def eval_cmd(
     _warn(report.warnings, quiet)
     if write_baseline is not None:
         write_output(_render(report, "json"), write_baseline)
-    _emit_report(report, st.format, output)
+    try:
+        _emit_report(report, st.format, output)
+    except BrokenPipeError:  # stdout closed (`| head`): the gates still decide the exit code
+        stdout_gone()
     _step_summary(report)
     if not report.passed:
         if not quiet or st.format != "github":
@@ -538,13 +605,37 @@ def recommend_cmd(
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code instead of exiting (for tests and embedding)."""
+    """Run the CLI and return its exit code instead of exiting (for tests and embedding).
+
+    Option-parsing errors (a bad value, an unknown option) are one ``losscli: error:`` line and
+    exit code 2, as every other usage error, instead of click's usage panel.
+    """
+    try:  # typer >= 0.28 carries its own copy of click
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    command = typer.main.get_command(app)
     try:
-        app(args=argv, prog_name="losscli")
+        code = command.main(args=argv, prog_name="losscli", standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as exc:  # `losscli` alone: the help
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+        return int(exc.exit_code)
+    except click_errors.ClickException as exc:
+        message = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"losscli: error: {message}{hint}", file=sys.stderr)
+        return 2
+    except (getattr(click_errors, "Abort", typer.Abort), typer.Abort):
+        print("losscli: interrupted", file=sys.stderr)
+        return 130
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

@@ -96,6 +96,9 @@ def _read(path: Path, pyproject: bool) -> ConfigFile:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}), so not "
+                          "valid TOML") from None
     if pyproject or "tool" in doc:
         tool = doc.get("tool", {})
         if not isinstance(tool, dict):

@@ -101,31 +101,44 @@ def parse_max(items: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
     return limits
 
 
-def load_baseline(path: str | Path) -> dict[str, float]:
-    """spec -> value from an earlier ``--format json`` output."""
+def load_baseline(path: str | Path) -> dict[str, float | None]:
+    """spec -> value from an earlier ``--format json`` output; None where it recorded null (a
+    NaN value)."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"baseline {p}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"baseline {p}: not a losscli JSON report ({exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
+        text = " ".join(str(exc).split())
+        raise InputError(f"baseline {p}: not a losscli JSON report ({text})") from None
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("losscli.eval/"):
         raise InputError(f"baseline {p}: not a losscli eval JSON report (no schema "
                          "'losscli.eval/1'); record one with --format json --output FILE")
-    out: dict[str, float] = {}
-    for entry in doc.get("losses", []):
+    losses = doc.get("losses", [])
+    if not isinstance(losses, list):
+        raise InputError(f"baseline {p}: 'losses' must be a list of loss entries, got "
+                         f"{json.dumps(losses)[:40]}")
+    out: dict[str, float | None] = {}
+    for entry in losses:
         try:
             spec, value = str(entry["spec"]), entry["value"]
         except (KeyError, TypeError):
             raise InputError(f"baseline {p}: a loss entry lacks 'spec' or 'value'") from None
-        if isinstance(value, (int, float)):
-            out[parse_spec(spec).spec] = float(value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InputError(f"baseline {p}: the value of '{spec}' must be a number or null, "
+                             f"got {json.dumps(value)[:40]}")
+        try:
+            number = None if value is None else float(value)
+        except OverflowError:
+            raise InputError(f"baseline {p}: the value of '{spec}' is a number beyond the "
+                             "float64 range") from None
+        out[parse_spec(spec).spec] = None if number is None or math.isnan(number) else number
     return out
 
 
-def check(report: Report, limits: Mapping[str, float], baseline: Mapping[str, float] | None,
-          tolerance: Tolerance) -> list[Gate]:
+def check(report: Report, limits: Mapping[str, float],
+          baseline: Mapping[str, float | None] | None, tolerance: Tolerance) -> list[Gate]:
     """Every gate's verdict; a limit on a loss that was not evaluated is a usage error."""
     evaluated = {r.spec: r.value for r in report.losses}
     gates: list[Gate] = []
@@ -142,6 +155,11 @@ def check(report: Report, limits: Mapping[str, float], baseline: Mapping[str, fl
                                   "missing from the baseline, so it cannot be compared"))
                 continue
             base = baseline[spec]
+            if base is None:
+                gates.append(Gate(spec, "baseline", None, value, False,
+                                  "the baseline recorded no value (null) for it, so it cannot "
+                                  "be compared"))
+                continue
             limit = tolerance.limit(base)
             gates.append(Gate(spec, "baseline", limit, value, bool(value <= limit),
                               f"baseline {distinct(base, value)[0]} + {tolerance}"))

@@ -38,6 +38,9 @@ CSV_BLOCK_SIZE = 3 << 20
 #: Parquet column chunks are read through a buffer of this size instead of whole: measured on a
 #: 1e6 x 100 file, 417 -> 294 MiB peak; on 5e7 x 2, 124 -> 90 MiB and no slower.
 PARQUET_BUFFER_SIZE = 1 << 16
+#: No chunk holds more rows than this (16 GiB a float64 column): a larger --chunk-rows is read
+#: as this many, since pyarrow takes batch sizes as C integers.
+MAX_CHUNK_ROWS = (1 << 31) - 1
 TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "y_test")
 PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
               "probability", "predictions", "preds", "output", "logit", "logits")
@@ -359,6 +362,8 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         cols.labels = _glob_labels(pred, matched) if len(matched) > 1 else []
     elif "," in pred:
         names = [find_column(src, p.strip(), "prediction") for p in pred.split(",") if p.strip()]
+        if not names:
+            raise UsageError(f"--pred '{pred}' names no column")
         if len(set(names)) != len(names):
             raise UsageError(f"--pred lists a column twice: {pred}")
         cols.pred, cols.labels = names, _common_prefix_labels(names)
@@ -765,7 +770,7 @@ def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
     raises InputError after the last when there were no data rows at all."""
     seen: dict[str, int] = {}
     # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
-    rows_per_chunk = max(1, rows // _row_width(src, cols))
+    rows_per_chunk = max(1, min(rows, MAX_CHUNK_ROWS) // _row_width(src, cols))
     for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
         for batch in _slice(whole, rows_per_chunk):
             first = seen.get(where, 0)

@@ -149,6 +149,8 @@ def _param_items(params: str, loss: LossDef, text: str) -> list[tuple[str, str]]
                 raise UsageError(f"expected param=value in '{text}', got '{item.strip()}'")
             items[-1] = (items[-1][0], items[-1][1] + "," + item)
             continue
+        if any(k == key.strip() for k, _ in items):
+            raise UsageError(f"parameter '{key.strip()}' is given twice in '{text}'")
         items.append((key.strip(), raw))
     return items
 

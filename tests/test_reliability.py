@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import Result, assert_input_error, cli
+from test_cli import assert_input_error, cli
 
-from losscli.cli import run
+from losscli.render.ci import junit
 from losscli.state import ExactSum, bucket_value
 
 # --- weights near the float64 limits (scale-invariant weighted means and norms) ---------------
@@ -144,4 +146,218 @@ def test_histogram_bucket_of_infinity_is_infinity() -> None:
     assert math.isfinite(values[1]) and values[1] <= np.finfo(np.float64).max
 
 
-_ = (Result, assert_input_error, run)
+
+# --- the command line contract ----------------------------------------------------------------
+
+
+def _csv(tmp_path: Path, text: str = "y,pred\n1,1.5\n2,2\n3,2\n4,5\n") -> Path:
+    f = tmp_path / "data.csv"
+    f.write_text(text)
+    return f
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["--chunk-rows", "abc"], ("--chunk-rows", "'abc'", "--help")),
+    (["--nan", "foo"], ("--nan", "'foo'")),
+    (["--bogus"], ("--bogus",)),
+    (["--format"], ("--format", "requires an argument")),
+    (["--output", "."], ("--output", "directory")),
+])
+def test_option_parsing_errors_are_one_line(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                            args: list[str], needles: tuple[str, ...]) -> None:
+    assert_input_error(cli(capfd, "eval", _csv(tmp_path), *args), *needles)
+
+
+def test_unknown_command_and_missing_argument_are_one_line(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    assert_input_error(cli(capfd, "nope"), "'nope'")
+    assert_input_error(cli(capfd, "eval"), "SOURCE")
+
+
+@pytest.mark.parametrize("pred", [",", " , ,"])
+def test_pred_naming_no_column_is_a_usage_error(capfd: pytest.CaptureFixture[str],
+                                                tmp_path: Path, pred: str) -> None:
+    assert_input_error(cli(capfd, "eval", _csv(tmp_path), "--pred", pred), "--pred",
+                       "names no column")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("command", ["eval", "recommend"])
+def test_huge_chunk_rows_work(capfd: pytest.CaptureFixture[str], tmp_path: Path, fmt: str,
+                              command: str) -> None:
+    src = _csv(tmp_path)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        src = tmp_path / "data.parquet"
+        pq.write_table(pa.table({"y": [1.0, 2, 3, 4], "pred": [1.5, 2, 2, 5]}), src)
+    rc, out, err = cli(capfd, command, src, "--chunk-rows", "99999999999999999999", "-f", "json")
+    assert rc == 0, err
+    if command == "eval":
+        mse = json.loads(out)["losses"][0]
+        assert mse["spec"] == "mse" and mse["value"] == pytest.approx(0.5625, rel=1e-15)
+
+
+def test_a_loss_parameter_given_twice_is_refused(capfd: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    assert_input_error(cli(capfd, "eval", _csv(tmp_path), "--loss", "huber:delta=1,delta=2"),
+                       "'delta'", "twice")
+
+
+def test_pyproject_that_is_not_utf8(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _csv(tmp_path)
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.losscli]\npred = \"\xff\xfe\"\n")
+    monkeypatch.chdir(tmp_path)
+    assert_input_error(cli(capfd, "eval", src), "pyproject.toml", "UTF-8")
+
+
+# --- baselines ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("losses", "needles"), [
+    ("5", ("'losses' must be a list",)),
+    ("null", ("'losses' must be a list",)),
+    ('{"mse": 1}', ("'losses' must be a list",)),
+    ('[{"spec": "mse", "value": "0.5"}]', ("'mse'", "number or null")),
+    ('[{"spec": "mse", "value": true}]', ("'mse'", "number or null")),
+    ('[{"spec": "mse", "value": 1' + "0" * 400 + "}]", ("'mse'", "float64 range")),
+    ('[{"spec": "mse", "value": 1' + "0" * 5000 + "}]", ("not a losscli JSON report",)),
+    ("[5]", ("lacks 'spec' or 'value'",)),
+], ids=["number", "null", "object", "string-value", "bool-value", "400-digits", "5000-digits",
+        "number-entry"])
+def test_malformed_baseline_is_an_input_error(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                              losses: str, needles: tuple[str, ...]) -> None:
+    base = tmp_path / "base.json"
+    base.write_text('{"schema": "losscli.eval/1", "losses": ' + losses + "}")
+    assert_input_error(cli(capfd, "eval", _csv(tmp_path), "--loss", "mse", "--baseline", base),
+                       "baseline", *needles)
+
+
+def test_baseline_null_is_reported_as_null_not_missing(capfd: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"schema": "losscli.eval/1", "losses": [
+        {"spec": "mse", "value": None}, {"spec": "mae", "value": 0.625}]}))
+    rc, out, err = cli(capfd, "eval", _csv(tmp_path), "-l", "mse", "-l", "mae", "-l", "huber",
+                       "--baseline", base, "-f", "json")
+    assert rc == 1
+    gates = {g["loss"]: g for g in json.loads(out)["gates"]}
+    assert "recorded no value (null)" in gates["mse"]["detail"] and not gates["mse"]["passed"]
+    assert gates["mae"]["passed"]
+    assert "missing from the baseline" in gates["huber"]["detail"]
+    assert "mse = 0.5625: the baseline recorded no value (null)" in err
+
+
+# --- output files -------------------------------------------------------------------------------
+
+
+def test_output_where_no_file_can_be_created_fails_before_the_pass(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the source would fail too, later: the --output error must come first
+    src = _csv(tmp_path, "y,pred\n1,abc\n")
+    assert_input_error(cli(capfd, "eval", src, "-o", "/proc/losscli-out.json"),
+                       "--output /proc/losscli-out.json", "cannot create a file in /proc")
+
+
+def test_output_to_dev_stdout_on_a_pipe_is_written_through(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "losscli", "eval", str(_csv(tmp_path)), "-l",
+                           "mse", "-f", "json", "-o", "/dev/stdout"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["losses"][0]["value"] == 0.5625
+
+
+def test_output_to_a_fifo_writes_through_and_keeps_the_fifo(capfd: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    rc, _, err = cli(capfd, "eval", _csv(tmp_path), "-l", "mse", "-f", "json", "-o", fifo)
+    assert rc == 0, err
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # not replaced by a regular file
+    assert got and json.loads(got[0])["losses"][0]["value"] == 0.5625
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "out.fifo"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_output_file_honours_the_umask(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                       umask: int) -> None:
+    dest = tmp_path / "report.json"
+    old = os.umask(umask)
+    try:
+        rc, _, err = cli(capfd, "eval", _csv(tmp_path), "-f", "json", "-o", dest)
+    finally:
+        os.umask(old)
+    assert rc == 0, err
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~umask
+
+
+def test_replaced_output_file_keeps_its_permissions(capfd: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    dest = tmp_path / "report.json"
+    dest.write_text("old")
+    dest.chmod(0o640)
+    rc, _, err = cli(capfd, "eval", _csv(tmp_path), "-f", "json", "-o", dest)
+    assert rc == 0, err
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert json.loads(dest.read_text())["schema"] == "losscli.eval/1"
+
+
+# --- a closed stdout ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "junit"])
+@pytest.mark.parametrize(("limit", "code"), [("0", 1), ("100", 0)])
+def test_closed_stdout_keeps_the_gate_exit_code(tmp_path: Path, fmt: str, limit: str,
+                                                code: int) -> None:
+    read, write = os.pipe()
+    os.close(read)  # every write to stdout fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "losscli", "eval", str(_csv(tmp_path)),
+                               "-l", "mse", "--max", f"mse={limit}", "-f", fmt],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+                              check=False)
+    finally:
+        os.close(write)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    expected = "losscli: gate failed: mse = 0.5625 > max 0\n" if code else ""
+    assert proc.stderr == expected
+
+
+# --- JUnit XML ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a\x01b.csv", "tab\tand\x1bescape.csv", "bell\x07.csv"])
+def test_junit_is_well_formed_for_any_source_path(capfd: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, name: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    src = tmp_path / name
+    src.write_text("y,pred\n1,1.5\n2,2\n3,2\n4,5\n")
+    rc, out, err = cli(capfd, "eval", src, "-l", "mse", "--max", "mse=1", "-f", "junit")
+    assert rc == 0, err
+    suite = ET.fromstring(out).find("testsuite")
+    assert suite is not None
+    shown = name.replace("\x01", "\\x01").replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+    assert suite.get("name") == f"losscli eval {tmp_path / shown}"
+
+
+def test_junit_escapes_lone_surrogates() -> None:
+    import xml.etree.ElementTree as ET
+
+    from losscli import evaluate
+
+    report = evaluate({"y": [1.0, 2.0], "pred": [1.0, 3.0]}, losses=["mse"])
+    report.source.path = "bad\udcff\x00name.csv"
+    text = junit(report)
+    text.encode("utf-8")  # no lone surrogate left
+    suite = ET.fromstring(text).find("testsuite")
+    assert suite is not None and suite.get("name") == "losscli eval bad\\udcff\\x00name.csv"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import xml.etree.ElementTree as ET
 
 from losscli.engine import Report
@@ -71,6 +72,17 @@ def csv_text(report: Report) -> str:
     return buf.getvalue()
 
 
+#: Characters XML 1.0 cannot carry, even escaped: control characters other than tab, newline
+#: and carriage return, lone surrogates (from undecodable file names) and U+FFFE / U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_chars(text: str) -> str:
+    """Text that any XML parser accepts: characters XML cannot carry become ``\\xNN`` /
+    ``\\uNNNN`` escapes (ElementTree would write them as they are: not well-formed)."""
+    return _NOT_XML.sub(lambda m: ascii(m[0])[1:-1], text)
+
+
 def junit(report: Report) -> str:
     """JUnit XML: a testcase per gate (failure when it failed) and one per loss value."""
     failures = sum(not g.passed for g in report.gates)
@@ -91,6 +103,10 @@ def junit(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname="losscli.losses", name=r.spec,
                              time="0")
         ET.SubElement(case, "system-out").text = f"{r.spec} = {r.value!r}"
+    for element in suites.iter():
+        element.attrib = {k: _xml_chars(v) for k, v in element.attrib.items()}
+        if element.text:
+            element.text = _xml_chars(element.text)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
