@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -41,7 +41,7 @@ from losscli.engine import (
     resolve_threads,
 )
 from losscli.errors import InputError, UsageError
-from losscli.losses import CATALOG, Batch, sigmoid
+from losscli.losses import BALANCED, CATALOG, Batch, balanced_class_weights, sigmoid
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
 from losscli.state import (
@@ -152,7 +152,7 @@ DETECTION = (
 
 # --- result -----------------------------------------------------------------------------------
 
-ParamValue = float | list[float] | None
+ParamValue = float | list[float] | str | None
 
 
 @dataclass
@@ -167,10 +167,14 @@ class Choice:
     #: mean of the loss over the rows (sum w l / sum w) with these parameters, when computable
     value: float | None = None
     value_note: str | None = None
+    #: the ``losscli eval`` command line that evaluates ``spec`` on the same rows (upper-case
+    #: placeholders where the input is not known: no data, or no prediction column)
+    command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params, "reason": self.reason,
-                "spec": self.spec, "value": self.value, "value_note": self.value_note}
+                "spec": self.spec, "value": self.value, "value_note": self.value_note,
+                "command": self.command}
 
 
 @dataclass
@@ -317,18 +321,57 @@ def _sig(x: float, digits: int = 4) -> float:
 
 
 def _spec(name: str, params: Mapping[str, ParamValue]) -> str | None:
-    """The catalog spec text of a choice, or None when the catalog cannot express it."""
+    """The catalog spec text of a choice, or None when the catalog cannot express it (a
+    data-dependent parameter that is not known: huber's delta without data)."""
     loss = CATALOG.get(name)
     if loss is None or any(loss.param(k) is None for k in params):
         return None
-    if any(v is None and loss.param(k).default is not None  # type: ignore[union-attr]
-           for k, v in params.items()):
-        return None  # a data-dependent parameter that is not known (no data)
-    parts = [f"{k}={format_number(v)}" for k, v in params.items() if isinstance(v, float)]
-    if len(parts) != len([v for v in params.values() if v is not None]):
-        return None
+    parts = []
+    for k, v in params.items():
+        if v is None:
+            if loss.param(k).default is not None:  # type: ignore[union-attr]
+                return None
+            continue
+        if isinstance(v, list):
+            # class weights measured from the data: eval measures the same ones
+            parts.append(f"{k}={BALANCED}")
+        else:
+            parts.append(f"{k}={v if isinstance(v, str) else format_number(v)}")
     text = name + (":" + ",".join(parts) if parts else "")
     return parse_spec(text).spec
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    """What ``losscli eval`` needs to read the same rows as the recommendation did."""
+
+    source: str = "FILE"
+    pred: list[str] | None = None
+    target: str = "TARGET"
+    weight: str | None = None
+    logits: bool = False
+    nan: str = "error"
+
+    def command(self, spec: str) -> str:
+        """The shell command line (each argument quoted for a POSIX shell)."""
+        import shlex
+
+        args = ["losscli", "eval", self.source,
+                "--pred", ",".join(self.pred) if self.pred else "PRED", "--target", self.target]
+        if self.weight:
+            args += ["--weight", self.weight]
+        if self.logits:
+            args.append("--logits")
+        if self.nan != "error":
+            args += ["--nan", self.nan]
+        args += ["--loss", spec]
+        return " ".join(a if a.isupper() and a.isalpha() else shlex.quote(a) for a in args)
+
+
+def _add_commands(choices: Sequence[Choice], args: EvalArgs) -> None:
+    for c in choices:
+        if c.spec is not None:
+            c.command = args.command(c.spec)
 
 
 def _choice(name: str, params: dict[str, ParamValue] | None = None, reason: str = "") -> Choice:
@@ -859,18 +902,20 @@ def _binary_rules(f: _Facts) -> tuple[Choice, list[Choice], list[str]]:
     counts = f.class_counts
     share = f.minority_share
     reasons: list[str] = []
-    pos_weight: float | None = None
-    alpha: float | None = None
+    pos_weight: float | str | None = None
+    alpha: float | str | None = None
     if counts is not None and counts[0] > 0 and counts[1] > 0:
         pos_weight = _sig(counts[0] / counts[1])
         alpha = _sig(counts[0] / (counts[0] + counts[1]))
     elif share is not None and 0 < share < 1:
         pos_weight = _sig((1.0 - share) / share)
         alpha = _sig(1.0 - share)
+    elif not f.measured:  # no data: eval measures them (n_neg / n_pos, n_neg / n)
+        pos_weight, alpha = BALANCED, BALANCED
     minority = "positive" if counts is None or counts[1] <= counts[0] else "negative"
     ratio = (f"pos_weight = n_neg / n_pos = {counts[0]:,} / {counts[1]:,} = {_n(pos_weight)}"
-             if counts is not None and pos_weight is not None else
-             f"pos_weight = n_neg / n_pos = {_n(pos_weight)}" if pos_weight is not None
+             if counts is not None and isinstance(pos_weight, float) else
+             f"pos_weight = n_neg / n_pos = {_n(pos_weight)}" if isinstance(pos_weight, float)
              else "pos_weight = n_neg / n_pos")
     extreme = share is not None and share < EXTREMELY_RARE_MINORITY
     rare = f.imbalanced_stated or (share is not None and share < RARE_MINORITY)
@@ -882,7 +927,8 @@ def _binary_rules(f: _Facts) -> tuple[Choice, list[Choice], list[str]]:
         reasons.append(f"The minority ({minority}) class is {_p(share)} of the rows, below the "
                        f"{_p(EXTREMELY_RARE_MINORITY)} extremely-rare threshold.")
         reasons.append(f"Focal loss (gamma = {FOCAL_GAMMA:g}) down-weights the many easy "
-                       f"majority examples; alpha = n_neg / n = {_n(alpha) if alpha else '-'} "
+                       f"majority examples; alpha = n_neg / n = "
+                       f"{_n(alpha) if isinstance(alpha, float) else '-'} "
                        "balances the classes as pos_weight would (tune it: Lin et al. used "
                        "0.25 with gamma = 2).")
         rec = focal
@@ -919,15 +965,16 @@ def _binary_rules(f: _Facts) -> tuple[Choice, list[Choice], list[str]]:
 
 def _multiclass_rules(f: _Facts) -> tuple[Choice, list[Choice], list[str]]:
     counts = f.class_counts
-    weights: list[float] | None = None
+    weights: list[float] | str | None = None
     ratio = math.nan
     if counts is not None and len(counts) > 0:
-        n, k = sum(counts), len(counts)
         present = [c for c in counts if c > 0]
         ratio = max(present) / min(present) if present else math.nan
-        weights = [_sig(n / (k * c)) if c > 0 else 0.0 for c in counts]
+        weights = list(balanced_class_weights(np.asarray(counts)))
+    elif not f.measured:  # no data: eval measures them
+        weights = BALANCED
     imbalanced = f.imbalanced_stated or (math.isfinite(ratio) and ratio >= IMBALANCE_RATIO)
-    wtext = ("class weights n / (k n_c)" if weights is None else
+    wtext = ("class weights n / (k n_c)" if not isinstance(weights, list) else
              "class weights n / (k n_c) = " + ", ".join(_n(w) for w in weights[:8])
              + (", ..." if len(weights) > 8 else ""))
     reasons: list[str] = []
@@ -1158,6 +1205,11 @@ def recommend(
                      f"{_n(abs(robust.offset) / robust.mad if robust.mad else math.inf)} MADs "
                      "from the median and the input could not be read again.")
     histogram = _histogram(acc, robust, scale, detected, has_pred, evidence)
+    path = str(source) if isinstance(source, (str, Path)) else (
+        src.path if isinstance(source, Source) else None)
+    if path is not None:
+        _add_commands([rec, *alts], EvalArgs(path, cols.pred if has_pred else None,
+                                             cols.target, cols.weight, logits, nan))
     return Recommendation(
         task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,
         mode="residuals" if has_pred else "target", evidence=evidence, histogram=histogram,
@@ -1410,6 +1462,7 @@ def _rules_only(task: RecTask, hints: Hints) -> Recommendation:
         raise UsageError("--minority-share applies to binary tasks; for multiclass pass "
                          "--imbalanced")
     rec, alts, reasons = _RULE_FNS[task](facts)
+    _add_commands([rec, *alts], EvalArgs())
     stated = [s for s, on in (
         ("outliers present", hints.outliers), ("heavy tails", hints.heavy_tails),
         (f"outlier fraction {_p(hints.outlier_fraction or 0)}",

@@ -376,8 +376,14 @@ def test_rules_mode_applies_stated_properties() -> None:
     assert rare.recommended.name == "bce" and rare.recommended.params == {"pos_weight": 19.0}
     extreme = recommend(task="binary", hints=Hints(minority_share=0.002))
     assert extreme.recommended.name == "focal" and extreme.recommended.params["alpha"] == 0.998
-    assert recommend(task="multiclass", hints=Hints(imbalanced=True)).recommended.params == {
-        "class_weights": None}
+    weighted = recommend(task="multiclass", hints=Hints(imbalanced=True)).recommended
+    # no data: eval measures the class weights itself
+    assert weighted.params == {"class_weights": "balanced"}
+    assert weighted.spec == "cce:class_weights=balanced"
+    assert weighted.command == ("losscli eval FILE --pred PRED --target TARGET "
+                                "--loss cce:class_weights=balanced")
+    stated = recommend(task="binary", hints=Hints(imbalanced=True)).recommended
+    assert stated.spec == "bce:pos_weight=balanced"
     assert recommend(task="counts").recommended.name == "poisson"
     with pytest.raises(UsageError, match="pass a SOURCE"):
         recommend()

@@ -28,6 +28,8 @@ def _params(params: dict[str, Any]) -> str:
         if isinstance(v, list):
             items = ", ".join(fmt(x, 4) for x in v[:8]) + (", ..." if len(v) > 8 else "")
             shown.append(f"{k}=[{items}]")
+        elif isinstance(v, str):
+            shown.append(f"{k}={v}")
         else:
             shown.append(f"{k}={fmt(v, 6)}")
     return " ".join(shown)
@@ -48,8 +50,6 @@ def _panel(rec: Recommendation) -> Panel:
     body = Text()
     body.append("Recommended  ", style="dim")
     body.append_text(_choice_text(rec.recommended))
-    if rec.recommended.spec:
-        body.append(f"    losscli eval --loss {rec.recommended.spec}", style="dim")
     body.append("\nTask  ", style="dim")
     body.append(rec.task, style="bold")
     body.append(f"  {rec.task_reason}")
@@ -236,5 +236,18 @@ def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
     return Group(*parts)
 
 
+def command_renderable(rec: Recommendation) -> Text | None:
+    """The ``losscli eval`` command of the recommendation, on a line of its own."""
+    if not rec.recommended.command:
+        return None
+    what = ("Evaluate it (the same rows, the same value):" if rec.mode == "residuals" else
+            "Evaluate it on predictions (replace the upper-case placeholders):")
+    return Text.assemble((what, "dim"), "\n  ", rec.recommended.command)
+
+
 def print_recommend(rec: Recommendation, console: Console, plot: bool = True) -> None:
     console.print(recommend_renderable(rec, plot))
+    command = command_renderable(rec)
+    if command is not None:
+        # never wrapped or cropped, so that it can be copied whole at any terminal width
+        console.print(command, soft_wrap=True)
