@@ -296,8 +296,8 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 # --- options shared by every command that reads data (one text each) --------------------------
 
-INPUT, LOSSES, GRADIENTS, GATES, OUTPUT, SETTINGS = (
-    "Input", "Losses", "Gradients", "Gates", "Output", "Settings")
+INPUT, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
+    "Input", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
 
 
 Source = Annotated[str, typer.Argument(metavar="SOURCE",
@@ -354,6 +354,20 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
     flags = {k: (v.value if isinstance(v, Enum) else v) for k, v in flags.items()}
     return resolve(command, flags, find_config(config, use=not no_config))
 
+CiOpt = Annotated[str | None, typer.Option(
+    "--ci", rich_help_panel=INTERVALS, show_default=False,
+    help="Interval of each loss: johnson (default; t with Johnson's skewness correction), t, "
+    "bootstrap (Poisson bootstrap) or none.")]
+ConfidenceOpt = Annotated[float | None, typer.Option(
+    "--confidence", rich_help_panel=INTERVALS, show_default=False,
+    help="Confidence level of the intervals (default 0.95).")]
+BootstrapOpt = Annotated[int | None, typer.Option(
+    "--bootstrap-samples", rich_help_panel=INTERVALS, show_default=False,
+    help="Replicates of --ci bootstrap (default 200).")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", rich_help_panel=INTERVALS, show_default=False,
+    help="Seed of the bootstrap replicate weights (default 0).")]
+
 
 @app.command("eval")
 @boundary
@@ -394,6 +408,10 @@ def eval_cmd(
         "--write-baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
         help="Record (or update) a baseline in FILE; skips the baseline comparison.")] = None,
     fmt: FormatOpt = None,
+    ci: CiOpt = None,
+    confidence: ConfidenceOpt = None,
+    bootstrap_samples: BootstrapOpt = None,
+    seed: SeedOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
@@ -416,7 +434,8 @@ def eval_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
         "max": max_, "baseline": None if baseline is None else str(baseline),
-        "tolerance": tolerance, "format": fmt}, config, no_config)
+        "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
+        "bootstrap_samples": bootstrap_samples, "seed": seed}, config, no_config)
     compare = write_baseline is None  # recording a baseline skips the configured comparison
     gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
@@ -431,7 +450,8 @@ def eval_cmd(
             source, st.pred, st.target, st.weight, list(st.losses) or None,
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
-            threads=st.threads, progress=progress.callback, task=st.task)
+            threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
+            confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed)
     if gated:
         report.gates = gate_mod.check(report, limits, base, tol)
     if show_config:

@@ -45,6 +45,12 @@ KEYS: dict[str, tuple[Any, str]] = {
     "vanish_tol": (_is_number, "a number"),
     "explode_tol": (_is_number, "a number"),
     "grad_clip": (_is_number, "a number"),
+    "ci": (lambda v: v in ("johnson", "t", "bootstrap", "none"),
+           "'johnson', 't', 'bootstrap' or 'none'"),
+    "confidence": (lambda v: _is_number(v) and 0 < v < 1, "a number between 0 and 1"),
+    "bootstrap_samples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                          "a positive integer"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
 }
 
 

@@ -31,7 +31,21 @@ from losscli.sources import (
     to_chunk,
 )
 from losscli.spec import LossSpec, Term, parse_spec
-from losscli.state import EvalState, GradientOptions, LossState
+from losscli.state import (
+    EvalState,
+    GradientOptions,
+    LossState,
+    RowMoments,
+    linearised_spread,
+)
+from losscli.uncertainty import (
+    DEFAULT_BOOTSTRAP_SAMPLES,
+    DEFAULT_CONFIDENCE,
+    Interval,
+    check_ci_options,
+    mean_interval,
+    sqrt_interval,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -74,6 +88,9 @@ class LossResult:
     terms: list[dict[str, Any]] | None = None
     #: a ``balanced`` class weight: the rule, the numbers used and the class counts
     balanced: dict[str, Any] | None = None
+    #: standard error of ``value`` (None with --ci none)
+    se: float | None = None
+    ci: Interval | None = None
 
 
 @dataclass
@@ -146,6 +163,10 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
         d["terms"] = r.terms
     if r.balanced is not None:
         d["balanced"] = r.balanced
+    if r.se is not None:
+        d["se"] = r.se
+    if r.ci is not None:
+        d["ci"] = r.ci.to_dict()
     return d
 
 
@@ -181,12 +202,60 @@ def _resolve_balanced(spec: LossSpec, st: LossState, where: str) -> tuple[np.nda
     return cw.multipliers(value, len(counts)), info
 
 
+@dataclass(frozen=True)
+class CiOptions:
+    """How intervals are computed: the method, the confidence level, bootstrap settings."""
+
+    method: str = "johnson"
+    level: float = DEFAULT_CONFIDENCE
+    samples: int = DEFAULT_BOOTSTRAP_SAMPLES
+    seed: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+
+def _spread_parts(spec: LossSpec, st: LossState,
+                  a: np.ndarray | None) -> list[tuple[RowMoments, float, float]] | None:
+    """The per-row moments behind a loss's interval as linearised_spread's parts: one, or one
+    per class for ``balanced`` class weights a (a multiplier of the weight when the loss is
+    reduced by sum(w a), else of the loss)."""
+    if st.classes is not None and st.classes.spread and a is not None:
+        cw = spec.terms[0].loss.class_weighting
+        normalise = cw is not None and cw.normalise
+        return [(m, 1.0, float(ac)) if normalise else (m, float(ac), 1.0)
+                for m, ac in zip(st.classes.spreads, a, strict=False)]
+    if st.spread is None:
+        return None
+    return [(st.spread, 1.0, 1.0)]
+
+
+def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
+                 weight_total: float, weight_exp: int, mean: float, sqrt: bool,
+                 ci: CiOptions) -> tuple[float | None, Interval | None]:
+    """The standard error and interval of a loss whose weighted per-row mean is ``mean``; for
+    rmse (``sqrt``) the SE by the delta method, SE(mse) / (2 rmse), and the mse interval's
+    ends mapped through sqrt."""
+    if parts is None:
+        return None, None
+    s2, m3 = linearised_spread(parts, mean, weight_total, weight_exp)
+    se = math.sqrt(s2 / rows) if rows > 1 else math.nan
+    low, high = mean_interval(mean, s2, m3, rows, ci.level, ci.method)
+    if sqrt:
+        value = math.sqrt(mean)
+        se = se / (2.0 * value) if value > 0 else math.nan
+        low, high = sqrt_interval(low, high)
+    return se, Interval(low, high, ci.level, ci.method)
+
+
 def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
-                 where: str = "") -> LossResult:
+                 where: str = "", ci: CiOptions = CiOptions()) -> LossResult:
     total_w = state.weight_sum.value
     opts = state.opts
     balanced = None
     value_sum, total = st.value, state.weight_sum
+    a = None
     if st.classes is not None:
         a, balanced = _resolve_balanced(spec, st, where)
         value_sum, class_w = st.classes.value_sums(a)
@@ -207,6 +276,9 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
     mean = value_sum.ratio(total)
     single = spec.single
     value = math.sqrt(mean) if single is not None and single.reduce == "sqrt" else mean
+    se, interval = _uncertainty(_spread_parts(spec, st, a), state.rows, total_w,
+                                state.weight_exp, mean,
+                                single is not None and single.reduce == "sqrt", ci)
     scale = 1.0
     if single is not None and single.reduce == "sqrt":
         scale = 1.0 / value if value > 0 else 0.0
@@ -221,6 +293,9 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         hist_q = {k: f(state.residual_hist.quantile(q), params) for k, q in QUANTILES}
     else:
         hist_q = {k: hist.quantile(q) for k, q in QUANTILES}
+    # A bucket's midpoint can lie past the extreme value in it: the exact min and max bound
+    # every quantile (every |g| of the quantile loss is 0.5, its bucket's midpoint 0.502).
+    hist_q = {k: min(max(v, g.abs_min), g.abs_max) for k, v in hist_q.items()}
     if scale == 1.0:
         vanishing, exploding = g.vanishing / n, g.exploding / n
         clipped = None if opts.grad_clip is None else g.clipped / n
@@ -252,7 +327,7 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         terms = [{"coef": t.coef, "name": t.loss.name, "spec": t.spec, "params": dict(t.params)}
                  for t in spec.terms]
     return LossResult(spec.name, spec.spec, spec.params, value, stats,
-                      st.clipped_inputs if uses_p else None, terms, balanced)
+                      st.clipped_inputs if uses_p else None, terms, balanced, se, interval)
 
 
 # --- planning and the loop --------------------------------------------------------------------
@@ -515,6 +590,10 @@ def evaluate(
     threads: int | bool | None = None,
     progress: Callable[[int], None] | None = None,
     task: str | None = None,
+    ci: str = "johnson",
+    confidence: float = DEFAULT_CONFIDENCE,
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+    seed: int = 0,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -522,7 +601,8 @@ def evaluate(
     :class:`~losscli.errors.LossCliError` subclasses for bad input. ``threads`` is the number of
     compute threads beside the reading one (None: one per remaining core, 0: none); results are
     identical for any number. ``task`` overrides the detected task (regression, counts, binary,
-    multiclass; see :mod:`losscli.detect`).
+    multiclass; see :mod:`losscli.detect`). ``ci`` (johnson, t, bootstrap or none) and
+    ``confidence`` choose each loss's standard error and interval.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_source, open_table, resolve_columns
@@ -531,6 +611,8 @@ def evaluate(
     keep_temporaries_in_heap()
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
+    check_ci_options(ci, confidence, bootstrap_samples)
+    ci_opts = CiOptions(ci, confidence, bootstrap_samples, seed)
     if nan not in ("error", "drop"):
         raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
     for label, v in (("--vanish-tol", vanish_tol), ("--explode-tol", explode_tol),
@@ -601,7 +683,8 @@ def evaluate(
 
     if task == "multiclass":
         check_class_weights(specs, int(head[0].pred.shape[0]))
-    state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip))
+    state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
+                      spread=ci_opts.enabled)
     dropped: dict[int, str] = {}
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where,
                                                        not specs_given and asked_task is None),
@@ -639,7 +722,7 @@ def evaluate(
         warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
                         f"row {stats.first_row}, column '{stats.first_column}')")
 
-    results = [_finish_loss(s, st, state, logits, where)
+    results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
     total_rows = state.rows + stats.count
@@ -655,7 +738,8 @@ def evaluate(
         columns=columns,
         losses=results,
         settings={"chunk_rows": chunk_rows, "nan": nan, "vanish_tol": vanish_tol,
-                  "explode_tol": explode_tol, "grad_clip": grad_clip},
+                  "explode_tol": explode_tol, "grad_clip": grad_clip, "ci": ci,
+                  "confidence": confidence},
         warnings=warnings,
         notes=notes,
         elapsed_seconds=time.perf_counter() - started,

@@ -13,6 +13,7 @@ from typing import Any
 
 from losscli.config import ConfigFile
 from losscli.errors import UsageError
+from losscli.uncertainty import DEFAULT_BOOTSTRAP_SAMPLES, DEFAULT_CONFIDENCE, check_ci_options
 
 #: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
 DEFAULT_CHUNK_ROWS = 1 << 17
@@ -28,7 +29,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
 ALL_FORMATS = FORMATS["eval"]
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
-EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip")
+EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
+             "ci", "confidence", "bootstrap_samples", "seed")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class Settings:
     vanish_tol: float = VANISH_TOL
     explode_tol: float = EXPLODE_TOL
     grad_clip: float | None = None
+    # eval: intervals
+    ci: str = "johnson"
+    confidence: float = DEFAULT_CONFIDENCE
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES
+    seed: int = 0
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +85,8 @@ class Settings:
             if v is not None and not (v >= 0 and math.isfinite(v)):
                 raise UsageError(f"--{key.replace('_', '-')} must be a finite number >= 0, "
                                  f"got {v}{where(key)}")
+
+        check_ci_options(self.ci, self.confidence, self.bootstrap_samples, where)
 
     def _where(self, key: str) -> str:
         origin = self.origins.get(key, "flag")

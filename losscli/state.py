@@ -210,6 +210,152 @@ class Moments:
         return self.n * self.m4 / (self.m2 * self.m2) - 3.0
 
 
+# --- mergeable moments of per-row losses (standard errors and intervals) -------------------
+
+
+def _scaled(m: Moments, factor: float) -> Moments:
+    """Weighted moments whose weights are multiplied by ``factor`` (the mean is unchanged)."""
+    return Moments(m.order, m.n * factor, m.mean, m.m2 * factor, m.m3 * factor)  # type: ignore[arg-type]
+
+
+def _weighted(x: np.ndarray, v: np.ndarray, order: int) -> Moments:
+    """Moments of x under non-negative weights v (n is their sum): two passes, as Moments.of."""
+    total = float(np.sum(v))
+    if total <= 0.0:
+        return Moments(order)
+    mean = dot(v, x) / total
+    d = x - mean
+    vd = v * d
+    m = Moments(order, total, mean, dot(vd, d))  # type: ignore[arg-type]
+    if order >= 3:
+        vd *= d
+        m.m3 = dot(vd, d, out=vd)
+    return m
+
+
+@dataclass
+class RowMoments:
+    """What the standard error and the intervals of a weighted mean of per-row losses need.
+
+    Unweighted: the count, mean and central sums M2, M3 of l (Chan/Pebay merge). Weighted: the
+    moments of l under weights w^2 (order 2, for the variance) and under w^3 (order 3, for the
+    skewness), merged with Chan's formulas generalised to weights. Those weights are w * 2^-scale
+    with ``scale`` the exponent of the largest weight so far, so that w^3 neither overflows nor
+    underflows; merging brings both sides to the larger scale (exactly: powers of two).
+    """
+
+    weighted: bool = False
+    n: int = 0
+    plain: Moments = field(default_factory=lambda: Moments(3))
+    scale: int = 0
+    w2: Moments = field(default_factory=lambda: Moments(2))
+    w3: Moments = field(default_factory=lambda: Moments(3))
+
+    @classmethod
+    def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
+           exp: int = 0) -> RowMoments:
+        """The moments of one chunk's per-row losses under weights ``weight`` * 2^exp (the
+        caller may have rescaled them); ``total`` is sum l when the caller has it (unweighted
+        only: saves a pass)."""
+        n = int(values.size)
+        if weight is None:
+            if n == 0:
+                return cls(False)
+            s1 = float(np.sum(values)) if total is None else total
+            mean = s1 / n
+            # Raw sums first (two passes fewer); when the mean carries more than three quarters
+            # of sum l^2 they would cancel, and the central sums are taken around the mean.
+            p = values * values
+            s2 = float(np.sum(p))
+            m2 = s2 - s1 * mean
+            if 4.0 * m2 >= s2:  # false for NaN
+                p *= values
+                m3 = float(np.sum(p)) - 3.0 * mean * s2 + 2.0 * n * mean**3
+                return cls(False, n, Moments(3, n, mean, m2, m3))
+            d = np.subtract(values, mean, out=p)
+            d2 = d * d
+            m2 = float(np.sum(d2))
+            d2 *= d
+            return cls(False, n, Moments(3, n, mean, m2, float(np.sum(d2))))
+        out = cls(True, n)
+        if n == 0:
+            return out
+        top = float(weight.max())
+        if top <= 0.0:
+            return out
+        e = math.frexp(top)[1]
+        out.scale = e + exp
+        ws = np.ldexp(weight, -e)
+        v = ws * ws
+        out.w2 = _weighted(values, v, 2)
+        v *= ws
+        out.w3 = _weighted(values, v, 3)
+        return out
+
+    def merge(self, other: RowMoments) -> None:
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.weighted, self.n, self.scale = other.weighted, other.n, other.scale
+            self.plain, self.w2, self.w3 = (_scaled(other.plain, 1.0), _scaled(other.w2, 1.0),
+                                            _scaled(other.w3, 1.0))
+            return
+        self.n += other.n
+        if not self.weighted:
+            self.plain.merge(other.plain)
+            return
+        o2, o3 = other.w2, other.w3
+        if other.scale > self.scale:
+            f = 2.0 ** (self.scale - other.scale)
+            self.w2, self.w3 = _scaled(self.w2, f * f), _scaled(self.w3, f * f * f)
+            self.scale = other.scale
+        elif other.scale < self.scale:
+            f = 2.0 ** (other.scale - self.scale)
+            o2, o3 = _scaled(o2, f * f), _scaled(o3, f * f * f)
+        self.w2.merge(o2)
+        self.w3.merge(o3)
+
+    def sums(self, value: float, mult: float = 1.0, wmult: float = 1.0) -> tuple[float, float]:
+        """(sum v^2 (c l - L)^2, sum v^3 (c l - L)^3) with v = wmult w 2^-scale (1 unweighted),
+        c = ``mult`` and L = ``value``: the pieces of the linearised terms' moments."""
+        if not self.weighted:
+            m2, m3, n, mean = self.plain.m2, self.plain.m3, self.plain.n, self.plain.mean
+            a2 = a3 = float(n)
+            mean2, mean3, m2_3 = mean, mean, m2
+        else:
+            a2, mean2, m2 = self.w2.n, self.w2.mean, self.w2.m2
+            a3, mean3, m2_3, m3 = self.w3.n, self.w3.mean, self.w3.m2, self.w3.m3
+        d2 = mult * mean2 - value
+        d3 = mult * mean3 - value
+        q2 = wmult**2 * (mult * mult * m2 + a2 * d2 * d2)
+        q3 = wmult**3 * (mult**3 * m3 + 3.0 * mult * mult * m2_3 * d3 + a3 * d3**3)
+        return q2, q3
+
+
+def linearised_spread(parts: Sequence[tuple[RowMoments, float, float]], value: float,
+                      weight_total: float, weight_exp: int) -> tuple[float, float]:
+    """(s^2, m3) of the linearised terms z_i = n v_i (c_i l_i - L) / sum(v) of a weighted mean
+    L = ``value``: their sample variance (ddof 1) and third central moment (over n).
+
+    ``parts`` are (moments, c, a) of groups of rows whose effective weights are v = a w (class
+    weights, or 1) and whose per-row loss is c l; ``weight_total`` is sum(v) * 2^-weight_exp.
+    """
+    live = [p for p in parts if p[0].n]
+    n = sum(p[0].n for p in live)
+    if n < 2 or not live:
+        return math.nan, math.nan
+    top = max(p[0].scale for p in live)
+    q2 = q3 = 0.0
+    for m, c, a in live:
+        f = 2.0 ** (m.scale - top)
+        s2, s3 = m.sums(value, c, a)
+        q2 += s2 * f * f
+        q3 += s3 * f * f * f
+    r = 1.0 / math.ldexp(weight_total, weight_exp - top)  # 2^top / sum(v)
+    nr = n * r
+    return nr * nr * q2 / (n - 1), nr * nr * nr * q3 / n
+
+
 #: Mantissa bits kept by the histogram keys: 2**7 = 128 buckets per octave, so a bucket's
 #: midpoint is within 1/256 (0.39%) of every value in it.
 _MANTISSA_BITS = 7
@@ -336,6 +482,7 @@ class GradState:
     moments: Moments = field(default_factory=Moments)
     abs_sum: ExactSum = field(default_factory=ExactSum)
     abs_max: float = 0.0
+    abs_min: float = math.inf
     sq_weighted: ExactSum = field(default_factory=ExactSum)  # sum (w_i g_i)^2
     vanishing: int = 0
     exploding: int = 0
@@ -350,14 +497,15 @@ class GradState:
         self.moments.merge(Moments.of(g, sum_sq=ss))
         a = np.abs(g) if abs_g is None else abs_g
         self.abs_sum.add(float(np.sum(a)))
-        amax = float(a.max())
+        amax, amin = float(a.max()), float(a.min())
         self.abs_max = max(self.abs_max, amax)
+        self.abs_min = min(self.abs_min, amin)
         if w is None:
             self.sq_weighted.add(ss)
         else:
             wg = a * w
             self.sq_weighted.add(dot(wg, wg, out=wg))
-        self._count(a, opts, 1.0, amax)
+        self._count(a, opts, 1.0, amax, amin)
         if self.hist is not None:
             self.hist.update(a)
 
@@ -367,6 +515,7 @@ class GradState:
         self.moments.merge(base.moments.scaled(c))
         self.abs_sum.add(c * base.abs_sum)
         self.abs_max = max(self.abs_max, c * base.abs_max)
+        self.abs_min = min(self.abs_min, c * base.abs_min)
         self.sq_weighted.add(c * c * base.sq_weighted)
         self._count(base.abs_values, opts, c, base.abs_max, base.abs_min)
 
@@ -380,6 +529,7 @@ class GradState:
         self.moments.merge(Moments(2, n, mean, m2))
         self.abs_sum.add(float(nonzero))
         self.abs_max = max(self.abs_max, 1.0 if nonzero else 0.0)
+        self.abs_min = min(self.abs_min, 0.0 if nonzero < n else 1.0)
         if w is None:
             self.sq_weighted.add(float(nonzero))
         else:
@@ -416,6 +566,7 @@ class GradState:
         self.moments.merge(other.moments)
         self.abs_sum.merge(other.abs_sum)
         self.abs_max = max(self.abs_max, other.abs_max)
+        self.abs_min = min(self.abs_min, other.abs_min)
         self.sq_weighted.merge(other.sq_weighted, 2 * weight_exp)
         self.vanishing += other.vanishing
         self.exploding += other.exploding
@@ -444,11 +595,13 @@ class ResidualChunk(Summary):
     sum_sq: float = 0.0  # sum e^2
     positive: int = 0
     negative: int = 0
+    squares: np.ndarray | None = None  # e^2, kept when asked for (per-row squared errors)
 
     @classmethod
-    def of(cls, batch: Batch, signs: bool) -> ResidualChunk:
+    def of(cls, batch: Batch, signs: bool, keep_squares: bool = False) -> ResidualChunk:
         e, a, w = batch.residual(), batch.abs_residual(), batch.weight
-        ss = dot(e, e)
+        squares = np.multiply(e, e)
+        ss = float(np.sum(squares))
         moments = Moments.of(e, sum_sq=ss)
         if w is None:
             sq = ss
@@ -461,7 +614,8 @@ class ResidualChunk(Summary):
             pos = int(np.count_nonzero(e > 0.0))
             zeros = int(np.count_nonzero(a == 0.0)) if amin == 0.0 else 0
             neg = int(e.size) - pos - zeros
-        return cls(a, moments, float(np.sum(a)), float(a.max()), amin, sq, ss, pos, neg)
+        return cls(a, moments, float(np.sum(a)), float(a.max()), amin, sq, ss, pos, neg,
+                   squares if keep_squares else None)
 
     def value_sum(self, form: str, w: np.ndarray | None, e: np.ndarray) -> float:
         """sum w l for l = e^2 ("square") or |e| ("abs"), from what is already computed."""
@@ -504,6 +658,14 @@ class ClippedChunk(Summary):
             moments, sq_weighted = Moments.of(g), dot(wm, wm, out=wm)
         return cls(m, moments, float(np.sum(m)), hi, lo, sq_weighted, value)
 
+    def row_losses(self, s: float, res: ResidualChunk) -> np.ndarray:
+        """The per-row losses l = m (|e| - m/2) / s from |g| = m / s (for their moments)."""
+        g = self.abs_values
+        values = g * (-0.5 * s)
+        values += res.abs_values
+        values *= g
+        return values
+
 
 def _class_rows(y: np.ndarray, k: int) -> list[np.ndarray]:
     """The row indices of each class 0..k-1 (a stable sort, so each list is in row order)."""
@@ -522,6 +684,9 @@ class ClassSplit:
     values: list[ExactSum] = field(default_factory=list)  # sum over the class of w l
     weights: list[ExactSum] = field(default_factory=list)  # sum over the class of w
     grads: list[GradState] = field(default_factory=list)  # of the unscaled g
+    #: keep the moments of each class's per-row losses (for standard errors and intervals)
+    spread: bool = False
+    spreads: list[RowMoments] = field(default_factory=list)
 
     def _grow(self, k: int) -> None:
         while len(self.counts) < k:
@@ -529,8 +694,10 @@ class ClassSplit:
             self.values.append(ExactSum())
             self.weights.append(ExactSum())
             self.grads.append(GradState(hist=LogHistogram()))
+            self.spreads.append(RowMoments())
 
-    def update(self, c: Computed, batch: Batch, opts: GradientOptions) -> None:
+    def update(self, c: Computed, batch: Batch, opts: GradientOptions, exp: int = 0) -> None:
+        """Add a chunk's rows to their classes; ``exp``: the weights were scaled by 2^-exp."""
         k = batch.pred.shape[0] if batch.pred.ndim == 2 else 2
         self._grow(k)
         w = batch.weight
@@ -544,6 +711,8 @@ class ClassSplit:
             self.weights[cls].add(float(rows.size) if wc is None else float(np.sum(wc)))
             self.grads[cls].update(c.grads[rows], wc, opts,
                                    None if c.abs_grads is None else c.abs_grads[rows])
+            if self.spread:
+                self.spreads[cls].merge(RowMoments.of(vals, wc, exp=exp))
 
     def merge(self, other: ClassSplit, weight_exp: int = 0) -> None:
         """Add later rows' sums; their weights were 2**weight_exp times ours."""
@@ -553,6 +722,7 @@ class ClassSplit:
             self.values[i].merge(other.values[i], weight_exp)
             self.weights[i].merge(other.weights[i], weight_exp)
             self.grads[i].merge(other.grads[i], weight_exp)
+            self.spreads[i].merge(other.spreads[i])
 
     def scale(self, exponent: int) -> None:
         """Multiply the weights behind every sum by 2**exponent."""
@@ -586,6 +756,7 @@ class ClassSplit:
             out.moments.merge(g.moments.scaled(ac))
             out.abs_sum.add_scaled(g.abs_sum, ac)
             out.abs_max = max(out.abs_max, ac * g.abs_max)
+            out.abs_min = min(out.abs_min, ac * g.abs_min)
             out.sq_weighted.add_scaled(g.sq_weighted, ac * ac)
             assert g.hist is not None
             v, cnt = g.hist.buckets()
@@ -616,6 +787,8 @@ class LossState:
     denom: ExactSum | None = None
     #: per-class sums, for class weights measured at the end of the pass (``balanced``)
     classes: ClassSplit | None = None
+    #: moments of the per-row losses (standard error and interval), when asked for
+    spread: RowMoments | None = None
 
     def merge(self, other: LossState, weight_exp: int = 0) -> None:
         self.value.merge(other.value, weight_exp)
@@ -625,6 +798,8 @@ class LossState:
             self.denom.merge(other.denom, weight_exp)
         if self.classes is not None and other.classes is not None:
             self.classes.merge(other.classes, weight_exp)
+        if self.spread is not None and other.spread is not None:
+            self.spread.merge(other.spread)
 
 
 def _grad_form(spec: LossSpec) -> str | None:
@@ -694,19 +869,23 @@ class EvalState:
     losses: list[LossState] = field(default_factory=list)
     residual_hist: LogHistogram | None = None
     weight_exp: int = 0
+    #: accumulate the moments of the per-row losses (for standard errors and intervals)
+    spread: bool = False
 
     def __post_init__(self) -> None:
         if not self.losses:
             self.losses = [LossState(
                 grad=GradState(hist=None if _shares_residual_hist(s) else LogHistogram()),
                 denom=None if _normalised_weights(s) is None else ExactSum(),
-                classes=ClassSplit() if not s.is_combination and s.terms[0].balanced else None)
+                classes=(ClassSplit(spread=self.spread)
+                         if not s.is_combination and s.terms[0].balanced else None),
+                spread=RowMoments() if self.spread else None)
                 for s in self.specs]
         if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
             self.residual_hist = LogHistogram()
 
     def empty(self) -> EvalState:
-        return EvalState(self.specs, self.opts)
+        return EvalState(self.specs, self.opts, spread=self.spread)
 
     def update(self, batch: Batch, skip: Iterable[int] = ()) -> None:
         """Add one chunk; losses whose index is in ``skip`` are left untouched."""
@@ -725,33 +904,44 @@ class EvalState:
         forms = [_grad_form(s) for s in self.specs]
         res = None
         if any(f is not None for f in forms):
-            res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms))
+            res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms),
+                                   keep_squares=self.spread)
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
+        spreads: dict[object, RowMoments] = {}
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
             form = forms[i]
             if form is not None and res is not None:
-                self._update_from_residual(spec, st, form, res, batch, clipped)
+                self._update_from_residual(spec, st, form, res, batch, clipped, spreads)
                 continue
             c = _evaluate_spec(spec, batch)
             st.clipped_inputs += c.clipped
             if st.classes is not None:
-                st.classes.update(c, batch, self.opts)
+                st.classes.update(c, batch, self.opts, self.weight_exp)
                 continue
             if st.denom is not None:
                 a = row_multipliers(_normalised_weights(spec), batch.target)  # type: ignore[arg-type]
-                st.denom.add_array(a if w is None else a * w)
+                wa = a if w is None else a * w
+                st.denom.add_array(wa)
+                if st.spread is not None:
+                    # reduced by sum(w a): the linearised terms are w a (l / a - L)
+                    plain = np.divide(c.values, a, out=np.zeros_like(c.values), where=a > 0)
+                    st.spread.merge(RowMoments.of(plain, wa, exp=self.weight_exp))
+            elif st.spread is not None:
+                st.spread.merge(RowMoments.of(c.values, w, exp=self.weight_exp))
             st.value.add_array(c.values if w is None else c.values * w)
             st.grad.update(c.grads, w, self.opts, c.abs_grads)
 
     def _update_from_residual(self, spec: LossSpec, st: LossState, form: str,
                               res: ResidualChunk, batch: Batch,
-                              clipped: dict[tuple[float, float], ClippedChunk]) -> None:
+                              clipped: dict[tuple[float, float], ClippedChunk],
+                              spreads: dict[object, RowMoments]) -> None:
         """Value and gradient of a loss that both follow from the shared residual summary;
-        ``clipped`` holds the clipped residuals of this chunk already summarised, by (d, s)."""
+        ``clipped`` holds the clipped residuals of this chunk already summarised, by (d, s), and
+        ``spreads`` the moments of the per-row losses already taken, by the same keys."""
         loss, params, w = spec.terms[0].loss, spec.terms[0].params, batch.weight
         if form == "clipped":
             assert loss.clip_of is not None
@@ -760,9 +950,24 @@ class EvalState:
                 clipped[key] = ClippedChunk.of(*key, res, batch.residual(), w)
             st.value.add(clipped[key].value)
             st.grad.update_linear(1.0, clipped[key], self.opts)
+            if st.spread is not None:
+                if key not in spreads:
+                    spreads[key] = RowMoments.of(clipped[key].row_losses(key[1], res), w,
+                                                 clipped[key].value, self.weight_exp)
+                st.spread.merge(spreads[key])
             return
         assert loss.value_form is not None
-        st.value.add(res.value_sum(loss.value_form, w, batch.residual()))
+        total = res.value_sum(loss.value_form, w, batch.residual())
+        st.value.add(total)
+        if st.spread is not None:
+            form_key = loss.value_form
+            if form_key not in spreads:
+                values = res.abs_values
+                if form_key == "square":
+                    assert res.squares is not None
+                    values = res.squares
+                spreads[form_key] = RowMoments.of(values, w, total, self.weight_exp)
+            st.spread.merge(spreads[form_key])
         if form == "linear":
             st.grad.update_linear(loss.grad_coef, res, self.opts)
         else:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from losscli.engine import Report
 
 
 def fmt(v: float | None, digits: int = 6) -> str:
@@ -19,3 +23,16 @@ def pct(v: float | None) -> str:
     if v == 0:
         return "0%"
     return f"{100 * v:.3g}%"
+
+
+def ci_text(low: float | None, high: float | None, digits: int = 5) -> str:
+    """An interval as '[low, high]'."""
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def ci_header(report: Report) -> str | None:
+    """'95% CI (johnson)' for the report's intervals, or None when there are none."""
+    ci = next((r.ci for r in report.losses if r.ci is not None), None)
+    if ci is None:
+        return None
+    return f"{100 * ci.level:g}% CI ({ci.method})"

@@ -8,11 +8,24 @@ import io
 import re
 import xml.etree.ElementTree as ET
 
-from losscli.engine import Report
-from losscli.render import fmt, pct
+from losscli.engine import LossResult, Report
+from losscli.render import ci_header, ci_text, fmt, pct
+from losscli.uncertainty import Interval
 
 GRADIENT_FIELDS = ("mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
                    "vanishing_fraction", "exploding_fraction", "clipped_fraction")
+
+
+def _ends(ci: Interval | None) -> tuple[float | None, float | None]:
+    return (None, None) if ci is None else (ci.low, ci.high)
+
+
+def _ci_note(r: LossResult) -> str:
+    """', se 0.01, 95% CI [a, b] (johnson)' for a loss with an interval, else ''."""
+    if r.ci is None:
+        return ""
+    return (f", se {fmt(r.se, 6)}, {100 * r.ci.level:g}% CI {ci_text(r.ci.low, r.ci.high, 8)} "
+            f"({r.ci.method})")
 
 
 def _verdict(report: Report) -> str:
@@ -35,12 +48,19 @@ def markdown(report: Report) -> str:
         f"{src.rows_used:,} rows used of {src.rows:,} ({src.format}), task **{report.task}**, "
         f"input {report.input}. Verdict: **{_verdict(report)}**",
         "",
-        "| loss | value | g mean | g std | \\|g\\| p50 | \\|g\\| p99 | vanishing | exploding |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    header = ci_header(report)
+    interval = "" if header is None else f" se | {header} |"
+    out += [
+        f"| loss | value |{interval} g mean | g std | \\|g\\| p50 | \\|g\\| p99 | vanishing "
+        "| exploding |",
+        "|---|---:|" + ("---:|---:|" if header else "") + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.losses:
         g = r.gradient
-        out.append(f"| `{_md_cell(r.spec)}` | {fmt(r.value, 8)} | {fmt(g.mean, 4)} | "
+        cells = "" if header is None else (
+            f" {fmt(r.se, 4)} | {ci_text(*_ends(r.ci))} |")
+        out.append(f"| `{_md_cell(r.spec)}` | {fmt(r.value, 8)} |{cells} {fmt(g.mean, 4)} | "
                    f"{fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
                    f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
     if report.gates:
@@ -59,12 +79,15 @@ def csv_text(report: Report) -> str:
     """One row per loss: value, gradient statistics and the verdict of its gates."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["loss", "spec", "value", *(f"gradient_{f}" for f in GRADIENT_FIELDS),
-                     "gates", "passed"])
+    writer.writerow(["loss", "spec", "value", "se", "ci_low", "ci_high", "ci_level", "ci_method",
+                     *(f"gradient_{f}" for f in GRADIENT_FIELDS), "gates", "passed"])
     for r in report.losses:
         gates = [g for g in report.gates if g.loss == r.spec]
         g = r.gradient
-        writer.writerow([r.name, r.spec, repr(r.value),
+        ci = r.ci
+        writer.writerow([r.name, r.spec, repr(r.value), "" if r.se is None else repr(r.se),
+                         *(("", "", "", "") if ci is None else
+                           (repr(ci.low), repr(ci.high), repr(ci.level), ci.method)),
                          *("" if getattr(g, f) is None else repr(getattr(g, f))
                            for f in GRADIENT_FIELDS),
                          ";".join(g.kind for g in gates),
@@ -102,7 +125,7 @@ def junit(report: Report) -> str:
     for r in report.losses:
         case = ET.SubElement(suite, "testcase", classname="losscli.losses", name=r.spec,
                              time="0")
-        ET.SubElement(case, "system-out").text = f"{r.spec} = {r.value!r}"
+        ET.SubElement(case, "system-out").text = f"{r.spec} = {r.value!r}{_ci_note(r)}"
     for element in suites.iter():
         element.attrib = {k: _xml_chars(v) for k, v in element.attrib.items()}
         if element.text:
@@ -127,5 +150,5 @@ def github(report: Report) -> str:
              f"{_gh_escape(g.message())}" for g in report.gates if not g.passed]
     lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in report.warnings]
     lines += [f"::notice title={_gh_property(f'losscli {r.spec}')}::"
-              f"{_gh_escape(f'{r.spec} = {r.value:.10g}')}" for r in report.losses]
+              f"{_gh_escape(f'{r.spec} = {r.value:.10g}{_ci_note(r)}')}" for r in report.losses]
     return "\n".join(lines) + "\n"

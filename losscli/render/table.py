@@ -1,7 +1,14 @@
-"""Rich tables of an eval Report: a header, loss values, gradient statistics."""
+"""Rich tables of an eval Report: a header, loss values with their intervals, gradient
+statistics.
+
+The value, its standard error and its interval come first and are never cut; the gradient
+statistics follow in the same table when the console is wide enough, else in further tables of
+the columns that fit (each repeating the loss column), so no number becomes an ellipsis.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -11,11 +18,86 @@ from rich.text import Text
 
 from losscli.engine import Report
 from losscli.gates import distinct
-from losscli.render import fmt, pct
+from losscli.render import ci_header, ci_text, fmt, pct
 
 
-def eval_renderable(report: Report) -> Group:
-    """The whole eval report as Rich renderables."""
+def _columns(report: Report) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """(the value columns, the gradient columns) as (header, cells) pairs, one cell a loss."""
+    losses = report.losses
+    head: list[tuple[str, list[str]]] = [("value", [fmt(r.value) for r in losses])]
+    header = ci_header(report)
+    if any(r.se is not None for r in losses):
+        head.append(("se", [fmt(r.se, 4) for r in losses]))
+    if header is not None:
+        head.append((header, [ci_text(r.ci.low, r.ci.high) if r.ci is not None else "-"
+                              for r in losses]))
+    g = [r.gradient for r in losses]
+    grad: list[tuple[str, list[str]]] = [
+        ("g mean", [fmt(x.mean, 4) for x in g]), ("g std", [fmt(x.std, 4) for x in g]),
+        ("|g| mean", [fmt(x.abs_mean, 4) for x in g]), ("|g| max", [fmt(x.abs_max, 4) for x in g]),
+        ("rms", [fmt(x.rms, 4) for x in g]), ("norm", [fmt(x.norm, 4) for x in g]),
+        ("|g| p50", [fmt(x.p50, 4) for x in g]), ("|g| p90", [fmt(x.p90, 4) for x in g]),
+        ("|g| p99", [fmt(x.p99, 4) for x in g]),
+        ("vanish", [pct(x.vanishing_fraction) for x in g]),
+        ("explode", [pct(x.exploding_fraction) for x in g])]
+    if report.settings.get("grad_clip") is not None:
+        grad.append(("clipped", [pct(x.clipped_fraction) for x in g]))
+    if any(r.clipped_inputs is not None for r in losses):
+        grad.append(("p clipped", ["-" if r.clipped_inputs is None else f"{r.clipped_inputs:,}"
+                                   for r in losses]))
+    return head, grad
+
+
+def _width(column: tuple[str, Sequence[str]]) -> int:
+    """Characters a column takes in a boxed table: its widest cell, padding and one rule."""
+    header, cells = column
+    return max(len(header), *(len(c) for c in cells)) + 3
+
+
+def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
+          room: int) -> list[list[tuple[str, list[str]]]]:
+    """Columns in order, in as few tables as fit ``room`` characters beside the loss column:
+    the first group always together, the rest added while they fit, then further tables."""
+    tables = [list(first)]
+    used = sum(_width(c) for c in first)
+    for col in rest:
+        w = _width(col)
+        if used + w > room and tables[-1]:
+            tables.append([])
+            used = 0
+        tables[-1].append(col)
+        used += w
+    return [t for t in tables if t]
+
+
+def loss_tables(report: Report, width: int) -> list[Table]:
+    """The value table, with as many gradient columns as ``width`` allows, then tables of
+    the remaining gradient statistics."""
+    names = [escape(r.spec) for r in report.losses]
+    loss_width = max(len("loss"), *(len(r.spec) for r in report.losses)) + 3
+    head, grad = _columns(report)
+    groups = _pack(head, grad, max(width - loss_width - 1, 1))
+    tables = []
+    for i, group in enumerate(groups):
+        if i == 0:
+            title = ("Losses and gradient statistics (g = d loss / d prediction)"
+                     if len(groups) == 1 else "Losses")
+        else:
+            title = ("Gradient statistics (g = d loss / d prediction)" if i == 1
+                     else f"Gradient statistics, part {i}")
+        table = Table(title=title, title_justify="left", header_style="bold")
+        table.add_column("loss", style="cyan", overflow="fold")
+        for j, (header, _) in enumerate(group):
+            table.add_column(header, justify="right", no_wrap=True,
+                             style="bold" if i == 0 and j == 0 else "")
+        for k, name in enumerate(names):
+            table.add_row(name, *(cells[k] for _, cells in group))
+        tables.append(table)
+    return tables
+
+
+def eval_renderable(report: Report, width: int = 240) -> Group:
+    """The whole eval report as Rich renderables, laid out for ``width`` columns."""
     src = report.source
     cols = report.columns
     pred = ", ".join(cols["pred"]) if len(cols["pred"]) <= 4 else (
@@ -30,30 +112,7 @@ def eval_renderable(report: Report) -> Group:
         ("  pred ", "dim"), pred, ("  target ", "dim"), cols["target"],
         *((("  weight ", "dim"), cols["weight"]) if cols.get("weight") else ()),
     )
-    show_clip = report.settings.get("grad_clip") is not None
-    show_inputs = any(r.clipped_inputs is not None for r in report.losses)
-    table = Table(title="Losses and gradient statistics (g = d loss / d prediction)",
-                  title_justify="left", header_style="bold")
-    table.add_column("loss", style="cyan", no_wrap=True)
-    table.add_column("value", justify="right", style="bold")
-    for name in ("g mean", "g std", "|g| mean", "|g| max", "rms", "norm", "|g| p50", "|g| p90",
-                 "|g| p99", "vanish", "explode"):
-        table.add_column(name, justify="right")
-    if show_clip:
-        table.add_column("clipped", justify="right")
-    if show_inputs:
-        table.add_column("p clipped", justify="right")
-    for r in report.losses:
-        g = r.gradient
-        row = [escape(r.spec), fmt(r.value), fmt(g.mean, 4), fmt(g.std, 4), fmt(g.abs_mean, 4),
-               fmt(g.abs_max, 4), fmt(g.rms, 4), fmt(g.norm, 4), fmt(g.p50, 4), fmt(g.p90, 4),
-               fmt(g.p99, 4), pct(g.vanishing_fraction), pct(g.exploding_fraction)]
-        if show_clip:
-            row.append(pct(g.clipped_fraction))
-        if show_inputs:
-            row.append("-" if r.clipped_inputs is None else f"{r.clipped_inputs:,}")
-        table.add_row(*row)
-    parts: list[Any] = [head, table]
+    parts: list[Any] = [head, *loss_tables(report, width)]
     for r in report.losses:
         if r.balanced is not None:  # the class weights measured in the pass
             parts.append(Text(f"balanced: {r.balanced['text']}", "dim"))
@@ -92,4 +151,4 @@ def config_table(config: dict[str, Any]) -> Table:
 
 
 def print_eval(report: Report, console: Console) -> None:
-    console.print(eval_renderable(report))
+    console.print(eval_renderable(report, console.width))

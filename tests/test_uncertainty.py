@@ -1,0 +1,305 @@
+"""Standard errors, intervals and the t quantile against SciPy, NumPy formulas and simulation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from losscli import evaluate
+from losscli.engine import CiOptions, _finish_loss
+from losscli.losses import Batch
+from losscli.spec import parse_spec
+from losscli.state import EvalState, RowMoments, linearised_spread
+from losscli.uncertainty import mean_interval, norm_ppf, t_ppf
+
+REGRESSION = ["mse", "mae", "huber", "huber:delta=0.3", "smooth_l1:beta=2", "log_cosh",
+              "quantile:q=0.9", "0.7*mse+0.3*mae"]
+
+
+def per_row(spec: str, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-row losses from the textbook formulas (independent of the catalog's code)."""
+    e = pred - target
+    a = np.abs(e)
+    table = {
+        "mse": e * e, "rmse": e * e, "mae": a,
+        "huber": np.where(a <= 1, 0.5 * e * e, a - 0.5),
+        "huber:delta=0.3": np.where(a <= 0.3, 0.5 * e * e, 0.3 * (a - 0.15)),
+        "smooth_l1:beta=2": np.where(a < 2, 0.25 * e * e, a - 1.0),
+        "log_cosh": np.log(np.cosh(e)),
+        "quantile:q=0.9": np.maximum(-0.9 * e, 0.1 * e),
+        "0.7*mse+0.3*mae": 0.7 * e * e + 0.3 * a,
+    }
+    return table[spec]
+
+
+def weighted_se(lv: np.ndarray, w: np.ndarray) -> float:
+    """SE^2 = n/(n-1) sum w^2 (lv - L)^2 / (sum w)^2, evaluated directly."""
+    n = lv.size
+    big_l = np.sum(w * lv) / np.sum(w)
+    return math.sqrt(n / (n - 1) * np.sum(w**2 * (lv - big_l) ** 2) / np.sum(w) ** 2)
+
+
+@pytest.fixture
+def data(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = 3001
+    y = rng.normal(5.0, 2.0, n)
+    return {"pred": y + rng.standard_t(4, n), "y": y, "w": rng.uniform(0.0, 4.0, n)}
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 10, 29, 100, 999, 12345, 99_999, 100_000, 5e7])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.99999])
+def test_t_quantile_matches_scipy(df: float, level: float) -> None:
+    p = 0.5 + level / 2
+    assert t_ppf(p, df) == pytest.approx(scipy.stats.t.ppf(p, df), rel=1e-6)
+
+
+def test_normal_quantile_matches_scipy() -> None:
+    for p in (1e-12, 1e-4, 0.02, 0.3, 0.5, 0.7, 0.975, 1 - 1e-9):
+        assert norm_ppf(p) == pytest.approx(scipy.stats.norm.ppf(p), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("spec", REGRESSION)
+def test_se_equals_scipy_sem_unweighted(data: dict[str, np.ndarray], spec: str) -> None:
+    r = evaluate(data, "pred", "y", losses=[spec], chunk_rows=700).losses[0]
+    lv = per_row(spec, data["pred"], data["y"])
+    assert r.se == pytest.approx(scipy.stats.sem(lv), rel=1e-10)
+
+
+@pytest.mark.parametrize("spec", REGRESSION)
+def test_se_matches_the_weighted_formula(data: dict[str, np.ndarray], spec: str) -> None:
+    r = evaluate(data, "pred", "y", "w", losses=[spec], chunk_rows=700).losses[0]
+    lv = per_row(spec, data["pred"], data["y"])
+    assert r.se == pytest.approx(weighted_se(lv, data["w"]), rel=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_rmse_se_by_the_delta_method(data: dict[str, np.ndarray], weighted: bool) -> None:
+    w = data["w"] if weighted else np.ones_like(data["y"])
+    r = evaluate(data, "pred", "y", "w" if weighted else None, losses=["rmse", "mse"]).losses
+    lv = per_row("mse", data["pred"], data["y"])
+    rmse = math.sqrt(np.sum(w * lv) / np.sum(w))
+    assert r[0].se == pytest.approx(weighted_se(lv, w) / (2 * rmse), rel=1e-10)
+    assert r[0].ci is not None and r[1].ci is not None
+    assert r[0].ci.low == pytest.approx(math.sqrt(r[1].ci.low), rel=1e-12)
+    assert r[0].ci.high == pytest.approx(math.sqrt(r[1].ci.high), rel=1e-12)
+
+
+def test_se_of_classification_losses(rng: np.random.Generator) -> None:
+    n = 2000
+    y = (rng.uniform(size=n) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.15, n), 0.01, 0.99)
+    r = evaluate({"p": p, "y": y}, "p", "y", losses=["bce"]).losses[0]
+    lv = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert r.se == pytest.approx(scipy.stats.sem(lv), rel=1e-10)
+    probs = rng.dirichlet(np.ones(4), n)
+    cls = rng.integers(0, 4, n)
+    cols = {f"prob_{k}": probs[:, k] for k in range(4)} | {"y": cls.astype(float)}
+    r = evaluate(cols, "prob_*", "y", losses=["cce"]).losses[0]
+    assert r.se == pytest.approx(scipy.stats.sem(-np.log(probs[np.arange(n), cls])), rel=1e-10)
+
+
+def test_huge_and_tiny_weights_do_not_overflow(data: dict[str, np.ndarray]) -> None:
+    """SE and interval are invariant to scaling all weights; w^3 of 1e200 overflows a double."""
+    base = evaluate(data, "pred", "y", "w", losses=["mse"], chunk_rows=500).losses[0]
+    for scale in (1e200, 1e-200):
+        scaled = dict(data, w=data["w"] * scale)
+        r = evaluate(scaled, "pred", "y", "w", losses=["mse"], chunk_rows=500).losses[0]
+        assert r.se == pytest.approx(base.se, rel=1e-10)
+        assert r.ci is not None and base.ci is not None
+        assert (r.ci.low, r.ci.high) == pytest.approx((base.ci.low, base.ci.high), rel=1e-10)
+
+
+def test_weights_spanning_many_orders_of_magnitude(rng: np.random.Generator) -> None:
+    n = 4000
+    l_pred, y = rng.normal(size=n), np.zeros(n)
+    w = 10.0 ** rng.uniform(-150, 150, n)
+    r = evaluate({"p": l_pred, "y": y, "w": w}, "p", "y", "w", losses=["mse"],
+                 chunk_rows=100).losses[0]
+    # reference with the weights rescaled by their maximum (exact as a ratio)
+    ws = w / w.max()
+    assert r.se == pytest.approx(weighted_se(l_pred**2, ws), rel=1e-9)
+
+
+def test_se_and_interval_do_not_depend_on_chunks_or_threads(data: dict[str, np.ndarray]) -> None:
+    for weight in (None, "w"):
+        a = evaluate(data, "pred", "y", weight, losses=REGRESSION, threads=0)
+        b = evaluate(data, "pred", "y", weight, losses=REGRESSION, chunk_rows=97, threads=2)
+        for x, y in zip(a.losses, b.losses, strict=True):
+            assert x.se == pytest.approx(y.se, rel=1e-12)
+            assert x.ci is not None and y.ci is not None
+            assert (x.ci.low, x.ci.high) == pytest.approx((y.ci.low, y.ci.high), rel=1e-12)
+
+
+def johnson_t1(mu: float, x: np.ndarray) -> float:
+    """Johnson's (1978) statistic, straight from the paper's formula."""
+    n = x.size
+    mean, s2 = x.mean(), x.var(ddof=1)
+    m3 = np.mean((x - mean) ** 3)
+    d = mean - mu
+    return float((d + m3 / (6 * s2 * n) + m3 / (3 * s2**2) * d * d) / math.sqrt(s2 / n))
+
+
+@pytest.mark.parametrize("level", [0.8, 0.95, 0.99])
+def test_johnson_interval_inverts_the_statistic(rng: np.random.Generator, level: float) -> None:
+    lv = rng.standard_exponential(400) ** 2
+    r = evaluate({"p": np.sqrt(lv), "y": np.zeros(lv.size)}, "p", "y", losses=["mse"],
+                 confidence=level).losses[0]
+    assert r.ci is not None and r.ci.method == "johnson"
+    t = scipy.stats.t.ppf(0.5 + level / 2, lv.size - 1)
+    assert johnson_t1(r.ci.low, lv) == pytest.approx(t, rel=1e-9)
+    assert johnson_t1(r.ci.high, lv) == pytest.approx(-t, rel=1e-9)
+    assert r.ci.high - r.value > r.value - r.ci.low  # right skew: the upper side is longer
+
+
+def test_t_interval_is_the_textbook_one(data: dict[str, np.ndarray]) -> None:
+    r = evaluate(data, "pred", "y", losses=["mae"], ci="t", confidence=0.9).losses[0]
+    lv = per_row("mae", data["pred"], data["y"])
+    low, high = scipy.stats.t.interval(0.9, lv.size - 1, loc=lv.mean(), scale=scipy.stats.sem(lv))
+    assert r.ci is not None
+    assert (r.ci.low, r.ci.high) == pytest.approx((low, high), rel=1e-10)
+
+
+def test_ci_none_reports_neither(data: dict[str, np.ndarray]) -> None:
+    r = evaluate(data, "pred", "y", losses=["mse"], ci="none")
+    assert r.losses[0].se is None and r.losses[0].ci is None
+    assert "se" not in r.to_dict()["losses"][0]
+
+
+def coverage(residuals: np.ndarray, specs: list[str], truth: dict[str, float],
+             method: str) -> dict[str, float]:
+    """Share of datasets (rows of ``residuals``) whose interval covers the true loss, each
+    dataset folded through EvalState and finished as eval finishes it."""
+    parsed = [parse_spec(s) for s in specs]
+    hits = dict.fromkeys(specs, 0)
+    zeros = np.zeros(residuals.shape[1])
+    opts = CiOptions(method)
+    for e in residuals:
+        state = EvalState(parsed, spread=True)
+        state.update(Batch(e, zeros, None))
+        for spec, st in zip(parsed, state.losses, strict=True):
+            ci = _finish_loss(spec, st, state, False, ci=opts).ci
+            assert ci is not None
+            hits[spec.spec] += ci.low <= truth[spec.spec] <= ci.high
+    return {k: v / residuals.shape[0] for k, v in hits.items()}
+
+
+def test_default_interval_covers_95_percent_in_simulation() -> None:
+    """2,000 seeded datasets of 500 rows: normal and centred exponential residuals; the true
+    mse is 1 for both, the true mae sqrt(2/pi) and 2/e."""
+    rng = np.random.default_rng(1978)
+    cases = {
+        "normal": (rng.normal(size=(2000, 500)), math.sqrt(2 / math.pi)),
+        "exponential": (rng.standard_exponential((2000, 500)) - 1.0, 2 / math.e),
+    }
+    for name, (res, mae) in cases.items():
+        cov = coverage(res, ["mse", "mae"], {"mse": 1.0, "mae": mae}, "johnson")
+        for spec, c in cov.items():
+            assert 0.935 <= c <= 0.965, (name, spec, c)
+
+
+def test_bad_ci_options_exit_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from losscli.cli import run
+
+    path = tmp_path / "d.csv"
+    path.write_text("pred,y\n1,2\n2,2\n3,5\n")
+    for args, text in ((["--confidence", "1.5"], "--confidence must be between 0 and 1"),
+                       (["--ci", "wild"], "--ci must be one of"),
+                       (["--ci", "bootstrap", "--bootstrap-samples", "0"],
+                        "--bootstrap-samples must be between")):
+        assert run(["eval", str(path), *args]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith("losscli: error: ") and text in err and err.count("\n") == 1
+
+
+def test_json_carries_se_and_ci(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from losscli.cli import run
+
+    path = tmp_path / "d.csv"
+    path.write_text("pred,y\n1,2\n2,2\n3,5\n4,4.5\n")
+    assert run(["eval", str(path), "--loss", "mae", "--format", "json",
+                "--confidence", "0.9", "--ci", "t"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "losscli.eval/1"
+    loss = doc["losses"][0]
+    lv = np.array([1, 0, 2, 0.5])
+    assert loss["se"] == pytest.approx(scipy.stats.sem(lv), rel=1e-12)
+    low, high = scipy.stats.t.interval(0.9, 3, loc=lv.mean(), scale=scipy.stats.sem(lv))
+    assert loss["ci"] == {"low": pytest.approx(low), "high": pytest.approx(high), "level": 0.9,
+                          "method": "t"}
+
+
+def test_row_moments_merge_is_associative(rng: np.random.Generator) -> None:
+    x, w = rng.lognormal(size=900), rng.uniform(0, 1e5, 900)
+    for weight in (None, w):
+        whole = RowMoments.of(x, weight)
+        parts = RowMoments()
+        for lo in range(0, 900, 250):
+            parts.merge(RowMoments.of(x[lo:lo + 250], None if weight is None else w[lo:lo + 250]))
+        mean = float(np.sum(x if weight is None else x * w) / (900 if weight is None else w.sum()))
+        total = 900.0 if weight is None else float(w.sum())
+        a = linearised_spread([(whole, 1.0, 1.0)], mean, total, 0)
+        b = linearised_spread([(parts, 1.0, 1.0)], mean, total, 0)
+        assert a == pytest.approx(b, rel=1e-10)
+    assert mean_interval(1.0, 0.0, 0.0, 10, 0.95, "johnson") == (1.0, 1.0)
+
+
+def test_offset_losses_keep_their_precision(rng: np.random.Generator) -> None:
+    """l ~ 1e4 +- 2: raw power sums would cancel; the central sums are taken instead."""
+    e = 100.0 + rng.normal(0, 0.01, 5000)
+    r = evaluate({"p": e, "y": np.zeros(e.size)}, "p", "y", losses=["mse"],
+                 chunk_rows=1000).losses[0]
+    assert r.se == pytest.approx(scipy.stats.sem(e * e), rel=1e-9)
+    assert r.ci is not None
+    lv = e * e
+    t = scipy.stats.t.ppf(0.975, lv.size - 1)
+    assert johnson_t1(r.ci.low, lv) == pytest.approx(t, rel=1e-6)
+
+
+def ratio_se(num: np.ndarray, den: np.ndarray) -> float:
+    """SE of sum(num) / sum(den) by linearisation: n/(n-1) sum (num - L den)^2 / (sum den)^2."""
+    n = num.size
+    big_l = num.sum() / den.sum()
+    return math.sqrt(n / (n - 1) * np.sum((num - big_l * den) ** 2) / den.sum() ** 2)
+
+
+@pytest.fixture
+def classes(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = 2500
+    y = rng.choice(3, n, p=[0.6, 0.3, 0.1]).astype(float)
+    probs = rng.dirichlet(np.ones(3) * 2, n)
+    probs[np.arange(n), y.astype(int)] += 0.5
+    probs /= probs.sum(axis=1, keepdims=True)
+    return {"prob_0": probs[:, 0], "prob_1": probs[:, 1], "prob_2": probs[:, 2], "y": y,
+            "w": rng.uniform(0.5, 2.0, n), "yb": (y > 0).astype(float), "p": probs[:, 0]}
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_class_weighted_losses_get_their_interval(classes: dict[str, np.ndarray],
+                                                  weighted: bool) -> None:
+    """cce:class_weights reduces by sum(w a_y) (a ratio estimator); balanced measures a in
+    the pass; bce:pos_weight scales the loss (reduced by sum w)."""
+    d = classes
+    w = d["w"] if weighted else np.ones_like(d["y"])
+    weight = "w" if weighted else None
+    yi = d["y"].astype(int)
+    nll = -np.log(np.c_[d["prob_0"], d["prob_1"], d["prob_2"]][np.arange(yi.size), yi])
+    for spec, a in (("cce:class_weights=1,2,4", np.array([1.0, 2.0, 4.0])),
+                    ("cce:class_weights=balanced",
+                     yi.size / (3 * np.bincount(yi, minlength=3).astype(float)))):
+        r = evaluate(d, "prob_*", "y", weight, losses=[spec], chunk_rows=300).losses[0]
+        wa = w * a[yi]
+        assert r.value == pytest.approx(np.sum(wa * nll) / wa.sum(), rel=1e-12)
+        assert r.se == pytest.approx(ratio_se(wa * nll, wa), rel=1e-10), spec
+    yb, p = d["yb"], 1 - d["p"]
+    lb = -(yb * np.log(p) + (1 - yb) * np.log(1 - p))
+    for spec, pw in (("bce:pos_weight=3", 3.0), ("bce:pos_weight=balanced",
+                                                  np.sum(yb == 0) / np.sum(yb == 1))):
+        mult = np.where(yb == 1, pw, 1.0)
+        data = {"p": p, "y": yb, "w": w}
+        r = evaluate(data, "p", "y", weight, losses=[spec], chunk_rows=300).losses[0]
+        assert r.se == pytest.approx(ratio_se(w * mult * lb, w), rel=1e-10), spec
