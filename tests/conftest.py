@@ -7,9 +7,13 @@ from collections.abc import Mapping
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from losscli.engine import GradientStats
 from losscli.losses import Batch, LossDef
+
+# The long fuzz run by hand: pytest tests/fuzz --hypothesis-profile=fuzz (see tests/fuzz/README.md)
+settings.register_profile("fuzz", max_examples=1000, deadline=None)
 
 
 @pytest.fixture
