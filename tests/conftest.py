@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,12 @@ from losscli.losses import Batch, LossDef
 
 # The long fuzz run by hand: pytest tests/fuzz --hypothesis-profile=fuzz (see tests/fuzz/README.md)
 settings.register_profile("fuzz", max_examples=1000, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One directory per fuzz module for its examples' files (each example overwrites its own)."""
+    return tmp_path_factory.mktemp("fuzz")
 
 
 @pytest.fixture
