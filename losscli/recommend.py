@@ -1103,7 +1103,7 @@ def recommend(
         kind = "logit_residual"
     else:
         kind = "residual"
-    rereadable = second_pass and src.path != "-"
+    rereadable = second_pass and not src.is_stream
     workers = resolve_threads(threads)
     from losscli._alloc import keep_temporaries_in_heap
 

@@ -12,6 +12,8 @@ import fnmatch
 import io
 import math
 import os
+import re
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -158,8 +160,10 @@ class Source:
     files: list[str] = field(default_factory=list)
     delimiter: str = ","
     arrow_types: dict[str, Any] = field(default_factory=dict)
-    _stdin: BinaryIO | None = None
+    _stdin: BinaryIO | None = None  # CSV read once, as a stream: stdin, a pipe, a FIFO
     table: Any = None  # a pyarrow Table for in-memory input
+    #: the CSV line break: b"\n" (also for \r\n), or b"\r" for old Mac / Excel exports
+    newline: bytes = b"\n"
 
     @property
     def where(self) -> str:
@@ -167,13 +171,19 @@ class Source:
         return "stdin" if self.path == "-" else self.path
 
     @property
+    def is_stream(self) -> bool:
+        """Read once, front to back: no second pass, no seeking."""
+        return self._stdin is not None
+
+    @property
     def display_format(self) -> str:
         if self.path == "-":
             return "csv (stdin)"
-        return self.format
+        return f"{self.format} (stream)" if self.is_stream else self.format
 
 
-def _sniff(path: Path) -> Format:
+def _sniff_name(path: Path) -> Format | None:
+    """The format a file name says, or None."""
     name = path.name.lower()
     for suffix in (".gz", ".bz2", ".zst", ".lz4"):
         if name.endswith(suffix):
@@ -187,6 +197,13 @@ def _sniff(path: Path) -> Format:
         return "tsv"
     if name.endswith((".csv", ".txt")):
         return "csv"
+    return None
+
+
+def _sniff(path: Path) -> Format:
+    named = _sniff_name(path)
+    if named is not None:
+        return named
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"PAR1"):
@@ -196,10 +213,33 @@ def _sniff(path: Path) -> Format:
     return "csv"
 
 
+def _first_line(stream: Any) -> bytes:
+    """The bytes of a stream up to and including its first line break (\\n, \\r\\n or a lone
+    \\r), whatever its length, and possibly a little more; everything when there is none."""
+    parts: list[bytes] = []
+    while True:
+        block = stream.read(1 << 16)
+        if not block:
+            break
+        parts.append(block)
+        cr = block.find(b"\r")
+        if block.find(b"\n") >= 0 or 0 <= cr < len(block) - 1:
+            break  # a \r at the very end may be the first half of \r\n: read on
+    return b"".join(parts)
+
+
+def _line_break(head: bytes) -> bytes:
+    """b"\\r" when the first line ends with a lone carriage return, else b"\\n"."""
+    nl, cr = head.find(b"\n"), head.find(b"\r")
+    if cr >= 0 and (nl < 0 or nl > cr + 1):
+        return b"\r"
+    return b"\n"
+
+
 def _csv_header(raw: bytes, where: str, delimiter: str) -> list[str]:
     import csv
 
-    line = raw.split(b"\n", 1)[0].rstrip(b"\r")
+    line = raw.split(_line_break(raw), 1)[0].rstrip(b"\r")
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -213,15 +253,17 @@ def _csv_header(raw: bytes, where: str, delimiter: str) -> list[str]:
 def open_source(path: str) -> Source:
     """Open an input and read its column names; raises InputError for missing or broken files."""
     if path == "-":
-        stream = sys.stdin.buffer
-        head = stream.readline()
-        if not head.strip():
-            raise InputError("stdin: no CSV data (empty input)")
-        names = _csv_header(head, "stdin", ",")
-        return Source("-", "csv", names, _stdin=io.BufferedReader(ChainedReader(head, stream)))
+        return _open_stream("-", sys.stdin.buffer, "csv")
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such file or directory")
+    if not p.is_dir() and not stat.S_ISREG(p.stat().st_mode):
+        # A FIFO, /dev/stdin on a pipe, a process substitution <(...): one read, front to back.
+        try:
+            stream = open(p, "rb")  # noqa: SIM115 - read by the batches, closed at exit
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        return _open_stream(path, stream, "tsv" if _sniff_name(p) == "tsv" else "csv")
     if p.is_dir():
         files = sorted(str(f) for f in p.rglob("*") if f.is_file()
                        and f.suffix.lower() in (".parquet", ".pq", ".parq")
@@ -243,12 +285,28 @@ def open_source(path: str) -> Source:
     delimiter = "\t" if fmt == "tsv" else ","
     try:
         with pa.input_stream(path, compression="detect") as f:
-            head = f.read(1 << 16)
+            head = _first_line(f)
     except (OSError, pa.ArrowException) as exc:
         raise _arrow_error(exc, path) from None
     if not head.strip():
         raise InputError(f"{path}: file is empty")
-    return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter)
+    return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter,
+                  newline=_line_break(head))
+
+
+def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
+    """CSV from a stream that can be read only once: its header now, the rest later."""
+    where = "stdin" if path == "-" else path
+    head = _first_line(stream)
+    if head.startswith((b"PAR1", b"ARROW1")):
+        raise InputError(f"{where}: Parquet and Arrow data need a file (they are read from "
+                         "the end); only CSV can be read from a pipe")
+    if not head.strip():
+        raise InputError(f"{where}: no CSV data (empty input)")
+    delimiter = "\t" if fmt == "tsv" else ","
+    names = _csv_header(head, where, delimiter)
+    return Source(path, fmt, names, delimiter=delimiter, newline=_line_break(head),
+                  _stdin=io.BufferedReader(ChainedReader(head, stream)))
 
 
 def open_table(data: Any) -> Source:
@@ -371,6 +429,10 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
+    repeated = [c for c in cols.selected if src.names.count(c) > 1]
+    if repeated:
+        raise InputError(f"{src.where}: {src.names.count(repeated[0])} columns are named "
+                         f"'{repeated[0]}'; rename them so that the name means one column")
     if len(cols.pred) == 1:
         import pyarrow as pa
 
@@ -429,7 +491,7 @@ def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Reco
         raise _arrow_error(exc, path) from None
 
 
-def _csv_pieces(stream: Any, size: int) -> Iterator[memoryview]:
+def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memoryview]:
     """The data lines of a CSV stream (the header line left out) in pieces of about ``size``
     bytes that end at a line break, the last one at the end of the data.
 
@@ -452,7 +514,7 @@ def _csv_pieces(stream: Any, size: int) -> Iterator[memoryview]:
         end = len(tail) + got
         start = 0
         if header:
-            nl = bytes(view[:end]).find(b"\n") if got else -1
+            nl = bytes(view[:end]).find(newline) if got else -1
             if nl < 0:
                 if not got:
                     return
@@ -463,7 +525,7 @@ def _csv_pieces(stream: Any, size: int) -> Iterator[memoryview]:
             if end > start:
                 yield view[start:end]
             return
-        cut = _last_newline(view, start, end)
+        cut = _last_newline(view, start, end, newline)
         if cut < 0:
             tail = bytes(view[start:end])
             continue
@@ -471,12 +533,12 @@ def _csv_pieces(stream: Any, size: int) -> Iterator[memoryview]:
         tail = bytes(view[cut + 1:end])
 
 
-def _last_newline(view: memoryview, start: int, end: int) -> int:
-    """Index of the last b"\\n" in view[start:end], or -1; looks back 64 KiB at a time."""
+def _last_newline(view: memoryview, start: int, end: int, newline: bytes = b"\n") -> int:
+    """Index of the last ``newline`` in view[start:end], or -1; looks back 64 KiB at a time."""
     hi = end
     while hi > start:
         lo = max(start, hi - (1 << 16))
-        i = bytes(view[lo:hi]).rfind(b"\n")
+        i = bytes(view[lo:hi]).rfind(newline)
         if i >= 0:
             return lo + i
         hi = lo
@@ -498,20 +560,37 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
                                   strings_can_be_null=True)
     seen = 0
     try:
-        with (nullcontext(src._stdin) if src.path == "-"
+        with (nullcontext(src._stdin) if src.is_stream
               else pa.input_stream(src.path, compression="detect")) as stream:
-            for piece in _csv_pieces(stream, CSV_PIECE_SIZE):
+            for piece in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
                 try:
                     table = pcsv.read_csv(pa.BufferReader(pa.py_buffer(piece)),
                                           read_options=read, parse_options=parse,
                                           convert_options=convert)
                 except pa.ArrowInvalid as exc:
-                    raise _piece_error(src, piece, exc, seen, parse, convert) from None
+                    if "straddl" not in str(exc):
+                        raise _piece_error(src, piece, exc, seen, parse, convert) from None
+                    # A line longer than a parse block (pieces grow to hold any line): the
+                    # piece as one block.
+                    table = _one_block(src, piece, seen, parse, convert)
                 for batch in table.to_batches():
                     yield from _slice(batch, rows)
                 seen += table.num_rows
     except (OSError, pa.ArrowException) as exc:
         raise _arrow_error(exc, where) from None
+
+
+def _one_block(src: Source, piece: memoryview, seen: int, parse: Any, convert: Any) -> Any:
+    """A piece parsed as one block, on one thread: for lines longer than CSV_BLOCK_SIZE."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    read = pcsv.ReadOptions(column_names=src.names, block_size=len(piece) + 1, use_threads=False)
+    try:
+        return pcsv.read_csv(pa.BufferReader(pa.py_buffer(piece)), read_options=read,
+                             parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(src, exc, seen) from None
 
 
 def _piece_error(src: Source, piece: memoryview, exc: Exception, seen: int, parse: Any,
@@ -566,7 +645,7 @@ def _csv_error(src: Source, exc: Exception, seen: int) -> InputError:
         return InputError(f"{where}: no data rows (empty or header only)")
     ragged = re.search(r"Expected (\d+) columns, got (\d+): (.*)", text)
     if ragged:
-        found = _csv_ragged(src) if src.path != "-" else None
+        found = _csv_ragged(src) if not src.is_stream else None
         if found:
             count, line, expected, got = found
             return InputError(f"{where}: {count} ragged row(s): expected {expected} fields, "
@@ -581,7 +660,7 @@ def _csv_error(src: Source, exc: Exception, seen: int) -> InputError:
     # pyarrow numbers columns by their position in the file and rows by line of the piece.
     name = src.names[index] if index < len(src.names) else f"#{index}"
     row = seen + int(m[2]) if m[2] else None
-    if row is None and src.path != "-":
+    if row is None and not src.is_stream:
         row = _locate_csv_value(src, name, value)
     at = f" at row {row}" if row is not None else ""
     return InputError(f"{where}: column '{name}' has a non-numeric value '{value}'{at}")
@@ -642,6 +721,8 @@ def record_batches(src: Source, cols: Columns, rows: int,
 def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     import pyarrow as pa
 
+    if pa.types.is_dictionary(arr.type):  # a pandas Categorical in Feather / Arrow IPC
+        arr = arr.dictionary_decode()
     t = arr.type
     if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t)):
@@ -692,26 +773,78 @@ def _int_view(arr: pa.Array, fill: int) -> np.ndarray:
                          offset=arr.offset * 8)
 
 
+#: Text that reads as a number: "2", "2.0" (what pandas writes for a float column), "+1e0".
+_NUMBER_TEXT = r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"
+_INTEGER_LABEL = re.compile(r"[-+]?[0-9]+")
+
+
+def integer_labels(labels: Sequence[str]) -> list[int] | None:
+    """The class labels as integers when every one is a distinct integer (prob_1..prob_3 for
+    1-based ratings, prob_1,prob_0 in another order), else None."""
+    if not labels or not all(_INTEGER_LABEL.fullmatch(label.strip()) for label in labels):
+        return None
+    values = [int(label) for label in labels]
+    return values if len(set(values)) == len(values) else None
+
+
+def _numeric_classes(values: np.ndarray, cols: Columns, where: str, first_row: int,
+                     n_classes: int) -> np.ndarray:
+    """Numeric targets as class positions, by the one rule for every format: when the class
+    labels (the prediction columns' suffixes) are all integers, a number is the label it
+    equals; when no label is a number, it is the position 0..C-1; when the labels mix numbers
+    and names, a number is ambiguous and refused. NaN stays NaN."""
+    ints = integer_labels(cols.labels)
+    if ints is None:
+        numbered = [x for x in cols.labels if re.fullmatch(_NUMBER_TEXT, x.strip())]
+        if numbered and np.isfinite(values).any():
+            i = int(np.argmax(np.isfinite(values)))
+            raise InputError(
+                f"{where}: column '{cols.target}' row {first_row + i + 1} holds the number "
+                f"{values[i]:g}, but the class labels ({', '.join(cols.labels)}) mix numbers "
+                f"('{numbered[0]}') and names, so it could be a label or a position 0.."
+                f"{n_classes - 1}; give the targets as labels, or select columns whose "
+                "suffixes are all numbers or all names")
+        return values  # positions; TaskValidator checks them
+    if ints == list(range(len(ints))):
+        return values  # the labels are the positions
+    order = np.argsort(ints)
+    known = np.asarray(ints, dtype=np.float64)[order]
+    pos = np.minimum(np.searchsorted(known, values), len(known) - 1)
+    found = known[pos] == values
+    bad = np.flatnonzero(~found & ~np.isnan(values))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"{where}: column '{cols.target}' row {first_row + i + 1} has class {values[i]:g}, "
+            f"which is not a class label ({', '.join(cols.labels)}, the prediction columns' "
+            f"suffixes: numbers that match them are labels, not positions 0..{n_classes - 1})")
+    return np.where(found, order[pos].astype(np.float64), np.nan)
+
+
 def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
                  n_classes: int) -> np.ndarray:
-    """Targets of a multiclass input as float class indices (NaN where missing).
+    """Targets of a multiclass input as float class positions (NaN where missing).
 
-    A target that reads as an integer is a class index (as in a numeric column); any other text
-    is looked up among the class labels (the prediction columns' suffixes).
+    Text that reads as a number ("2", "2.0") is that number, and numbers follow
+    :func:`_numeric_classes` whatever the format; other text is looked up among the class
+    labels (the prediction columns' suffixes).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
-            or pa.types.is_dictionary(arr.type)):
-        return _numeric(arr, cols.target, where)
+    if pa.types.is_dictionary(arr.type) and not _is_text(arr.type.value_type):
+        arr = arr.dictionary_decode()
+    if not (_is_text(arr.type) or pa.types.is_dictionary(arr.type)):
+        return _numeric_classes(_numeric(arr, cols.target, where), cols, where, first_row,
+                                n_classes)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
     arr = pc.utf8_trim_whitespace(arr)
     out = np.full(len(arr), np.nan)
-    numeric = _int_view(pc.match_substring_regex(arr, r"^[-+]?[0-9]+$"), 0).astype(bool)
+    numeric = _int_view(pc.match_substring_regex(arr, _NUMBER_TEXT), 0).astype(bool)
     if numeric.any():
         out[numeric] = float64_view(pc.cast(pc.filter(arr, pa.array(numeric)), pa.float64()))
+        out = _numeric_classes(out, cols, where, first_row, n_classes)
     label = _int_view(arr.is_valid(), 0).astype(bool) & ~numeric
     if label.any():
         rest = np.flatnonzero(label)
@@ -728,6 +861,13 @@ def _class_index(arr: pa.Array, cols: Columns, where: str, first_row: int,
                              f"(classes: {classes})")
         out[rest] = index
     return out
+
+
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_string_view(t))
 
 
 def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.ndarray:

@@ -536,20 +536,28 @@ def test_multiclass_parquet_list_column(labelled: tuple[np.ndarray, np.ndarray, 
     assert rel_close(r.losses[0].value, expected, 1e-12)
 
 
-def test_multiclass_index_targets_same_in_csv_and_parquet(tmp_path: Path) -> None:
-    """Targets 0..C-1 are class indices (README); columns named prob_1..prob_3 must not turn
-    some of them into labels when the file is a CSV."""
+def test_multiclass_numbered_columns_follow_one_rule_in_csv_and_parquet(tmp_path: Path) -> None:
+    """Columns prob_1..prob_3 name the classes 1..3 (README): targets 1..3 are those labels in
+    CSV and Parquet alike (as scikit-learn's log_loss(labels=[1, 2, 3])), and a target 0, which
+    could only be a position, is refused in both."""
+    from sklearn.metrics import log_loss
+
     rng = np.random.default_rng(12)
     proba = rng.dirichlet([2.0, 2.0, 2.0], 300)
     y = rng.integers(0, 3, 300)
-    expected = math.fsum((-np.log(proba[np.arange(300), y])).tolist()) / 300
-    table = pa.table({"y": pa.array(y), **{f"prob_{k + 1}": proba[:, k] for k in range(3)}})
-    pq.write_table(table, tmp_path / "m.parquet")
-    pcsv.write_csv(table, tmp_path / "m.csv")
-    for name in ("m.parquet", "m.csv"):
-        r = losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
-        assert rel_close(r.losses[0].value, expected, 1e-12), (name, r.losses[0].value,
-                                                                 expected)
+    expected = log_loss(y + 1, proba, labels=[1, 2, 3])
+    for target, ok in ((y + 1, True), (y, False)):
+        table = pa.table({"y": pa.array(target),
+                          **{f"prob_{k + 1}": proba[:, k] for k in range(3)}})
+        pq.write_table(table, tmp_path / "m.parquet")
+        pcsv.write_csv(table, tmp_path / "m.csv")
+        for name in ("m.parquet", "m.csv"):
+            if ok:
+                r = losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
+                assert rel_close(r.losses[0].value, expected, 1e-12), (name, r.losses[0].value)
+            else:
+                with pytest.raises(InputError, match="has class 0, which is not a class label"):
+                    losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
 
 
 # --- default losses and the report -----------------------------------------------------------

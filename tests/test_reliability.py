@@ -361,3 +361,291 @@ def test_junit_escapes_lone_surrogates() -> None:
     text.encode("utf-8")  # no lone surrogate left
     suite = ET.fromstring(text).find("testsuite")
     assert suite is not None and suite.get("name") == "losscli eval bad\\udcff\\x00name.csv"
+
+
+# --- multiclass targets: one rule for labels and positions, in every format -------------------
+
+PROBA = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]]
+
+
+def _multiclass_file(tmp_path: Path, fmt: str, names: list[str], target: list[object]) -> Path:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    columns: dict[str, object] = {"label": pa.array(target)}
+    for k, name in enumerate(names):
+        columns[name] = [row[k] for row in PROBA]
+    table = pa.table(columns)
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "csv":
+        pcsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize(("names", "target", "labels"), [
+    (["prob_1", "prob_2", "prob_3"], [1, 2, 3, 1], [1, 2, 3]),           # 1-based ratings
+    (["prob_2", "prob_0", "prob_1"], [0, 1, 2, 2], [2, 0, 1]),           # any column order
+    (["prob_0", "prob_1", "prob_2"], [0, 1, 2, 1], [0, 1, 2]),           # labels = positions
+    (["prob_0", "prob_1", "prob_2"], [0.0, 1.0, 2.0, 1.0], [0, 1, 2]),   # floats (pandas)
+    (["prob_10", "prob_20", "prob_30"], [30, 10, 20, 30], [10, 20, 30]),
+])
+def test_numbered_class_columns_are_labels_in_every_format(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, fmt: str, names: list[str],
+        target: list[float], labels: list[int]) -> None:
+    from sklearn.metrics import log_loss
+
+    src = _multiclass_file(tmp_path, fmt, names, target)
+    rc, out, err = cli(capfd, "eval", src, "--pred", "prob_*", "--loss", "cce", "-f", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["columns"]["classes"] == [n.split("_")[1] for n in names]
+    # scikit-learn orders its columns by sorted label: reorder ours to match
+    order = np.argsort(labels)
+    expected = log_loss([int(t) for t in target], np.array(PROBA)[:, order],
+                        labels=sorted(labels))
+    assert doc["losses"][0]["value"] == pytest.approx(expected, rel=1e-14)
+
+
+def test_float_text_targets_in_csv_equal_parquet(capfd: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    """'1.0, 0.0, 2.0', as pandas writes a float column, is read as 1, 0, 2 (it was refused in
+    CSV while the same Parquet column worked)."""
+    from sklearn.metrics import log_loss
+
+    f = tmp_path / "m.csv"
+    f.write_text("label,prob_a,prob_b,prob_c\n" + "".join(
+        f"{t},{','.join(map(repr, row))}\n" for t, row in zip(["1.0", "0.0", " 2.0", "1e0"],
+                                                              PROBA, strict=True)))
+    rc, out, err = cli(capfd, "eval", f, "--loss", "cce", "-f", "json")
+    assert rc == 0, err
+    expected = log_loss([1, 0, 2, 1], PROBA, labels=[0, 1, 2])
+    assert json.loads(out)["losses"][0]["value"] == pytest.approx(expected, rel=1e-14)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize(("names", "target", "needles"), [
+    (["prob_1", "prob_2", "prob_3"], [0, 1, 2, 1], ("has class 0", "not a class label (1, 2, 3",
+                                                    "not positions 0..2")),
+    (["prob_0", "prob_cat", "prob_dog"], [0, 1, 2, 1], ("mix numbers", "'0'")),
+])
+def test_ambiguous_class_targets_are_refused(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                             fmt: str, names: list[str], target: list[int],
+                                             needles: tuple[str, ...]) -> None:
+    src = _multiclass_file(tmp_path, fmt, names, target)
+    assert_input_error(cli(capfd, "eval", src, "--pred", "prob_*", "--loss", "cce"),
+                       "column 'label' row 1", *needles)
+
+
+# --- duplicate column names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "feather"])
+def test_duplicate_column_name_is_refused(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                          fmt: str) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_arrays([pa.array([1.0, 2.0]), pa.array([1.5, 2.5]),
+                                  pa.array([9.0, 9.0])], names=["y", "pred", "pred"])
+    src = tmp_path / f"d.{fmt}"
+    if fmt == "csv":
+        src.write_text("y,pred,pred\n1,1.5,9\n2,2.5,9\n")
+    elif fmt == "parquet":
+        pq.write_table(table, src)
+    else:
+        feather.write_feather(table, src)
+    assert_input_error(cli(capfd, "eval", src), "2 columns are named 'pred'")
+    # a duplicate that is not read does no harm
+    if fmt == "csv":
+        src.write_text("y,pred,x,x\n1,1.5,a,b\n2,2.5,c,d\n")
+        rc, out, err = cli(capfd, "eval", src, "-l", "mse", "-f", "json")
+        assert rc == 0, err
+        assert json.loads(out)["losses"][0]["value"] == 0.25
+
+
+# --- line endings, long lines and headers --------------------------------------------------------
+
+Y4 = [1.0, 2.0, 3.0, 4.0]
+P4 = [1.5, 2.0, 2.0, 5.0]
+MSE4 = math.fsum((p - y) ** 2 for y, p in zip(Y4, P4, strict=True)) / 4
+
+
+def _lines(eol: str) -> bytes:
+    return ("y,pred" + eol + "".join(f"{y!r},{p!r}{eol}"
+                                     for y, p in zip(Y4, P4, strict=True))).encode()
+
+
+@pytest.mark.parametrize("eol", ["\r", "\r\n", "\n"], ids=["cr", "crlf", "lf"])
+def test_line_endings_in_files_and_on_stdin(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                            eol: str) -> None:
+    f = tmp_path / "eol.csv"
+    f.write_bytes(_lines(eol))
+    rc, out, err = cli(capfd, "eval", f, "-l", "mse", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == MSE4
+    proc = subprocess.run([sys.executable, "-m", "losscli", "eval", "-", "-l", "mse", "-f",
+                           "json"], input=_lines(eol), capture_output=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["losses"][0]["value"] == MSE4
+
+
+def test_cr_only_file_without_final_line_break(capfd: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    f = tmp_path / "eol.csv"
+    f.write_bytes(_lines("\r")[:-1])
+    rc, out, err = cli(capfd, "eval", f, "-l", "mse", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == MSE4
+
+
+def _wide_csv(classes: int) -> tuple[bytes, float]:
+    """A header far over 64 KiB (long class column names) and the cce reference."""
+    names = [f"prob_class_number_{k:05d}_of_a_very_wide_softmax" for k in range(classes)]
+    rows = []
+    targets = [0, classes - 1, 7]
+    for t in targets:
+        p = [0.5 / (classes - 1)] * classes
+        p[t] = 0.5
+        rows.append(f"{t}," + ",".join(repr(v) for v in p))
+    text = "label," + ",".join(names) + "\n" + "\n".join(rows) + "\n"
+    return text.encode(), -math.log(0.5)
+
+
+def test_header_over_64_kib_in_a_file_and_on_stdin(capfd: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    data, expected = _wide_csv(4000)
+    assert data.index(b"\n") > 64 << 10
+    f = tmp_path / "wide.csv"
+    f.write_bytes(data)
+    rc, out, err = cli(capfd, "eval", f, "--pred", "prob_*", "-l", "cce", "-f", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["losses"][0]["value"] == pytest.approx(expected, rel=1e-15)
+    assert len(doc["columns"]["classes"]) == 4000
+    proc = subprocess.run([sys.executable, "-m", "losscli", "eval", "-", "--pred", "prob_*",
+                           "-l", "cce", "-f", "json"], input=data, capture_output=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["losses"][0]["value"] == pytest.approx(expected, rel=1e-15)
+
+
+def test_line_longer_than_the_parse_block(capfd: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    from losscli.sources import CSV_PIECE_SIZE
+
+    f = tmp_path / "long.csv"
+    long_note = "x" * (CSV_PIECE_SIZE + (1 << 20))  # longer than a piece and a parse block
+    f.write_text("y,pred,note\n1,1.5,a\n2,2," + long_note + "\n3,2,b\n4,5,c\n")
+    rc, out, err = cli(capfd, "eval", f, "-l", "mse", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == MSE4
+
+
+# --- streams that are not stdin -------------------------------------------------------------------
+
+
+def test_fifo_as_source(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(_lines("\n")), daemon=True)
+    writer.start()
+    rc, out, err = cli(capfd, "eval", fifo, "-l", "mse", "-f", "json")
+    writer.join(timeout=10)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["losses"][0]["value"] == MSE4
+    assert doc["source"]["format"] == "csv (stream)"
+
+
+@pytest.mark.parametrize("command", [
+    "cat {f} | {losscli} eval /dev/stdin -l mse -f json",
+    "{losscli} eval <(cat {f}) -l mse -f json",
+    "cat {f} | {losscli} recommend /dev/stdin -f json",
+])
+def test_dev_stdin_and_process_substitution(tmp_path: Path, command: str) -> None:
+    f = tmp_path / "in.csv"
+    f.write_bytes(_lines("\n"))
+    losscli = f"{sys.executable} -m losscli"
+    proc = subprocess.run(["bash", "-c", command.format(f=f, losscli=losscli)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    if "losses" in doc:
+        assert doc["losses"][0]["value"] == MSE4
+    else:
+        assert doc["evidence"]["rows"] == 4
+
+
+def test_parquet_through_a_pipe_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"y": Y4, "pred": P4}), f)
+    proc = subprocess.run(["bash", "-c", f"cat {f} | {sys.executable} -m losscli eval "
+                                         "/dev/stdin"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "need a file" in proc.stderr
+
+
+# --- dictionary-encoded numeric columns -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["feather", "arrow-stream", "parquet", "memory"])
+def test_dictionary_encoded_numbers_read_in_every_format(capfd: pytest.CaptureFixture[str],
+                                                         tmp_path: Path, fmt: str) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    from losscli import evaluate
+
+    df = pd.DataFrame({"y": pd.Categorical(Y4), "pred": pd.Categorical(P4),
+                       "w": pd.Categorical([1.0, 2.0, 1.0, 2.0])})
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    assert pa.types.is_dictionary(table.schema.field("pred").type)
+    expected = math.fsum(w * (p - y) ** 2 for y, p, w in
+                         zip(Y4, P4, [1.0, 2.0, 1.0, 2.0], strict=True)) / 6
+    if fmt == "memory":
+        value = evaluate(df, pred="pred", target="y", weight="w", losses=["mse"]).losses[0].value
+        assert value == expected
+        return
+    src = tmp_path / ("d.parquet" if fmt == "parquet" else "d.arrow")
+    if fmt == "feather":
+        feather.write_feather(df, src)
+    elif fmt == "parquet":
+        pq.write_table(table, src)
+    else:
+        with pa.OSFile(str(src), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+    rc, out, err = cli(capfd, "eval", src, "-w", "w", "-l", "mse", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == expected
+
+
+def test_dictionary_encoded_multiclass_target(capfd: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    from sklearn.metrics import log_loss
+
+    target = pa.array([1, 2, 3, 1]).dictionary_encode()
+    table = pa.table({"label": target, **{f"prob_{k + 1}": [r[k] for r in PROBA]
+                                          for k in range(3)}})
+    src = tmp_path / "m.feather"
+    feather.write_feather(table, src)
+    rc, out, err = cli(capfd, "eval", src, "--pred", "prob_*", "-l", "cce", "-f", "json")
+    assert rc == 0, err
+    expected = log_loss([1, 2, 3, 1], PROBA, labels=[1, 2, 3])
+    assert json.loads(out)["losses"][0]["value"] == pytest.approx(expected, rel=1e-14)
