@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -345,6 +346,18 @@ ShowConfigOpt = Annotated[bool, typer.Option(
     help="Add each setting and where it came from to the result.")]
 
 
+PluginOpt = Annotated[list[str] | None, typer.Option(
+    "--plugin", rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
+    help="Load custom losses from a Python file or module (repeatable); see README.")]
+
+
+def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:
+    if refs:
+        from losscli.plugin import load_plugins
+
+        load_plugins(list(refs))
+
+
 def _settings(command: str, flags: dict[str, Any], config: Path | None,
               no_config: bool) -> Settings:
     """Flags over the settings file over defaults: the one settings model of every command."""
@@ -386,6 +399,7 @@ def eval_cmd(
         help="Loss spec, repeatable: huber, 'huber:delta=2', 'quantile:q=0.9', "
         "'0.7*mse+0.3*mae'. Default: the losses of the task. See `losscli losses`.",
     )] = None,
+    plugin: PluginOpt = None,
     vanish_tol: Annotated[float | None, typer.Option(
         "--vanish-tol", rich_help_panel=GRADIENTS, show_default=False,
         help="|g| at or below this counts as vanishing (default 1e-6).")] = None,
@@ -435,7 +449,8 @@ def eval_cmd(
         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
         "max": max_, "baseline": None if baseline is None else str(baseline),
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
-        "bootstrap_samples": bootstrap_samples, "seed": seed}, config, no_config)
+        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin}, config, no_config)
+    _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
     gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
@@ -504,39 +519,111 @@ def _step_summary(report: Report) -> None:
 def losses_cmd(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")
                    ] = OutputFormat.table,
+    plugin: PluginOpt = None,
+    check: Annotated[str | None, typer.Option(
+        "--check", metavar="SPEC", rich_help_panel="Gradient check",
+        help="Check a loss's declared gradient against central finite differences on a grid "
+        "(and on --data); exit 1 if the worst relative error is above --rtol.")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", metavar="FILE", rich_help_panel="Gradient check",
+        help="Also check at every row of this prediction file (--pred, --target as for eval).")
+    ] = None,
+    pred: PredOpt = None,
+    target: TargetOpt = None,
+    logits: Annotated[bool, typer.Option(
+        "--logits", rich_help_panel="Gradient check",
+        help="Check binary / multiclass losses on logits instead of probabilities.")] = False,
+    rtol: Annotated[float, typer.Option(
+        "--rtol", rich_help_panel="Gradient check",
+        help="Largest relative error that passes.")] = 1e-6,
+    atol: Annotated[float, typer.Option(
+        "--atol", rich_help_panel="Gradient check",
+        help="Gradients smaller than this are compared absolutely (to rtol x atol).")] = 1e-3,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
 ) -> None:
-    """The loss catalog: formulas, parameters, gradients and pinned conventions."""
-    from losscli.losses import CATALOG, EPS
+    """The loss catalog (and plugin losses): formulas, parameters, gradients and pinned
+    conventions; with --check, a gradient check.
 
+    Exit codes: 0 ok (the check passed), 1 the check failed, 2 bad input / usage.
+    """
+    from losscli.config import find_config
+
+    cfg = find_config(config, use=not no_config)
+    _load_plugins([*cfg.values.get("plugins", []), *(plugin or [])])
+    if check is not None:
+        _check_cmd(check, data, pred, target, logits, rtol, atol)
+        return
+    if data is not None or pred is not None or target is not None or logits:
+        raise UsageError("--data, --pred, --target and --logits go with --check")
+    from losscli.losses import CATALOG, EPS, PLUGINS
+
+    listed = [*CATALOG.values(), *PLUGINS.values()]
     if fmt is OutputFormat.json:
         from losscli.render.json import dumps
 
         doc = {"schema": "losscli.losses/1", "eps": EPS, "losses": [
             {"name": d.name, "task": d.task, "summary": d.summary, "formula": d.formula,
              "gradient": d.gradient, "aliases": list(d.aliases),
+             **({"origin": d.origin} if d.origin else {}),
              "params": [{"name": p.name, "default": p.default, "valid": p.valid_text,
-                         "doc": p.doc} for p in d.params]} for d in CATALOG.values()]}
+                         "doc": p.doc} for p in d.params]} for d in listed]}
         sys.stdout.write(dumps(doc))
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from losscli.render.table import print_losses
 
-    table = Table(title="losscli losses", title_justify="left", show_lines=True,
-                  header_style="bold")
-    for name in ("loss", "task", "parameters", "per-sample loss l", "gradient g = dl/dpred"):
-        table.add_column(name)
-    for d in CATALOG.values():
-        params = "\n".join(f"{p.name}={p.default} ({p.valid_text})" for p in d.params) or "-"
-        names = d.name + (f"\n({', '.join(d.aliases)})" if d.aliases else "")
-        table.add_row(names, d.task, params, escape(d.formula), escape(d.gradient))
-    console = stdout_console()
-    console.print(table)
-    console.print(
-        f"e = prediction - target. Reported value: sum(w l) / sum(w) (rmse: its square root). "
-        f"Probabilities are clipped to [eps, 1 - eps], eps = {EPS:.6g} (float64 machine epsilon, "
-        "as scikit-learn's log_loss); logits are never clipped. Weighted sums: "
-        "'0.7*mse+0.3*mae'. Gradient statistics are over rows (row L2 norm for multiclass); "
-        "norm is the L2 norm of the gradient of the reduced, weighted loss.")
+    print_losses(listed, EPS, stdout_console())
+
+
+def _check_cmd(check: str, data: str | None, pred: str | None, target: str | None,
+               logits: bool, rtol: float, atol: float) -> None:
+    """``losses --check``: the gradient check, as plain lines on stdout; exit 1 if it fails."""
+    from losscli.gradcheck import check_gradient, describe
+    from losscli.spec import parse_spec
+
+    for label, v in (("--rtol", rtol), ("--atol", atol)):
+        if not (v > 0 and math.isfinite(v)):
+            raise UsageError(f"{label} must be a finite number > 0, got {v}")
+    spec = parse_spec(check)
+    if spec.is_combination:
+        raise UsageError(f"--check takes one loss, got the combination '{check}'")
+    term = spec.terms[0]
+    if term.balanced:
+        raise UsageError(f"--check {check}: balanced class weights are measured from data; "
+                         "check with a number instead")
+    if logits and term.loss.task == "regression":
+        raise UsageError("--logits applies to binary and multiclass losses")
+    chunks = None
+    if data is not None:
+        chunks = _check_rows(data, pred, target, term.loss.task)
+    elif pred is not None or target is not None:
+        raise UsageError("--pred and --target select columns of --data")
+    result = check_gradient(term.loss, term.params, logits=logits, data=chunks,
+                            data_label=data or "data", rtol=rtol, atol=atol)
+    sys.stdout.write("\n".join(describe(result)) + "\n")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _check_rows(source: str, pred: str | None, target: str | None,
+                task: str) -> Iterator[tuple[Any, Any, Any]]:
+    """(pred, target, row numbers) of each chunk of a prediction file (NaN rows left out)."""
+    import numpy as np
+
+    from losscli.sources import NanStats, open_source, raw_chunks, resolve_columns, to_chunk
+
+    src = open_source(source)
+    cols = resolve_columns(src, pred, target, None)
+    if cols.multiclass != (task == "multiclass"):
+        need = "several prediction columns" if task == "multiclass" else "one prediction column"
+        raise UsageError(f"a {task} loss needs {need}; --data {source} gives "
+                         f"{len(cols.pred)} ({', '.join(cols.pred)})")
+    stats = NanStats()
+    for raw in raw_chunks(src, cols, 1 << 16):
+        chunk = to_chunk(raw, cols, stats)
+        n = chunk.target.shape[0]
+        if n:
+            yield chunk.pred, chunk.target, np.array([chunk.row_number(i) for i in range(n)])
 
 
 NO_DATA = "Without data"

@@ -51,6 +51,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "bootstrap_samples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                           "a positive integer"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "plugins": (lambda v: isinstance(v, list) and all(_is_str(x) for x in v),
+                "a list of plugin files (.py) or module names (strings)"),
 }
 
 
@@ -129,6 +131,9 @@ def _read(path: Path, pyproject: bool) -> ConfigFile:
     if "baseline" in values:
         base = Path(values["baseline"])
         values["baseline"] = str(base if base.is_absolute() else path.parent / base)
+    if "plugins" in values:  # plugin files are relative to the configuration file
+        values["plugins"] = [str(path.parent / p) if p.endswith(".py") and
+                             not Path(p).is_absolute() else p for p in values["plugins"]]
     return ConfigFile(path, label, values)
 
 

@@ -24,3 +24,8 @@ class InputError(LossCliError):
 
 class ConfigError(LossCliError):
     """A malformed configuration file or key."""
+
+
+class PluginError(LossCliError):
+    """A custom loss that cannot be used: it fails to import, clashes with another loss's name,
+    or returns values of the wrong shape or non-finite values for finite input."""

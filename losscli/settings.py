@@ -30,7 +30,7 @@ ALL_FORMATS = FORMATS["eval"]
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
 EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
-             "ci", "confidence", "bootstrap_samples", "seed")
+             "ci", "confidence", "bootstrap_samples", "seed", "plugins")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Settings:
     confidence: float = DEFAULT_CONFIDENCE
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES
     seed: int = 0
+    #: custom-loss plugins (files or modules): the configuration file's, then the flags'
+    plugins: tuple[str, ...] = ()
     origins: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -117,14 +119,18 @@ def resolve(command: str, flags: dict[str, Any], config: ConfigFile) -> Settings
         if key in ("command", "origins") or (command != "eval" and key in EVAL_ONLY):
             continue
         flag = flags.get(key)
-        if flag is not None and flag != [] and flag != {}:
+        if key == "plugins" and flag and key in config.values:  # plugins add up
+            values[key] = [*config.values[key], *flag]
+            origins[key] = f"{config.label} and flag"
+        elif flag is not None and flag != [] and flag != {}:
             values[key], origins[key] = flag, "flag"
         elif key in config.values:
             values[key], origins[key] = config.values[key], config.label
         else:
             origins[key] = "default"
-    if "losses" in values:
-        values["losses"] = tuple(values["losses"])
+    for key in ("losses", "plugins"):
+        if key in values:
+            values[key] = tuple(values[key])
     return Settings(command=command, origins=origins, **values)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from losscli.errors import UsageError
-from losscli.losses import BALANCED, CATALOG, LossDef, Param, ParamValue, Task, lookup
+from losscli.losses import BALANCED, LossDef, Param, ParamValue, Task, known_names, lookup
 
 # '+' that starts a new term: followed by an optional 'coef*' and a name (so '1e+3' is a number).
 _TERM_SPLIT = re.compile(r"\+(?=\s*(?:[0-9.]+(?:[eE][-+]?\d+)?\s*\*\s*)?[A-Za-z_])")
@@ -162,7 +162,7 @@ def _parse_term(chunk: str, text: str) -> Term:
                          "or a weighted sum such as '0.7*mse+0.3*mae'")
     loss = lookup(m["name"])
     if loss is None:
-        raise UsageError(f"unknown loss '{m['name']}' (known: {', '.join(CATALOG)})")
+        raise UsageError(f"unknown loss '{m['name']}' (known: {', '.join(known_names())})")
     coef = float(m["coef"]) if m["coef"] else 1.0
     if not (coef > 0 and math.isfinite(coef)):
         raise UsageError(f"coefficient of '{m['name']}' in '{text}' must be > 0, got {m['coef']}")

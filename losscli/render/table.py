@@ -18,6 +18,7 @@ from rich.text import Text
 
 from losscli.engine import Report
 from losscli.gates import distinct
+from losscli.losses import LossDef
 from losscli.render import ci_header, ci_text, fmt, pct
 
 
@@ -152,3 +153,40 @@ def config_table(config: dict[str, Any]) -> Table:
 
 def print_eval(report: Report, console: Console) -> None:
     console.print(eval_renderable(report, console.width))
+
+
+def print_losses(losses: Sequence[LossDef], eps: float, console: Console) -> None:
+    """The loss catalog (and plugin losses) as a table, and the pinned conventions. Every text
+    is escaped: formulas hold brackets ([eps, 1 - eps]) that Rich would read as markup."""
+    table = Table(title="losscli losses", title_justify="left", show_lines=True,
+                  header_style="bold")
+    for name in ("loss", "task", "parameters", "per-sample loss l", "gradient g = dl/dpred"):
+        table.add_column(name)
+    for d in losses:
+        params = "\n".join(f"{p.name}={p.default} ({p.valid_text})" for p in d.params) or "-"
+        names = d.name + (f"\n({', '.join(d.aliases)})" if d.aliases else "")
+        if d.origin:
+            names += f"\nplugin {_short_path(d.origin)}"
+        table.add_row(escape(names), d.task, escape(params), escape(d.formula),
+                      escape(d.gradient))
+    console.print(table)
+    console.print(Text(
+        f"e = prediction - target. Reported value: sum(w l) / sum(w) (rmse: its square root; "
+        f"cce with class_weights: sum(w c_y l) / sum(w c_y)). Probabilities are clipped to "
+        f"[eps, 1 - eps], eps = {eps:.6g} (float64 machine epsilon, as scikit-learn's "
+        "log_loss); logits are never clipped. Class weights follow PyTorch: bce pos_weight as "
+        "BCEWithLogitsLoss(pos_weight), cce class_weights as CrossEntropyLoss(weight); "
+        "'balanced' measures them in the same pass (n_neg / n_pos, n_neg / n, n / (k n_c)). "
+        "Weighted sums: '0.7*mse+0.3*mae'. Gradient statistics are over rows (row L2 norm for "
+        "multiclass); norm is the L2 norm of the gradient of the reduced, weighted loss."))
+
+
+def _short_path(origin: str) -> str:
+    """A plugin file relative to the working directory when that is shorter."""
+    import os
+
+    try:
+        rel = os.path.relpath(origin)
+    except ValueError:  # another drive (Windows)
+        return origin
+    return rel if len(rel) < len(origin) else origin
