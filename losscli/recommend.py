@@ -50,7 +50,9 @@ from losscli.state import (
     ExactSum,
     LogHistogram,
     Moments,
+    align_weight_exp,
     inverted_cdf,
+    weight_exponent,
 )
 
 SCHEMA = "losscli.recommend/1"
@@ -475,6 +477,19 @@ class _ClassSums:
         self.names = names
         self.sums: list[list[ExactSum]] = [[] for _ in names]
         self.weights: list[ExactSum] = []
+        #: the sums are of the weights times 2**-weight_exp (None: no weighted rows yet), as
+        #: EvalState's: weights of any finite size neither overflow nor underflow
+        self.weight_exp: int | None = None
+
+    def _align(self, exp: int) -> int:
+        """Rescale the sums to the common exponent of theirs and ``exp``; return it."""
+        common, shift = align_weight_exp(self.weight_exp, exp)
+        if shift:
+            for s in (self.weights, *self.sums):
+                for x in s:
+                    x.scale(shift)
+        self.weight_exp = common
+        return common
 
     def _grow(self, k: int) -> None:
         while len(self.weights) < k:
@@ -485,6 +500,10 @@ class _ClassSums:
     def update(self, batch: Batch, y: np.ndarray, k: int) -> None:
         self._grow(k)
         w = batch.weight
+        if w is not None:
+            exp = self._align(weight_exponent(w))
+            if exp:
+                w = np.ldexp(w, -exp)
         wsum = np.bincount(y, weights=w, minlength=k) if w is not None else np.bincount(
             y, minlength=k)
         for c in range(k):
@@ -502,11 +521,14 @@ class _ClassSums:
 
     def merge(self, other: _ClassSums) -> None:
         self._grow(len(other.weights))
+        shift = 0
+        if other.weight_exp is not None:
+            shift = other.weight_exp - self._align(other.weight_exp)
         for c, w in enumerate(other.weights):
-            self.weights[c].merge(w)
+            self.weights[c].merge(w, shift)
         for mine, theirs in zip(self.sums, other.sums, strict=True):
             for c, x in enumerate(theirs):
-                mine[c].merge(x)
+                mine[c].merge(x, shift)
 
     def value(self, loss: int, class_weights: list[float] | None = None,
               normalise: bool = False) -> float:

@@ -854,6 +854,16 @@ def weight_exponent(w: np.ndarray) -> int:
     return e if abs(e) > WEIGHT_EXP_BAND else 0
 
 
+def align_weight_exp(current: int | None, new: int) -> tuple[int, int]:
+    """(common exponent, shift for the sums kept at ``current``) when weighted sums at exponent
+    ``new`` join them: the larger exponent wins, so nothing overflows. None: no sums yet."""
+    if current is None:
+        return new, 0
+    if new > current:
+        return new, current - new
+    return current, 0
+
+
 @dataclass
 class EvalState:
     """The whole mergeable state of one evaluation: rows, weights, per-loss and shared parts.
@@ -976,10 +986,8 @@ class EvalState:
     def _common_exponent(self, exp: int) -> int:
         """The weight exponent for this state and rows of exponent ``exp``: the larger one; the
         sums so far are rescaled to it (the rows' weights are the caller's to rescale)."""
-        if self.rows == 0:
-            self.weight_exp = exp
-        elif exp > self.weight_exp:
-            shift = self.weight_exp - exp
+        common, shift = align_weight_exp(self.weight_exp if self.rows else None, exp)
+        if shift:
             self.weight_sum.scale(shift)
             for st in self.losses:
                 st.value.scale(shift)
@@ -988,8 +996,8 @@ class EvalState:
                     st.denom.scale(shift)
                 if st.classes is not None:
                     st.classes.scale(shift)
-            self.weight_exp = exp
-        return self.weight_exp
+        self.weight_exp = common
+        return common
 
     def merge(self, other: EvalState) -> None:
         shift = 0

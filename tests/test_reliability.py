@@ -82,6 +82,35 @@ def test_extreme_weights_still_fail_a_gate(capfd: pytest.CaptureFixture[str],
     assert "poisson = 0.77437" in err
 
 
+@pytest.mark.parametrize("scale", [2.0**1022, 2.0**-1060, 1.0])
+def test_recommend_class_values_with_extreme_weights(capfd: pytest.CaptureFixture[str],
+                                                     tmp_path: Path, scale: float) -> None:
+    """bce and cce candidate values of recommend (per-class sums) with weights near the float64
+    limits: scikit-learn's log_loss with the same weights at ordinary size (a power-of-two
+    scale changes nothing exactly)."""
+    from sklearn.metrics import log_loss
+
+    w = [3.0, 1.0, 2.0, 0.5, 1.5]
+    y = [0, 1, 1, 0, 1]
+    p = [0.2, 0.7, 0.9, 0.4, 0.35]
+    f = tmp_path / "b.csv"
+    f.write_text("y,p,w\n" + "".join(f"{a},{b!r},{c * scale!r}\n"
+                                     for a, b, c in zip(y, p, w, strict=True)))
+    rc, out, err = cli(capfd, "recommend", f, "--weight", "w", "-f", "json", "--chunk-rows", "2")
+    assert rc == 0, err
+    expected = log_loss(y, p, sample_weight=w)
+    assert json.loads(out)["recommended"]["value"] == pytest.approx(expected, rel=1e-14)
+    probs = [[1 - x, x * 0.5, x * 0.5] for x in p]
+    m = tmp_path / "m.csv"
+    m.write_text("label,prob_0,prob_1,prob_2,w\n" + "".join(
+        f"{2 * a},{','.join(map(repr, row))},{c * scale!r}\n"
+        for a, row, c in zip(y, probs, w, strict=True)))
+    rc, out, err = cli(capfd, "recommend", m, "--weight", "w", "-f", "json")
+    assert rc == 0, err
+    expected = log_loss([2 * a for a in y], probs, sample_weight=w, labels=[0, 1, 2])
+    assert json.loads(out)["recommended"]["value"] == pytest.approx(expected, rel=1e-14)
+
+
 def test_exact_sum_survives_overflow_and_infinities() -> None:
     s = ExactSum()
     for _ in range(3):
