@@ -297,53 +297,54 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 # --- options shared by every command that reads data (one text each) --------------------------
 
-INPUT, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
-    "Input", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
+INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
+    "Input", "Task", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
 
 
-Source = Annotated[str, typer.Argument(metavar="SOURCE",
+Source = Annotated[str, typer.Argument(
+    metavar="SOURCE", show_default=False,
     help="CSV (.csv, .csv.gz, .tsv), Parquet file or directory, Arrow IPC / Feather, "
-         "or - for CSV on stdin.", show_default=False)]
+         "or - for CSV on stdin.")]
 PredOpt = Annotated[str | None, typer.Option(
-    "--pred", "-p", rich_help_panel=INPUT, help="Prediction column; multiclass: a comma "
-    "list, a glob such as 'prob_*' or a list column. Default: a recognised name.")]
+    "--pred", "-p", rich_help_panel=INPUT, metavar="COL", show_default=False,
+    help="Prediction column(s): a name, a comma list or a glob ('prob_*').")]
 TargetOpt = Annotated[str | None, typer.Option(
-    "--target", "-t", rich_help_panel=INPUT,
-    help="Target column. Default: a recognised name (y, target, label, ...).")]
-WeightOpt = Annotated[str | None, typer.Option("--weight", "-w", rich_help_panel=INPUT,
-                                               help="Sample-weight column.")]
-TaskOpt = Annotated[str | None, typer.Option(
-    "--task", rich_help_panel=INPUT, show_default=False,
-    help="regression, counts, binary or multiclass, instead of detecting it from the data.")]
-LogitsOpt = Annotated[bool | None, typer.Option(
-    "--logits/--probabilities", rich_help_panel=INPUT, show_default=False,
-    help="Binary / multiclass predictions are logits, or probabilities (the default).")]
+    "--target", "-t", rich_help_panel=INPUT, metavar="COL", show_default=False,
+    help="Target column.")]
+WeightOpt = Annotated[str | None, typer.Option(
+    "--weight", "-w", rich_help_panel=INPUT, metavar="COL", show_default=False,
+    help="Sample-weight column.")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
-    help="Rows with NaN, inf or empty cells: error (default), or drop and report them.")]
+    help="Rows with NaN / inf / empty: error (default) or drop them.")]
 ChunkOpt = Annotated[int | None, typer.Option(
-    "--chunk-rows", rich_help_panel=INPUT, show_default=False,
-    help="Rows per chunk (default 131072; speed and memory only).")]
+    "--chunk-rows", rich_help_panel=INPUT, metavar="N", show_default=False,
+    help="Rows per chunk: speed and memory only.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", rich_help_panel=INPUT, show_default=False,
-    help="Compute threads beside the reader (default: one per spare core, at most 4). "
-    "Results are identical for any number.")]
+    "--threads", rich_help_panel=INPUT, metavar="N", show_default=False,
+    help="Compute threads: speed only, same results.")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
+    help="regression, counts, binary or multiclass (default: detected).")]
+LogitsOpt = Annotated[bool | None, typer.Option(
+    "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
+    help="Predictions are logits, or probabilities (default).")]
 FormatOpt = Annotated[str | None, typer.Option(
-    "--format", "-f", rich_help_panel=OUTPUT, show_default=False,
+    "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
     help="table (default), json, markdown; eval also csv, junit, github.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(
-    "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False,
-    help="Write the result to this file (whole, atomically) instead of stdout.")]
+    "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE",
+    show_default=False, help="Write the result to FILE (whole, atomically).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", rich_help_panel=SETTINGS, dir_okay=False,
-    help="Settings file (default: ./losscli.toml, else \\[tool.losscli] in ./pyproject.toml).")]
+    "--config", rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE", show_default=False,
+    help="Settings file (default: losscli.toml or pyproject.toml).")]
 NoConfigOpt = Annotated[bool, typer.Option(
     "--no-config", rich_help_panel=SETTINGS, help="Read no settings file.")]
 ShowConfigOpt = Annotated[bool, typer.Option(
     "--show-config", rich_help_panel=SETTINGS,
-    help="Add each setting and where it came from to the result.")]
+    help="Show each setting and where it came from.")]
 
 
 PluginOpt = Annotated[list[str] | None, typer.Option(
@@ -395,32 +396,32 @@ def eval_cmd(
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
-        "--loss", "-l", rich_help_panel=LOSSES,
-        help="Loss spec, repeatable: huber, 'huber:delta=2', 'quantile:q=0.9', "
-        "'0.7*mse+0.3*mae'. Default: the losses of the task. See `losscli losses`.",
+        "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
+        help="Repeatable: mse, 'huber:delta=2', '0.7*mse+0.3*mae'. Default: the task's "
+        "default set. See losscli losses.",
     )] = None,
     plugin: PluginOpt = None,
     vanish_tol: Annotated[float | None, typer.Option(
-        "--vanish-tol", rich_help_panel=GRADIENTS, show_default=False,
-        help="|g| at or below this counts as vanishing (default 1e-6).")] = None,
+        "--vanish-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        help="|g| <= X is vanishing (default 1e-6).")] = None,
     explode_tol: Annotated[float | None, typer.Option(
-        "--explode-tol", rich_help_panel=GRADIENTS, show_default=False,
-        help="|g| at or above this counts as exploding (default 1e3).")] = None,
+        "--explode-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        help="|g| >= X is exploding (default 1e3).")] = None,
     grad_clip: Annotated[float | None, typer.Option(
-        "--grad-clip", rich_help_panel=GRADIENTS, show_default=False,
-        help="Report the fraction of |g| above this clip value.")] = None,
+        "--grad-clip", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        help="Report the share of |g| > X.")] = None,
     max_: Annotated[list[str] | None, typer.Option(
-        "--max", rich_help_panel=GATES, show_default=False,
-        help="LOSS=VALUE, repeatable: exit 1 if the loss is above VALUE.")] = None,
+        "--max", rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
+        help="Exit 1 if LOSS > V. Repeatable.")] = None,
     baseline: Annotated[Path | None, typer.Option(
-        "--baseline", rich_help_panel=GATES, dir_okay=False,
-        help="An earlier --format json result: exit 1 if a loss got worse.")] = None,
+        "--baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
+        show_default=False, help="Exit 1 if a loss got worse than in FILE.")] = None,
     tolerance: Annotated[str | None, typer.Option(
-        "--tolerance", rich_help_panel=GATES, show_default=False,
-        help="Allowed worsening against the baseline: 2% or 0.01 (default 0).")] = None,
+        "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
+        help="Allowed worsening: 2% or 0.01 (default 0).")] = None,
     write_baseline: Annotated[Path | None, typer.Option(
         "--write-baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
-        help="Record (or update) a baseline in FILE; skips the baseline comparison.")] = None,
+        show_default=False, help="Record a baseline in FILE (no comparison).")] = None,
     fmt: FormatOpt = None,
     ci: CiOpt = None,
     confidence: ConfidenceOpt = None,
@@ -570,9 +571,9 @@ def losses_cmd(
                          "doc": p.doc} for p in d.params]} for d in listed]}
         sys.stdout.write(dumps(doc))
         return
-    from losscli.render.table import print_losses
+    from losscli.render.catalog import print_catalog
 
-    print_losses(listed, EPS, stdout_console())
+    print_catalog(listed, EPS, stdout_console())
 
 
 def _check_cmd(check: str, data: str | None, pred: str | None, target: str | None,
@@ -634,7 +635,7 @@ NO_DATA = "Without data"
 def recommend_cmd(
     source: Annotated[str | None, typer.Argument(
         metavar="[SOURCE]", show_default=False,
-        help="As for eval. Without it (and with --task): the selection rules.")] = None,
+        help="As for eval. Without it, with --task: the selection rules.")] = None,
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
@@ -644,26 +645,29 @@ def recommend_cmd(
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
     target_only: Annotated[bool, typer.Option(
-        "--target-only", rich_help_panel=INPUT,
-        help="Analyse the target alone, even if a prediction column is recognised.")] = False,
+        "--target-only", rich_help_panel=TASK,
+        help="Analyse the target alone, ignoring predictions.")] = False,
     outliers: Annotated[bool, typer.Option(
         "--outliers", rich_help_panel=NO_DATA,
-        help="State that the residuals have outliers.")] = False,
+        help="The residuals have outliers.")] = False,
     heavy_tails: Annotated[bool, typer.Option(
         "--heavy-tails", rich_help_panel=NO_DATA,
-        help="State that the residuals have heavy tails.")] = False,
+        help="The residuals have heavy tails.")] = False,
     outlier_fraction: Annotated[float | None, typer.Option(
-        "--outlier-fraction", rich_help_panel=NO_DATA, show_default=False,
+        "--outlier-fraction", rich_help_panel=NO_DATA, metavar="F", show_default=False,
         help="The share of outlying residuals, in [0, 1].")] = None,
     imbalanced: Annotated[bool, typer.Option(
         "--imbalanced", rich_help_panel=NO_DATA,
-        help="State that the classes are imbalanced.")] = False,
+        help="The classes are imbalanced.")] = False,
     minority_share: Annotated[float | None, typer.Option(
-        "--minority-share", rich_help_panel=NO_DATA, show_default=False,
-        help="The share of the binary minority class, in [0, 1].")] = None,
+        "--minority-share", rich_help_panel=NO_DATA, metavar="S", show_default=False,
+        help="The binary minority class's share, in [0, 1].")] = None,
     plot: Annotated[bool, typer.Option(
-        "--plot/--no-plot", rich_help_panel=OUTPUT,
-        help="Show the histogram of the residuals (or targets).")] = True,
+        "--plot/--no-plot", rich_help_panel=OUTPUT, show_default=False,
+        help="Show the histogram (default: shown).")] = True,
+    rules: Annotated[bool, typer.Option(
+        "--rules", rich_help_panel=OUTPUT,
+        help="Also show the selection rules of the task.")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     quiet: QuietOpt = False,
@@ -708,7 +712,7 @@ def recommend_cmd(
         return
     from losscli.render.recommend import print_recommend
 
-    _emit_rich(lambda c: print_recommend(rec, c, plot), output)
+    _emit_rich(lambda c: print_recommend(rec, c, plot, rules), output)
 
 
 def run(argv: list[str] | None = None) -> int:

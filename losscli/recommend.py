@@ -1416,7 +1416,7 @@ def _loss_values(acc: _Pass, choices: list[Choice], plan: _Plan | None) -> list[
 # --- histogram --------------------------------------------------------------------------------
 
 #: Regression plots: bins one robust scale wide centred on median + k scales, |k| <= this.
-PLOT_HALF_WIDTH = 7
+PLOT_HALF_WIDTH = 5
 
 
 def _histogram(acc: _Pass, robust: Robust, scale: float, task: RecTask, has_pred: bool,
@@ -1432,7 +1432,7 @@ def _histogram(acc: _Pass, robust: Robust, scale: float, task: RecTask, has_pred
     if task in ("binary", "multiclass"):
         lo = -1.0
         hi = 1.0 if task == "binary" else 0.0
-        edges = np.linspace(lo, hi, 21 if task == "binary" else 11)
+        edges = np.linspace(lo, hi, 11 if task == "binary" else 6)
         idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
         binned = np.bincount(idx, weights=counts, minlength=edges.size - 1).astype(np.int64)
         title = ("p - y" if task == "binary" else "p_true - 1") + " (distance of the predicted "\
@@ -1446,24 +1446,34 @@ def _histogram(acc: _Pass, robust: Robust, scale: float, task: RecTask, has_pred
     k = PLOT_HALF_WIDTH
     inner = np.arange(-k, k + 1, dtype=np.float64)  # bin centres in robust scales
     edges = np.concatenate(([-math.inf], inner - 0.5, [k + 0.5], [math.inf]))
-    z = (values - robust.median) / scale
-    idx = np.searchsorted(edges, z, side="right") - 1
-    binned = np.bincount(idx, weights=counts, minlength=edges.size - 1).astype(np.int64)
     m = robust.median
+    # the histogram's values are bucket midpoints: clipped into [min, max], so that no count
+    # lands in a bin the data does not reach
+    z = (np.clip(values, acc.vmin, acc.vmax) - m) / scale
+    idx = np.minimum(np.searchsorted(edges, z, side="right") - 1, edges.size - 2)
+    binned = np.bincount(idx, weights=counts, minlength=edges.size - 1).astype(np.int64)
+    # only the bins from the one holding the minimum to the one holding the maximum: a
+    # positive target shows no empty negative bins
+    used = np.flatnonzero(binned)
+    first, last = int(used[0]), int(used[-1])
     bins: list[HistogramBin] = []
-    for i in range(edges.size - 1):
+    for i in range(first, last + 1):
         lo_z, hi_z = edges[i], edges[i + 1]
-        lo_v = acc.vmin if not math.isfinite(lo_z) else m + lo_z * scale
-        hi_v = acc.vmax if not math.isfinite(hi_z) else m + hi_z * scale
+        lo_v = max(acc.vmin, m + lo_z * scale)
+        hi_v = min(acc.vmax, m + hi_z * scale)
         outlier = bool(lo_z >= OUTLIER_Z or hi_z <= -OUTLIER_Z)
         label = None
         if not math.isfinite(lo_z):
             label = f"< {format_number(_sig(m + edges[1] * scale))} (min {_n(acc.vmin)})"
         elif not math.isfinite(hi_z):
             label = f">= {format_number(_sig(m + lo_z * scale))} (max {_n(acc.vmax)})"
+        elif i == first and lo_v == acc.vmin:
+            label = f"[min {_n(lo_v)}, {_n(hi_v)})" if i != last else f"[{_n(lo_v)}, {_n(hi_v)}]"
+        elif i == last and hi_v == acc.vmax:
+            label = f"[{_n(lo_v)}, max {_n(hi_v)}]"
         bins.append(HistogramBin(float(lo_v), float(hi_v), int(binned[i]), outlier, label))
-    return Histogram(f"{what.capitalize()} in robust-scale bins (median {_n(m)}, robust scale "
-                     f"{_n(scale)}; outliers past +-{OUTLIER_Z:g} scales)", "value", bins,
+    return Histogram(f"{what.capitalize()}: bins of one robust scale ({_n(scale)}) around the "
+                     f"median {_n(m)}; outliers past {OUTLIER_Z:g} scales", "value", bins,
                      cut=OUTLIER_Z * scale)
 
 

@@ -437,8 +437,11 @@ def test_cli_table_panel_evidence_and_histogram(capfd: pytest.CaptureFixture[str
     rc, out, err = cli(capfd, "recommend", t_file, "--pred", "y_hat", "--target", "y")
     assert rc == 0 and err == ""
     for text in ("losscli recommend: regression", "Recommended", "huber", "Evidence",
-                 "outlier fraction", "log10(1 + count)", "outlier", "Selection rules"):
+                 "outlier fraction", "log10(1 + count)", "outlier"):
         assert text in out
+    assert "Selection rules" not in out  # behind --rules
+    rc, out, _ = cli(capfd, "recommend", t_file, "--pred", "y_hat", "--target", "y", "--rules")
+    assert rc == 0 and "Selection rules for regression" in out
     rc, out, _ = cli(capfd, "recommend", t_file, "--pred", "y_hat", "--target", "y", "--no-plot")
     assert rc == 0 and "log10(1 + count)" not in out and "Evidence" in out
 

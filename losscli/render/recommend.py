@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -46,72 +47,87 @@ def _choice_text(c: Choice) -> Text:
     return text
 
 
+def _items(marks: list[str], texts: list[Text]) -> Table:
+    """A list with hanging indents: wrapped lines stay right of their mark."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, justify="right")
+    grid.add_column(overflow="fold")
+    for mark, text in zip(marks, texts, strict=True):
+        grid.add_row(mark, text)
+    return grid
+
+
 def _panel(rec: Recommendation) -> Panel:
-    body = Text()
-    body.append("Recommended  ", style="dim")
-    body.append_text(_choice_text(rec.recommended))
-    body.append("\nTask  ", style="dim")
-    body.append(rec.task, style="bold")
-    body.append(f"  {rec.task_reason}")
-    body.append("\n\nWhy\n", style="bold")
-    for r in rec.reasons:
-        body.append("  - ")
-        body.append(r + "\n")
+    head = Text()
+    head.append("Recommended  ", style="dim")
+    head.append_text(_choice_text(rec.recommended))
+    parts: list[RenderableType] = [
+        head, _items(["Task"], [Text.assemble((rec.task, "bold"), f"  {rec.task_reason}")]),
+        Text("Why", style="bold"),
+        _items(["-"] * len(rec.reasons), [Text(r) for r in rec.reasons])]
     if rec.alternatives:
-        body.append("\nAlternatives, ranked\n", style="bold")
-        for i, a in enumerate(rec.alternatives, 1):
-            body.append(f"  {i}. ")
-            body.append_text(_choice_text(a))
-            body.append(f": {a.reason}\n")
-    body.rstrip()
-    return Panel(body, title=f"losscli recommend: {rec.task}", title_align="left",
+        alts = []
+        for a in rec.alternatives:
+            text = _choice_text(a)
+            text.append(f": {a.reason}")
+            alts.append(text)
+        parts += [Text("Alternatives, ranked", style="bold"),
+                  _items([f"{i}." for i in range(1, len(alts) + 1)], alts)]
+    return Panel(Group(*parts), title=f"losscli recommend: {rec.task}", title_align="left",
                  border_style="green", width=PANEL_WIDTH)
 
 
-def _values_table(rec: Recommendation) -> Table:
-    table = Table(title="Candidate losses now (sum w l / sum w)",
-                  title_justify="left", header_style="bold")
-    table.add_column("rank", justify="right")
-    table.add_column("loss", style="cyan", no_wrap=True)
-    table.add_column("params")
-    table.add_column("value", justify="right", style="bold")
-    table.add_column("note", style="dim")
+#: Said under the candidate values: each loss has its own scale.
+NOT_COMPARABLE = ("Each value is on its own loss's scale: compare a value with the same loss on "
+                  "another model, never with the other rows.")
+
+
+def _values_table(rec: Recommendation) -> Group:
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("choice")
+    table.add_column("loss", style="cyan", overflow="fold")
+    table.add_column("value", justify="right", style="bold", no_wrap=True)
+    notes = any(c.value_note for c in [rec.recommended, *rec.alternatives])
+    if notes:
+        table.add_column("note", style="dim")
     for i, c in enumerate([rec.recommended, *rec.alternatives]):
-        table.add_row("rec." if i == 0 else str(i), c.name, _params(c.params) or "-",
-                      fmt(c.value), c.value_note or "")
-    return table
+        name = c.name + (f" {_params(c.params)}" if _params(c.params) else "")
+        row = ["recommended" if i == 0 else f"alternative {i}", name, fmt(c.value)]
+        if notes:
+            row.append(c.value_note or "")
+        table.add_row(*row)
+    return Group(Text("Candidate losses of these predictions (sum w l / sum w)", style="italic"),
+                 table, Text(NOT_COMPARABLE, style="dim"))
 
 
 def _robust_rows(table: Table, ev: Evidence, rec: Recommendation) -> None:
     th = rec.thresholds
     table.add_row("median", fmt(ev.median), "")
     table.add_row("robust scale", fmt(ev.robust_scale),
-                  f"{th['mad_to_sigma']} x MAD ({fmt(ev.mad)}); {ev.robust_scale_method}, "
-                  f"within {pct(ev.robust_scale_rel_error_bound)}")
+                  f"{th['mad_to_sigma']} x MAD, within {pct(ev.robust_scale_rel_error_bound)}")
     table.add_row("outlier fraction", pct(ev.outlier_fraction),
-                  f"|e - median| > {th['outlier_z']:g} robust scales ({fmt(ev.outlier_cut, 4)});"
-                  f" notable > {pct(th['outlier_share_notable'])}, large > "
-                  f"{pct(th['outlier_share_large'])}")
+                  f"past {th['outlier_z']:g} scales; > {pct(th['outlier_share_notable'])} "
+                  f"notable, > {pct(th['outlier_share_large'])} large")
     table.add_row("excess kurtosis", fmt(ev.excess_kurtosis, 4),
                   f"heavy tails > {th['heavy_tail_kurtosis']:g} (normal 0)")
-    table.add_row("skewness", fmt(ev.skewness, 4), "moment (Fisher-Pearson)")
-    table.add_row("quartile skewness", fmt(ev.quartile_skewness, 4),
-                  f"asymmetric past +-{th['quartile_skew_notable']:g} (a note only)")
+    table.add_row("skewness", fmt(ev.skewness, 4),
+                  f"quartile skewness {fmt(ev.quartile_skewness, 4)}")
     table.add_row("mean / std", f"{fmt(ev.mean)} / {fmt(ev.std)}", "")
     table.add_row("min / max", f"{fmt(ev.min)} / {fmt(ev.max)}", "")
 
 
-def _evidence_table(ev: Evidence, rec: Recommendation) -> Table:
-    table = Table(title=f"Evidence: {ev.basis}", title_justify="left", header_style="bold")
+def _evidence_table(ev: Evidence, rec: Recommendation) -> Group:
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("measure", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_column("how / threshold", style="dim")
     th = rec.thresholds
     table.add_row("rows", f"{ev.rows:,}", f"{ev.rows_dropped:,} dropped" if ev.rows_dropped
                   else "")
-    if not (rec.mode == "target" and rec.task in ("binary", "multiclass")):
+    classes = rec.task in ("binary", "multiclass")
+    if not classes:  # for classes the probability rows below say more than residual scales
         _robust_rows(table, ev, rec)
-    if ev.target and rec.mode == "residuals":
+    if ev.target and rec.mode == "residuals" and not classes:
         t = ev.target
         k = t.get("distinct")
         table.add_row("target", f"{fmt(t['min'])} .. {fmt(t['max'])}",
@@ -143,7 +159,7 @@ def _evidence_table(ev: Evidence, rec: Recommendation) -> Table:
             table.add_row("mean p / positive rate",
                           f"{fmt(pr['mean_pred'], 4)} / {fmt(pr['positive_rate'], 4)}",
                           "calibration in the large")
-    return table
+    return Group(Text(f"Evidence: {ev.basis}", style="italic"), table)
 
 
 def _bin_label(lo: float, hi: float, label: str | None, unit: str) -> str:
@@ -157,8 +173,7 @@ def _bin_label(lo: float, hi: float, label: str | None, unit: str) -> str:
 def histogram_renderable(h: Histogram) -> RenderableType:
     """Horizontal bars, length proportional to log10(1 + count): a handful of outliers stays
     visible next to the bulk."""
-    table = Table(title=h.title, title_justify="left", header_style="bold", box=None,
-                  pad_edge=False)
+    table = Table(header_style="bold", box=None, pad_edge=False)
     table.add_column("bin" if h.unit != "class" else "class", justify="right", no_wrap=True)
     table.add_column("log10(1 + count)", no_wrap=True)
     table.add_column("count", justify="right")
@@ -173,7 +188,7 @@ def histogram_renderable(h: Histogram) -> RenderableType:
         if b.outlier and b.count:
             bar.append("  outlier", style="red dim")
         table.add_row(_bin_label(b.lo, b.hi, b.label, h.unit), bar, f"{b.count:,}")
-    return table
+    return Group(Text(h.title, style="italic"), table)
 
 
 def _rules_table(rec: Recommendation) -> Table:
@@ -204,8 +219,10 @@ def markdown(rec: Recommendation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
-    """The whole recommendation as Rich renderables."""
+def recommend_renderable(rec: Recommendation, plot: bool = True, rules: bool = False) -> Group:
+    """The whole recommendation as Rich renderables: the evidence first and the recommendation
+    last, so that it is what stays on the screen; the selection rules only with ``rules``
+    (always without data)."""
     parts: list[RenderableType] = []
     if rec.source is not None:
         src, cols = rec.source, rec.columns or {}
@@ -219,16 +236,17 @@ def recommend_renderable(rec: Recommendation, plot: bool = True) -> Group:
             ("  rows ", "dim"), f"{src['rows']:,}", ("  pred ", "dim"), pred_text,
             ("  target ", "dim"), cols.get("target") or "-",
             *((("  weight ", "dim"), cols["weight"]) if cols.get("weight") else ())))
-    parts.append(_panel(rec))
-    if rec.mode == "residuals":
-        parts.append(_values_table(rec))
     if rec.evidence is not None:
         parts.append(_evidence_table(rec.evidence, rec))
     if plot and rec.histogram is not None:
         parts.append(histogram_renderable(rec.histogram))
-    parts.append(_rules_table(rec))
+    if rec.mode == "residuals":
+        parts.append(_values_table(rec))
+    if rules or rec.mode == "rules":
+        parts.append(_rules_table(rec))
     for note in rec.notes:
         parts.append(Text("note: " + note, style="dim"))
+    parts.append(_panel(rec))
     if rec.config is not None:
         from losscli.render.table import config_table
 
@@ -245,8 +263,9 @@ def command_renderable(rec: Recommendation) -> Text | None:
     return Text.assemble((what, "dim"), "\n  ", rec.recommended.command)
 
 
-def print_recommend(rec: Recommendation, console: Console, plot: bool = True) -> None:
-    console.print(recommend_renderable(rec, plot))
+def print_recommend(rec: Recommendation, console: Console, plot: bool = True,
+                    rules: bool = False) -> None:
+    console.print(recommend_renderable(rec, plot, rules))
     command = command_renderable(rec)
     if command is not None:
         # never wrapped or cropped, so that it can be copied whole at any terminal width
