@@ -303,11 +303,10 @@ INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
 
 Source = Annotated[str, typer.Argument(
     metavar="SOURCE", show_default=False,
-    help="CSV (.csv, .csv.gz, .tsv), Parquet file or directory, Arrow IPC / Feather, "
-         "or - for CSV on stdin.")]
+    help="CSV, TSV, Parquet file or directory, Arrow IPC, or - (CSV on stdin).")]
 PredOpt = Annotated[str | None, typer.Option(
     "--pred", "-p", rich_help_panel=INPUT, metavar="COL", show_default=False,
-    help="Prediction column(s): a name, a comma list or a glob ('prob_*').")]
+    help="Prediction column(s): name, a,b list or 'prob_*'.")]
 TargetOpt = Annotated[str | None, typer.Option(
     "--target", "-t", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Target column.")]
@@ -316,22 +315,22 @@ WeightOpt = Annotated[str | None, typer.Option(
     help="Sample-weight column.")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
-    help="Rows with NaN / inf / empty: error (default) or drop them.")]
+    help="NaN, inf, empty: error (default) or drop.")]
 ChunkOpt = Annotated[int | None, typer.Option(
     "--chunk-rows", rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Rows per chunk: speed and memory only.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", rich_help_panel=INPUT, metavar="N", show_default=False,
-    help="Compute threads: speed only, same results.")]
+    help="Compute threads (results never change).")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
-    help="regression, counts, binary or multiclass (default: detected).")]
+    help="regression, counts, binary, multiclass.")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
-    help="Predictions are logits, or probabilities (default).")]
+    help="Logits, or probabilities (default).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
-    help="table (default), json, markdown; eval also csv, junit, github.")]
+    help="table, json, markdown; eval: csv, junit, github.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(
@@ -339,7 +338,7 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, help="Write the result to FILE (whole, atomically).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE", show_default=False,
-    help="Settings file (default: losscli.toml or pyproject.toml).")]
+    help="Settings file (default: pyproject.toml).")]
 NoConfigOpt = Annotated[bool, typer.Option(
     "--no-config", rich_help_panel=SETTINGS, help="Read no settings file.")]
 ShowConfigOpt = Annotated[bool, typer.Option(
@@ -369,18 +368,17 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
     return resolve(command, flags, find_config(config, use=not no_config))
 
 CiOpt = Annotated[str | None, typer.Option(
-    "--ci", rich_help_panel=INTERVALS, show_default=False,
-    help="Interval of each loss: johnson (default; t with Johnson's skewness correction), t, "
-    "bootstrap (Poisson bootstrap) or none.")]
+    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    help="johnson (default; skew-corrected t), t, bootstrap or none.")]
 ConfidenceOpt = Annotated[float | None, typer.Option(
-    "--confidence", rich_help_panel=INTERVALS, show_default=False,
-    help="Confidence level of the intervals (default 0.95).")]
+    "--confidence", rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
+    help="Confidence level (default 0.95).")]
 BootstrapOpt = Annotated[int | None, typer.Option(
-    "--bootstrap-samples", rich_help_panel=INTERVALS, show_default=False,
-    help="Replicates of --ci bootstrap (default 200).")]
+    "--bootstrap-samples", rich_help_panel=INTERVALS, metavar="B", show_default=False,
+    help="Bootstrap replicates (default 200).")]
 SeedOpt = Annotated[int | None, typer.Option(
-    "--seed", rich_help_panel=INTERVALS, show_default=False,
-    help="Seed of the bootstrap replicate weights (default 0).")]
+    "--seed", rich_help_panel=INTERVALS, metavar="N", show_default=False,
+    help="Bootstrap seed (default 0).")]
 
 
 @app.command("eval")
@@ -435,7 +433,7 @@ def eval_cmd(
 ) -> None:
     """Evaluate losses and gradient statistics over a prediction file, in one pass.
 
-    Exit codes: 0 ok, 1 a gate failed, 2 bad input / usage / config, 3 internal error.
+    Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error.
     """
     from losscli.engine import evaluate
 
