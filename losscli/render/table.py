@@ -18,7 +18,6 @@ from rich.text import Text
 
 from losscli.engine import Report
 from losscli.gates import distinct
-from losscli.losses import LossDef
 from losscli.render import ci_header, ci_text, fmt, pct
 
 
