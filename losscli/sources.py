@@ -59,6 +59,9 @@ class Columns:
     list_column: bool = False
     #: class labels of the prediction columns (the text the glob matched, or the name suffix)
     labels: list[str] = field(default_factory=list)
+    #: a list column's number of classes: the length of its first non-null row in the input,
+    #: which every later row, in any chunk, row group or file, must have too
+    width: int | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -887,11 +890,15 @@ def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.nda
         return out
     name = cols.pred[0]
     arr = batch.column(name)
+    width = cols.width if cols.width is not None else list_width(arr)
+    if width is None:  # every row so far is missing: NaN rows, which to_chunk leaves out
+        return np.full((2, n), np.nan)
     if pa.types.is_fixed_size_list(arr.type):
-        width = arr.type.list_size
+        if arr.type.list_size != width:
+            raise InputError(f"{where}: list column '{name}' has rows of different lengths "
+                             f"({width} and {arr.type.list_size})")
     else:
         lens = _int_view(pc.list_value_length(arr).drop_null(), 0)
-        width = int(lens[0]) if lens.size else 0
         bad = np.flatnonzero(lens != width)
         if bad.size:
             raise InputError(f"{where}: list column '{name}' has rows of different lengths "
@@ -905,6 +912,18 @@ def _multiclass_pred(batch: pa.RecordBatch, cols: Columns, where: str) -> np.nda
     return np.ascontiguousarray(values.reshape(n, width).T)
 
 
+def list_width(arr: pa.Array) -> int | None:
+    """The length of a list column's rows: its fixed size, or its first non-null row's length
+    (None when every row is null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_fixed_size_list(arr.type):
+        return int(arr.type.list_size)
+    lens = pc.list_value_length(arr).drop_null()
+    return int(lens[0].as_py()) if len(lens) else None
+
+
 def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
     """The input's non-empty record batches of about ``rows`` prediction values each, in order;
     raises InputError after the last when there were no data rows at all."""
@@ -913,6 +932,10 @@ def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
     rows_per_chunk = max(1, min(rows, MAX_CHUNK_ROWS) // _row_width(src, cols))
     for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
         for batch in _slice(whole, rows_per_chunk):
+            if cols.list_column and cols.width is None:
+                # Fixed on this thread before the first chunk with a row is handed on, so every
+                # chunk's rows are checked against the same number of classes.
+                cols.width = list_width(batch.column(cols.pred[0]))
             first = seen.get(where, 0)
             seen[where] = first + batch.num_rows
             if batch.num_rows:

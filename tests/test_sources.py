@@ -185,6 +185,44 @@ def test_list_column_is_multiclass() -> None:
     assert cols.labels == []
 
 
+def test_list_column_rows_of_different_lengths_in_different_row_groups(tmp_path: Path) -> None:
+    """Found by fuzzing: each row group was checked on its own, so 3 classes in one and 2 in
+    the next gave a value (and 3 class names) instead of an error."""
+    from losscli import evaluate
+
+    path = tmp_path / "ragged.parquet"
+    pq.write_table(pa.table({"label": [0, 0], "prob": [[0.5, 0.5, 0.0], [0.5, 0.5]]}), path,
+                   row_group_size=1)
+    with pytest.raises(InputError, match=r"list column 'prob' has rows of different lengths "
+                                         r"\(3 and 2\)"):
+        evaluate(str(path), "prob", "label", losses=["cce"], chunk_rows=1)
+    fixed = tmp_path / "fixed.arrow"
+    with pa.OSFile(str(fixed), "wb") as sink, pa.ipc.new_stream(
+            sink, pa.schema([("label", pa.int64()), ("prob", pa.list_(pa.float64(), 2))])) as w:
+        w.write_batch(pa.record_batch([pa.array([0]), pa.array([[0.5, 0.5]],
+                                                              pa.list_(pa.float64(), 2))],
+                                      names=["label", "prob"]))
+        w.write_batch(pa.record_batch([pa.array([1]), pa.array([[0.25, 0.75]],
+                                                              pa.list_(pa.float64(), 2))],
+                                      names=["label", "prob"]))
+    report = evaluate(str(fixed), "prob", "label", losses=["cce"])
+    assert report.losses[0].value == pytest.approx(-(np.log(0.5) + np.log(0.75)) / 2, rel=1e-15)
+
+
+def test_list_column_null_rows_before_the_first_list_are_dropped(tmp_path: Path) -> None:
+    """Found by fuzzing: a row group whose list rows were all null had no width, and was refused
+    as "must hold one probability or logit per class" even under --nan drop."""
+    from losscli import evaluate
+
+    path = tmp_path / "nulls.parquet"
+    pq.write_table(pa.table({"label": [0, 1, 0],
+                             "prob": pa.array([None, [0.2, 0.8], [0.9, 0.1]],
+                                              pa.list_(pa.float64()))}), path, row_group_size=1)
+    report = evaluate(str(path), "prob", "label", losses=["cce"], nan="drop", chunk_rows=1)
+    assert report.source.rows_dropped == 1
+    assert report.losses[0].value == pytest.approx(-(np.log(0.8) + np.log(0.9)) / 2, rel=1e-15)
+
+
 def test_columns_selected_dedupes() -> None:
     assert Columns(["p"], "y", "p").selected == ["p", "y"]
 
