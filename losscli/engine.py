@@ -7,6 +7,7 @@ import math
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from losscli.sources import (
 )
 from losscli.spec import LossSpec, Term, parse_spec
 from losscli.state import (
+    BootSums,
     EvalState,
     GradientOptions,
     LossState,
@@ -44,6 +46,7 @@ from losscli.uncertainty import (
     Interval,
     check_ci_options,
     mean_interval,
+    percentile_interval,
     sqrt_interval,
 )
 
@@ -233,20 +236,31 @@ def _spread_parts(spec: LossSpec, st: LossState,
 
 def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
                  weight_total: float, weight_exp: int, mean: float, sqrt: bool,
-                 ci: CiOptions) -> tuple[float | None, Interval | None]:
+                 ci: CiOptions, boot: BootSums | None = None) -> tuple[float | None,
+                                                                     Interval | None]:
     """The standard error and interval of a loss whose weighted per-row mean is ``mean``; for
     rmse (``sqrt``) the SE by the delta method, SE(mse) / (2 rmse), and the mse interval's
-    ends mapped through sqrt."""
+    ends mapped through sqrt. The bootstrap interval is the percentile one of the replicates
+    (a loss without replicates, ``balanced`` class weights, falls back to johnson)."""
     if parts is None:
         return None, None
     s2, m3 = linearised_spread(parts, mean, weight_total, weight_exp)
     se = math.sqrt(s2 / rows) if rows > 1 else math.nan
-    low, high = mean_interval(mean, s2, m3, rows, ci.level, ci.method)
+    if ci.method == "bootstrap" and boot is not None and boot.num is not None:
+        reps = boot.replicates()
+        low, high = percentile_interval(np.sqrt(np.maximum(reps, 0.0)) if sqrt else reps,
+                                        ci.level)
+        if sqrt:
+            value = math.sqrt(mean)
+            se = se / (2.0 * value) if value > 0 else math.nan
+        return se, Interval(low, high, ci.level, "bootstrap", ci.samples, ci.seed)
+    method = "johnson" if ci.method == "bootstrap" else ci.method
+    low, high = mean_interval(mean, s2, m3, rows, ci.level, method)
     if sqrt:
         value = math.sqrt(mean)
         se = se / (2.0 * value) if value > 0 else math.nan
         low, high = sqrt_interval(low, high)
-    return se, Interval(low, high, ci.level, ci.method)
+    return se, Interval(low, high, ci.level, method)
 
 
 def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
@@ -278,7 +292,7 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
     value = math.sqrt(mean) if single is not None and single.reduce == "sqrt" else mean
     se, interval = _uncertainty(_spread_parts(spec, st, a), state.rows, total_w,
                                 state.weight_exp, mean,
-                                single is not None and single.reduce == "sqrt", ci)
+                                single is not None and single.reduce == "sqrt", ci, st.boot)
     scale = 1.0
     if single is not None and single.reduce == "sqrt":
         scale = 1.0 / value if value > 0 else 0.0
@@ -551,6 +565,8 @@ class _ChunkWorker:
     optional: list[bool]
     logits: bool
     dropped: set[int]
+    #: the input has several files: each is a bootstrap stream of its own
+    files: bool = False
 
     def __call__(self, raw: RawChunk) -> _ChunkResult:
         # NumPy's error state is per thread: a worker does not inherit the caller's.
@@ -570,7 +586,12 @@ class _ChunkWorker:
         drops = _check_losses(self.template.specs, self.optional, skip, batch, chunk, cols,
                               where)
         state = self.template.empty()
-        state.update(batch, skip | drops.keys())
+        rows = None
+        if state.boot_samples:
+            rows = chunk.rows if chunk.rows is not None else np.arange(
+                chunk.first_row, chunk.first_row + chunk.target.shape[0])
+        state.update(batch, skip | drops.keys(), rows,
+                     zlib.crc32(raw.where.encode()) if self.files else 0)
         return _ChunkResult(state, drops, off, nan)
 
 
@@ -684,11 +705,13 @@ def evaluate(
     if task == "multiclass":
         check_class_weights(specs, int(head[0].pred.shape[0]))
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
-                      spread=ci_opts.enabled)
+                      spread=ci_opts.enabled,
+                      boot_samples=ci_opts.samples if ci_opts.method == "bootstrap" else 0,
+                      boot_seed=ci_opts.seed)
     dropped: dict[int, str] = {}
     worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where,
                                                        not specs_given and asked_task is None),
-                          optional, logits, set())
+                          optional, logits, set(), len(src.files) > 1)
     stats = NanStats()
     row_sum_off = 0
 

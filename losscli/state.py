@@ -8,13 +8,14 @@ results do not depend on how the rows were split (up to the last bits of per-chu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from losscli.losses import Batch, Computed, row_multipliers
 from losscli.spec import LossSpec
+from losscli.uncertainty import bootstrap_sums, stream_key
 
 # Values below this are counted in the zero bucket of a log histogram (subnormals included).
 HIST_MIN_POSITIVE = 1e-300
@@ -779,6 +780,89 @@ class ClassSplit:
 
 
 @dataclass
+class BootSums:
+    """Bootstrap replicate sums of one loss: num[b] = sum c_bi w_i l_i and den[b] = sum c_bi w_i,
+    with the weights scaled by 2^-exp (merging brings both sides to the larger exp)."""
+
+    exp: int = 0
+    num: np.ndarray | None = None
+    den: np.ndarray | None = None
+
+    def merge(self, other: BootSums) -> None:
+        if other.num is None or other.den is None:
+            return
+        if self.num is None or self.den is None:
+            self.exp, self.num, self.den = other.exp, other.num.copy(), other.den.copy()
+            return
+        num, den = other.num, other.den
+        if other.exp > self.exp:
+            self.num = np.ldexp(self.num, self.exp - other.exp)
+            self.den = np.ldexp(self.den, self.exp - other.exp)
+            self.exp = other.exp
+        elif other.exp < self.exp:
+            num, den = np.ldexp(num, other.exp - self.exp), np.ldexp(den, other.exp - self.exp)
+        self.num += num
+        self.den += den
+
+    def replicates(self) -> np.ndarray:
+        """The loss of each replicate: num / den."""
+        assert self.num is not None and self.den is not None
+        with np.errstate(all="ignore"):
+            return self.num / self.den
+
+
+@dataclass
+class _RowTerms:
+    """One chunk's per-row losses on their way to each loss's moments (standard error,
+    interval) and bootstrap sums; losses that share per-row values (mse and rmse, two losses
+    with the same clipping) share the work, by key."""
+
+    weight: np.ndarray | None
+    exp: int
+    boot: bool
+    moments: dict[object, RowMoments] = field(default_factory=dict)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    index: dict[object, int] = field(default_factory=dict)
+    slots: list[tuple[LossState, int, int]] = field(default_factory=list)
+
+    def _vector(self, key: object, make: Callable[[], np.ndarray]) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.vectors)
+            self.vectors.append(make())
+        return self.index[key]
+
+    def add(self, st: LossState, key: object, values: Callable[[], np.ndarray] | np.ndarray,
+            total: float | None = None, weight: np.ndarray | bool | None = True) -> None:
+        """Per-row losses ``values`` (or a function that makes them) of ``st`` under the
+        chunk's weights (or ``weight``, with a key of its own in ``key``)."""
+        if st.spread is None and st.boot is None:
+            return
+        w = self.weight if weight is True else weight
+        assert not isinstance(w, bool)
+        if key not in self.moments:
+            v = values() if callable(values) else values
+            self.moments[key] = RowMoments.of(v, w, total, self.exp)
+            if self.boot:
+                self._vector(("num", key), lambda: v if w is None else v * w)
+        if st.spread is not None:
+            st.spread.merge(self.moments[key])
+        if self.boot and st.boot is not None:
+            n = self.moments[key].n
+            di = self._vector(("den", key if weight is not True else None),
+                              lambda: np.ones(n) if w is None else w)
+            self.slots.append((st, self.index[("num", key)], di))
+
+    def finish(self, rows: np.ndarray, key: np.uint64, samples: int) -> None:
+        """The bootstrap sums of every vector, handed to their losses."""
+        if not self.slots:
+            return
+        sums = bootstrap_sums(np.stack(self.vectors), rows, key, samples)
+        for st, ni, di in self.slots:
+            assert st.boot is not None
+            st.boot.merge(BootSums(self.exp, sums[ni], sums[di]))
+
+
+@dataclass
 class LossState:
     value: ExactSum = field(default_factory=ExactSum)  # sum w_i l_i
     grad: GradState = field(default_factory=GradState)
@@ -789,6 +873,8 @@ class LossState:
     classes: ClassSplit | None = None
     #: moments of the per-row losses (standard error and interval), when asked for
     spread: RowMoments | None = None
+    #: Poisson bootstrap replicate sums, with --ci bootstrap
+    boot: BootSums | None = None
 
     def merge(self, other: LossState, weight_exp: int = 0) -> None:
         self.value.merge(other.value, weight_exp)
@@ -800,6 +886,8 @@ class LossState:
             self.classes.merge(other.classes, weight_exp)
         if self.spread is not None and other.spread is not None:
             self.spread.merge(other.spread)
+        if self.boot is not None and other.boot is not None:
+            self.boot.merge(other.boot)
 
 
 def _grad_form(spec: LossSpec) -> str | None:
@@ -881,6 +969,9 @@ class EvalState:
     weight_exp: int = 0
     #: accumulate the moments of the per-row losses (for standard errors and intervals)
     spread: bool = False
+    #: Poisson bootstrap replicates (0: none) and their seed
+    boot_samples: int = 0
+    boot_seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -889,16 +980,22 @@ class EvalState:
                 denom=None if _normalised_weights(s) is None else ExactSum(),
                 classes=(ClassSplit(spread=self.spread)
                          if not s.is_combination and s.terms[0].balanced else None),
-                spread=RowMoments() if self.spread else None)
+                spread=RowMoments() if self.spread else None,
+                boot=BootSums() if self.boot_samples and not (
+                    not s.is_combination and s.terms[0].balanced) else None)
                 for s in self.specs]
         if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
             self.residual_hist = LogHistogram()
 
     def empty(self) -> EvalState:
-        return EvalState(self.specs, self.opts, spread=self.spread)
+        return EvalState(self.specs, self.opts, spread=self.spread,
+                         boot_samples=self.boot_samples, boot_seed=self.boot_seed)
 
-    def update(self, batch: Batch, skip: Iterable[int] = ()) -> None:
-        """Add one chunk; losses whose index is in ``skip`` are left untouched."""
+    def update(self, batch: Batch, skip: Iterable[int] = (), rows: np.ndarray | None = None,
+               stream: int = 0) -> None:
+        """Add one chunk; losses whose index is in ``skip`` are left untouched. ``rows`` are
+        the chunk's row numbers in the input (and ``stream`` the input's file), from which the
+        bootstrap draws its replicate counts; required with bootstrap replicates."""
         n = batch.n
         if n == 0:
             return
@@ -919,13 +1016,13 @@ class EvalState:
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
-        spreads: dict[object, RowMoments] = {}
+        terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
             form = forms[i]
             if form is not None and res is not None:
-                self._update_from_residual(spec, st, form, res, batch, clipped, spreads)
+                self._update_from_residual(spec, st, form, res, batch, clipped, terms)
                 continue
             c = _evaluate_spec(spec, batch)
             st.clipped_inputs += c.clipped
@@ -936,22 +1033,26 @@ class EvalState:
                 a = row_multipliers(_normalised_weights(spec), batch.target)  # type: ignore[arg-type]
                 wa = a if w is None else a * w
                 st.denom.add_array(wa)
-                if st.spread is not None:
-                    # reduced by sum(w a): the linearised terms are w a (l / a - L)
-                    plain = np.divide(c.values, a, out=np.zeros_like(c.values), where=a > 0)
-                    st.spread.merge(RowMoments.of(plain, wa, exp=self.weight_exp))
-            elif st.spread is not None:
-                st.spread.merge(RowMoments.of(c.values, w, exp=self.weight_exp))
+                # reduced by sum(w a): the linearised terms are w a (l / a - L)
+                if st.spread is not None or st.boot is not None:
+                    terms.add(st, i, np.divide(c.values, a, out=np.zeros_like(c.values),
+                                               where=a > 0), weight=wa)
+            else:
+                terms.add(st, i, c.values)
             st.value.add_array(c.values if w is None else c.values * w)
             st.grad.update(c.grads, w, self.opts, c.abs_grads)
+        if self.boot_samples:
+            if rows is None:
+                raise ValueError("bootstrap replicates need the chunk's row numbers")
+            terms.finish(rows, stream_key(self.boot_seed, stream), self.boot_samples)
 
     def _update_from_residual(self, spec: LossSpec, st: LossState, form: str,
                               res: ResidualChunk, batch: Batch,
                               clipped: dict[tuple[float, float], ClippedChunk],
-                              spreads: dict[object, RowMoments]) -> None:
+                              terms: _RowTerms) -> None:
         """Value and gradient of a loss that both follow from the shared residual summary;
         ``clipped`` holds the clipped residuals of this chunk already summarised, by (d, s), and
-        ``spreads`` the moments of the per-row losses already taken, by the same keys."""
+        ``terms`` takes the per-row losses, by the same keys."""
         loss, params, w = spec.terms[0].loss, spec.terms[0].params, batch.weight
         if form == "clipped":
             assert loss.clip_of is not None
@@ -960,24 +1061,17 @@ class EvalState:
                 clipped[key] = ClippedChunk.of(*key, res, batch.residual(), w)
             st.value.add(clipped[key].value)
             st.grad.update_linear(1.0, clipped[key], self.opts)
-            if st.spread is not None:
-                if key not in spreads:
-                    spreads[key] = RowMoments.of(clipped[key].row_losses(key[1], res), w,
-                                                 clipped[key].value, self.weight_exp)
-                st.spread.merge(spreads[key])
+            chunk = clipped[key]
+            terms.add(st, key, lambda: chunk.row_losses(key[1], res), chunk.value)
             return
         assert loss.value_form is not None
         total = res.value_sum(loss.value_form, w, batch.residual())
         st.value.add(total)
-        if st.spread is not None:
-            form_key = loss.value_form
-            if form_key not in spreads:
-                values = res.abs_values
-                if form_key == "square":
-                    assert res.squares is not None
-                    values = res.squares
-                spreads[form_key] = RowMoments.of(values, w, total, self.weight_exp)
-            st.spread.merge(spreads[form_key])
+        if loss.value_form == "square":
+            if res.squares is not None:
+                terms.add(st, "square", res.squares, total)
+        else:
+            terms.add(st, "abs", res.abs_values, total)
         if form == "linear":
             st.grad.update_linear(loss.grad_coef, res, self.opts)
         else:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
+
 from losscli.errors import UsageError
 
 CiMethod = Literal["johnson", "t", "bootstrap", "none"]
@@ -213,3 +215,87 @@ def mean_interval(mean: float, s2: float, m3: float, n: int, level: float,
 def sqrt_interval(low: float, high: float) -> tuple[float, float]:
     """An interval of mse mapped to rmse (sqrt is increasing; a negative end becomes 0)."""
     return math.sqrt(max(low, 0.0)), math.sqrt(max(high, 0.0))
+
+
+# --- the Poisson bootstrap ------------------------------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_ROW_STEP = np.uint64(0xD1B54A32D192ED03)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+#: Rows per block of replicate counts: B x 4096 bytes at a time, whatever the chunk size.
+BOOTSTRAP_BLOCK_ROWS = 4096
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, in place on uint64 (a bijection with good avalanche)."""
+    z ^= z >> np.uint64(30)
+    z *= _MIX1
+    z ^= z >> np.uint64(27)
+    z *= _MIX2
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def _poisson1_thresholds() -> np.ndarray:
+    """floor(2^53 P(K <= k)) for K ~ Poisson(1), k = 0, 1, ... until it reaches 2^53."""
+    out, cdf, p, k = [], 0.0, math.exp(-1.0), 0
+    while True:
+        cdf += p
+        t = min(int(math.ldexp(cdf, 53)), 1 << 53)
+        if t >= 1 << 53:
+            break
+        out.append(t)
+        k += 1
+        p /= k
+    return np.array(out, dtype=np.uint64)
+
+
+POISSON1_THRESHOLDS = _poisson1_thresholds()
+
+
+def stream_key(seed: int, stream: int = 0) -> np.uint64:
+    """The hash key of a seed and an input stream (a file of a directory; 0 for one file)."""
+    z = np.array([(seed * 0x9E3779B97F4A7C15 + stream * 0xC2B2AE3D27D4EB4F) % (1 << 64)],
+                 dtype=np.uint64)
+    return np.uint64(_mix(z)[0])
+
+
+def replicate_counts(key: np.uint64, rows: np.ndarray, samples: int) -> np.ndarray:
+    """The (samples, len(rows)) Poisson(1) bootstrap counts of these source rows: a hash of
+    (key, row, replicate), so any chunking, thread or worker draws the same counts."""
+    r = rows.astype(np.uint64, copy=False)
+    with np.errstate(over="ignore"):
+        z = (np.arange(1, samples + 1, dtype=np.uint64) * _GOLDEN + key)[:, None] + r * _ROW_STEP
+    u = _mix(z) >> np.uint64(11)  # uniform on 0 .. 2^53 - 1
+    t = POISSON1_THRESHOLDS
+    counts = (u >= t[0]).view(np.uint8)
+    for k in range(1, 5):
+        counts += u >= t[k]
+    tail = u >= t[4]  # K >= 5: about 0.37% of the draws
+    if tail.any():
+        counts[tail] = np.searchsorted(t, u[tail], side="right").astype(np.uint8)
+    return counts
+
+
+def bootstrap_sums(vectors: np.ndarray, rows: np.ndarray, key: np.uint64,
+                   samples: int) -> np.ndarray:
+    """(len(vectors), samples): sum_i c_bi v_i for each vector v (rows of ``vectors``) and each
+    replicate b, with c the replicate counts of ``rows``; blocks of rows bound the memory."""
+    out = np.zeros((vectors.shape[0], samples))
+    n = rows.shape[0]
+    for lo in range(0, n, BOOTSTRAP_BLOCK_ROWS):
+        hi = min(n, lo + BOOTSTRAP_BLOCK_ROWS)
+        c = replicate_counts(key, rows[lo:hi], samples)
+        # einsum's own loop (no BLAS): sum over the block's rows of counts x values
+        out += np.einsum("bi,li->lb", c, vectors[:, lo:hi])
+    return out
+
+
+def percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile bootstrap interval: the (1 -+ level)/2 quantiles of the replicates."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    low, high = np.quantile(finite, [0.5 - 0.5 * level, 0.5 + 0.5 * level])
+    return float(low), float(high)

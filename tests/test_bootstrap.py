@@ -1,0 +1,133 @@
+"""The Poisson bootstrap: its counts, its sums against a direct NumPy evaluation, and its
+invariance to chunks, threads, runs and files."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.stats
+
+from losscli import evaluate
+from losscli.cli import run
+from losscli.sources import open_source
+from losscli.uncertainty import replicate_counts, stream_key
+
+
+@pytest.fixture
+def data(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = 6000
+    y = rng.normal(size=n)
+    return {"p": y + rng.standard_exponential(n) - 1.0, "y": y, "w": rng.uniform(0.2, 3.0, n)}
+
+
+def test_counts_are_poisson_1() -> None:
+    c = replicate_counts(stream_key(7), np.arange(50_000), 40).ravel()
+    k = np.arange(9)
+    observed = np.array([np.count_nonzero(c == j) for j in k[:-1]] + [np.count_nonzero(c >= 8)])
+    expected = c.size * np.r_[scipy.stats.poisson.pmf(k[:-1], 1), scipy.stats.poisson.sf(7, 1)]
+    assert scipy.stats.chisquare(observed, expected).pvalue > 1e-3
+    assert abs(c.mean() - 1) < 0.005 and abs(c.var() - 1) < 0.01
+
+
+def test_counts_depend_on_seed_row_and_replicate_only() -> None:
+    rows = np.array([5, 17, 123456789012])
+    a = replicate_counts(stream_key(3), rows, 300)
+    b = replicate_counts(stream_key(3), np.arange(200)[::-1], 300)
+    assert np.array_equal(a[:, 1], replicate_counts(stream_key(3), np.array([17]), 300)[:, 0])
+    assert np.array_equal(b[:, -6], replicate_counts(stream_key(3), np.array([5]), 300)[:, 0])
+    other = replicate_counts(stream_key(4), rows, 300)
+    assert not np.array_equal(a, other)
+    # neighbouring rows and replicates are not correlated
+    big = replicate_counts(stream_key(3), np.arange(20_000), 50).astype(float)
+    assert abs(np.corrcoef(big[:, :-1].ravel(), big[:, 1:].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(big[:-1].ravel(), big[1:].ravel())[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_interval_is_the_percentile_of_the_replicates(data: dict[str, np.ndarray],
+                                                      weighted: bool) -> None:
+    n = data["y"].size
+    w = data["w"] if weighted else np.ones(n)
+    r = evaluate(data, "p", "y", "w" if weighted else None, losses=["mse", "rmse", "mae"],
+                 ci="bootstrap", bootstrap_samples=300, seed=11, confidence=0.9,
+                 chunk_rows=1000)
+    counts = replicate_counts(stream_key(11), np.arange(n), 300).astype(float)
+    e = data["p"] - data["y"]
+    for loss, values, root in ((r.losses[0], e * e, False), (r.losses[1], e * e, True),
+                               (r.losses[2], np.abs(e), False)):
+        reps = (counts @ (w * values)) / (counts @ w)
+        if root:
+            reps = np.sqrt(reps)
+        low, high = np.quantile(reps, [0.05, 0.95])
+        assert loss.ci is not None and loss.ci.method == "bootstrap"
+        assert (loss.ci.low, loss.ci.high) == pytest.approx((low, high), rel=1e-12)
+        assert loss.ci.samples == 300 and loss.ci.seed == 11
+
+
+def test_same_interval_for_any_chunking_threads_and_run(data: dict[str, np.ndarray]) -> None:
+    specs = ["mse", "rmse", "mae", "huber", "log_cosh", "0.5*mse+0.5*mae"]
+    runs = [evaluate(data, "p", "y", "w", losses=specs, ci="bootstrap", chunk_rows=cr,
+                     threads=th) for cr, th in ((1 << 17, 0), (333, 2), (1000, 1), (333, 2))]
+    ref = [(x.ci.low, x.ci.high) for x in runs[0].losses]  # type: ignore[union-attr]
+    for other in runs[1:]:
+        got = [(x.ci.low, x.ci.high) for x in other.losses]  # type: ignore[union-attr]
+        assert np.allclose(got, ref, rtol=1e-12, atol=0)
+    assert runs[1].to_dict()["losses"] == runs[3].to_dict()["losses"]  # bit-identical reruns
+
+
+def test_rows_dropped_for_nan_keep_their_row_numbers(data: dict[str, np.ndarray]) -> None:
+    """Row i's counts belong to row i: dropping a NaN row does not shift the others'."""
+    p = data["p"].copy()
+    p[10] = np.nan
+    full = evaluate({"p": p, "y": data["y"]}, "p", "y", losses=["mae"], ci="bootstrap",
+                    nan="drop", chunk_rows=500).losses[0]
+    n = p.size
+    keep = np.arange(n) != 10
+    counts = replicate_counts(stream_key(0), np.arange(n)[keep], 200).astype(float)
+    e = np.abs(p - data["y"])[keep]
+    reps = (counts @ e) / counts.sum(axis=1)
+    assert full.ci is not None
+    assert (full.ci.low, full.ci.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),
+                                                        rel=1e-12)
+
+
+def test_directory_files_are_streams_of_their_own(tmp_path: Path,
+                                                  data: dict[str, np.ndarray]) -> None:
+    d = tmp_path / "parts"
+    d.mkdir()
+    half = data["y"].size // 2
+    for i, sl in enumerate((slice(0, half), slice(half, None))):
+        pq.write_table(pa.table({"p": data["p"][sl], "y": data["y"][sl]}), d / f"{i}.parquet")
+    a = evaluate(str(d), "p", "y", losses=["mse"], ci="bootstrap").losses[0]
+    b = evaluate(str(d), "p", "y", losses=["mse"], ci="bootstrap", chunk_rows=400,
+                 threads=2).losses[0]
+    assert a.ci is not None and b.ci is not None
+    assert (a.ci.low, a.ci.high) == pytest.approx((b.ci.low, b.ci.high), rel=1e-12)
+    # each file's rows 0, 1, ... draw from a stream keyed by the file
+    files = open_source(str(d)).files
+    counts = np.hstack([replicate_counts(stream_key(0, zlib.crc32(f.encode())), np.arange(m),
+                                         200) for f, m in zip(files, (half, half), strict=True)])
+    e2 = (data["p"] - data["y"]) ** 2
+    reps = (counts @ e2) / counts.sum(axis=1)
+    assert (a.ci.low, a.ci.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),
+                                                  rel=1e-12)
+
+
+def test_cli_json_of_a_bootstrap_interval(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          data: dict[str, np.ndarray]) -> None:
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"pred": data["p"], "y": data["y"]}), path)
+    assert run(["eval", str(path), "-l", "mse", "--ci", "bootstrap", "--seed", "5",
+                "--bootstrap-samples", "50", "-f", "json"]) == 0
+    ci = json.loads(capsys.readouterr().out)["losses"][0]["ci"]
+    assert ci["method"] == "bootstrap" and ci["samples"] == 50 and ci["seed"] == 5
+    assert ci["low"] < ci["high"]
+    assert run(["eval", str(path), "-l", "mse", "--ci", "bootstrap", "--seed", "6",
+                "--bootstrap-samples", "50", "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["losses"][0]["ci"]["low"] != ci["low"]
