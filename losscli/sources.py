@@ -216,15 +216,25 @@ def _sniff(path: Path) -> Format:
     return "csv"
 
 
-def _first_line(stream: Any) -> bytes:
+#: A CSV header longer than this is taken for a file that is not CSV (such as /dev/zero).
+MAX_HEADER_BYTES = 64 << 20
+
+
+def _first_line(stream: Any, where: str) -> bytes:
     """The bytes of a stream up to and including its first line break (\\n, \\r\\n or a lone
-    \\r), whatever its length, and possibly a little more; everything when there is none."""
+    \\r), of any length up to MAX_HEADER_BYTES, and possibly a little more; everything when
+    there is none."""
     parts: list[bytes] = []
+    size = 0
     while True:
         block = stream.read(1 << 16)
         if not block:
             break
         parts.append(block)
+        size += len(block)
+        if size > MAX_HEADER_BYTES:
+            raise InputError(f"{where}: no line break in the first {MAX_HEADER_BYTES >> 20} MiB; "
+                             "is this a CSV file?")
         cr = block.find(b"\r")
         if block.find(b"\n") >= 0 or 0 <= cr < len(block) - 1:
             break  # a \r at the very end may be the first half of \r\n: read on
@@ -288,7 +298,7 @@ def open_source(path: str) -> Source:
     delimiter = "\t" if fmt == "tsv" else ","
     try:
         with pa.input_stream(path, compression="detect") as f:
-            head = _first_line(f)
+            head = _first_line(f, path)
     except (OSError, pa.ArrowException) as exc:
         raise _arrow_error(exc, path) from None
     if not head.strip():
@@ -300,7 +310,7 @@ def open_source(path: str) -> Source:
 def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
     """CSV from a stream that can be read only once: its header now, the rest later."""
     where = "stdin" if path == "-" else path
-    head = _first_line(stream)
+    head = _first_line(stream, where)
     if head.startswith((b"PAR1", b"ARROW1")):
         raise InputError(f"{where}: Parquet and Arrow data need a file (they are read from "
                          "the end); only CSV can be read from a pipe")
@@ -803,10 +813,10 @@ def _numeric_classes(values: np.ndarray, cols: Columns, where: str, first_row: i
             i = int(np.argmax(np.isfinite(values)))
             raise InputError(
                 f"{where}: column '{cols.target}' row {first_row + i + 1} holds the number "
-                f"{values[i]:g}, but the class labels ({', '.join(cols.labels)}) mix numbers "
-                f"('{numbered[0]}') and names, so it could be a label or a position 0.."
-                f"{n_classes - 1}; give the targets as labels, or select columns whose "
-                "suffixes are all numbers or all names")
+                f"{values[i]:g}, but the class labels ({', '.join(cols.labels)}) include the "
+                f"number '{numbered[0]}' and are not all integers, so it could be a label or a "
+                f"position 0..{n_classes - 1}; give the targets as text labels, or select "
+                "columns whose suffixes are all integers or all names")
         return values  # positions; TaskValidator checks them
     if ints == list(range(len(ints))):
         return values  # the labels are the positions

@@ -459,13 +459,16 @@ def test_float_text_targets_in_csv_equal_parquet(capfd: pytest.CaptureFixture[st
 @pytest.mark.parametrize(("names", "target", "needles"), [
     (["prob_1", "prob_2", "prob_3"], [0, 1, 2, 1], ("has class 0", "not a class label (1, 2, 3",
                                                     "not positions 0..2")),
-    (["prob_0", "prob_cat", "prob_dog"], [0, 1, 2, 1], ("mix numbers", "'0'")),
+    (["prob_0", "prob_cat", "prob_dog"], [0, 1, 2, 1], ("include the number '0'",
+                                                         "a label or a position 0..2")),
+    (["p_0.5", "p_1.5", "p_2.5"], [0, 1, 2, 1], ("include the number '0.5'",)),
 ])
 def test_ambiguous_class_targets_are_refused(capfd: pytest.CaptureFixture[str], tmp_path: Path,
                                              fmt: str, names: list[str], target: list[int],
                                              needles: tuple[str, ...]) -> None:
     src = _multiclass_file(tmp_path, fmt, names, target)
-    assert_input_error(cli(capfd, "eval", src, "--pred", "prob_*", "--loss", "cce"),
+    glob = names[0].split("_")[0] + "_*"
+    assert_input_error(cli(capfd, "eval", src, "--pred", glob, "--loss", "cce"),
                        "column 'label' row 1", *needles)
 
 
@@ -562,6 +565,15 @@ def test_header_over_64_kib_in_a_file_and_on_stdin(capfd: pytest.CaptureFixture[
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["losses"][0]["value"] == pytest.approx(expected, rel=1e-15)
+
+
+def test_a_file_without_line_breaks_is_not_read_whole(capfd: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
+    from losscli import sources
+
+    f = tmp_path / "zeros.csv"
+    f.write_bytes(b"\0" * (sources.MAX_HEADER_BYTES + (1 << 16)))
+    assert_input_error(cli(capfd, "eval", f), "no line break in the first 64 MiB")
 
 
 def test_line_longer_than_the_parse_block(capfd: pytest.CaptureFixture[str],
