@@ -157,32 +157,46 @@ def _regular_or_new(path: Path) -> bool:
         return True
 
 
-def check_output(path: Path | None) -> None:
+def check_output(path: Path | None, flag: str = "--output") -> None:
     """Refuse an --output that cannot be written before a long pass, not after it: for a file,
     a temporary file is created beside it (and removed) as the rename will need."""
     if path is None:
         return
     try:
         if Path(path).is_dir():
-            raise UsageError(f"--output {path} is a directory")
+            raise UsageError(f"{flag} {path} is a directory")
         if not _regular_or_new(path):
             if not os.access(path, os.W_OK):
-                raise UsageError(f"--output {path}: not writable")
+                raise UsageError(f"{flag} {path}: not writable")
             return
     except OSError as exc:
-        raise UsageError(f"--output {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag} {path}: {exc.strerror}") from None
     target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
-        raise UsageError(f"--output {path}: directory {target.parent} does not exist")
+        raise UsageError(f"{flag} {path}: directory {target.parent} does not exist")
     import tempfile
 
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise UsageError(f"--output {path}: cannot create a file in {target.parent} "
+        raise UsageError(f"{flag} {path}: cannot create a file in {target.parent} "
                          f"({exc.strerror})") from None
     os.close(fd)
     os.unlink(tmp)
+
+
+def _check_baseline_path(path: Path | None) -> None:
+    """--write-baseline: as --output, except that a missing directory is made when the
+    evaluation succeeds (recording ci/baseline.json in a fresh checkout)."""
+    if path is None:
+        return
+    parent = Path(os.path.realpath(path)).parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--write-baseline {path}: cannot make a file under {parent}")
+    if Path(os.path.realpath(path)).parent.is_dir():
+        check_output(path, "--write-baseline")
 
 
 def _umask() -> int:
@@ -438,7 +452,7 @@ def eval_cmd(
     from losscli.engine import evaluate
 
     check_output(output)
-    check_output(write_baseline)
+    _check_baseline_path(write_baseline)
     if write_baseline is not None and (baseline is not None or tolerance is not None):
         raise UsageError("--write-baseline records a baseline and --baseline / --tolerance "
                          "compare with one: pass one of them")
@@ -472,6 +486,7 @@ def eval_cmd(
         report.config = st.shown()
     _warn(report.warnings, quiet)
     if write_baseline is not None:
+        Path(os.path.realpath(write_baseline)).parent.mkdir(parents=True, exist_ok=True)
         write_output(_render(report, "json"), write_baseline)
     try:
         _emit_report(report, st.format, output)

@@ -96,7 +96,15 @@ def test_write_baseline_with_baseline_flag_is_usage_error(capfd: pytest.CaptureF
                        "--write-baseline", "--baseline")
     assert not out.exists()
     assert_input_error(cli(capfd, "eval", data, "--pred", "guess", "--target", "truth",
-                           "--write-baseline", tmp_path / "no" / "b.json"), "does not exist")
+                           "--write-baseline", tmp_path), "--write-baseline", "directory")
+    # a missing directory is made, but only once the evaluation succeeded
+    deep = tmp_path / "ci" / "new" / "b.json"
+    assert_input_error(cli(capfd, "eval", data, "--pred", "nope", "--write-baseline", deep),
+                       "'nope'")
+    assert not (tmp_path / "ci").exists()
+    assert cli(capfd, "eval", data, "--pred", "guess", "--target", "truth",
+               "--write-baseline", deep)[0] == 0
+    assert json.loads(deep.read_text())["schema"] == "losscli.eval/1"
 
 
 def test_no_config_ignores_the_file(capfd: pytest.CaptureFixture[str], tmp_path: Path,

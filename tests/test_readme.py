@@ -1,0 +1,127 @@
+"""The README's shell examples, extracted and run as a newcomer would run them, in order, with
+the placeholder files (preds.parquet, preds.csv, train.csv) made from the shipped samples: the
+README cannot drift from the tool. Also: CI (.ci/run) runs exactly the Quick start's test
+command."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SAMPLES = ROOT / "sample_data"
+GATES = ("--max", "--baseline", "[tool.losscli]")
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def commands() -> list[tuple[str, str]]:
+    """(command, comment) of every README shell line that runs losscli, in README order. The
+    losscli part of 'pip install . && losscli ...' is kept; pip, python and pytest lines are
+    the Quick start's and CI's business (tested below)."""
+    found = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            code, _, comment = line.partition("  #")
+            code = code.strip()
+            if "&&" in code:
+                code = next((p.strip() for p in code.split("&&") if "losscli " in p), "")
+            if code.startswith("losscli ") or re.match(r"cat \S+ \| losscli ", code):
+                found.append((code, comment.strip()))
+    return found
+
+
+def workspace(tmp_path: Path) -> Path:
+    """A working directory with the samples, the README's Python files (a block whose first line
+    is '# NAME.py') and the placeholder inputs."""
+    shutil.copytree(SAMPLES, tmp_path / "sample_data")
+    shutil.copy(SAMPLES / "regression.parquet", tmp_path / "preds.parquet")
+    shutil.copy(SAMPLES / "regression.csv", tmp_path / "preds.csv")
+    with open(SAMPLES / "regression.csv", newline="", encoding="utf-8") as f:
+        prices = [row["y"] for row in csv.DictReader(f)]
+    (tmp_path / "train.csv").write_text("price\n" + "\n".join(prices) + "\n", encoding="utf-8")
+    for block in blocks("python"):
+        first = block.splitlines()[0]
+        if re.fullmatch(r"# [\w.]+\.py", first):
+            (tmp_path / first[2:]).write_text(block, encoding="utf-8")
+    return tmp_path
+
+
+def readme_config() -> str:
+    [toml] = [b for b in blocks("toml") if b.startswith("[tool.losscli]")]
+    return toml
+
+
+def test_readme_has_examples() -> None:
+    cmds = [c for c, _ in commands()]
+    assert len(cmds) >= 15
+    for needed in ("losscli eval sample_data/regression.parquet", "--write-baseline",
+                   "losscli recommend", "losscli losses"):
+        assert any(needed in c for c in cmds), needed
+
+
+def test_readme_examples_run(tmp_path: Path) -> None:
+    cwd = workspace(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    failures = []
+    for code, comment in commands():
+        config = cwd / "pyproject.toml"
+        if "[tool.losscli]" in comment:  # the line that reads the README's configuration
+            config.write_text(readme_config(), encoding="utf-8")
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", code], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        config.unlink(missing_ok=True)
+        gated = any(g in code + comment for g in GATES)
+        ok = proc.returncode == 0 or (proc.returncode == 1 and gated and all(
+            line.startswith("losscli: gate failed:") for line in proc.stderr.splitlines()))
+        if not ok or "losscli: error" in proc.stderr or "Traceback" in proc.stderr:
+            failures.append(f"{code}\n  exit {proc.returncode}: {proc.stderr.strip()}")
+        elif not proc.stdout.strip() and ">" not in code:
+            failures.append(f"{code}\n  printed nothing")
+    assert not failures, "\n".join(failures)
+    assert (cwd / "ci" / "baseline.json").is_file() and (cwd / "losscli.xml").is_file()
+
+
+def test_first_command_prints_no_warning(tmp_path: Path) -> None:
+    """The Quick start's evaluation: a result on stdout and nothing on stderr."""
+    first = commands()[0][0]
+    assert first == "losscli eval sample_data/regression.parquet"
+    cwd = workspace(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "losscli", *first.split()[1:]], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert "mse" in proc.stdout and "smooth_l1" not in proc.stdout
+
+
+def quick_start() -> list[str]:
+    section = README.split("## Quick start", 1)[1]
+    return re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1).splitlines()
+
+
+def test_quick_start_has_a_virtual_environment_step() -> None:
+    lines = quick_start()
+    assert lines[0] == "python3 -m venv .venv && . .venv/bin/activate"
+    assert lines[1].startswith("pip install . && losscli eval ")
+
+
+@pytest.mark.parametrize("script", [".ci/run"])
+def test_ci_runs_exactly_the_readme_test_command(script: str) -> None:
+    """The Quick start's test command is the last command of .ci/run, character for
+    character, after a fresh virtual environment."""
+    [test_line] = [x for x in quick_start() if "pytest" in x]
+    ci = [x for x in (ROOT / script).read_text().splitlines() if x and not x.startswith("#")]
+    assert ci[-1] == test_line
+    assert any("python3 -m venv" in x for x in ci)
+    # and the development section points at the same script
+    assert ".ci/run" in README
