@@ -390,7 +390,13 @@ def guess_column(src: Source, candidates: Sequence[str], exclude: set[str]) -> s
 
 
 def _common_prefix_labels(names: list[str]) -> list[str]:
+    """Class labels of listed columns: the names without their common prefix, cut back to its
+    last separator when it has one (prob_cat, prob_cow are cat, cow; prob_[a], prob_[b] are
+    [a], [b], as the glob prob_* reads them)."""
     prefix = os.path.commonprefix(names)  # noqa: RUF071 - a text prefix, not a path
+    cut = max(prefix.rfind(sep) for sep in "_-. :")
+    if cut >= 0:
+        prefix = prefix[:cut + 1]
     labels = [n[len(prefix):] for n in names]
     return labels if all(labels) else list(names)
 
@@ -400,6 +406,12 @@ def _glob_labels(pattern: str, names: list[str]) -> list[str]:
     if "*" not in pattern:
         return _common_prefix_labels(names)
     return [n[len(head):len(n) - len(tail)] for n in names]
+
+
+def _all_names(src: Source, pred: str) -> bool:
+    """``pred`` is a comma list of exact column names (``p_[a],p_[b]`` is not a glob)."""
+    parts = [p.strip() for p in pred.split(",") if p.strip()]
+    return "," in pred and bool(parts) and all(p in src.names for p in parts)
 
 
 def resolve_columns(src: Source, pred: str | None, target: str | None,
@@ -424,7 +436,9 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         if not cols.pred:
             raise InputError(f"{src.path}: no prediction column recognised; pass --pred "
                              f"(columns: {_available(src)})")
-    elif any(ch in pred for ch in "*?["):
+    elif pred in src.names:  # an exact name wins, even one that holds glob characters
+        cols.pred = [pred]
+    elif any(ch in pred for ch in "*?[") and not _all_names(src, pred):
         matched = [n for n in src.names if fnmatch.fnmatchcase(n, pred) and n != tgt]
         if not matched:
             raise InputError(f"{src.path}: no column matches --pred '{pred}' "

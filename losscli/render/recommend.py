@@ -8,6 +8,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -92,9 +93,9 @@ def _values_table(rec: Recommendation) -> Group:
         table.add_column("note", style="dim")
     for i, c in enumerate([rec.recommended, *rec.alternatives]):
         name = c.name + (f" {_params(c.params)}" if _params(c.params) else "")
-        row = ["recommended" if i == 0 else f"alternative {i}", name, fmt(c.value)]
+        row = ["recommended" if i == 0 else f"alternative {i}", escape(name), fmt(c.value)]
         if notes:
-            row.append(c.value_note or "")
+            row.append(escape(c.value_note or ""))
         table.add_row(*row)
     return Group(Text("Candidate losses of these predictions (sum w l / sum w)", style="italic"),
                  table, Text(NOT_COMPARABLE, style="dim"))
@@ -140,9 +141,10 @@ def _evidence_table(ev: Evidence, rec: Recommendation) -> Group:
     if cb is not None:
         shares = ", ".join(f"{lab}: {pct(f)}" for lab, f in list(cb["fractions"].items())[:10])
         more = ", ..." if len(cb["fractions"]) > 10 else ""
-        table.add_row("class balance", shares + more, "share of rows per class")
+        table.add_row("class balance", escape(shares + more), "share of rows per class")
         table.add_row("minority share", pct(cb["minority_share"]),
-                      f"class {cb['minority_class']}; rare < {pct(th['rare_minority'])}, "
+                      f"class {escape(str(cb['minority_class']))}; rare < "
+                      f"{pct(th['rare_minority'])}, "
                       f"extremely rare < {pct(th['extremely_rare_minority'])}")
         table.add_row("imbalance ratio", fmt(cb["imbalance_ratio"], 4),
                       f"largest / smallest class; multiclass imbalanced >= "
@@ -187,7 +189,7 @@ def histogram_renderable(h: Histogram) -> RenderableType:
         bar = Text("#" * width, style=style)
         if b.outlier and b.count:
             bar.append("  outlier", style="red dim")
-        table.add_row(_bin_label(b.lo, b.hi, b.label, h.unit), bar, f"{b.count:,}")
+        table.add_row(escape(_bin_label(b.lo, b.hi, b.label, h.unit)), bar, f"{b.count:,}")
     return Group(Text(h.title, style="italic"), table)
 
 
@@ -198,7 +200,7 @@ def _rules_table(rec: Recommendation) -> Table:
     table.add_column("loss", style="cyan")
     table.add_column("parameters")
     for r in rec.rules:
-        table.add_row(r.when, r.loss, r.params)
+        table.add_row(escape(r.when), escape(r.loss), escape(r.params))
     return table
 
 
@@ -216,6 +218,8 @@ def markdown(rec: Recommendation) -> str:
         lines += [f"{i}. {item(a)}: {a.reason}" for i, a in enumerate(rec.alternatives, 1)]
     if rec.notes:
         lines += [""] + [f"_{n}_" for n in rec.notes]
+    if rec.recommended.command:
+        lines += ["", "Evaluate it:", "", "```bash", rec.recommended.command, "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -125,7 +125,7 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
                 fmt(g.value, 10), "-")
             result = Text("pass", "green") if g.passed else Text(
                 "FAIL" + (f": {g.detail}" if g.limit is None else ""), "bold red")
-            gates.add_row(g.kind, g.loss, value, limit, result)
+            gates.add_row(g.kind, escape(g.loss), value, limit, result)
         parts.append(gates)
         failed = sum(not g.passed for g in report.gates)
         parts.append(Text(f"FAILED: {failed} of {len(report.gates)} gates" if failed
