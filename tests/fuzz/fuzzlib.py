@@ -35,7 +35,6 @@ PENDING: frozenset[str] = frozenset({
     "invalid_utf8_toml",  # 8: a pyproject.toml with invalid UTF-8
     "long_line",          # 14: a header over 64 KiB, a line over the 3 MiB parse block
     "feather_dictionary", # 15: dictionary-encoded columns in Arrow IPC / Feather
-    "duplicate_param",    # 18: huber:delta=1,delta=2
 })
 if os.environ.get("LOSSCLI_FUZZ_PENDING"):
     PENDING = frozenset()
@@ -157,9 +156,8 @@ def _poisson(p: float, y: float) -> float:
     return 2.0 * ((y * math.log(y / p) if y > 0 else 0.0) - y + p)
 
 
-def _bce(p: float, y: float) -> float:
-    pt = _clip(p) if y == 1.0 else 1.0 - _clip(p)
-    return -math.log(pt)
+def _bce(p: float, y: float, pos_weight: float) -> float:
+    return -pos_weight * math.log(_clip(p)) if y == 1.0 else -math.log(1.0 - _clip(p))
 
 
 def _focal(p: float, y: float, gamma: float, alpha: float | None) -> float:
@@ -180,7 +178,7 @@ PER_SAMPLE: dict[str, Callable[[Any, float, Mapping[str, Any]], float]] = {
     "quantile": lambda p, y, k: (k.get("q", 0.5) * max(y - p, 0.0)
                                  + (1.0 - k.get("q", 0.5)) * max(p - y, 0.0)),
     "poisson": lambda p, y, k: _poisson(p, y),
-    "bce": lambda p, y, k: _bce(p, y),
+    "bce": lambda p, y, k: _bce(p, y, k.get("pos_weight", 1.0)),
     "focal": lambda p, y, k: _focal(p, y, k.get("gamma", 2.0), k.get("alpha")),
     "cce": lambda p, y, k: -math.log(_clip(p[int(y)])),
 }
@@ -203,6 +201,10 @@ def reference(rows: Rows, name: str, params: Mapping[str, Any]) -> tuple[float, 
     fn = PER_SAMPLE[name]
     k = {key: v for key, v in params.items() if v is not None}
     w = list(rows.weight) if rows.weight is not None else [1.0] * len(rows.target)
+    if name == "cce" and k.get("class_weights") is not None:
+        # PyTorch's CrossEntropyLoss(weight=c): sum(w c_y l) / sum(w c_y)
+        c = k["class_weights"]
+        w = [wi * c[int(y)] for wi, y in zip(w, rows.target, strict=True)]
     per = [fn(p, y, k) for p, y in zip(rows.pred, rows.target, strict=True)]
     total = math.fsum(w)
     value = math.fsum(wi * li for wi, li in zip(w, per, strict=True)) / total
