@@ -29,3 +29,7 @@ class ConfigError(LossCliError):
 class PluginError(LossCliError):
     """A custom loss that cannot be used: it fails to import, clashes with another loss's name,
     or returns values of the wrong shape or non-finite values for finite input."""
+
+
+class DuplicateColumnError(InputError):
+    """A column to read whose name the source has more than once."""

@@ -40,7 +40,7 @@ from losscli.engine import (
     ordered_map,
     resolve_threads,
 )
-from losscli.errors import InputError, UsageError
+from losscli.errors import DuplicateColumnError, InputError, UsageError
 from losscli.losses import BALANCED, CATALOG, Batch, balanced_class_weights, sigmoid
 from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
 from losscli.spec import format_number, parse_spec
@@ -795,7 +795,13 @@ def _columns(src: Source, pred: str | None, target: str | None, weight: str | No
     """Resolve the columns; without --pred and no recognised prediction column (or with
     ``target_only``), the analysis is target-only: the target stands in as the prediction column
     so that chunks() reads, validates and NaN-filters it once."""
-    from losscli.sources import TARGET_NAMES, find_column, guess_column, resolve_columns
+    from losscli.sources import (
+        TARGET_NAMES,
+        check_unique,
+        find_column,
+        guess_column,
+        resolve_columns,
+    )
 
     if pred is not None and target_only:
         raise UsageError("--target-only and --pred exclude each other")
@@ -809,9 +815,11 @@ def _columns(src: Source, pred: str | None, target: str | None, weight: str | No
     if not target_only:
         try:
             return resolve_columns(src, None, tgt, weight), True, "recognised"
+        except DuplicateColumnError:
+            raise
         except InputError:
             pass
-    return Columns([tgt], tgt, w), False, "none"
+    return check_unique(src, Columns([tgt], tgt, w)), False, "none"
 
 
 # --- the rules --------------------------------------------------------------------------------

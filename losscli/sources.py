@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
-from losscli.errors import InputError, UsageError
+from losscli.errors import DuplicateColumnError, InputError, UsageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -456,10 +456,7 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
-    repeated = [c for c in cols.selected if src.names.count(c) > 1]
-    if repeated:
-        raise InputError(f"{src.where}: {src.names.count(repeated[0])} columns are named "
-                         f"'{repeated[0]}'; rename them so that the name means one column")
+    check_unique(src, cols)
     if len(cols.pred) == 1:
         import pyarrow as pa
 
@@ -468,6 +465,16 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
                                 or pa.types.is_fixed_size_list(typ)):
             cols.list_column = True
     return cols  # a list column has no labels: its classes are the indices 0..C-1
+
+
+def check_unique(src: Source, cols: Columns) -> Columns:
+    """Refuse a column to read whose name the source has more than once (which one is meant?)."""
+    repeated = [c for c in cols.selected if src.names.count(c) > 1]
+    if repeated:
+        raise DuplicateColumnError(
+            f"{src.where}: {src.names.count(repeated[0])} columns are named '{repeated[0]}'; "
+            "rename them so that the name means one column")
+    return cols
 
 
 # --- batch streams ----------------------------------------------------------------------------

@@ -492,6 +492,8 @@ def test_duplicate_column_name_is_refused(capfd: pytest.CaptureFixture[str], tmp
     else:
         feather.write_feather(table, src)
     assert_input_error(cli(capfd, "eval", src), "2 columns are named 'pred'")
+    for args in ([], ["--target-only", "--target", "pred"], ["--target", "pred"]):
+        assert_input_error(cli(capfd, "recommend", src, *args), "2 columns are named 'pred'")
     # a duplicate that is not read does no harm
     if fmt == "csv":
         src.write_text("y,pred,x,x\n1,1.5,a,b\n2,2.5,c,d\n")
