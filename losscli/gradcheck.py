@@ -228,8 +228,17 @@ def check_gradient(loss: LossDef, params: Params, *, logits: bool = False,
     return result
 
 
-def describe(result: CheckResult) -> list[str]:
-    """The check as lines of plain text (the result of ``losscli losses --check``)."""
+def describe(result: CheckResult, width: int = 80) -> list[str]:
+    """The check as lines of plain text (the result of ``losscli losses --check``), each
+    statement wrapped at ``width`` columns between words (numbers and paths stay whole)."""
+    import textwrap
+
+    return [wrapped for line in _statements(result) for wrapped in textwrap.wrap(
+        line, width, subsequent_indent="    " if line.startswith("  ") else "  ",
+        break_long_words=False, break_on_hyphens=False)]
+
+
+def _statements(result: CheckResult) -> list[str]:
     lines = [f"{result.loss} ({result.origin}): declared gradient against central finite "
              f"differences (on {'logits' if result.logits else 'the predictions as given'}; rtol "
              f"{result.rtol:g}, atol {result.atol:g})"]

@@ -185,16 +185,22 @@ def test_plugin_as_a_module_name(capsys: pytest.CaptureFixture[str], tmp_path: P
     monkeypatch.delitem(sys.modules, "team_losses")
 
 
+def install_entry_point(where: Path, monkeypatch: pytest.MonkeyPatch, dist: str,
+                        entry: str) -> None:
+    """A distribution ``dist`` on sys.path whose ``losscli.losses`` group holds ``entry``."""
+    info = where / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[losscli.losses]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(where))
+    plugin_mod.reset_entry_points()
+
+
 def test_entry_point_group(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     """An installed package's ``losscli.losses`` entry point is found when a spec names it."""
     write(tmp_path, "shop_costs.py", Path(ASYM).read_text().replace('"asym"', '"shop_asym"'))
-    dist = tmp_path / "shop_costs-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shop-costs\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[losscli.losses]\nshop = shop_costs\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_mod.reset_entry_points()
+    install_entry_point(tmp_path, monkeypatch, "shop-costs", "shop = shop_costs")
     code, out, err = cli(capsys, "eval", str(ROOT / "sample_data" / "regression.csv"),
                          "--loss", "shop_asym:under=2", "--format", "json")
     assert code == 0, err
@@ -204,12 +210,7 @@ def test_entry_point_group(capsys: pytest.CaptureFixture[str], tmp_path: Path,
 
 def test_broken_entry_point_names_itself(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    dist = tmp_path / "broken-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[losscli.losses]\nbroken = no_such_module_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugin_mod.reset_entry_points()
+    install_entry_point(tmp_path, monkeypatch, "broken", "broken = no_such_module_xyz")
     code, out, err = cli(capsys, "eval", str(ROOT / "sample_data" / "regression.csv"),
                          "--loss", "nothing_like_this")
     assert code == 2 and out == ""
@@ -385,7 +386,7 @@ def test_check_passes_for_the_examples_on_grid_and_data(capsys: pytest.CaptureFi
         code, out, _ = cli(capsys, "losses", "--plugin", plugin, "--check", spec, "--data",
                            str(ROOT / "sample_data" / "regression.csv"))
         assert code == 0, out
-        assert "grid:" in out and "regression.csv: 2,000 points" in out
+        assert "grid:" in out and "regression.csv: 2,000 points" in " ".join(out.split())
         assert out.strip().splitlines()[-1].startswith("PASS: worst relative error")
 
 
@@ -427,7 +428,8 @@ def test_check_reports_the_data_row_of_the_worst_error(capsys: pytest.CaptureFix
     code, out, _ = cli(capsys, "losses", "--plugin", path, "--check", "sq_big", "--data",
                        str(csv))
     assert code == 1
-    assert "row 3, pred=61, target=60" in out
+    assert "row 3, pred=61, target=60" in " ".join(out.split())  # lines wrap at 80 columns
+    assert max(len(line) for line in out.splitlines()) <= 80
 
 
 BUILTIN_CHECKS = ["mse", "rmse", "mae", "huber", "huber:delta=0.3", "smooth_l1:beta=4",
