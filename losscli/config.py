@@ -107,6 +107,8 @@ def _read(path: Path, pyproject: bool) -> ConfigFile:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}), so not "
                           "valid TOML") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
     if pyproject or "tool" in doc:
         tool = doc.get("tool", {})
         if not isinstance(tool, dict):

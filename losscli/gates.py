@@ -112,6 +112,8 @@ def load_baseline(path: str | Path) -> dict[str, float | None]:
     except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
         text = " ".join(str(exc).split())
         raise InputError(f"baseline {p}: not a losscli JSON report ({text})") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise InputError(f"baseline {p}: not a losscli JSON report (nested too deeply)") from None
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("losscli.eval/"):
         raise InputError(f"baseline {p}: not a losscli eval JSON report (no schema "
                          "'losscli.eval/1'); record one with --format json --output FILE")

@@ -294,6 +294,16 @@ def test_malformed_toml_losscli_toml(capfd: pytest.CaptureFixture[str], tmp_path
 
 
 @pytest.mark.parametrize("name", ["pyproject.toml", "losscli.toml"])
+def test_deeply_nested_toml_is_refused(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                       data: Path, name: str) -> None:
+    """Found by fuzzing: tomllib raised RecursionError on deeply nested arrays, an internal
+    error (exit 3)."""
+    prefix = "[tool.losscli]\n" if name == "pyproject.toml" else ""
+    conf = write(tmp_path / name, prefix + "losses = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_input_error(cli(capfd, "eval", data), str(conf), "TOML", "nested too deeply")
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "losscli.toml"])
 def test_unknown_key(capfd: pytest.CaptureFixture[str], tmp_path: Path, data: Path,
                      name: str) -> None:
     prefix = "[tool.losscli]\n" if name == "pyproject.toml" else ""

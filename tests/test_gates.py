@@ -477,6 +477,20 @@ def test_exit_2_baseline_not_a_report(capfd: pytest.CaptureFixture[str], tmp_pat
                        f"baseline {bl}")
 
 
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"schema": "losscli.eval/1", "losses": [{"spec": "mse", '
+                                  '"value": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}]}"],
+                         ids=["top-level", "inside-an-entry"])
+def test_deeply_nested_baseline_json_is_refused(capfd: pytest.CaptureFixture[str],
+                                                tmp_path: Path, text: str) -> None:
+    """Found by fuzzing: json's decoder raised RecursionError, an internal error (exit 3)."""
+    src = parquet(tmp_path / "p.parquet")
+    bl = tmp_path / "base.json"
+    bl.write_text(text, encoding="utf-8")
+    assert_input_error(cli(capfd, "eval", src, "-l", "mse", "--baseline", bl),
+                       f"baseline {bl}", "nested too deeply")
+
+
 @pytest.mark.parametrize("target", ["check", "load_baseline"])
 def test_exit_3_internal_error(capfd: pytest.CaptureFixture[str], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch, target: str) -> None:
