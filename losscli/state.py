@@ -668,8 +668,15 @@ class ClippedChunk(Summary):
         return values
 
 
+#: Up to this many classes, each class's rows are found by a comparison pass (k passes over
+#: the chunk); beyond it by one stable sort.
+CLASS_MASK_LIMIT = 8
+
+
 def _class_rows(y: np.ndarray, k: int) -> list[np.ndarray]:
-    """The row indices of each class 0..k-1 (a stable sort, so each list is in row order)."""
+    """The row indices of each class 0..k-1, each in row order."""
+    if k <= CLASS_MASK_LIMIT:
+        return [np.flatnonzero(y == c) for c in range(k)]
     order = np.argsort(y, kind="stable")
     bounds = np.searchsorted(y[order], np.arange(k + 1, dtype=np.float64) - 0.5)
     return [order[bounds[c]:bounds[c + 1]] for c in range(k)]

@@ -388,6 +388,10 @@ def test_cli_reports_the_balanced_numbers(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert f"pos_weight = n_neg / n_pos = {n_neg / n_pos:.6g}" in out
     assert f"class counts {n_neg:,}, {n_pos:,}" in out
+    code = run(["eval", "sample_data/binary.csv", "--loss", "bce:pos_weight=balanced",
+                "--format", "markdown"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"pos_weight = n_neg / n_pos = {n_neg / n_pos:.6g}" in out
 
 
 def test_cli_gate_on_a_class_weighted_spec(capsys: pytest.CaptureFixture[str]) -> None:
@@ -396,3 +400,25 @@ def test_cli_gate_on_a_class_weighted_spec(capsys: pytest.CaptureFixture[str]) -
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     assert code == 1 and doc["gates"][0]["loss"] == "cce:class_weights=1,2,3,4"
+
+
+def test_balanced_with_many_classes_sorts_rows_by_class() -> None:
+    """Past CLASS_MASK_LIMIT classes the rows are grouped by one stable sort: same numbers."""
+    from losscli.state import CLASS_MASK_LIMIT
+
+    k, n = CLASS_MASK_LIMIT + 4, 3000
+    rng = np.random.default_rng(21)
+    shares = rng.uniform(0.2, 3.0, k)
+    y = rng.choice(k, n, p=shares / shares.sum()).astype(float)
+    Z = rng.normal(0.0, 2.0, (n, k))
+    cols: dict[str, Any] = {f"z{j:02d}": Z[:, j] for j in range(k)}
+    cols["target"] = y
+    c = compute_class_weight("balanced", classes=np.unique(y), y=y)
+    values, cy, gnorm = cce_weight_ref(Z, y, c, True)
+    for chunk_rows in (N, 257):
+        r = ev(cols, "cce:class_weights=balanced", pred="z*", logits=True,
+               chunk_rows=chunk_rows).losses[0]
+        assert r.balanced is not None
+        np.testing.assert_allclose(r.balanced["value"], c, rtol=1e-15)
+        assert rel_close(r.value, math.fsum(values.tolist()) / math.fsum(cy.tolist()), RTOL)
+        assert rel_close(r.gradient.abs_mean, math.fsum(gnorm.tolist()) / n, RTOL)

@@ -70,6 +70,9 @@ def markdown(report: Report) -> str:
             result = "pass" if gate.passed else f"**FAIL**: {_md_cell(gate.message())}"
             out.append(f"| {gate.kind} | `{_md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
                        f"{limit} | {result} |")
+    balanced = [r.balanced["text"] for r in report.losses if r.balanced is not None]
+    if balanced:  # the class weights measured in the pass
+        out += [""] + [f"balanced: {_md_cell(t)}  " for t in balanced]
     for w in report.warnings:
         out += ["", f"> warning: {_md_cell(w)}"]
     return "\n".join(out) + "\n"
