@@ -515,17 +515,137 @@ def _render(report: Report, out_fmt: str) -> str:
 
 def _step_summary(report: Report) -> None:
     """Append a markdown summary to $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
+    if not os.environ.get("GITHUB_STEP_SUMMARY"):
         return
     from losscli.render.ci import markdown
 
+    _append_summary(markdown(report))
+
+
+def _append_summary(text: str) -> None:
+    """Append markdown to $GITHUB_STEP_SUMMARY (when GitHub Actions sets it)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(markdown(report) + "\n")
+            f.write(text + "\n")
     except OSError as exc:
         print(f"losscli: warning: cannot write GITHUB_STEP_SUMMARY {path}: {exc.strerror}",
               file=sys.stderr)
+
+
+@app.command("compare")
+@boundary
+def compare_cmd(
+    baseline: Annotated[str, typer.Argument(
+        metavar="BASELINE", show_default=False,
+        help="The baseline's predictions (or both models' columns, with --baseline-pred).")],
+    candidate: Annotated[str | None, typer.Argument(
+        metavar="[CANDIDATE]", show_default=False,
+        help="The candidate's predictions on the same rows (in the same order, or --key).")
+    ] = None,
+    pred: PredOpt = None,
+    baseline_pred: Annotated[str | None, typer.Option(
+        "--baseline-pred", rich_help_panel=INPUT, metavar="COLUMN", show_default=False,
+        help="The baseline's prediction column (one input: both models' columns; two "
+        "inputs: default --pred).")] = None,
+    target: TargetOpt = None,
+    weight: WeightOpt = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", rich_help_panel=INPUT, metavar="COLUMN", show_default=False,
+        help="Match the two inputs' rows by this column (unique on each side; both inputs "
+        "are held in memory).")] = None,
+    unmatched: Annotated[str, typer.Option(
+        "--unmatched", rich_help_panel=INPUT, metavar="error|drop",
+        help="Rows of one side without a match: error, or drop and count them.")] = "error",
+    task: TaskOpt = None,
+    logits: LogitsOpt = None,
+    nan: NanOpt = None,
+    chunk_rows: ChunkOpt = None,
+    threads: ThreadsOpt = None,
+    loss: Annotated[list[str] | None, typer.Option(
+        "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
+        help="Repeatable: mse, 'huber:delta=2'. Default: the task's default set.")] = None,
+    plugin: PluginOpt = None,
+    ci: CiOpt = None,
+    confidence: ConfidenceOpt = None,
+    bootstrap_samples: BootstrapOpt = None,
+    seed: SeedOpt = None,
+    alpha: Annotated[float | None, typer.Option(
+        "--alpha", rich_help_panel=GATES, metavar="A", show_default=False,
+        help="Significance level of the verdicts and gates (default 0.05).")] = None,
+    fail_if_worse: Annotated[bool, typer.Option(
+        "--fail-if-worse", rich_help_panel=GATES,
+        help="Exit 1 on evidence of a regression: the one-sided (1 - alpha) lower bound of "
+        "delta above the tolerance.")] = False,
+    require_not_worse: Annotated[bool, typer.Option(
+        "--require-not-worse", rich_help_panel=GATES,
+        help="Exit 1 unless the one-sided (1 - alpha) upper bound of delta is below the "
+        "tolerance (non-inferiority).")] = False,
+    tolerance: Annotated[str | None, typer.Option(
+        "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
+        help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
+    ] = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    config: ConfigOpt = None,
+    no_config: NoConfigOpt = False,
+    show_config: ShowConfigOpt = False,
+) -> None:
+    """Compare two models on the same rows, paired: per loss the difference, its interval,
+    the paired t-test (Holm-adjusted over the losses) and a verdict.
+
+    Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error.
+    """
+    from losscli.compare import check_gates, compare
+
+    check_output(output)
+    st = _settings("compare", {
+        "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
+        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
+        "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
+        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
+        "alpha": alpha}, config, no_config)
+    _load_plugins(st.plugins)
+    from losscli.gates import Tolerance
+
+    tol = Tolerance.parse(st.tolerance)
+    with _Progress(baseline, quiet) as _:
+        result = compare(
+            baseline, candidate, pred=st.pred, baseline_pred=baseline_pred, target=st.target,
+            weight=st.weight, losses=list(st.losses) or None, key=key, unmatched=unmatched,
+            task=st.task, logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,
+            threads=st.threads, ci=st.ci, confidence=st.confidence,
+            bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha)
+    result.gates = check_gates(result, fail_if_worse, require_not_worse, tol)
+    result.settings["tolerance"] = str(tol)
+    if show_config:
+        result.config = st.shown()
+    _warn(result.warnings, quiet)
+    from losscli.render import compare as render
+
+    try:
+        if st.format == "table":
+            _emit_rich(lambda c: render.print_compare(result, c), output)
+        elif st.format == "json":
+            from losscli.render.json import dumps
+
+            _emit(dumps(result.to_dict()), output)
+        else:
+            _emit({"markdown": render.markdown, "csv": render.csv_text, "junit": render.junit,
+                   "github": render.github}[st.format](result), output)
+    except BrokenPipeError:
+        stdout_gone()
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        _append_summary(render.markdown(result))
+    if not result.passed:
+        if not quiet or st.format != "github":
+            for gate in result.gates:
+                if not gate.passed:
+                    print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 @app.command("losses")

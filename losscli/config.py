@@ -51,6 +51,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "bootstrap_samples": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                           "a positive integer"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "alpha": (lambda v: _is_number(v) and 0 < v < 0.5, "a number between 0 and 0.5"),
     "plugins": (lambda v: isinstance(v, list) and all(_is_str(x) for x in v),
                 "a list of plugin files (.py) or module names (strings)"),
 }

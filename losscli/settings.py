@@ -23,6 +23,7 @@ EXPLODE_TOL = 1e3
 
 #: Output formats of each command (eval's CI formats describe gates and loss values).
 FORMATS: dict[str, tuple[str, ...]] = {
+    "compare": ("table", "json", "markdown", "csv", "junit", "github"),
     "eval": ("table", "json", "markdown", "csv", "junit", "github"),
     "recommend": ("table", "json", "markdown"),
 }
@@ -30,7 +31,16 @@ ALL_FORMATS = FORMATS["eval"]
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
 EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
-             "ci", "confidence", "bootstrap_samples", "seed", "plugins")
+             "ci", "confidence", "bootstrap_samples", "seed", "plugins", "alpha")
+#: Of those, the keys compare uses too (losses, intervals, the gates' tolerance).
+COMPARE_TOO = ("losses", "tolerance", "ci", "confidence", "bootstrap_samples", "seed",
+               "plugins", "alpha")
+
+
+def _uses(command: str, key: str) -> bool:
+    """Whether ``command`` reads setting ``key``."""
+    return command == "eval" or key not in EVAL_ONLY or (command == "compare" and
+                                                           key in COMPARE_TOO)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class Settings:
     confidence: float = DEFAULT_CONFIDENCE
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES
     seed: int = 0
+    #: compare: the significance level of the verdicts and gates
+    alpha: float = 0.05
     #: custom-loss plugins (files or modules): the configuration file's, then the flags'
     plugins: tuple[str, ...] = ()
     origins: dict[str, str] = field(default_factory=dict, compare=False)
@@ -89,6 +101,9 @@ class Settings:
                                  f"got {v}{where(key)}")
 
         check_ci_options(self.ci, self.confidence, self.bootstrap_samples, where)
+        if not 0.0 < self.alpha < 0.5:
+            raise UsageError(f"--alpha must be between 0 and 0.5, got {self.alpha:g}"
+                             f"{where('alpha')}")
 
     def _where(self, key: str) -> str:
         origin = self.origins.get(key, "flag")
@@ -97,7 +112,8 @@ class Settings:
     def keys(self) -> list[str]:
         """The setting names this command uses, in declaration order."""
         names = [f.name for f in fields(self) if f.name not in ("command", "origins")]
-        return [n for n in names if self.command == "eval" or n not in EVAL_ONLY]
+        return [n for n in names if _uses(self.command, n) and (n != "alpha" or
+                                                                 self.command == "compare")]
 
     def shown(self) -> dict[str, dict[str, Any]]:
         """Each setting with its origin, for ``--show-config`` (JSON values)."""
@@ -116,7 +132,7 @@ def resolve(command: str, flags: dict[str, Any], config: ConfigFile) -> Settings
     origins: dict[str, str] = {}
     for f in fields(Settings):
         key = f.name
-        if key in ("command", "origins") or (command != "eval" and key in EVAL_ONLY):
+        if key in ("command", "origins") or not _uses(command, key):
             continue
         flag = flags.get(key)
         if key == "plugins" and flag and key in config.values:  # plugins add up

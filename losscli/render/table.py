@@ -70,21 +70,20 @@ def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
     return [t for t in tables if t]
 
 
-def loss_tables(report: Report, width: int) -> list[Table]:
-    """The value table, with as many gradient columns as ``width`` allows, then tables of
-    the remaining gradient statistics."""
-    names = [escape(r.spec) for r in report.losses]
-    loss_width = max(len("loss"), *(len(r.spec) for r in report.losses)) + 3
-    head, grad = _columns(report)
-    groups = _pack(head, grad, max(width - loss_width - 1, 1))
+def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
+                  rest: list[tuple[str, list[str]]], width: int,
+                  titles: Sequence[str]) -> list[Table]:
+    """Tables of one row per loss: the ``head`` columns always in the first, the ``rest``
+    after them while ``width`` allows, then in further tables (each repeating the loss column).
+    ``titles``: the title when everything fits, the first table's, the second's, and the
+    further tables' (with '{i}' for the part number)."""
+    names = [escape(s) for s in specs]
+    loss_width = max(len("loss"), *(len(s) for s in specs)) + 3
+    groups = _pack(head, rest, max(width - loss_width - 1, 1))
     tables = []
     for i, group in enumerate(groups):
-        if i == 0:
-            title = ("Losses and gradient statistics (g = d loss / d prediction)"
-                     if len(groups) == 1 else "Losses")
-        else:
-            title = ("Gradient statistics (g = d loss / d prediction)" if i == 1
-                     else f"Gradient statistics, part {i}")
+        title = (titles[0] if len(groups) == 1 else titles[1] if i == 0 else titles[2]
+                 if i == 1 else titles[3].format(i=i))
         table = Table(title=title, title_justify="left", header_style="bold")
         table.add_column("loss", style="cyan", overflow="fold")
         for j, (header, _) in enumerate(group):
@@ -94,6 +93,15 @@ def loss_tables(report: Report, width: int) -> list[Table]:
             table.add_row(name, *(cells[k] for _, cells in group))
         tables.append(table)
     return tables
+
+
+def loss_tables(report: Report, width: int) -> list[Table]:
+    """The value table, with as many gradient columns as ``width`` allows, then tables of
+    the remaining gradient statistics."""
+    head, grad = _columns(report)
+    return packed_tables([r.spec for r in report.losses], head, grad, width, (
+        "Losses and gradient statistics (g = d loss / d prediction)", "Losses",
+        "Gradient statistics (g = d loss / d prediction)", "Gradient statistics, part {i}"))
 
 
 def eval_renderable(report: Report, width: int = 240) -> Group:

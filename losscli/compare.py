@@ -1,0 +1,674 @@
+"""Paired comparison of two models on the same rows: ``losscli compare``.
+
+Per row i and loss, d_i = l_cand,i - l_base,i. The difference of the two (weighted) mean losses
+is the weighted mean of d, so its standard error, interval and the paired t-test come from the
+moments of d (:class:`~losscli.state.RowMoments`), which removes the between-row variance that
+two separate intervals would carry. The same plan -> chunks -> fold -> merge-in-order loop as
+eval; the Poisson bootstrap gives both models the same replicate counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losscli import __version__
+from losscli.engine import (
+    DETECT_ROWS,
+    InOrder,
+    TaskValidator,
+    _check_losses,
+    _detect,
+    _head_facts,
+    _task_of,
+    check_class_weights,
+    check_weights,
+    json_safe,
+    ordered_map,
+    resolve_threads,
+)
+from losscli.errors import InputError, UsageError
+from losscli.losses import Batch, default_losses
+from losscli.sources import Chunk, Columns, NanStats, RawChunk, Source, raw_chunks, to_chunk
+from losscli.spec import LossSpec, parse_spec
+from losscli.state import BootSums, ExactSum, RowMoments, _evaluate_spec, linearised_spread
+from losscli.uncertainty import (
+    DEFAULT_BOOTSTRAP_SAMPLES,
+    DEFAULT_CONFIDENCE,
+    Interval,
+    bootstrap_sums,
+    check_ci_options,
+    mean_interval,
+    stream_key,
+    t_sf,
+)
+
+SCHEMA = "losscli.compare/1"
+DEFAULT_ALPHA = 0.05
+VERDICTS = ("better", "worse", "no significant difference")
+
+
+# --- the result -------------------------------------------------------------------------------
+
+
+@dataclass
+class LossComparison:
+    """One loss of both models: values, the paired difference and the tests."""
+
+    name: str
+    spec: str
+    baseline: float
+    candidate: float
+    delta: float
+    relative_delta: float
+    se: float
+    ci: Interval
+    p_value: float
+    p_holm: float
+    wins: int
+    ties: int
+    losses: int
+    verdict: str
+    #: one-sided (1 - alpha) bounds of delta, which the gates test
+    lower: float
+    upper: float
+
+    def sentence(self) -> str:
+        """'significantly worse on mse, +3.1% [+1.9%, +4.3%], p = 0.0004' or the like."""
+        if math.isfinite(self.relative_delta) and self.baseline != 0:
+            b = abs(self.baseline)
+            change = (f"{100 * self.relative_delta:+.3g}% [{100 * self.ci.low / b:+.3g}%, "
+                      f"{100 * self.ci.high / b:+.3g}%]")
+        else:
+            change = f"{self.delta:+.4g} [{self.ci.low:+.4g}, {self.ci.high:+.4g}]"
+        what = ("no significant difference" if self.verdict == VERDICTS[2]
+                else f"significantly {self.verdict}")
+        return f"{self.spec}: {what}, {change}, p = {self.p_holm:.2g} (Holm)"
+
+
+@dataclass
+class CompareGate:
+    """A comparison gate and its verdict on one loss."""
+
+    loss: str
+    kind: str  # fail_if_worse | require_not_worse
+    margin: float
+    bound: float
+    passed: bool
+
+    def message(self) -> str:
+        if self.kind == "fail_if_worse":
+            op = "<=" if self.passed else ">"
+            return (f"{self.loss}: lower bound of delta {self.bound:.6g} {op} margin "
+                    f"{self.margin:.6g}" + ("" if self.passed else " (a significant regression)"))
+        op = "<" if self.passed else ">="
+        return (f"{self.loss}: upper bound of delta {self.bound:.6g} {op} margin "
+                f"{self.margin:.6g}" + ("" if self.passed else " (not shown to be not worse)"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Comparison:
+    """What ``losscli compare`` found: plain data that the renderers and gates read."""
+
+    baseline: dict[str, Any]
+    candidate: dict[str, Any]
+    task: str
+    rows: int
+    losses: list[LossComparison]
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    gates: list[CompareGate] = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    config: dict[str, Any] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "schema": SCHEMA, "version": __version__, "baseline": self.baseline,
+            "candidate": self.candidate, "task": self.task, "rows": self.rows,
+            "settings": self.settings,
+            "losses": [{**{k: v for k, v in asdict(r).items() if k != "ci"},
+                        "ci": r.ci.to_dict()} for r in self.losses],
+            "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
+            "warnings": self.warnings, "elapsed_seconds": round(self.elapsed_seconds, 6)}
+        if self.config is not None:
+            d["config"] = self.config
+        return json_safe(d)
+
+
+# --- mergeable state ----------------------------------------------------------------------------
+
+
+@dataclass
+class PairedLoss:
+    """Sums of one loss over paired rows: both models' weighted sums, the moments of the
+    per-row differences, the win / tie / loss counts and the bootstrap sums."""
+
+    base: ExactSum = field(default_factory=ExactSum)
+    cand: ExactSum = field(default_factory=ExactSum)
+    diff: RowMoments = field(default_factory=RowMoments)
+    wins: int = 0
+    ties: int = 0
+    losses: int = 0
+    boot_base: BootSums | None = None
+    boot_cand: BootSums | None = None
+
+    def merge(self, other: PairedLoss) -> None:
+        self.base.merge(other.base)
+        self.cand.merge(other.cand)
+        self.diff.merge(other.diff)
+        self.wins += other.wins
+        self.ties += other.ties
+        self.losses += other.losses
+        if self.boot_base is not None and other.boot_base is not None:
+            self.boot_base.merge(other.boot_base)
+        if self.boot_cand is not None and other.boot_cand is not None:
+            self.boot_cand.merge(other.boot_cand)
+
+
+@dataclass
+class PairedState:
+    """The mergeable state of a comparison (weights as given: no rescaling here)."""
+
+    specs: Sequence[LossSpec]
+    boot_samples: int = 0
+    boot_seed: int = 0
+    rows: int = 0
+    weight_sum: ExactSum = field(default_factory=ExactSum)
+    losses: list[PairedLoss] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.losses:
+            boot = self.boot_samples > 0
+            self.losses = [PairedLoss(boot_base=BootSums() if boot else None,
+                                      boot_cand=BootSums() if boot else None)
+                           for _ in self.specs]
+
+    def empty(self) -> PairedState:
+        return PairedState(self.specs, self.boot_samples, self.boot_seed)
+
+    def update(self, base: Batch, cand: Batch, rows: np.ndarray) -> None:
+        n = base.n
+        if n == 0:
+            return
+        w = base.weight
+        self.rows += n
+        self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
+        vectors: list[np.ndarray] = [np.ones(n) if w is None else w]
+        for spec, st in zip(self.specs, self.losses, strict=True):
+            lb = _evaluate_spec(spec, base).values
+            lc = _evaluate_spec(spec, cand).values
+            wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
+            st.base.add(float(np.sum(wb)))
+            st.cand.add(float(np.sum(wc)))
+            d = lc - lb
+            st.diff.merge(RowMoments.of(d, w))
+            better = int(np.count_nonzero(d < 0.0))
+            worse = int(np.count_nonzero(d > 0.0))
+            st.wins += better
+            st.losses += worse
+            st.ties += n - better - worse
+            if self.boot_samples:
+                vectors += [wb, wc]
+        if self.boot_samples:
+            sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed),
+                                  self.boot_samples)
+            for i, st in enumerate(self.losses):
+                assert st.boot_base is not None and st.boot_cand is not None
+                st.boot_base.merge(BootSums(0, sums[1 + 2 * i], sums[0]))
+                st.boot_cand.merge(BootSums(0, sums[2 + 2 * i], sums[0]))
+
+    def merge(self, other: PairedState) -> None:
+        self.rows += other.rows
+        self.weight_sum.merge(other.weight_sum)
+        for a, b in zip(self.losses, other.losses, strict=True):
+            a.merge(b)
+
+
+# --- reading both sides ------------------------------------------------------------------------
+
+
+@dataclass
+class _Both(Columns):
+    """The columns read once for both sides of a one-file comparison: the baseline's and the
+    candidate's prediction columns, the target and the weight."""
+
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def selected(self) -> list[str]:
+        return list(dict.fromkeys([*super().selected, *self.extra]))
+
+
+def _aligned(a: Iterator[RawChunk], b: Iterator[RawChunk], where_a: str,
+             where_b: str) -> Iterator[tuple[RawChunk, RawChunk]]:
+    """Pairs of raw chunks over the same rows of two inputs read in step (zero-copy slices);
+    raises InputError when one input has more rows than the other."""
+    ra: RawChunk | None = None
+    rb: RawChunk | None = None
+    seen = 0
+    while True:
+        if ra is None:
+            ra = next(a, None)
+        if rb is None:
+            rb = next(b, None)
+        if ra is None or rb is None:
+            if ra is not None or rb is not None:
+                longer, more = (where_a, ra) if ra is not None else (where_b, rb)
+                rest = sum(c.batch.num_rows for c in (a if ra is not None else b))
+                assert more is not None
+                raise InputError(
+                    f"the two inputs have different row counts: {longer} has "
+                    f"{seen + more.batch.num_rows + rest:,} rows, the other {seen:,}; rows are "
+                    "compared in order (pass --key to match them by a key column)")
+            return
+        m = min(ra.batch.num_rows, rb.batch.num_rows)
+        yield (RawChunk(ra.batch.slice(0, m), ra.where, ra.first_row),
+               RawChunk(rb.batch.slice(0, m), rb.where, rb.first_row))
+        seen += m
+        ra = None if m == ra.batch.num_rows else RawChunk(
+            ra.batch.slice(m), ra.where, ra.first_row + m)
+        rb = None if m == rb.batch.num_rows else RawChunk(
+            rb.batch.slice(m), rb.where, rb.first_row + m)
+
+
+def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_cols: Columns,
+                 key: str, unmatched: str) -> tuple[Source, Columns, Columns, int]:
+    """Both inputs matched by ``key`` into one in-memory table (in the baseline's row order):
+    the key and the selected columns of both sides are held in memory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from losscli.sources import find_column, open_table, record_batches
+
+    def read(src: Source, cols: Columns, prefix: str) -> pa.Table:
+        name = find_column(src, key, "key")
+        both = _Both(cols.pred, cols.target, cols.weight, cols.list_column, cols.labels,
+                     extra=[name])
+        batches = [b for _, b in record_batches(src, both, 1 << 20,
+                                                string_target=cols.multiclass)]
+        table = pa.Table.from_batches(batches) if batches else None
+        if table is None:
+            raise InputError(f"{src.where}: no data rows (empty or header only)")
+        if name != key:
+            table = table.rename_columns([key if c == name else c for c in table.column_names])
+        keys = table.column(key)
+        if keys.null_count:
+            raise InputError(f"{src.where}: key column '{key}' has {keys.null_count} empty "
+                             "value(s)")
+        counts = pc.value_counts(keys)
+        dup = pc.filter(counts, pc.greater(counts.field("counts"), 1))
+        if len(dup):
+            first = dup[0]["values"].as_py()
+            raise InputError(f"{src.where}: key column '{key}' has duplicate values (e.g. "
+                             f"{first!r}, {dup[0]['counts'].as_py()} rows); --key must be "
+                             "unique on each side")
+        names = [f"{prefix}{c}" if c != key else key for c in table.column_names]
+        table = table.rename_columns(names)
+        return table.append_column(f"{prefix}#row", pa.array(np.arange(table.num_rows)))
+
+    base = read(base_src, base_cols, "b:")
+    cand = read(cand_src, cand_cols, "c:")
+    try:
+        joined = base.join(cand, keys=key, join_type="inner")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"--key {key}: the two inputs' key columns cannot be matched "
+                         f"({exc})") from None
+    joined = joined.sort_by("b:#row")
+    missing = base.num_rows + cand.num_rows - 2 * joined.num_rows
+    if missing and unmatched == "error":
+        lonely_b = base.num_rows - joined.num_rows
+        lonely_c = cand.num_rows - joined.num_rows
+        raise InputError(f"--key {key}: {lonely_b:,} baseline row(s) and {lonely_c:,} candidate "
+                         "row(s) have no match on the other side; pass --unmatched drop to "
+                         "compare the matched rows only")
+    if joined.num_rows == 0:
+        raise InputError(f"--key {key}: no key is on both sides")
+    src = open_table(joined)
+    src.path = f"{base_src.where} + {cand_src.where} (matched by {key})"
+    bcols = Columns([f"b:{c}" for c in base_cols.pred], f"b:{base_cols.target}",
+                    None if base_cols.weight is None else f"b:{base_cols.weight}",
+                    base_cols.list_column, base_cols.labels)
+    ccols = Columns([f"c:{c}" for c in cand_cols.pred], f"c:{cand_cols.target}", None,
+                    cand_cols.list_column, cand_cols.labels)
+    return src, bcols, ccols, missing
+
+
+# --- the pass ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _PairResult:
+    state: PairedState
+    nan: NanStats
+
+
+@dataclass
+class _PairWorker:
+    """Converts, aligns and validates one pair of chunks and folds it (on a worker thread)."""
+
+    template: PairedState
+    base_cols: Columns
+    cand_cols: Columns
+    validator: TaskValidator
+    cand_validator: TaskValidator
+    logits: bool
+    where: str
+    check_targets: bool
+
+    def __call__(self, pair: tuple[RawChunk, RawChunk]) -> _PairResult:
+        with np.errstate(all="ignore"):
+            return self._run(*pair)
+
+    def _run(self, ra: RawChunk, rb: RawChunk) -> _PairResult:
+        nan = NanStats()
+        base = to_chunk(ra, self.base_cols, nan)
+        cand = to_chunk(rb, self.cand_cols, nan)
+        base, cand = _common_rows(base, cand)
+        state = self.template.empty()
+        if base.target.shape[0] == 0:
+            return _PairResult(state, nan)
+        if self.check_targets:
+            off = base.target != cand.target
+            if off.any():
+                i = int(np.argmax(off))
+                raise InputError(
+                    f"row {base.row_number(i)}: the targets differ ({ra.where} "
+                    f"'{self.base_cols.target}' = {base.target[i]:.10g}, {rb.where} "
+                    f"'{self.cand_cols.target}' = {cand.target[i]:.10g}); rows are compared "
+                    "in order (pass --key to match them by a key column)")
+        self.validator.check(base)
+        self.cand_validator.check(cand)
+        check_weights(base, self.base_cols, self.where)
+        bb = Batch(base.pred, base.target, base.weight, self.logits)
+        cb = Batch(cand.pred, cand.target, base.weight, self.logits)
+        specs = self.template.specs
+        _check_losses(specs, [False] * len(specs), set(), bb, base, self.base_cols, ra.where)
+        _check_losses(specs, [False] * len(specs), set(), cb, cand, self.cand_cols, rb.where)
+        rows = base.rows if base.rows is not None else np.arange(
+            base.first_row, base.first_row + base.target.shape[0])
+        state.update(bb, cb, rows)
+        return _PairResult(state, nan)
+
+
+def _common_rows(a: Chunk, b: Chunk) -> tuple[Chunk, Chunk]:
+    """Both chunks restricted to the rows that neither dropped (NaN policy)."""
+    if a.rows is None and b.rows is None:
+        return a, b
+    ra = a.rows if a.rows is not None else np.arange(a.first_row, a.first_row + a.target.size)
+    rb = b.rows if b.rows is not None else np.arange(b.first_row, b.first_row + b.target.size)
+    # both sides number the same rows from the same first row
+    common, ia, ib = np.intersect1d(ra - a.first_row, rb - b.first_row, assume_unique=True,
+                                    return_indices=True)
+
+    def take(c: Chunk, idx: np.ndarray) -> Chunk:
+        return Chunk(c.pred[..., idx], c.target[idx],
+                     None if c.weight is None else c.weight[idx], c.first_row,
+                     rows=common + c.first_row)
+
+    return take(a, ia), take(b, ib)
+
+
+def _holm(p: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error across the losses)."""
+    m = len(p)
+    order = sorted(range(m), key=lambda i: (math.isnan(p[i]), p[i]))
+    out = [math.nan] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        if math.isnan(p[i]):
+            continue
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def compare(
+    baseline: str | Path | Source,
+    candidate: str | Path | Source | None = None,
+    *,
+    pred: str | None = None,
+    baseline_pred: str | None = None,
+    target: str | None = None,
+    weight: str | None = None,
+    losses: Sequence[str | LossSpec] | None = None,
+    key: str | None = None,
+    unmatched: str = "error",
+    task: str | None = None,
+    logits: bool = False,
+    nan: str = "error",
+    chunk_rows: int = 1 << 17,
+    threads: int | bool | None = None,
+    ci: str = "johnson",
+    confidence: float = DEFAULT_CONFIDENCE,
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+) -> Comparison:
+    """Compare a candidate's predictions with a baseline's on the same rows, paired.
+
+    One input with two prediction columns (``baseline_pred`` and ``pred``), or two inputs
+    (the baseline file first) whose rows correspond in order or by ``key``.
+    """
+    from losscli._alloc import keep_temporaries_in_heap
+    from losscli.detect import check_task
+    from losscli.sources import open_source, resolve_columns
+
+    started = time.perf_counter()
+    keep_temporaries_in_heap()
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
+    check_ci_options(ci, confidence, bootstrap_samples)
+    if ci == "none":
+        raise UsageError("compare needs an interval: --ci johnson, t or bootstrap")
+    if not 0.0 < alpha < 0.5:
+        raise UsageError(f"--alpha must be between 0 and 0.5, got {alpha:g}")
+    if unmatched not in ("error", "drop"):
+        raise UsageError(f"--unmatched must be 'error' or 'drop', got '{unmatched}'")
+    if nan not in ("error", "drop"):
+        raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
+    asked_task = check_task(task)
+
+    def source(s: str | Path | Source) -> Source:
+        return s if isinstance(s, Source) else open_source(str(s))
+
+    base_src = source(baseline)
+    one_file = candidate is None
+    if one_file:
+        if key is not None:
+            raise UsageError("--key matches the rows of two inputs; one input compares two "
+                             "columns of the same rows")
+        if baseline_pred is None or pred is None:
+            raise UsageError("compare of one input needs --baseline-pred COLUMN and --pred "
+                             "COLUMN (or give two inputs: baseline then candidate)")
+        cand_src = base_src
+    else:
+        assert candidate is not None
+        cand_src = source(candidate)
+    base_cols = resolve_columns(base_src, baseline_pred or pred, target, weight)
+    cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
+    if base_cols.multiclass != cand_cols.multiclass or (
+            base_cols.multiclass and len(base_cols.pred) != len(cand_cols.pred)):
+        raise UsageError(f"the two sides have different prediction shapes ("
+                         f"{len(base_cols.pred)} and {len(cand_cols.pred)} column(s)): a "
+                         "compare needs the same task on both sides")
+    if one_file and base_cols.pred == cand_cols.pred:
+        raise UsageError("--baseline-pred and --pred name the same column")
+    missing = 0
+    if key is not None:
+        base_src, base_cols, cand_cols, missing = _keyed_table(
+            base_src, cand_src, base_cols, cand_cols, key, unmatched)
+        one_file = True
+    where = base_src.where if one_file else f"{base_src.where} vs {cand_src.where}"
+
+    specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
+    if len({s.spec for s in specs}) != len(specs):
+        raise UsageError("a loss is asked for twice")
+    for s in specs:
+        if any(t.balanced or (t.loss.class_weighting is not None and
+                              t.loss.class_weighting.normalise and
+                              t.params.get(t.loss.class_weighting.param) is not None)
+               for t in s.terms):
+            raise UsageError(f"compare does not support {s.spec} yet (class weights measured "
+                             "in the pass or reduced by sum(w a)); compare the unweighted loss")
+
+    if one_file:
+        both = _Both(base_cols.pred, base_cols.target, base_cols.weight, base_cols.list_column,
+                     base_cols.labels, extra=[*cand_cols.pred, cand_cols.target])
+        pairs: Iterator[tuple[RawChunk, RawChunk]] = (
+            (r, r) for r in raw_chunks(base_src, both, chunk_rows))
+    else:
+        pairs = _aligned(raw_chunks(base_src, base_cols, chunk_rows),
+                         raw_chunks(cand_src, cand_cols, chunk_rows), base_src.where,
+                         cand_src.where)
+    head: list[tuple[RawChunk, RawChunk]] = []
+    head_chunks: list[Chunk] = []
+    seen_rows = 0
+    probe = NanStats()
+    for pair in pairs:
+        head.append(pair)
+        c = to_chunk(pair[0], base_cols, probe)
+        if c.target.shape[0]:
+            head_chunks.append(c)
+            seen_rows += c.target.shape[0]
+        if seen_rows >= DETECT_ROWS:
+            break
+    if specs:
+        found_task = _task_of(specs)
+        if base_cols.multiclass != (found_task == "multiclass"):
+            raise UsageError(f"{', '.join(s.spec for s in specs)} do(es) not fit "
+                             f"{len(base_cols.pred)} prediction column(s)")
+    else:
+        if not head_chunks:
+            raise InputError(f"{where}: no rows to compare")
+        found_task = _detect(_head_facts(head_chunks, base_cols), head_chunks, base_cols,
+                             logits, asked_task).task
+        specs = [parse_spec(d.name) for d in default_losses(found_task)]
+        specs = [s for s in specs if s.terms[0].loss.check is None] or specs
+    if found_task == "multiclass" and head_chunks:
+        check_class_weights(specs, int(head_chunks[0].pred.shape[0]))
+    task_name = "regression" if found_task == "counts" else found_task
+
+    boot = bootstrap_samples if ci == "bootstrap" else 0
+    state = PairedState(specs, boot, seed)
+    worker = _PairWorker(state.empty(), base_cols, cand_cols,
+                         TaskValidator(task_name, base_cols, logits, base_src.where),
+                         TaskValidator(task_name, cand_cols, logits, cand_src.where),
+                         logits, where, check_targets=not one_file or key is not None)
+    stats = NanStats()
+
+    def fold(result: _PairResult) -> None:
+        state.merge(result.state)
+        stats.merge(result.nan)
+
+    with np.errstate(all="ignore"):
+        for _ in ordered_map(InOrder(worker, fold), enumerate(itertools.chain(head, pairs)),
+                             resolve_threads(threads)):
+            pass
+    if stats.count and nan == "error":
+        raise stats.error()
+    if state.rows < 2:
+        raise InputError(f"{where}: {state.rows} row(s) to compare; a comparison needs 2 or "
+                         "more")
+    total_w = state.weight_sum.value
+    if total_w <= 0.0:
+        raise InputError(f"{where}: the weights sum to zero; the weighted means are undefined")
+    results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
+    warnings = []
+    if stats.count:
+        warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
+                        f"at row {stats.first_row}, column '{stats.first_column}')")
+    if missing:
+        warnings.append(f"--unmatched drop: {missing:,} row(s) without a match were left out")
+
+    def side(src: Source, cols: Columns) -> dict[str, Any]:
+        return {"path": src.where, "format": src.display_format, "pred": cols.pred,
+                "target": cols.target}
+
+    return Comparison(
+        baseline=side(base_src, base_cols) | {"weight": base_cols.weight},
+        candidate=side(cand_src if not one_file else base_src, cand_cols),
+        task=found_task, rows=state.rows, losses=results,
+        settings={"ci": ci, "confidence": confidence, "alpha": alpha, "chunk_rows": chunk_rows,
+                  "nan": nan, "key": key, "unmatched": unmatched,
+                  **({"bootstrap_samples": bootstrap_samples, "seed": seed}
+                     if ci == "bootstrap" else {})},
+        warnings=warnings, elapsed_seconds=time.perf_counter() - started)
+
+
+def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, method: str,
+            level: float, samples: int, seed: int, alpha: float) -> list[LossComparison]:
+    n = state.rows
+    out: list[dict[str, Any]] = []
+    for spec, st in zip(specs, state.losses, strict=True):
+        base, cand = st.base.value / total_w, st.cand.value / total_w
+        delta = cand - base
+        s2, m3 = linearised_spread([(st.diff, 1.0, 1.0)], delta, total_w, 0)
+        se = math.sqrt(s2 / n) if s2 >= 0 else math.nan
+        t = delta / se if se > 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
+        p = 2.0 * t_sf(abs(t), n - 1) if math.isfinite(t) else (1.0 if t == 0 else 0.0)
+        if method == "bootstrap":
+            assert st.boot_base is not None and st.boot_cand is not None
+            reps = st.boot_cand.replicates() - st.boot_base.replicates()
+            reps = reps[np.isfinite(reps)]
+            low, high = (float(x) for x in np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2]))
+            lower, upper = (float(x) for x in np.quantile(reps, [alpha, 1.0 - alpha]))
+            tail = min(int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0)))
+            p = min(1.0, 2.0 * max(tail, 1) / reps.size) if delta != 0 else 1.0
+            interval = Interval(low, high, level, "bootstrap", samples, seed)
+        else:
+            low, high = mean_interval(delta, s2, m3, n, level, method)
+            lower, upper = mean_interval(delta, s2, m3, n, 1.0 - 2.0 * alpha, method)
+            interval = Interval(low, high, level, method)
+        single = spec.single
+        if single is not None and single.reduce == "sqrt":
+            # rmse_c - rmse_b = (mse_c - mse_b) / (rmse_c + rmse_b): the mse difference's
+            # interval and SE over the (fixed) sum; at delta = 0 this is the delta method
+            rb, rc = math.sqrt(base), math.sqrt(cand)
+            k = 1.0 / (rb + rc) if rb + rc > 0 else math.nan
+            base, cand, delta, se = rb, rc, rc - rb, se * k
+            interval = Interval(interval.low * k, interval.high * k, level, interval.method,
+                                interval.samples, interval.seed)
+            lower, upper = lower * k, upper * k
+        rel = delta / abs(base) if base != 0 else math.nan
+        out.append({"name": spec.name, "spec": spec.spec, "baseline": base, "candidate": cand,
+                    "delta": delta, "relative_delta": rel, "se": se, "ci": interval,
+                    "p_value": p, "wins": st.wins, "ties": st.ties, "losses": st.losses,
+                    "lower": lower, "upper": upper})
+    holm = _holm([r["p_value"] for r in out])
+    results = []
+    for r, ph in zip(out, holm, strict=True):
+        verdict = VERDICTS[2]
+        if ph < alpha:
+            verdict = VERDICTS[0] if r["delta"] < 0 else VERDICTS[1]
+        results.append(LossComparison(p_holm=ph, verdict=verdict, **r))
+    return results
+
+
+def check_gates(result: Comparison, fail_if_worse: bool, require_not_worse: bool,
+                tolerance: Any) -> list[CompareGate]:
+    """--fail-if-worse: fails when the one-sided (1 - alpha) lower bound of delta exceeds the
+    margin m (evidence of a regression beyond m). --require-not-worse: passes only when the
+    one-sided upper bound is below m (evidence of non-inferiority)."""
+    gates = []
+    for r in result.losses:
+        m = tolerance.amount * abs(r.baseline) if tolerance.relative else tolerance.amount
+        if fail_if_worse:
+            gates.append(CompareGate(r.spec, "fail_if_worse", m, r.lower, bool(r.lower <= m)))
+        if require_not_worse:
+            gates.append(CompareGate(r.spec, "require_not_worse", m, r.upper,
+                                     bool(r.upper < m)))
+    return gates

@@ -1,0 +1,174 @@
+"""Output of ``losscli compare``: a Rich table (readable at 80 columns), markdown, csv, JUnit
+XML and GitHub workflow commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+
+from losscli.compare import Comparison, LossComparison
+from losscli.render import ci_text, fmt
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+
+
+def _pct(v: float) -> str:
+    return "-" if v != v else f"{100 * v:+.3g}%"
+
+
+def _p(v: float) -> str:
+    return "-" if v != v else f"{v:.2g}"
+
+
+def _ci_label(c: Comparison) -> str:
+    ci = c.losses[0].ci
+    return f"{100 * ci.level:g}% CI of delta ({ci.method})"
+
+
+def _wtl(r: LossComparison) -> str:
+    return f"{r.wins:,} / {r.ties:,} / {r.losses:,}"
+
+
+def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    rs = c.losses
+    head = [("delta", [fmt(r.delta, 5) for r in rs]), ("rel.", [_pct(r.relative_delta)
+                                                          for r in rs]),
+            (_ci_label(c), [ci_text(r.ci.low, r.ci.high, 4) for r in rs]),
+            ("p (Holm)", [_p(r.p_holm) for r in rs]), ("verdict", [r.verdict for r in rs])]
+    rest = [("baseline", [fmt(r.baseline) for r in rs]),
+            ("candidate", [fmt(r.candidate) for r in rs]), ("se", [fmt(r.se, 4) for r in rs]),
+            ("p", [_p(r.p_value) for r in rs]), ("wins / ties / losses", [_wtl(r) for r in rs])]
+    return head, rest
+
+
+def compare_renderable(c: Comparison, width: int = 240) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from losscli.render.table import packed_tables
+
+    head = Text.assemble(
+        ("baseline ", "dim"), (c.baseline["path"], "bold"), ("  pred ", "dim"),
+        ", ".join(c.baseline["pred"]), "\n", ("candidate ", "dim"), (c.candidate["path"], "bold"),
+        ("  pred ", "dim"), ", ".join(c.candidate["pred"]), "\n",
+        ("task ", "dim"), (c.task, "bold"), ("  rows ", "dim"), f"{c.rows:,}",
+        ("  target ", "dim"), c.baseline["target"],
+        *((("  weight ", "dim"), c.baseline["weight"]) if c.baseline.get("weight") else ()),
+        ("  alpha ", "dim"), f"{c.settings['alpha']:g}")
+    first, rest = _columns(c)
+    parts: list[Any] = [head, *packed_tables(
+        [r.spec for r in c.losses], first, rest, width,
+        ("Paired comparison: delta = candidate - baseline (lower is better)",
+         "Paired comparison: delta = candidate - baseline (lower is better)",
+         "Both models", "Both models, part {i}"))]
+    for r in c.losses:
+        style = "bold red" if r.verdict == "worse" else "bold green" if r.verdict == "better" \
+            else ""
+        parts.append(Text(r.sentence(), style))
+    if c.gates:
+        gates = Table(title="Gates", title_justify="left", header_style="bold")
+        for name in ("gate", "loss", "bound", "margin", "result"):
+            gates.add_column(name, justify="right" if name in ("bound", "margin") else "left")
+        for g in c.gates:
+            gates.add_row(g.kind.replace("_", "-"), g.loss, fmt(g.bound, 6), fmt(g.margin, 6),
+                          Text("pass", "green") if g.passed else Text("FAIL", "bold red"))
+        parts.append(gates)
+        failed = sum(not g.passed for g in c.gates)
+        parts.append(Text(f"FAILED: {failed} of {len(c.gates)} gates" if failed
+                          else f"passed: {len(c.gates)} gates",
+                          "bold red" if failed else "bold green"))
+    return Group(*parts)
+
+
+def print_compare(c: Comparison, console: Console) -> None:
+    console.print(compare_renderable(c, console.width))
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(c: Comparison) -> str:
+    """PR comments and step summaries: the table, one sentence per loss, the gates."""
+    out = [f"### losscli compare: {_md(c.baseline['path'])} vs {_md(c.candidate['path'])}", "",
+           f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
+           f"Verdict: **{_verdict(c)}**", "",
+           f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (Holm) | "
+           "wins / ties / losses | verdict |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in c.losses:
+        out.append(f"| `{_md(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
+                   f"{fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
+                   f"{ci_text(r.ci.low, r.ci.high, 4)} | {_p(r.p_value)} | {_p(r.p_holm)} | "
+                   f"{_wtl(r)} | {r.verdict} |")
+    out.append("")
+    out += [f"- {_md(r.sentence())}" for r in c.losses]
+    if c.gates:
+        out += ["", "| gate | loss | bound | margin | result |", "|---|---|---:|---:|---|"]
+        for g in c.gates:
+            out.append(f"| {g.kind.replace('_', '-')} | `{_md(g.loss)}` | {fmt(g.bound, 6)} | "
+                       f"{fmt(g.margin, 6)} | {'pass' if g.passed else '**FAIL**'} |")
+    for w in c.warnings:
+        out += ["", f"> warning: {_md(w)}"]
+    return "\n".join(out) + "\n"
+
+
+def _verdict(c: Comparison) -> str:
+    if not c.gates:
+        return "no gates"
+    failed = sum(not g.passed for g in c.gates)
+    return "passed" if not failed else f"FAILED ({failed} of {len(c.gates)} gates)"
+
+
+def csv_text(c: Comparison) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["loss", "spec", "baseline", "candidate", "delta", "relative_delta", "se",
+                "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_holm", "wins",
+                "ties", "losses", "verdict"])
+    for r in c.losses:
+        w.writerow([r.name, r.spec, repr(r.baseline), repr(r.candidate), repr(r.delta),
+                    repr(r.relative_delta), repr(r.se), repr(r.ci.low), repr(r.ci.high),
+                    repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_holm), r.wins,
+                    r.ties, r.losses, r.verdict])
+    return buf.getvalue()
+
+
+def junit(c: Comparison) -> str:
+    """A testcase per gate (failure when it failed) and one per loss with its sentence."""
+    failures = sum(not g.passed for g in c.gates)
+    tests = len(c.gates) + len(c.losses)
+    t = f"{c.elapsed_seconds:.3f}"
+    suites = ET.Element("testsuites", name="losscli", tests=str(tests), failures=str(failures),
+                        errors="0", time=t)
+    suite = ET.SubElement(suites, "testsuite", name="losscli compare", tests=str(tests),
+                          failures=str(failures), errors="0", skipped="0", time=t)
+    for g in c.gates:
+        case = ET.SubElement(suite, "testcase", classname=f"losscli.compare.{g.kind}",
+                             name=f"{g.kind} {g.loss}", time="0")
+        if not g.passed:
+            ET.SubElement(case, "failure", message=g.message(), type=g.kind).text = g.message()
+    for r in c.losses:
+        case = ET.SubElement(suite, "testcase", classname="losscli.compare.losses",
+                             name=r.spec, time="0")
+        ET.SubElement(case, "system-out").text = r.sentence()
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def github(c: Comparison) -> str:
+    """An ::error per failed gate, a ::warning per significantly worse loss, else ::notice."""
+    from losscli.render.ci import _gh_escape, _gh_property
+
+    lines = [f"::error title={_gh_property(f'losscli compare gate failed: {g.loss}')}::"
+             f"{_gh_escape(g.message())}" for g in c.gates if not g.passed]
+    lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in c.warnings]
+    for r in c.losses:
+        kind = "warning" if r.verdict == "worse" else "notice"
+        lines.append(f"::{kind} title={_gh_property(f'losscli compare {r.spec}')}::"
+                     f"{_gh_escape(r.sentence())}")
+    return "\n".join(lines) + "\n"

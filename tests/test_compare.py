@@ -1,0 +1,285 @@
+"""losscli compare: paired differences against scipy.stats.ttest_rel and direct formulas,
+alignment by order and by key, the gates, formats and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.stats
+from rich.console import Console
+
+from losscli.cli import run
+from losscli.compare import _holm, compare
+from losscli.render.compare import print_compare
+
+
+@pytest.fixture
+def pair(tmp_path: Path, rng: np.random.Generator) -> dict[str, object]:
+    n = 3000
+    y = rng.normal(size=n)
+    old = y + rng.normal(size=n)
+    new = y + rng.normal(size=n) * 1.06 + 0.02
+    w = rng.uniform(0.3, 2.0, n)
+    one = tmp_path / "both.parquet"
+    pq.write_table(pa.table({"id": np.arange(n), "y": y, "old": old, "new": new, "w": w}), one)
+    base, cand = tmp_path / "base.parquet", tmp_path / "cand.parquet"
+    pq.write_table(pa.table({"id": np.arange(n), "y": y, "pred": old, "w": w}), base)
+    order = rng.permutation(n)
+    shuffled = tmp_path / "cand_shuffled.parquet"
+    pq.write_table(pa.table({"id": np.arange(n)[order], "y": y[order], "pred": new[order]}),
+                   shuffled)
+    pq.write_table(pa.table({"id": np.arange(n), "y": y, "pred": new}), cand)
+    return {"y": y, "old": old, "new": new, "w": w, "one": one, "base": base, "cand": cand,
+            "shuffled": shuffled, "dir": tmp_path}
+
+
+def per_row(spec: str, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    e = pred - y
+    return {"mse": e * e, "mae": np.abs(e),
+            "huber": np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5)}[spec]
+
+
+def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
+                losses=["mse", "mae", "huber"], chunk_rows=500)
+    for res in r.losses:
+        lb, lc = per_row(res.spec, pair["old"], pair["y"]), per_row(res.spec, pair["new"],
+                                                                    pair["y"])
+        ref = scipy.stats.ttest_rel(lc, lb)
+        assert res.p_value == pytest.approx(ref.pvalue, rel=1e-8)
+        d = lc - lb
+        assert res.delta == pytest.approx(d.mean(), rel=1e-12)
+        assert res.se == pytest.approx(scipy.stats.sem(d), rel=1e-10)
+        assert res.relative_delta == pytest.approx(d.mean() / lb.mean(), rel=1e-12)
+        assert (res.wins, res.ties, res.losses) == (np.sum(d < 0), np.sum(d == 0), np.sum(d > 0))
+    holm = _holm([x.p_value for x in r.losses])
+    assert [x.p_holm for x in r.losses] == holm
+
+
+def test_t_interval_of_delta_and_its_one_sided_bounds(pair: dict) -> None:
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y", losses=["mae"],
+                ci="t", confidence=0.9, alpha=0.1).losses[0]
+    d = per_row("mae", pair["new"], pair["y"]) - per_row("mae", pair["old"], pair["y"])
+    lo, hi = scipy.stats.t.interval(0.9, d.size - 1, loc=d.mean(), scale=scipy.stats.sem(d))
+    assert (r.ci.low, r.ci.high) == pytest.approx((lo, hi), rel=1e-10)
+    # the one-sided (1 - alpha) bounds: t(1 - alpha)
+    q = scipy.stats.t.ppf(0.9, d.size - 1) * scipy.stats.sem(d)
+    assert (r.lower, r.upper) == pytest.approx((d.mean() - q, d.mean() + q), rel=1e-10)
+
+
+def test_weighted_delta_and_its_standard_error(pair: dict) -> None:
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y", weight="w",
+                losses=["mse"], chunk_rows=700).losses[0]
+    w = pair["w"]
+    d = per_row("mse", pair["new"], pair["y"]) - per_row("mse", pair["old"], pair["y"])
+    n, delta = d.size, np.sum(w * d) / w.sum()
+    se = math.sqrt(n / (n - 1) * np.sum(w**2 * (d - delta) ** 2) / w.sum() ** 2)
+    assert r.delta == pytest.approx(delta, rel=1e-12)
+    assert r.se == pytest.approx(se, rel=1e-10)
+    assert r.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(delta / se), n - 1), rel=1e-8)
+
+
+def test_rmse_delta_by_the_mse_difference(pair: dict) -> None:
+    res = compare(pair["one"], baseline_pred="old", pred="new", target="y",
+                  losses=["rmse", "mse"]).losses
+    rmse, mse = res
+    rb = math.sqrt(np.mean(per_row("mse", pair["old"], pair["y"])))
+    rc = math.sqrt(np.mean(per_row("mse", pair["new"], pair["y"])))
+    assert (rmse.baseline, rmse.candidate, rmse.delta) == pytest.approx((rb, rc, rc - rb),
+                                                                        rel=1e-12)
+    assert rmse.p_value == mse.p_value
+    assert rmse.ci.low == pytest.approx(mse.ci.low / (rb + rc), rel=1e-12)
+    assert rmse.se == pytest.approx(mse.se / (rb + rc), rel=1e-12)
+
+
+def test_two_files_in_order_by_key_and_one_file_agree(pair: dict) -> None:
+    specs = ["mse", "mae"]
+    one = compare(pair["one"], baseline_pred="old", pred="new", target="y", losses=specs)
+    two = compare(pair["base"], pair["cand"], target="y", losses=specs, chunk_rows=777)
+    keyed = compare(pair["base"], pair["shuffled"], target="y", losses=specs, key="id")
+    for a, b, c in zip(one.losses, two.losses, keyed.losses, strict=True):
+        for x in (b, c):
+            assert x.delta == pytest.approx(a.delta, rel=1e-12)
+            assert x.p_value == pytest.approx(a.p_value, rel=1e-9)
+            assert (x.ci.low, x.ci.high) == pytest.approx((a.ci.low, a.ci.high), rel=1e-10)
+
+
+def test_chunks_threads_and_bootstrap_are_invariant(pair: dict) -> None:
+    runs = [compare(pair["base"], pair["cand"], target="y", losses=["mse", "mae"],
+                    ci="bootstrap", chunk_rows=cr, threads=th)
+            for cr, th in ((1 << 17, 0), (311, 2))]
+    for a, b in zip(runs[0].losses, runs[1].losses, strict=True):
+        assert (a.ci.low, a.ci.high) == pytest.approx((b.ci.low, b.ci.high), rel=1e-12)
+        assert a.p_value == b.p_value and a.ci.method == "bootstrap"
+
+
+def test_paired_bootstrap_uses_the_same_counts_for_both(pair: dict) -> None:
+    from losscli.uncertainty import replicate_counts, stream_key
+
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y", losses=["mae"],
+                ci="bootstrap", bootstrap_samples=150, seed=9).losses[0]
+    c = replicate_counts(stream_key(9), np.arange(pair["y"].size), 150).astype(float)
+    d = per_row("mae", pair["new"], pair["y"]) - per_row("mae", pair["old"], pair["y"])
+    reps = (c @ d) / c.sum(axis=1)
+    assert (r.ci.low, r.ci.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),
+                                                  rel=1e-10)
+
+
+def test_binary_logits_and_multiclass(tmp_path: Path, rng: np.random.Generator) -> None:
+    n = 2000
+    y = (rng.uniform(size=n) < 0.4).astype(float)
+    z1, z2 = rng.normal(size=n) + 2 * (y - 0.5), rng.normal(size=n) + 1.5 * (y - 0.5)
+    path = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"y": y, "a": z1, "b": z2}), path)
+    r = compare(path, baseline_pred="a", pred="b", target="y", losses=["bce"],
+                logits=True).losses[0]
+    bce = lambda z: np.logaddexp(0, z) - y * z  # noqa: E731
+    assert r.p_value == pytest.approx(scipy.stats.ttest_rel(bce(z2), bce(z1)).pvalue, rel=1e-8)
+    probs_a, probs_b = rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n)
+    cls = rng.integers(0, 3, n)
+    cols = {"y": cls.astype(float)} | {f"a_{k}": probs_a[:, k] for k in range(3)} | {
+        f"b_{k}": probs_b[:, k] for k in range(3)}
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table(cols), path)
+    r = compare(path, baseline_pred="a_*", pred="b_*", target="y", losses=["cce"]).losses[0]
+    la, lb = -np.log(probs_a[np.arange(n), cls]), -np.log(probs_b[np.arange(n), cls])
+    assert r.p_value == pytest.approx(scipy.stats.ttest_rel(lb, la).pvalue, rel=1e-8)
+
+
+def test_gates(tmp_path: Path, rng: np.random.Generator,
+               capsys: pytest.CaptureFixture[str]) -> None:
+    n = 4000
+    y = rng.normal(size=n)
+    base = y + rng.normal(size=n)
+    path = tmp_path / "g.parquet"
+    worse = base + 0.3 * rng.normal(size=n) + 0.1 * np.sign(base - y)  # clearly worse
+    same = base + 1e-3 * rng.normal(size=n)  # practically identical
+    pq.write_table(pa.table({"y": y, "base": base, "worse": worse, "same": same,
+                             "few_b": base, "few_c": same}), path)
+    args = ["compare", str(path), "--baseline-pred", "base", "-t", "y", "-l", "mse", "-q"]
+    assert run([*args, "--pred", "worse", "--fail-if-worse"]) == 1
+    assert "significant regression" in capsys.readouterr().err
+    assert run([*args, "--pred", "worse", "--fail-if-worse", "--tolerance", "50%"]) == 0
+    assert run([*args, "--pred", "same", "--fail-if-worse"]) == 0
+    assert run([*args, "--pred", "same", "--require-not-worse", "--tolerance", "1%"]) == 0
+    assert run([*args, "--pred", "worse", "--require-not-worse", "--tolerance", "1%"]) == 1
+    capsys.readouterr()
+    # too few rows: not shown to be not worse
+    small = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"y": y[:8], "base": base[:8], "c": base[:8] + rng.normal(size=8)
+                             * 0.5}), small)
+    assert run(["compare", str(small), "--baseline-pred", "base", "--pred", "c", "-t", "y",
+                "-l", "mse", "--require-not-worse", "--tolerance", "5%", "-q"]) == 1
+    assert run(["compare", str(small), "--baseline-pred", "base", "--pred", "c", "-t", "y",
+                "-l", "mse", "--fail-if-worse", "-q"]) == 0
+
+
+def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "-l", "mse", "-l", "mae"]
+    assert run([*base, "-f", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "losscli.compare/1" and doc["rows"] == pair["y"].size
+    assert [x["spec"] for x in doc["losses"]] == ["mse", "mae"]
+    assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
+                                     "ci", "p_value", "p_holm", "wins", "ties", "losses",
+                                     "verdict"}
+    assert run([*base, "-f", "junit", "--fail-if-worse"]) in (0, 1)
+    root = ET.fromstring(capsys.readouterr().out)
+    assert root.find("testsuite") is not None
+    assert run([*base, "-f", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| `mse` |" in out and "(Holm)" in out
+    assert run([*base, "-f", "github"]) == 0
+    assert all(line.startswith("::") for line in capsys.readouterr().out.splitlines())
+    assert run([*base, "-f", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("loss,spec,baseline")
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_table_reads_at_width(pair: dict, width: int) -> None:
+    import io
+
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
+                losses=["mse", "mae", "huber"])
+    buf = io.StringIO()
+    print_compare(r, Console(file=buf, width=width, no_color=True, color_system=None))
+    text = buf.getvalue()
+    assert "…" not in text and max(len(x) for x in text.splitlines()) <= width
+    assert "[" in text and "wins / ties / losses" in text
+
+
+def test_bad_input_exits_2(pair: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                           ) -> None:
+    n = pair["y"].size
+    short = tmp_path / "short.parquet"
+    pq.write_table(pa.table({"y": pair["y"][:-5], "pred": pair["new"][:-5]}), short)
+    other_y = tmp_path / "other_y.parquet"
+    y2 = pair["y"].copy()
+    y2[41] += 1
+    pq.write_table(pa.table({"y": y2, "pred": pair["new"]}), other_y)
+    dup = tmp_path / "dup.parquet"
+    ids = np.arange(n)
+    ids[7] = 3
+    pq.write_table(pa.table({"id": ids, "y": pair["y"], "pred": pair["new"]}), dup)
+    part = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"id": np.arange(n - 10), "y": pair["y"][:-10],
+                             "pred": pair["new"][:-10]}), part)
+    b, c = str(pair["base"]), str(pair["cand"])
+    cases = [
+        ([b, str(short)], "different row counts"),
+        ([b, str(other_y)], "row 42: the targets differ"),
+        ([b, str(dup), "--key", "id"], "duplicate values (e.g. 3, 2 rows)"),
+        ([b, c, "--key", "nope"], "key column 'nope' not found"),
+        ([b, str(part), "--key", "id"], "--unmatched drop"),
+        ([b, c, "--confidence", "1.5"], "--confidence must be between 0 and 1"),
+        ([b, c, "--ci", "bootstrap", "--bootstrap-samples", "0"], "--bootstrap-samples"),
+        ([b, c, "-l", "bce"], "must be a binary target 0 or 1"),
+        ([str(pair["one"]), "--pred", "new"], "--baseline-pred"),
+    ]
+    for args, text in cases:
+        code = run(["compare", *args, "-t", "y", "-l", "mse"] if "-l" not in args
+                   else ["compare", *args, "-t", "y"])
+        out, err = capsys.readouterr()
+        assert code == 2, (args, err)
+        assert out == "" and err.startswith("losscli: error: ") and err.count("\n") == 1, err
+        assert text in err, (text, err)
+    # --unmatched drop compares the matched rows and says how many were left out
+    assert run(["compare", b, str(part), "--key", "id", "--unmatched", "drop", "-t", "y",
+                "-l", "mse", "-f", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["rows"] == n - 10 and "10 row(s) without a match" in err
+
+
+def test_compare_of_different_tasks_is_exit_2(tmp_path: Path, rng: np.random.Generator,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    n = 50
+    y = rng.integers(0, 3, n).astype(float)
+    pq.write_table(pa.table({"y": y, "p_0": np.full(n, 0.2), "p_1": np.full(n, 0.3),
+                             "p_2": np.full(n, 0.5)}), tmp_path / "m.parquet")
+    pq.write_table(pa.table({"y": y, "pred": rng.uniform(size=n)}), tmp_path / "r.parquet")
+    assert run(["compare", str(tmp_path / "m.parquet"), str(tmp_path / "r.parquet"),
+                "--baseline-pred", "p_*", "--pred", "pred", "-t", "y"]) == 2
+    assert "same task" in capsys.readouterr().err
+
+
+def test_settings_file_applies_to_compare(pair: dict, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "losscli.toml"
+    cfg.write_text('alpha = 0.01\nconfidence = 0.9\nlosses = ["mae"]\nci = "t"\n')
+    assert run(["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "--config",
+                str(cfg), "-f", "json", "--show-config"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["settings"]["alpha"] == 0.01 and doc["losses"][0]["ci"]["level"] == 0.9
+    assert [x["spec"] for x in doc["losses"]] == ["mae"] and doc["losses"][0]["ci"]["method"] == "t"
+    assert doc["config"]["alpha"]["source"] != "default"
+    cfg.write_text("alpha = 0.7\n")
+    assert run(["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "--config",
+                str(cfg)]) == 2
+    assert "alpha" in capsys.readouterr().err
