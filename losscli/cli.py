@@ -493,12 +493,19 @@ def eval_cmd(
     except BrokenPipeError:  # stdout closed (`| head`): the gates still decide the exit code
         stdout_gone()
     _step_summary(report)
-    if not report.passed:
-        if not quiet or st.format != "github":
-            for gate in report.gates:
-                if not gate.passed:
-                    print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
-        raise typer.Exit(1)
+    _exit_on_failed_gates(report.gates, quiet, st.format)
+
+
+def _exit_on_failed_gates(gates: list[Any], quiet: bool, out_fmt: str) -> None:
+    """Exit 1 when a gate failed, after one 'gate failed' line each on stderr (which the
+    github format's own ::error lines make redundant under --quiet)."""
+    if all(g.passed for g in gates):
+        return
+    if not quiet or out_fmt != "github":
+        for gate in gates:
+            if not gate.passed:
+                print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
+    raise typer.Exit(1)
 
 
 def _render(report: Report, out_fmt: str) -> str:
@@ -640,12 +647,7 @@ def compare_cmd(
         stdout_gone()
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         _append_summary(render.markdown(result))
-    if not result.passed:
-        if not quiet or st.format != "github":
-            for gate in result.gates:
-                if not gate.passed:
-                    print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
-        raise typer.Exit(1)
+    _exit_on_failed_gates(result.gates, quiet, st.format)
 
 
 @app.command("losses")
