@@ -59,7 +59,7 @@ DEFAULT_DATA_DIR = BENCH_DIR / "data"
 LOSSCLI = (sys.executable, "-m", "losscli")
 PEER_TOOLS = ("duckdb", "polars", "pandas")
 ALL_TOOLS = ("losscli", *PEER_TOOLS)
-ALL_CASE_GROUPS = ("regression", "csv", "binary", "multiclass", "startup")
+ALL_CASE_GROUPS = ("regression", "csv", "binary", "multiclass", "startup", "uncertainty")
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 N_CLASSES = 100
 AGREEMENT_RTOL = 1e-9  # loss values further apart than this are flagged MISMATCH
@@ -86,6 +86,17 @@ def _regression_slices(rows: int, seed: int) -> Iterator[pa.Table]:
         y = 50.0 + 10.0 * rng.standard_normal(n)
         y_hat = y + rng.standard_t(3.0, n)
         yield pa.table({"y": y, "y_hat": y_hat})
+
+
+def _two_model_slices(rows: int, seed: int) -> Iterator[pa.Table]:
+    """As the regression data, and a second model ``y_hat2`` = y_hat + 0.1 N(0, 1) (slightly
+    worse, per row close to the first: the paired comparison's case)."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, rows, SLICE_ROWS):
+        n = min(SLICE_ROWS, rows - start)
+        y = 50.0 + 10.0 * rng.standard_normal(n)
+        y_hat = y + rng.standard_t(3.0, n)
+        yield pa.table({"y": y, "y_hat": y_hat, "y_hat2": y_hat + 0.1 * rng.standard_normal(n)})
 
 
 def _binary_slices(rows: int, seed: int) -> Iterator[pa.Table]:
@@ -135,6 +146,12 @@ BINARY_1E7 = Dataset("binary_1e7.parquet", 10_000_000, 1003, _binary_slices)
 MULTI_1E6 = Dataset("multiclass_1e6x100.parquet", 1_000_000, 1004, _multiclass_slices)
 REG_CSV_5E6 = Dataset("regression_5e6.csv", 5_000_000, 1005, _regression_slices)
 REG_CSV_1E4 = Dataset("regression_1e4.csv", 10_000, 1006, _regression_slices)
+TWO_5E6 = Dataset("two_models_5e6.parquet", 5_000_000, 1007, _two_model_slices)
+TWO_5E7 = Dataset("two_models_5e7.parquet", 50_000_000, 1008, _two_model_slices)
+#: Rows and replicates of the bootstrap throughput command (a row-replicate is one row's weight
+#: in one replicate, for every loss).
+BOOT_ROWS_DS = Dataset("two_models_5e5.parquet", 500_000, 1009, _two_model_slices)
+BOOT_SAMPLES = 200
 
 
 def _existing_rows(path: Path, is_csv: bool) -> int | None:
@@ -195,6 +212,11 @@ Parser = Callable[[str], list[float]]
 
 def _parse_losscli_json(stdout: str) -> list[float]:
     return [float(entry["value"]) for entry in json.loads(stdout)["losses"]]
+
+
+def _parse_compare_json(stdout: str) -> list[float]:
+    """The baseline values of a compare (they must equal eval's)."""
+    return [float(entry["baseline"]) for entry in json.loads(stdout)["losses"]]
 
 
 def _parse_json_list(stdout: str) -> list[float]:
@@ -338,6 +360,36 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
                 "losscli eval 1e4 CSV",
             )
         )
+    if "uncertainty" in groups:
+        sizes = [("5e6", TWO_5E6)] + ([("5e7", TWO_5E7)] if args.sizes == "all" else [])
+        flags = _loss_flags(REGRESSION_LOSSES)
+        for label, ds in sizes:
+            path = ds.path(d)
+            ev = (*LOSSCLI, "eval", str(path), "--pred", "y_hat", "--target", "y", *flags)
+            cmp_argv = (*LOSSCLI, "compare", str(path), "--baseline-pred", "y_hat", "--pred",
+                        "y_hat2", "--target", "y", *flags, "--format", "json", "--quiet")
+            cmds = (
+                Command("eval --ci none", "losscli", (*ev, "--ci", "none", "--format", "json",
+                                                      "--quiet"), _parse_losscli_json),
+                Command("eval (johnson CI)", "losscli", (*ev, "--format", "json", "--quiet"),
+                        _parse_losscli_json),
+                Command("compare 2 columns", "losscli", cmp_argv, _parse_compare_json),
+            )
+            cases.append(Case(f"uncertainty-{label}", "uncertainty",
+                              f"Intervals and compare, {label} rows Parquet: mse + mae + huber",
+                              ds, REGRESSION_LOSSES, cmds, "eval --ci none"))
+        path = BOOT_ROWS_DS.path(d)
+        ev = (*LOSSCLI, "eval", str(path), "--pred", "y_hat", "--target", "y",
+              *_loss_flags(REGRESSION_LOSSES), "--format", "json", "--quiet")
+        cases.append(Case(
+            "bootstrap-5e5", "uncertainty",
+            f"Bootstrap, 5e5 rows Parquet, B = {BOOT_SAMPLES}: mse + mae + huber", BOOT_ROWS_DS,
+            REGRESSION_LOSSES,
+            (Command("eval --ci none", "losscli", (*ev, "--ci", "none"), _parse_losscli_json),
+             Command("eval --ci bootstrap", "losscli",
+                     (*ev, "--ci", "bootstrap", "--bootstrap-samples", str(BOOT_SAMPLES)),
+                     _parse_losscli_json)),
+            "eval --ci none"))
     tools = set(args.tools) | {"python"}
     return [
         dataclasses.replace(c, commands=tuple(cmd for cmd in c.commands if cmd.tool in tools))
@@ -572,6 +624,28 @@ def timing_table(case: Case, stats: list[CommandStats], markdown: bool) -> str:
     return render_table(headers, rows, markdown)
 
 
+def cost_table(case: Case, stats: list[CommandStats], markdown: bool) -> str:
+    """Each losscli variant's median time over the case's plain eval (the interval budget is
+    +10%, compare's 1.6x), and for the bootstrap its throughput in row-replicates per second
+    of extra time."""
+    base = next((s for s in stats if s.command.label == case.subject and s.ok), None)
+    if base is None:
+        return "(no plain eval to compare with)"
+    t0 = statistics.median(base.walls)
+    rows = []
+    for st in stats:
+        if st is base or not st.ok:
+            continue
+        t = statistics.median(st.walls)
+        extra = ""
+        if "bootstrap" in st.command.label and t > t0:
+            rate = case.dataset.rows * BOOT_SAMPLES / (t - t0)
+            extra = f"{rate:.3g} row-replicates/s (all three losses)"
+        rows.append([st.command.label, f"{t / t0:.2f}x", extra])
+    return render_table([f"vs {case.subject}", "time ratio", "bootstrap throughput"], rows,
+                        markdown)
+
+
 def crosscheck_table(case: Case, stats: list[CommandStats], markdown: bool) -> str:
     """Loss values of every tool and each one's relative difference from the reference tool
     (losscli when it ran, else the first peer that did)."""
@@ -672,6 +746,9 @@ def print_case(case: Case, stats: list[CommandStats], data_dir: Path, markdown: 
     print()
     print(timing_table(case, stats, markdown))
     print()
+    if case.group == "uncertainty":
+        print(cost_table(case, stats, markdown))
+        print()
     for st in stats:
         if st.error is not None:
             print(f"{st.command.label} failed: {st.error}")

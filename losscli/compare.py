@@ -209,8 +209,7 @@ class PairedState:
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
         vectors: list[np.ndarray] = [np.ones(n) if w is None else w]
         for spec, st in zip(self.specs, self.losses, strict=True):
-            lb = _evaluate_spec(spec, base).values
-            lc = _evaluate_spec(spec, cand).values
+            lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
@@ -236,6 +235,28 @@ class PairedState:
         self.weight_sum.merge(other.weight_sum)
         for a, b in zip(self.losses, other.losses, strict=True):
             a.merge(b)
+
+
+def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
+    """The per-row losses of a batch, without the gradients that compare does not need: from
+    the batch's shared residual for the losses whose value is e^2, |e| or Huber-shaped."""
+    loss = spec.single
+    if loss is not None and loss.value_form == "square":
+        e = batch.residual()
+        return e * e
+    if loss is not None and loss.value_form == "abs":
+        return batch.abs_residual()
+    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
+        d, scale = loss.clip_of(spec.terms[0].params)
+        a = batch.abs_residual()
+        m = np.minimum(a, d)
+        values = m * -0.5
+        values += a
+        values *= m
+        if scale != 1.0:
+            values /= scale
+        return values
+    return _evaluate_spec(spec, batch).values
 
 
 # --- reading both sides ------------------------------------------------------------------------

@@ -283,3 +283,17 @@ def test_settings_file_applies_to_compare(pair: dict, tmp_path: Path,
     assert run(["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "--config",
                 str(cfg)]) == 2
     assert "alpha" in capsys.readouterr().err
+
+
+def test_values_only_losses_match_the_catalog(pair: dict) -> None:
+    """compare computes e^2, |e| and the Huber shape without gradients: same p as the
+    textbook per-row losses (smooth_l1 with beta 2.5: huber(2.5) / 2.5)."""
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
+                losses=["smooth_l1:beta=2.5", "log_cosh"]).losses
+    e_b, e_c = pair["old"] - pair["y"], pair["new"] - pair["y"]
+    sl1 = lambda e: np.where(np.abs(e) < 2.5, 0.5 * e * e / 2.5, np.abs(e) - 1.25)  # noqa: E731
+    assert r[0].p_value == pytest.approx(scipy.stats.ttest_rel(sl1(e_c), sl1(e_b)).pvalue,
+                                         rel=1e-8)
+    lc = lambda e: np.log(np.cosh(e))  # noqa: E731
+    assert r[1].p_value == pytest.approx(scipy.stats.ttest_rel(lc(e_c), lc(e_b)).pvalue,
+                                         rel=1e-8)
