@@ -13,12 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SAMPLES = ROOT / "sample_data"
-GATES = ("--max", "--baseline", "[tool.losscli]")
+GATES = ("--max", "--baseline", "[tool.losscli]", "--fail-if-worse", "--require-not-worse")
 
 
 def blocks(lang: str) -> list[str]:
@@ -32,21 +35,38 @@ def commands() -> list[tuple[str, str]]:
     found = []
     for block in blocks("bash"):
         for line in block.splitlines():
-            code, _, comment = line.partition("  #")
-            code = code.strip()
+            mark = re.search(r"\s#\s", line + " ")  # a comment: ' # ' after the command
+            code, comment = (line[:mark.start()], line[mark.end():]) if mark else (line, "")
+            code, comment = code.strip(), comment.strip()
             if "&&" in code:
                 code = next((p.strip() for p in code.split("&&") if "losscli " in p), "")
             if code.startswith("losscli ") or re.match(r"cat \S+ \| losscli ", code):
-                found.append((code, comment.strip()))
+                found.append((code, comment))
     return found
 
 
 def workspace(tmp_path: Path) -> Path:
     """A working directory with the samples, the README's Python files (a block whose first line
-    is '# NAME.py') and the placeholder inputs."""
+    is '# NAME.py') and the placeholder inputs: preds.* (regression, with two models' columns
+    old_score and new_score besides y_hat), baseline / candidate.parquet (binary, with an id),
+    base / cand.parquet (regression), train.csv (a price target alone)."""
     shutil.copytree(SAMPLES, tmp_path / "sample_data")
-    shutil.copy(SAMPLES / "regression.parquet", tmp_path / "preds.parquet")
+    reg = pq.read_table(SAMPLES / "regression.parquet")
+    y_hat = np.asarray(reg.column("y_hat"), dtype=float)
+    noise = np.random.default_rng(12).normal(0.0, 0.3, y_hat.size)
+    pq.write_table(reg.append_column("old_score", pa.array(y_hat + noise))
+                   .append_column("new_score", pa.array(y_hat)), tmp_path / "preds.parquet")
     shutil.copy(SAMPLES / "regression.csv", tmp_path / "preds.csv")
+    pq.write_table(reg, tmp_path / "base.parquet")
+    pq.write_table(reg.set_column(reg.schema.get_field_index("y_hat"), "y_hat",
+                                  pa.array(y_hat + noise)), tmp_path / "cand.parquet")
+    binary = pq.read_table(SAMPLES / "binary.parquet")
+    ids = pa.array(np.arange(binary.num_rows))
+    prob = np.asarray(binary.column("prob"), dtype=float)
+    pq.write_table(binary.append_column("id", ids), tmp_path / "baseline.parquet")
+    pq.write_table(binary.set_column(binary.schema.get_field_index("prob"), "prob",
+                                     pa.array(np.clip(prob * 0.95 + 0.02, 0.0, 1.0)))
+                   .append_column("id", ids), tmp_path / "candidate.parquet")
     with open(SAMPLES / "regression.csv", newline="", encoding="utf-8") as f:
         prices = [row["y"] for row in csv.DictReader(f)]
     (tmp_path / "train.csv").write_text("price\n" + "\n".join(prices) + "\n", encoding="utf-8")
