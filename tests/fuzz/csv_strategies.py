@@ -135,14 +135,15 @@ def _quote(cell: str, delim: str, force: bool) -> str:
 
 
 @st.composite
-def csv_cases(draw: st.DrawFn) -> CsvCase:
-    """A CSV input (file or stdin) with the rows losscli must use, or None when it must refuse."""
+def csv_cases(draw: st.DrawFn, fmt: str | None = None) -> CsvCase:
+    """A CSV input (file or stdin) with the rows losscli must use, or None when it must refuse;
+    ``fmt`` fixes the kind of input ("stdin", "csv", "gz", ...)."""
     n = draw(st.integers(0, 25))
     nan = draw(st.sampled_from(["error", "drop"]))
     missing = draw(st.sampled_from([0.0, 0.0, 0.1, 0.3]))
     garbage = draw(st.sampled_from([0.0, 0.0, 0.0, 0.02]))
     weighted = draw(st.booleans())
-    fmt = draw(st.sampled_from(["csv", "csv", "tsv", "txt", "none", "gz", "stdin"]))
+    fmt = fmt or draw(st.sampled_from(["csv", "csv", "tsv", "txt", "none", "gz", "stdin"]))
     wrong_delim = draw(st.integers(0, 19)) == 0
     delim = "\t" if fmt == "tsv" else ","
     if wrong_delim:  # a ';' file read as CSV, a ',' file read as TSV: one column, no 'y'

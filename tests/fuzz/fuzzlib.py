@@ -30,9 +30,6 @@ from losscli.cli import run
 PENDING: frozenset[str] = frozenset({
     "cr_only",            # 4: CR-only line endings
     "duplicate_names",    # 5: duplicated column names (CSV and Parquet)
-    "baseline_losses",    # 7: "losses" not a list; 400- and 5000-digit integers
-    "baseline_null",      # 19: a loss recorded as null
-    "invalid_utf8_toml",  # 8: a pyproject.toml with invalid UTF-8
     "long_line",          # 14: a header over 64 KiB, a line over the 3 MiB parse block
     "feather_dictionary", # 15: dictionary-encoded columns in Arrow IPC / Feather
 })

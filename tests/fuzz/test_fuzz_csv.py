@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from csv_strategies import CsvCase, csv_cases
-from fuzzlib import assert_clean_error, assert_contract, check_report, fuzz_settings, run_cli
+from fuzzlib import (
+    Result,
+    assert_clean_error,
+    assert_contract,
+    check_report,
+    fuzz_settings,
+    run_cli,
+    run_process,
+)
 from hypothesis import event, given
 
 
@@ -18,6 +26,10 @@ def _run(case: CsvCase, directory: Path) -> None:
         path = directory / f"input{case.suffix}"
         path.write_bytes(case.data)
         r = run_cli(["eval", str(path), "-f", "json", *case.args])
+    _check(case, r)
+
+
+def _check(case: CsvCase, r: Result) -> None:
     assert_contract(r)
     if case.rows is None:
         assert_clean_error(r)
@@ -26,7 +38,16 @@ def _run(case: CsvCase, directory: Path) -> None:
     check_report(r.json(), case.rows, case.dropped, [name for name, _ in case.losses])
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(case=csv_cases())
 def test_csv_bytes_read_exactly_or_refused(case: CsvCase, fuzz_dir: Path) -> None:
     _run(case, fuzz_dir)
+
+
+@fuzz_settings(6)
+@given(case=csv_cases(fmt="stdin"))
+def test_csv_on_the_stdin_of_a_process(case: CsvCase) -> None:
+    """The console script itself, reading a pipe: what the in-process runs cannot see (the
+    interpreter's own output, the exit status of the process)."""
+    event(case.note)
+    _check(case, run_process(["eval", "-", "-f", "json", *case.args], stdin=case.data))

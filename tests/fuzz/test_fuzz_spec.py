@@ -57,7 +57,7 @@ def _write(path: Path, cols: dict[str, np.ndarray], args: list[str], pred: list[
                    [float(v) for v in target])
 
 
-@fuzz_settings(200)
+@fuzz_settings(150)
 @given(case=spec_cases(), gate=st.sampled_from([None, None, 0.5, 1.0, 2.0]))
 def test_loss_specs_mean_what_they_say_or_are_refused(case: SpecCase, gate: float | None,
                                                        datasets: dict[str, Dataset]) -> None:
