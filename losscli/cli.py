@@ -601,8 +601,10 @@ def compare_cmd(
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
 ) -> None:
-    """Compare two models on the same rows, paired: per loss the difference, its interval,
-    the paired t-test (Holm-adjusted over the losses) and a verdict.
+    """Compare two models on the same rows, paired: each loss's difference and verdict.
+
+    Per loss: the difference, its interval, the paired t-test (Holm-adjusted over the losses)
+    and a verdict.
 
     Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error.
     """
@@ -678,8 +680,9 @@ def losses_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
 ) -> None:
-    """The loss catalog (and plugin losses): formulas, parameters, gradients and pinned
-    conventions; with --check, a gradient check.
+    """The loss catalog: formulas, parameters, gradients; --check tests a gradient.
+
+    Built-in and plugin losses, with the pinned conventions.
 
     Exit codes: 0 ok (the check passed), 1 the check failed, 2 bad input / usage.
     """

@@ -34,7 +34,28 @@ def assert_fits(text: str, width: int = 80) -> None:
     assert "…" not in text
 
 
-@pytest.mark.parametrize("command", [[], ["eval"], ["recommend"], ["losses"]])
+def _commands() -> list[list[str]]:
+    import typer
+
+    from losscli.cli import app
+
+    group = typer.main.get_command(app)
+    return [[], *([name] for name in group.commands)]  # type: ignore[attr-defined]
+
+
+def test_command_summaries_have_no_hard_line_break() -> None:
+    """The root help lists each command's summary (its docstring's first paragraph): one line
+    of text, wrapped only by the terminal (recommend's used to break mid-sentence)."""
+    import typer
+
+    from losscli.cli import app
+
+    for name, cmd in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        summary = (cmd.help or "").strip().split("\n\n")[0]
+        assert "\n" not in summary and len(summary) <= 90, name
+
+
+@pytest.mark.parametrize("command", _commands())
 def test_help_reads_at_80_columns(command: list[str]) -> None:
     rc, out = run_tty(*command, "--help", cwd=ROOT)
     assert rc == 0
