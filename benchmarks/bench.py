@@ -7,6 +7,7 @@ How to run (from the repository root)::
     python benchmarks/bench.py --sizes small        # leave out the 5e7-row (828 MB) file
     python benchmarks/bench.py --cases regression --sizes small --repeat 1   # quickest check
     python benchmarks/bench.py --cases regression,startup --repeat 5 --markdown
+    python benchmarks/bench.py --cases uncertainty --sizes small   # intervals, compare, bootstrap
 
 The first run writes the data sets (deterministic: NumPy ``default_rng`` with fixed seeds) into
 ``benchmarks/data/`` (git-ignored; ``--data-dir`` to move it; about 2.2 GB for everything) and

@@ -297,3 +297,15 @@ def test_values_only_losses_match_the_catalog(pair: dict) -> None:
     lc = lambda e: np.log(np.cosh(e))  # noqa: E731
     assert r[1].p_value == pytest.approx(scipy.stats.ttest_rel(lc(e_c), lc(e_b)).pvalue,
                                          rel=1e-8)
+
+
+def test_step_summary_gets_the_markdown(pair: dict, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert run(["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "-l", "mae",
+                "-f", "json"]) == 0
+    capsys.readouterr()
+    text = summary.read_text()
+    assert text.startswith("### losscli compare: ") and "| `mae` |" in text
