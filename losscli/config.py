@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from losscli.detect import TASKS
 from losscli.errors import ConfigError
 
 
@@ -39,8 +40,7 @@ KEYS: dict[str, tuple[Any, str]] = {
                    "a positive integer"),
     "threads": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                 "an integer >= 0"),
-    "task": (lambda v: v in ("regression", "counts", "binary", "multiclass"),
-             "'regression', 'counts', 'binary' or 'multiclass'"),
+    "task": (lambda v: v in TASKS, "'regression', 'counts', 'binary' or 'multiclass'"),
     "format": (_is_str, "a string"),
     "vanish_tol": (_is_number, "a number"),
     "explode_tol": (_is_number, "a number"),
