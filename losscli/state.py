@@ -254,26 +254,27 @@ class RowMoments:
 
     @classmethod
     def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
-           exp: int = 0) -> RowMoments:
+           exp: int = 0, squares: tuple[np.ndarray, float] | None = None) -> RowMoments:
         """The moments of one chunk's per-row losses under weights ``weight`` * 2^exp (the
-        caller may have rescaled them); ``total`` is sum l when the caller has it (unweighted
-        only: saves a pass)."""
+        caller may have rescaled them). Unweighted, ``total`` is sum l and ``squares`` the
+        array l^2 with its sum, when the caller has them (each saves passes)."""
         n = int(values.size)
         if weight is None:
             if n == 0:
                 return cls(False)
             s1 = float(np.sum(values)) if total is None else total
             mean = s1 / n
-            # Raw sums first (two passes fewer); when the mean carries more than three quarters
-            # of sum l^2 they would cancel, and the central sums are taken around the mean.
-            p = values * values
-            s2 = float(np.sum(p))
+            # Raw sums first, each one pass of einsum's own product-sum loop (no temporary, no
+            # BLAS); when the mean carries more than three quarters of sum l^2 they would
+            # cancel, and the central sums are taken around the mean instead.
+            s2 = float(np.einsum("i,i->", values, values)) if squares is None else squares[1]
             m2 = s2 - s1 * mean
             if 4.0 * m2 >= s2:  # false for NaN
-                p *= values
-                m3 = float(np.sum(p)) - 3.0 * mean * s2 + 2.0 * n * mean**3
+                s3 = float(np.einsum("i,i,i->", values, values, values) if squares is None
+                           else np.einsum("i,i->", values, squares[0]))
+                m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean**3
                 return cls(False, n, Moments(3, n, mean, m2, m3))
-            d = np.subtract(values, mean, out=p)
+            d = values - mean
             d2 = d * d
             m2 = float(np.sum(d2))
             d2 *= d
@@ -839,7 +840,8 @@ class _RowTerms:
         return self.index[key]
 
     def add(self, st: LossState, key: object, values: Callable[[], np.ndarray] | np.ndarray,
-            total: float | None = None, weight: np.ndarray | bool | None = True) -> None:
+            total: float | None = None, weight: np.ndarray | bool | None = True,
+            squares: tuple[np.ndarray, float] | None = None) -> None:
         """Per-row losses ``values`` (or a function that makes them) of ``st`` under the
         chunk's weights (or ``weight``, with a key of its own in ``key``)."""
         if st.spread is None and st.boot is None:
@@ -848,7 +850,8 @@ class _RowTerms:
         assert not isinstance(w, bool)
         if key not in self.moments:
             v = values() if callable(values) else values
-            self.moments[key] = RowMoments.of(v, w, total, self.exp)
+            self.moments[key] = RowMoments.of(v, w, total, self.exp,
+                                              squares if w is None else None)
             if self.boot:
                 self._vector(("num", key), lambda: v if w is None else v * w)
         if st.spread is not None:
@@ -1077,8 +1080,8 @@ class EvalState:
         if loss.value_form == "square":
             if res.squares is not None:
                 terms.add(st, "square", res.squares, total)
-        else:
-            terms.add(st, "abs", res.abs_values, total)
+        elif res.squares is not None:  # |e|^2 = e^2: its sum is known
+            terms.add(st, "abs", res.abs_values, total, squares=(res.squares, res.sum_sq))
         if form == "linear":
             st.grad.update_linear(loss.grad_coef, res, self.opts)
         else:
