@@ -131,3 +131,13 @@ def test_cli_json_of_a_bootstrap_interval(tmp_path: Path, capsys: pytest.Capture
     assert run(["eval", str(path), "-l", "mse", "--ci", "bootstrap", "--seed", "6",
                 "--bootstrap-samples", "50", "-f", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["losses"][0]["ci"]["low"] != ci["low"]
+
+
+def test_huge_weights_give_the_same_bootstrap_interval(data: dict[str, np.ndarray]) -> None:
+    base = evaluate(data, "p", "y", "w", losses=["mse"], ci="bootstrap", chunk_rows=700)
+    for scale in (1e250, 1e-250):
+        scaled = dict(data, w=data["w"] * scale)
+        r = evaluate(scaled, "p", "y", "w", losses=["mse"], ci="bootstrap", chunk_rows=700)
+        a, b = r.losses[0].ci, base.losses[0].ci
+        assert a is not None and b is not None
+        assert (a.low, a.high) == pytest.approx((b.low, b.high), rel=1e-10)

@@ -303,3 +303,26 @@ def test_class_weighted_losses_get_their_interval(classes: dict[str, np.ndarray]
         data = {"p": p, "y": yb, "w": w}
         r = evaluate(data, "p", "y", weight, losses=[spec], chunk_rows=300).losses[0]
         assert r.se == pytest.approx(ratio_se(w * mult * lb, w), rel=1e-10), spec
+
+
+def test_plugin_losses_get_intervals(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A custom loss (examples/asymmetric_cost.py) goes through the same per-row path."""
+    from pathlib import Path
+
+    from losscli.cli import run
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "asymmetric_cost.py"
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=400)
+    pred = y + rng.normal(size=400)
+    path = tmp_path / "d.csv"
+    np.savetxt(path, np.c_[pred, y], delimiter=",", header="pred,y", comments="")
+    assert run(["eval", str(path), "--plugin", str(example), "--loss", "asym:under=5",
+                "--format", "json", "--ci", "t"]) == 0
+    loss = json.loads(capsys.readouterr().out)["losses"][0]
+    e = pred - y
+    lv = np.where(e < 0, 5.0, 1.0) * e * e
+    assert loss["se"] == pytest.approx(scipy.stats.sem(lv), rel=1e-10)
+    low, high = scipy.stats.t.interval(0.95, lv.size - 1, loc=lv.mean(),
+                                       scale=scipy.stats.sem(lv))
+    assert (loss["ci"]["low"], loss["ci"]["high"]) == pytest.approx((low, high), rel=1e-10)
