@@ -576,7 +576,7 @@ def compare(
         if not head_chunks:
             raise InputError(f"{where}: no rows to compare")
         found_task = _detect(_head_facts(head_chunks, base_cols), head_chunks, base_cols,
-                             logits, asked_task).task
+                             logits, asked_task, where).task
         specs = [parse_spec(d.name) for d in default_losses(found_task)]
         specs = [s for s in specs if s.terms[0].loss.check is None] or specs
     if found_task == "multiclass" and head_chunks:

@@ -102,13 +102,13 @@ class Detection:
 
 
 def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
-           task: Task | None = None, classes: int | None = None, how: str = "") -> Detection:
+           task: Task | None = None, classes: int | None = None, how: str = "",
+           where: str = "") -> Detection:
     """The task of the data (see the module docstring for the rules).
 
     ``pred`` names the prediction column (None: target-only); ``classes`` is the number of
     classes when several prediction columns (or a list column) were selected, ``how`` says
-    which. ``facts`` may cover the first rows only; ``how`` then should say so. Raises
-    UsageError when the data reads two ways.
+    which. ``where`` names the input in the error raised when the data reads two ways.
     """
     if task is not None:
         return Detection(task, f"--task {task} was given.")
@@ -129,7 +129,8 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
             return Detection("binary", f"The {tname} takes only the values 0 and 1 and the "
                                        "predictions lie in [0, 1].")
         raise UsageError(
-            f"the {tname} takes only the values 0 and 1, but prediction '{pred}' leaves [0, 1] "
+            f"{where + ': ' if where else ''}the {tname} takes only the values 0 and 1, but "
+            f"prediction '{pred}' leaves [0, 1] "
             f"(min {format_number(facts.pred_min)}, max {format_number(facts.pred_max)}): pass "
             "--logits if the predictions are logits of a binary model, or --task regression "
             "to score them as values")

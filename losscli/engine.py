@@ -689,7 +689,7 @@ def evaluate(
             asked_task is None and facts.counts)) else loss_task)
     else:
         try:
-            found = _detect(facts, head, cols, logits, asked_task)
+            found = _detect(facts, head, cols, logits, asked_task, where)
         except UsageError:
             if not (nan == "error" and head_nan):
                 raise
@@ -811,13 +811,14 @@ def _head_facts(head: list[Chunk], cols: Columns) -> TargetFacts:
 
 
 def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
-            task: Task | None) -> Detection:
+            task: Task | None, where: str = "") -> Detection:
     """The task of the first rows (the one detector of :mod:`losscli.detect`)."""
     if cols.multiclass:
         how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
         return detect(facts, target=cols.target, pred=None, logits=logits, task=task,
-                      classes=int(head[0].pred.shape[0]), how=how)
-    return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task)
+                      classes=int(head[0].pred.shape[0]), how=how, where=where)
+    return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task,
+                  where=where)
 
 
 def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:

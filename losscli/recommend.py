@@ -1172,7 +1172,7 @@ def recommend(
         raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
                          "mean is undefined")
 
-    detected, why = _detect(acc, cols, has_pred, logits, task)
+    detected, why = _detect(acc, cols, has_pred, logits, task, where)
     if logits and detected not in ("binary", "multiclass"):
         raise UsageError(f"--logits applies to binary and multiclass predictions, but the task "
                          f"is {detected}")
@@ -1297,12 +1297,12 @@ def _check_chunk(chunk: Chunk, cols: Columns, where: str, task: RecTask | None) 
 
 
 def _detect(acc: _Pass, cols: Columns, has_pred: bool, logits: bool,
-            task: RecTask | None) -> tuple[RecTask, str]:
+            task: RecTask | None, where: str) -> tuple[RecTask, str]:
     """The task (the one detector, over every row) and one sentence saying why."""
     how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
     found = detect(acc.tfacts, target=cols.target, pred=cols.pred[0] if has_pred else None,
                    logits=logits, task=task,
-                   classes=acc.n_classes if cols.multiclass else None, how=how)
+                   classes=acc.n_classes if cols.multiclass else None, how=how, where=where)
     return found.task, found.reason
 
 
