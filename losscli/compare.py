@@ -443,6 +443,38 @@ def _common_rows(a: Chunk, b: Chunk) -> tuple[Chunk, Chunk]:
     return take(a, ia), take(b, ib)
 
 
+def _defaults_in_domain(specs: list[LossSpec], head: list[tuple[RawChunk, RawChunk]],
+                        base_cols: Columns, cand_cols: Columns,
+                        logits: bool) -> tuple[list[LossSpec], list[str]]:
+    """The default losses whose domain holds on both sides' first rows, and a warning for each
+    one left out (poisson with a negative target, say); a later row outside it is an error."""
+    keep, notes = [], []
+    for spec in specs:
+        problem = None
+        for ra, rb in head:
+            for raw, cols in ((ra, base_cols), (rb, cand_cols)):
+                chunk = to_chunk(raw, cols, NanStats())
+                if chunk.target.shape[0] == 0:
+                    continue
+                batch = Batch(chunk.pred, chunk.target, chunk.weight, logits)
+                for t in spec.terms:
+                    found = None if t.loss.check is None else t.loss.check(batch, t.params)
+                    if found is not None:
+                        problem = f"{spec.spec} skipped: {found.message}"
+                        break
+                if problem:
+                    break
+            if problem:
+                break
+        if problem:
+            notes.append(problem)
+        else:
+            keep.append(spec)
+    if not keep:
+        raise InputError("no default loss fits these rows: pass --loss")
+    return keep, notes
+
+
 def _holm(p: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error across the losses)."""
     m = len(p)
@@ -555,6 +587,7 @@ def compare(
         pairs = _aligned(raw_chunks(base_src, base_cols, chunk_rows),
                          raw_chunks(cand_src, cand_cols, chunk_rows), base_src.where,
                          cand_src.where)
+    notes: list[str] = []
     head: list[tuple[RawChunk, RawChunk]] = []
     head_chunks: list[Chunk] = []
     seen_rows = 0
@@ -578,7 +611,8 @@ def compare(
         found_task = _detect(_head_facts(head_chunks, base_cols), head_chunks, base_cols,
                              logits, asked_task, where).task
         specs = [parse_spec(d.name) for d in default_losses(found_task)]
-        specs = [s for s in specs if s.terms[0].loss.check is None] or specs
+        specs, skipped = _defaults_in_domain(specs, head, base_cols, cand_cols, logits)
+        notes += skipped
     if found_task == "multiclass" and head_chunks:
         check_class_weights(specs, int(head_chunks[0].pred.shape[0]))
     task_name = "regression" if found_task == "counts" else found_task
@@ -608,7 +642,7 @@ def compare(
     if total_w <= 0.0:
         raise InputError(f"{where}: the weights sum to zero; the weighted means are undefined")
     results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
-    warnings = []
+    warnings = list(notes)
     if stats.count:
         warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
                         f"at row {stats.first_row}, column '{stats.first_column}')")

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import scipy.special
 import scipy.stats
 from rich.console import Console
 
@@ -309,3 +310,18 @@ def test_step_summary_gets_the_markdown(pair: dict, tmp_path: Path,
     capsys.readouterr()
     text = summary.read_text()
     assert text.startswith("### losscli compare: ") and "| `mae` |" in text
+
+
+def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
+                                                      rng: np.random.Generator) -> None:
+    n = 3000
+    y = rng.poisson(3, n).astype(float)
+    a = np.exp(rng.normal(np.log(3), 0.3, n))
+    b = a * np.exp(rng.normal(0, 0.1, n))
+    path = tmp_path / "counts.parquet"
+    pq.write_table(pa.table({"y": y, "a": a, "b": b}), path)
+    r = compare(path, baseline_pred="a", pred="b", target="y")
+    assert r.task == "counts" and "poisson" in [x.spec for x in r.losses]
+    dev = lambda mu: 2 * (scipy.special.xlogy(y, y / mu) - y + mu)  # noqa: E731
+    got = next(x for x in r.losses if x.spec == "poisson")
+    assert got.p_value == pytest.approx(scipy.stats.ttest_rel(dev(b), dev(a)).pvalue, rel=1e-8)
