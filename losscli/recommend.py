@@ -501,7 +501,13 @@ class _ClassSums:
         self._grow(k)
         w = batch.weight
         if w is not None:
-            exp = self._align(weight_exponent(w))
+            exp = weight_exponent(w)
+            if self.weight_exp is not None and exp != self.weight_exp:
+                part = self.empty()  # summed at its own scale, then merged: see EvalState
+                part.update(batch, y, k)
+                self.merge(part)
+                return
+            self.weight_exp = exp
             if exp:
                 w = np.ldexp(w, -exp)
         wsum = np.bincount(y, weights=w, minlength=k) if w is not None else np.bincount(

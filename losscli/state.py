@@ -24,18 +24,21 @@ HIST_MIN_POSITIVE = 1e-300
 HIST_ALPHA = 1.0 / 256
 
 
-#: Every finite float64 is an integer multiple of 2**-1074 (the smallest subnormal).
-_UNIT_BITS = 1074
+#: Every finite float64 is an integer multiple of 2**-1074 (the smallest subnormal); sums
+#: count units 4400 bits finer still, so that rescaling a weighted sum by the ratio of two weight
+#: scales (2**-d, d <= 2 x 2098 for sums of squared weights) stays exact.
+_UNIT_BITS = 1074 + 4400
 _UNIT = 1 << _UNIT_BITS
 
 
 class ExactSum:
     """Exact sum of the floats added to it, rounded once when read (as ``math.fsum``).
 
-    The sum is a Python integer counting units of 2**-1074, so it never overflows nor loses a
-    bit whatever the order or grouping of chunks; only the pairwise ``np.sum`` inside each chunk
-    rounds. Infinities and NaN are summed apart (``math.fsum`` raises on them, and on an
-    intermediate overflow). A total beyond the float range reads as +-inf.
+    The sum is a Python integer counting units of 2**-5474, so it never overflows nor loses a
+    bit whatever the order or grouping of chunks (nor when scaled by 2**-d, d <= 4400); only
+    the pairwise ``np.sum`` inside each chunk rounds. Infinities and NaN are summed apart
+    (``math.fsum`` raises on them, and on an intermediate overflow). A total beyond the float
+    range reads as +-inf.
     """
 
     __slots__ = ("special", "units")
@@ -73,7 +76,7 @@ class ExactSum:
         self.special += other.special
 
     def scale(self, exponent: int) -> None:
-        """Multiply the sum by 2**exponent (exact unless it drops below 2**-1074)."""
+        """Multiply the sum by 2**exponent (exact while the scalings total at most 2**-4400)."""
         self.units = self.units << exponent if exponent >= 0 else self.units >> -exponent
 
     def add_scaled(self, other: ExactSum, factor: float) -> None:
@@ -1012,7 +1015,15 @@ class EvalState:
         skipped = set(skip)
         w = batch.weight
         if w is not None:
-            exp = self._common_exponent(weight_exponent(w))
+            exp = weight_exponent(w)
+            if self.rows and exp != self.weight_exp:
+                # Rows of another weight scale are summed at their own and merged (an exact
+                # rescaling), so that a chunk's sums do not depend on the chunks before it.
+                part = self.empty()
+                part.update(batch, skip, rows, stream)
+                self.merge(part)
+                return
+            self.weight_exp = exp
             if exp:
                 w = np.ldexp(w, -exp)
                 batch = replace(batch, weight=w)

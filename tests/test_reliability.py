@@ -111,6 +111,49 @@ def test_recommend_class_values_with_extreme_weights(capfd: pytest.CaptureFixtur
     assert json.loads(out)["recommended"]["value"] == pytest.approx(expected, rel=1e-14)
 
 
+def _weight_chunks(kind: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(5)
+    if kind == "scales":
+        return [(rng.normal(size=7), rng.normal(size=7), rng.uniform(0.5, 2.0, 7) * scale)
+                for scale in (1e-300, 1.0, 1e300, 1e-160, 5e-310)]
+    # found by Hypothesis: zero weights, then the smallest subnormal (w l rounds up in floats)
+    return [(np.array([0.0]), np.array([0.0]), np.array([0.0])),
+            (np.array([0.9]), np.array([0.0]), np.array([5e-324])),
+            (rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2.0, 3))]
+
+
+@pytest.mark.parametrize("kind", ["scales", "subnormal"])
+def test_merge_is_exact_for_weights_of_any_scale(kind: str) -> None:
+    """States built from chunks whose weights differ by up to 2**2000 have bit-identical sums
+    however the chunks are ordered, grouped and merged: each chunk is summed at its own weight
+    scale, and rescaling the integer sums is exact."""
+    from itertools import permutations
+
+    from losscli.losses import Batch
+    from losscli.spec import parse_spec
+    from losscli.state import EvalState
+
+    chunks = _weight_chunks(kind)
+    specs = [parse_spec(s) for s in ("mse", "mae", "huber", "log_cosh", "0.5*mse+0.5*mae")]
+
+    def build(order: tuple[int, ...], split: int) -> list[int]:
+        """The exact integer sums and the weight scale they are at."""
+        left, right = EvalState(specs), EvalState(specs)
+        for k, i in enumerate(order):
+            pred, target, w = chunks[i]
+            (left if k < split else right).update(Batch(pred, target, w))
+        left.merge(right)
+        out = [left.weight_exp, left.weight_sum.units]
+        for st in left.losses:
+            out += [st.value.units, st.grad.sq_weighted.units]
+        return out
+
+    ref = build(tuple(range(len(chunks))), len(chunks))
+    for order in permutations(range(len(chunks))):
+        for split in range(len(chunks) + 1):
+            assert build(order, split) == ref, (order, split)
+
+
 def test_exact_sum_survives_overflow_and_infinities() -> None:
     s = ExactSum()
     for _ in range(3):
