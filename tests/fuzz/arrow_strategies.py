@@ -186,7 +186,16 @@ def regression_cases(draw: st.DrawFn) -> ArrowCase:
         cols[f"extra_{k}"] = draw(other_column(n)) if draw(st.booleans()) else draw(
             numeric_column(n, True, layout=layout))
     order = draw(st.permutations(list(cols)))
-    table = pa.table({name: cols[name].array for name in order})
+    names = list(order)
+    duplicate_selected = False
+    if not pending("duplicate_names") and draw(st.integers(0, 9)) == 0:
+        # a second column of the same name: refused when losscli is to read it
+        twin = draw(st.sampled_from(names))
+        cols["\x00twin"] = draw(numeric_column(n, False, layout=layout))
+        order = [*order, "\x00twin"]
+        names.append(twin)
+        duplicate_selected = twin in ("y", "pred") or (twin == "w" and weighted)
+    table = pa.Table.from_arrays([cols[name].array for name in order], names=names)
     losses = ["mse", "mae"] + (["huber"] if draw(st.booleans()) else [])
     args = ["--target=y", "--pred=pred", f"--nan={nan}", *(f"--loss={x}" for x in losses),
             f"--threads={draw(st.sampled_from([0, 1]))}"]
@@ -204,6 +213,9 @@ def regression_cases(draw: st.DrawFn) -> ArrowCase:
     selected = ["y", "pred"] + (["w"] if weighted else [])
     if any(cols[c].values is None for c in selected):
         case.note = "refuse: a selected column is not numeric"
+        return case
+    if duplicate_selected:
+        case.note = "refuse: two columns of a name to read"
         return case
     return _expect(case, n, nan, [cols["pred"].values, cols["y"].values],  # type: ignore[list-item]
                    cols["w"].values if weighted else None)
@@ -262,8 +274,9 @@ def multiclass_cases(draw: st.DrawFn) -> ArrowCase:
             items[null_row] = None
             probs[null_row] = tuple([math.nan] * c)
         if kind != "fixed" and n > 1 and draw(st.integers(0, 5)) == 0:
-            items[draw(st.integers(0, n - 1))] = [0.5] * (c + 1)  # another length: refused
-            bad = True
+            odd = draw(st.integers(0, n - 1))
+            items[odd], probs[odd] = [0.5] * (c + 1), tuple([0.5] * (c + 1))
+            bad = len({len(x) for x in items if x is not None}) > 1  # another length: refused
         if vtype == pa.float32():
             probs = [tuple(float(np.float32(v)) for v in p) for p in probs]
         t = {"list": pa.list_(vtype), "large_list": pa.large_list(vtype),

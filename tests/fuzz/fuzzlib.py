@@ -27,12 +27,7 @@ from losscli.cli import run
 #: Defect classes of the issue "Trustworthy on any input" whose fixes have not reached this code
 #: yet: the strategies leave them out while a name is listed here (FINDINGS.md keeps the note).
 #: ``LOSSCLI_FUZZ_PENDING=1`` puts them back in, to check a fix.
-PENDING: frozenset[str] = frozenset({
-    "cr_only",            # 4: CR-only line endings
-    "duplicate_names",    # 5: duplicated column names (CSV and Parquet)
-    "long_line",          # 14: a header over 64 KiB, a line over the 3 MiB parse block
-    "feather_dictionary", # 15: dictionary-encoded columns in Arrow IPC / Feather
-})
+PENDING: frozenset[str] = frozenset()  # every listed class is in the strategies now
 if os.environ.get("LOSSCLI_FUZZ_PENDING"):
     PENDING = frozenset()
 

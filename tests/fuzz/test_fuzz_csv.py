@@ -31,6 +31,8 @@ def _run(case: CsvCase, directory: Path) -> None:
 
 def _check(case: CsvCase, r: Result) -> None:
     assert_contract(r)
+    if case.note.startswith("either"):
+        return
     if case.rows is None:
         assert_clean_error(r)
         return
