@@ -129,12 +129,17 @@ def junit(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname="losscli.losses", name=r.spec,
                              time="0")
         ET.SubElement(case, "system-out").text = f"{r.spec} = {r.value!r}{_ci_note(r)}"
-    for element in suites.iter():
+    return xml_document(suites)
+
+
+def xml_document(root: ET.Element) -> str:
+    """The XML text of a tree, well-formed whatever its texts hold (see _xml_chars)."""
+    for element in root.iter():
         element.attrib = {k: _xml_chars(v) for k, v in element.attrib.items()}
         if element.text:
             element.text = _xml_chars(element.text)
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
 def _gh_escape(text: str) -> str:

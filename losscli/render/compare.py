@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from losscli.compare import Comparison, LossComparison
 from losscli.render import ci_text, fmt
+from losscli.render.ci import xml_document
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
@@ -156,8 +157,7 @@ def junit(c: Comparison) -> str:
         case = ET.SubElement(suite, "testcase", classname="losscli.compare.losses",
                              name=r.spec, time="0")
         ET.SubElement(case, "system-out").text = r.sentence()
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+    return xml_document(suites)
 
 
 def github(c: Comparison) -> str:
