@@ -108,7 +108,8 @@ def load_baseline(path: str | Path) -> dict[str, float | None]:
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"baseline {p}: no such file") from None
+        raise InputError(f"baseline {p}: no such file; record one with --write-baseline "
+                         f"{p}") from None
     except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
         text = " ".join(str(exc).split())
         raise InputError(f"baseline {p}: not a losscli JSON report ({text})") from None

@@ -63,7 +63,8 @@ def test_write_baseline_records_then_compares(capfd: pytest.CaptureFixture[str],
     write(tmp_path / "pyproject.toml", PYPROJECT)
     (tmp_path / "ci").mkdir()
     # without it: the configured baseline does not exist yet
-    assert_input_error(cli(capfd, "eval", data), "baseline", "ci/baseline.json")
+    assert_input_error(cli(capfd, "eval", data), "baseline", "ci/baseline.json",
+                       "no such file; record one with --write-baseline")
     rc, out, err = cli(capfd, "eval", data, "--write-baseline", "ci/baseline.json")
     assert (rc, err) == (0, "")
     assert "mse" in out  # the table still goes to stdout
