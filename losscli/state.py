@@ -639,6 +639,8 @@ class ClippedChunk(Summary):
     summarised from sums (sum g, sum |g|, sum m^2, sum m |e|) without a per-row loss array."""
 
     value: float = 0.0  # sum w l
+    #: unweighted: the arrays m^2 and m |e| behind the sums, which make the per-row losses
+    products: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of(cls, d: float, s: float, res: ResidualChunk, e: np.ndarray,
@@ -647,9 +649,10 @@ class ClippedChunk(Summary):
         m = np.abs(g)
         a = res.abs_values
         wm = m if w is None else m * w
-        sq = dot(wm, m)
+        mm, ma = wm * m, wm * a
+        sq = float(np.sum(mm))
         # sum w m |e| - sum w m^2 / 2: m |e| >= m^2, so at most one bit is lost.
-        value = (dot(wm, a) - 0.5 * sq) / s
+        value = (float(np.sum(ma)) - 0.5 * sq) / s
         lo, hi = min(res.abs_min, d), min(res.abs_max, d)
         if s != 1.0:
             # Divided row by row, as g is defined: thresholds then count exactly.
@@ -661,10 +664,20 @@ class ClippedChunk(Summary):
             moments, sq_weighted = Moments.of(g, sum_sq=sq), sq
         else:
             moments, sq_weighted = Moments.of(g), dot(wm, wm, out=wm)
-        return cls(m, moments, float(np.sum(m)), hi, lo, sq_weighted, value)
+        return cls(m, moments, float(np.sum(m)), hi, lo, sq_weighted, value,
+                   (mm, ma) if w is None else None)
 
     def row_losses(self, s: float, res: ResidualChunk) -> np.ndarray:
-        """The per-row losses l = m (|e| - m/2) / s from |g| = m / s (for their moments)."""
+        """The per-row losses l = (m |e| - m^2 / 2) / s, from the products of the sums when
+        they were kept (consumed here), else from |g| = m / s."""
+        if self.products is not None:
+            values, ma = self.products
+            self.products = None
+            values *= -0.5
+            values += ma
+            if s != 1.0:
+                values /= s
+            return values
         g = self.abs_values
         values = g * (-0.5 * s)
         values += res.abs_values
