@@ -7,7 +7,8 @@ Rules, first match wins (documented once, in the README under "Task detection"):
 3. Target values only 0 and 1: binary when there are no predictions, when ``--logits`` is given
    or when the predictions lie in [0, 1]. Predictions outside [0, 1] are ambiguous (logits of a
    binary model, or values of a regression on a 0/1 target): an error that names ``--logits``
-   and ``--task regression`` instead of a guess.
+   and ``--task regression`` instead of a guess. So is a target of two other values (-1/1)
+   with predictions in [0, 1].
 4. Non-negative integer targets: counts.
 5. Anything else: regression.
 """
@@ -137,8 +138,14 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
     extra = ""
     if k == 2 and facts.distinct is not None:
         a, b = sorted(facts.distinct)
-        extra = (f" It takes two values ({format_number(a)}, {format_number(b)}); recode them as "
-                 "0/1 to treat it as binary.")
+        pair = f"{format_number(a)}, {format_number(b)}"
+        if pred is not None and not logits and facts.unit_pred:
+            # two classes coded otherwise (-1/1, 1/2) with probabilities: binary or values?
+            raise UsageError(
+                f"{where + ': ' if where else ''}the {tname} takes two values ({pair}) and "
+                f"prediction '{pred}' lies in [0, 1], as for a binary model: recode the target "
+                f"as 0/1 to score it as binary, or pass --task regression to score the values")
+        extra = f" It takes two values ({pair}); recode them as 0/1 to treat it as binary."
     if facts.counts:
         lo, hi = format_number(facts.minimum), format_number(facts.maximum)
         text = f"The {tname} holds non-negative integers ({ktext}, {lo}..{hi}): counts." + extra

@@ -49,6 +49,23 @@ def test_zero_one_target_with_logit_predictions_is_ambiguous(
     assert f"min {min(float(x) for x in data['logit']):g}"[:8] in err
 
 
+@pytest.mark.parametrize("labels", [(-1.0, 1.0), (1.0, 2.0)])
+@pytest.mark.parametrize("command", ["eval", "recommend"])
+def test_two_valued_target_with_probabilities_is_ambiguous(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, command: str,
+        labels: tuple[float, float]) -> None:
+    rng = np.random.default_rng(3)
+    y = np.where(rng.random(500) < 0.3, labels[1], labels[0])
+    path = tmp_path / "pm.parquet"
+    pq.write_table(pa.table({"y": y, "p": rng.random(500)}), path)
+    assert_input_error(cli(capfd, command, path), "two values", "0/1", "--task regression")
+    doc = run_json(capfd, command, path, "--task", "regression")
+    assert doc["task"] == "regression"
+    # two values with predictions outside [0, 1]: plainly values, no question
+    pq.write_table(pa.table({"y": y, "p": 3.0 * y + rng.normal(size=500)}), path)
+    assert run_json(capfd, command, path)["task"] in ("regression", "counts")
+
+
 def test_each_reading_when_asked(capfd: pytest.CaptureFixture[str]) -> None:
     data = read_csv(SAMPLES / "binary.csv")
     z = np.array(data["logit"], dtype=float)
