@@ -73,15 +73,15 @@ class Result:
 
 
 def run_cli(args: Sequence[str], stdin: bytes | None = None, cwd: str | None = None) -> Result:
-    """losscli in this process, as the console script runs it: stdout, stderr and stdin are
-    swapped for buffers, and a Python warning is written to stderr as the interpreter would."""
+    """losscli in this process, as the console script runs it: stdout, stderr and stdin (empty
+    unless given) are swapped for buffers, and a Python warning is written to stderr as the
+    interpreter would."""
     out, err = io.StringIO(), io.StringIO()
     old_stdin, old_cwd = sys.stdin, os.getcwd()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         warnings.simplefilter("always")
-        if stdin is not None:
-            sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
         try:
             if cwd is not None:
                 os.chdir(cwd)
