@@ -344,7 +344,7 @@ LogitsOpt = Annotated[bool | None, typer.Option(
     help="Logits, or probabilities (default).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
-    help="table, json, markdown; eval: csv, junit, github.")]
+    help="table, json, markdown, csv, junit, github (recommend: the first three).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(

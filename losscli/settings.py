@@ -91,7 +91,7 @@ class Settings:
         if self.format not in formats:
             hint = ""
             if self.format in ALL_FORMATS:
-                hint = f" ({self.format} is eval's; pass --format table)"
+                hint = f" ({self.format} is for eval and compare; pass --format table)"
             raise UsageError(f"--format must be one of {', '.join(formats)} for "
                              f"{self.command}, got '{self.format}'{where('format')}{hint}")
         for key in ("vanish_tol", "explode_tol", "grad_clip"):
