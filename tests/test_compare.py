@@ -325,3 +325,24 @@ def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
     dev = lambda mu: 2 * (scipy.special.xlogy(y, y / mu) - y + mu)  # noqa: E731
     got = next(x for x in r.losses if x.spec == "poisson")
     assert got.p_value == pytest.approx(scipy.stats.ttest_rel(dev(b), dev(a)).pvalue, rel=1e-8)
+
+
+def test_nan_drop_leaves_a_row_out_of_both_sides(tmp_path: Path,
+                                                 rng: np.random.Generator) -> None:
+    n = 2000
+    y = rng.normal(size=n)
+    a, b = y + rng.normal(size=n), y + rng.normal(size=n)
+    a[[5, 700]] = np.nan
+    b[[9, 700, 1999]] = np.nan
+    pq.write_table(pa.table({"y": y, "pred": a}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"y": y, "pred": b}), tmp_path / "b.parquet")
+    r = compare(tmp_path / "a.parquet", tmp_path / "b.parquet", losses=["mse"], nan="drop",
+                chunk_rows=300)
+    keep = np.isfinite(a) & np.isfinite(b)
+    assert r.rows == keep.sum() == n - 4
+    ref = scipy.stats.ttest_rel((b - y)[keep] ** 2, (a - y)[keep] ** 2).pvalue
+    assert r.losses[0].p_value == pytest.approx(ref, rel=1e-8)
+    from losscli.errors import InputError
+
+    with pytest.raises(InputError, match="pass --nan drop"):
+        compare(tmp_path / "a.parquet", tmp_path / "b.parquet", losses=["mse"])
