@@ -190,9 +190,12 @@ def _check_baseline_path(path: Path | None) -> None:
     evaluation succeeds (recording ci/baseline.json in a fresh checkout)."""
     if path is None:
         return
-    parent = Path(os.path.realpath(path)).parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    try:
+        parent = Path(os.path.realpath(path)).parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    except OSError as exc:  # a name too long, a loop of links
+        raise UsageError(f"--write-baseline {path}: {exc.strerror}") from None
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UsageError(f"--write-baseline {path}: cannot make a file under {parent}")
     if Path(os.path.realpath(path)).parent.is_dir():
@@ -486,7 +489,11 @@ def eval_cmd(
         report.config = st.shown()
     _warn(report.warnings, quiet)
     if write_baseline is not None:
-        Path(os.path.realpath(write_baseline)).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(os.path.realpath(write_baseline)).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. under /proc, writable by root but not a place for files
+            raise UsageError(f"--write-baseline {write_baseline}: cannot make its directory "
+                             f"({exc.strerror})") from None
         write_output(_render(report, "json"), write_baseline)
     try:
         _emit_report(report, st.format, output)

@@ -1,0 +1,22 @@
+"""Edges met by using the commands as a new user and a CI author would: each test is the
+regression test of one defect, run through the command line (exit code, stdout, stderr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_cli import assert_input_error, cli
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
+REGRESSION = SAMPLES / "regression.parquet"
+
+
+def test_write_baseline_with_an_impossible_directory_is_an_input_error(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A name too long for the file system was an internal error (exit 3) while the missing
+    directory was looked for; now one line before the pass, and no file is left."""
+    target = tmp_path / ("d" * 300) / "baseline.json"
+    assert_input_error(cli(capfd, "eval", REGRESSION, "--write-baseline", target),
+                       "--write-baseline", "File name too long")
+    assert list(tmp_path.iterdir()) == []
