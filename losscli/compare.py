@@ -317,6 +317,9 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
 
     def read(src: Source, cols: Columns, prefix: str) -> pa.Table:
         name = find_column(src, key, "key")
+        if name in (*cols.pred, cols.target, cols.weight):
+            raise UsageError(f"{src.where}: --key {key} is also a prediction, target or weight "
+                             "column; the key must be a column of its own (an id)")
         both = _Both(cols.pred, cols.target, cols.weight, cols.list_column, cols.labels,
                      extra=[name])
         batches = [b for _, b in record_batches(src, both, 1 << 20,

@@ -20,3 +20,12 @@ def test_write_baseline_with_an_impossible_directory_is_an_input_error(
     assert_input_error(cli(capfd, "eval", REGRESSION, "--write-baseline", target),
                        "--write-baseline", "File name too long")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["y", "y_hat", "w"])
+def test_compare_key_that_is_a_selected_column_is_refused(
+        capfd: pytest.CaptureFixture[str], key: str) -> None:
+    """--key naming the target (or a prediction or the weight) was a KeyError (exit 3)."""
+    assert_input_error(cli(capfd, "compare", REGRESSION, REGRESSION, "--key", key,
+                           "--weight", "w", "--loss", "mse"),
+                       f"--key {key}", "a column of its own")
