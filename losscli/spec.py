@@ -139,9 +139,12 @@ def _param_items(params: str, loss: LossDef, text: str) -> list[tuple[str, str]]
     """``a=1,b=2`` -> [(a, 1), (b, 2)]; an item without '=' continues the list value before it
     (``class_weights=1,2,3``)."""
     items: list[tuple[str, str]] = []
-    for item in params.split(","):
+    parts = params.split(",")
+    for k, item in enumerate(parts):
         if not item.strip():
-            continue
+            if k == len(parts) - 1:  # a trailing comma, or nothing after the colon
+                continue
+            raise UsageError(f"empty item in '{text}' (a comma without a value before it)")
         key, sep, raw = item.partition("=")
         if not sep:
             prev = loss.param(items[-1][0]) if items else None

@@ -29,3 +29,25 @@ def test_compare_key_that_is_a_selected_column_is_refused(
     assert_input_error(cli(capfd, "compare", REGRESSION, REGRESSION, "--key", key,
                            "--weight", "w", "--loss", "mse"),
                        f"--key {key}", "a column of its own")
+
+
+MULTICLASS = SAMPLES / "multiclass.csv"
+
+
+@pytest.mark.parametrize("spec", ["cce:class_weights=,,,", "cce:class_weights=1,,2,3",
+                                  "cce:class_weights=1,2,3,4,,", "cce:,class_weights=1,2,3,4"])
+def test_an_empty_item_in_a_spec_is_refused(capfd: pytest.CaptureFixture[str],
+                                            spec: str) -> None:
+    """Empty comma items were skipped: 'class_weights=,,,' ran plain cce and '1,,2,3' the
+    weights 1,2,3 (then refused for their count), each silently."""
+    assert_input_error(cli(capfd, "eval", MULTICLASS, "--pred", "prob_*", "--target", "label",
+                           "--loss", spec), "empty item", spec)
+
+
+def test_a_trailing_comma_in_a_spec_still_reads(capfd: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    rc, out, err = cli(capfd, "eval", MULTICLASS, "--pred", "prob_*", "--target", "label",
+                       "--loss", "cce:class_weights=1,2,3,4,", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["params"]["class_weights"] == [1.0, 2.0, 3.0, 4.0]
