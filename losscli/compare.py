@@ -29,6 +29,7 @@ from losscli.engine import (
     _head_facts,
     _task_of,
     check_class_weights,
+    check_prediction_shape,
     check_weights,
     json_safe,
     ordered_map,
@@ -605,9 +606,7 @@ def compare(
             break
     if specs:
         found_task = _task_of(specs)
-        if base_cols.multiclass != (found_task == "multiclass"):
-            raise UsageError(f"{', '.join(s.spec for s in specs)} do(es) not fit "
-                             f"{len(base_cols.pred)} prediction column(s)")
+        check_prediction_shape(specs, found_task, base_cols)
     else:
         if not head_chunks:
             raise InputError(f"{where}: no rows to compare")

@@ -438,6 +438,19 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
     return "binary" if "binary" in tasks else "regression"
 
 
+def check_prediction_shape(specs: Sequence[LossSpec], loss_task: str, cols: Columns) -> None:
+    """Multiclass losses need one prediction column per class, the others a single column
+    (eval and compare say it in the same words)."""
+    if cols.multiclass and loss_task != "multiclass":
+        are = "is a loss" if len(specs) == 1 else "are losses"
+        raise UsageError(f"{len(cols.pred)} prediction columns were selected, but "
+                         f"{', '.join(s.spec for s in specs)} {are} of a single column: pass "
+                         "--pred one column")
+    if loss_task == "multiclass" and not cols.multiclass:
+        raise UsageError("cce needs one prediction column per class: pass --pred as a comma "
+                         "list, a glob such as 'prob_*', or a list column")
+
+
 def check_class_weights(specs: Sequence[LossSpec], n_classes: int) -> None:
     """A list of class weights has one weight per class (prediction column)."""
     for spec in specs:
@@ -663,12 +676,7 @@ def evaluate(
                 "regression" if asked_task == "counts" else asked_task):
             raise UsageError(f"--task {asked_task} does not fit the losses asked for "
                              f"({', '.join(s.spec for s in specs)}: {loss_task})")
-        if cols.multiclass and loss_task != "multiclass":
-            raise UsageError(f"{len(cols.pred)} prediction columns were selected, but "
-                             f"{', '.join(s.spec for s in specs)} need(s) a single column")
-        if loss_task == "multiclass" and not cols.multiclass:
-            raise UsageError("cce needs one prediction column per class: pass --pred as a comma "
-                             "list, a glob such as 'prob_*', or a list column")
+        check_prediction_shape(specs, loss_task, cols)
         if logits and loss_task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
     elif asked_task == "multiclass" and not cols.multiclass:

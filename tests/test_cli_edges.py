@@ -51,3 +51,24 @@ def test_a_trailing_comma_in_a_spec_still_reads(capfd: pytest.CaptureFixture[str
                        "--loss", "cce:class_weights=1,2,3,4,", "--format", "json")
     assert rc == 0, err
     assert json.loads(out)["losses"][0]["params"]["class_weights"] == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("command", [
+    ["eval", MULTICLASS, "--pred", "prob_*"],
+    ["compare", MULTICLASS, MULTICLASS, "--pred", "prob_*"]])
+def test_a_single_column_loss_on_class_columns_says_so_in_words(
+        capfd: pytest.CaptureFixture[str], command: list[object]) -> None:
+    """eval said 'need(s) a single column', compare 'mse, mae do(es) not fit 4 prediction
+    column(s)': one message, in words, from both."""
+    err = assert_input_error(cli(capfd, *command, "--target", "label", "--loss", "mse",
+                                 "--loss", "mae"),
+                             "4 prediction columns were selected", "mse, mae are losses of a "
+                             "single column")
+    assert "(s)" not in err
+
+
+def test_compare_of_a_class_loss_on_one_column_names_what_it_needs(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    assert_input_error(cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred",
+                           "w", "--target", "y", "--loss", "cce"),
+                       "cce needs one prediction column per class")
