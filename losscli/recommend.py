@@ -1155,10 +1155,12 @@ def recommend(
     stats = NanStats()
     stream = chunks(src, cols, chunk_rows, nan, stats)
     head = head_chunks(stream, PILOT_ROWS)
-    if not head:
+    # head_chunks counts the rows kept: none kept means that every row so far was dropped
+    first = next((c for c in head if c.target.shape[0]), None)
+    if first is None:
         raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
                          "inf or empty values")
-    n_classes = int(head[0].pred.shape[0]) if cols.multiclass else 0
+    n_classes = int(first.pred.shape[0]) if cols.multiclass else 0
     with np.errstate(all="ignore"):
         sample = np.concatenate([_values(c, kind, logits) for c in head])[:PILOT_ROWS]
         pilot = float(np.median(sample))  # NaN when +inf and -inf meet in the middle

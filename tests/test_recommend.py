@@ -504,3 +504,18 @@ def test_weights_enter_loss_values_only() -> None:
         recommend({**d, "w": -w}, weight="w")
     with pytest.raises(InputError, match="sums to zero"):
         recommend({**d, "w": np.zeros(N)}, weight="w")
+
+
+@pytest.mark.parametrize("task", [None, "regression"])
+def test_recommend_every_row_dropped_is_one_error_without_a_warning(tmp_path: Path,
+                                                                    task: str | None) -> None:
+    """Found by fuzzing: with every row dropped (--nan drop), the pilot median of no values
+    printed NumPy's "Mean of empty slice" RuntimeWarning before the error line."""
+    import warnings
+
+    path = tmp_path / "empty.csv"
+    path.write_text("y,pred\n1,\n,2\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="no rows left after dropping 2 row"):
+            recommend(str(path), "pred", "y", None, task, nan="drop")

@@ -53,3 +53,24 @@ def test_csv_on_the_stdin_of_a_process(case: CsvCase) -> None:
     interpreter's own output, the exit status of the process)."""
     event(case.note)
     _check(case, run_process(["eval", "-", "-f", "json", *case.args], stdin=case.data))
+
+
+@fuzz_settings(40)
+@given(case=csv_cases())
+def test_recommend_reads_the_same_csv(case: CsvCase, fuzz_dir: Path) -> None:
+    """recommend reads what eval reads: the same rows, or one error line (its own domain rules
+    may refuse data that eval takes, never the other way round)."""
+    event(case.note)
+    args = [a for a in case.args if not a.startswith(("--loss", "--weight"))]
+    if case.stdin:
+        r = run_cli(["recommend", "-", "-f", "json", "--task=regression", *args],
+                    stdin=case.data)
+    else:
+        path = fuzz_dir / f"rec{case.suffix}"
+        path.write_bytes(case.data)
+        r = run_cli(["recommend", str(path), "-f", "json", "--task=regression", *args])
+    assert_contract(r)
+    if r.rc == 0 and case.rows is not None and not case.rows.weight:
+        evidence = r.json()["evidence"]
+        assert (evidence["rows"], evidence["rows_dropped"]) == (len(case.rows.target),
+                                                                case.dropped)
