@@ -741,7 +741,7 @@ def _check_cmd(check: str, data: str | None, pred: str | None, target: str | Non
         raise UsageError("--logits applies to binary and multiclass losses")
     chunks = None
     if data is not None:
-        chunks = _check_rows(data, pred, target, term.loss.task)
+        chunks = _check_rows(data, pred, target, term.loss.task, logits)
     elif pred is not None or target is not None:
         raise UsageError("--pred and --target select columns of --data")
     result = check_gradient(term.loss, term.params, logits=logits, data=chunks,
@@ -751,11 +751,14 @@ def _check_cmd(check: str, data: str | None, pred: str | None, target: str | Non
         raise typer.Exit(1)
 
 
-def _check_rows(source: str, pred: str | None, target: str | None,
-                task: str) -> Iterator[tuple[Any, Any, Any]]:
-    """(pred, target, row numbers) of each chunk of a prediction file (NaN rows left out)."""
+def _check_rows(source: str, pred: str | None, target: str | None, task: str,
+                logits: bool) -> Iterator[tuple[Any, Any, Any]]:
+    """(pred, target, row numbers) of each chunk of a prediction file (NaN rows left out),
+    refused as eval refuses them when they are outside the loss's task (a 0/1 target, a
+    probability in [0, 1], a class)."""
     import numpy as np
 
+    from losscli.engine import TaskValidator
     from losscli.sources import NanStats, open_source, raw_chunks, resolve_columns, to_chunk
 
     src = open_source(source)
@@ -765,8 +768,10 @@ def _check_rows(source: str, pred: str | None, target: str | None,
         raise UsageError(f"a {task} loss needs {need}; --data {source} gives "
                          f"{len(cols.pred)} ({', '.join(cols.pred)})")
     stats = NanStats()
+    validator = TaskValidator(task, cols, logits, src.where)
     for raw in raw_chunks(src, cols, 1 << 16):
         chunk = to_chunk(raw, cols, stats)
+        validator.check(chunk)
         n = chunk.target.shape[0]
         if n:
             yield chunk.pred, chunk.target, np.array([chunk.row_number(i) for i in range(n)])

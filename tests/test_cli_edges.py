@@ -72,3 +72,16 @@ def test_compare_of_a_class_loss_on_one_column_names_what_it_needs(
     assert_input_error(cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred",
                            "w", "--target", "y", "--loss", "cce"),
                        "cce needs one prediction column per class")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--check", "bce", "--data", REGRESSION], "must be a binary target 0 or 1"),
+    (["--check", "bce", "--data", SAMPLES / "binary.csv", "--pred", "logit"], "--logits"),
+    (["--check", "cce", "--data", SAMPLES / "multiclass.parquet", "--pred", "logit_vec",
+      "--target", "label_id"], "--logits")])
+def test_gradient_check_data_outside_the_losss_task_is_refused(
+        capfd: pytest.CaptureFixture[str], args: list[object], needle: str) -> None:
+    """--check bce --data on regression targets compared gradients at targets of 40 and
+    reported a worst error of 3.6e20 (exit 1: 'the gradient is wrong'); logits read as
+    probabilities likewise. The data are refused as eval refuses them."""
+    assert_input_error(cli(capfd, "losses", *args), needle)
