@@ -85,3 +85,23 @@ def test_gradient_check_data_outside_the_losss_task_is_refused(
     reported a worst error of 3.6e20 (exit 1: 'the gradient is wrong'); logits read as
     probabilities likewise. The data are refused as eval refuses them."""
     assert_input_error(cli(capfd, "losses", *args), needle)
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+@pytest.mark.parametrize("ci", ["johnson", "bootstrap"])
+def test_compare_table_with_long_verdicts_reads_on_a_narrow_terminal(
+        columns: int, ci: str) -> None:
+    """The first table (delta .. verdict) was always kept whole: with the verdict 'no
+    significant difference' it was wider than 80 columns and Rich cut every column into an
+    ellipsis and dropped the loss names. Its columns now move to the next table instead."""
+    from terminal import run_tty
+
+    rc, out = run_tty("compare", SAMPLES / "binary.parquet", SAMPLES / "binary.csv", "--pred",
+                      "prob", "--target", "label", "--loss", "bce",
+                      "--loss", "focal", "--ci", ci, columns=columns)
+    assert rc == 0, out
+    assert "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    rows = [line for line in out.splitlines() if line.startswith("│ bce ")]
+    assert any("no significant difference" in r for r in rows), out
+    assert any("[0, 0]" in r for r in rows), out

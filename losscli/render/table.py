@@ -57,10 +57,12 @@ def _width(column: tuple[str, Sequence[str]]) -> int:
 def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
           room: int) -> list[list[tuple[str, list[str]]]]:
     """Columns in order, in as few tables as fit ``room`` characters beside the loss column:
-    the first group always together, the rest added while they fit, then further tables."""
-    tables = [list(first)]
-    used = sum(_width(c) for c in first)
-    for col in rest:
+    the first group together when it fits (else as many of its columns as fit, the others
+    first in the next table: Rich would squeeze them into ellipses), the rest added while they
+    fit, then further tables."""
+    tables: list[list[tuple[str, list[str]]]] = [[]]
+    used = 0
+    for col in [*first, *rest]:
         w = _width(col)
         if used + w > room and tables[-1]:
             tables.append([])
