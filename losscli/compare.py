@@ -528,7 +528,7 @@ def compare(
     keep_temporaries_in_heap()
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
-    check_ci_options(ci, confidence, bootstrap_samples)
+    check_ci_options(ci, confidence, bootstrap_samples, seed=seed)
     if ci == "none":
         raise UsageError("compare needs an interval: --ci johnson, t or bootstrap")
     if not 0.0 < alpha < 0.5:

@@ -645,7 +645,7 @@ def evaluate(
     keep_temporaries_in_heap()
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
-    check_ci_options(ci, confidence, bootstrap_samples)
+    check_ci_options(ci, confidence, bootstrap_samples, seed=seed)
     ci_opts = CiOptions(ci, confidence, bootstrap_samples, seed)
     if nan not in ("error", "drop"):
         raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")

@@ -100,7 +100,8 @@ class Settings:
                 raise UsageError(f"--{key.replace('_', '-')} must be a finite number >= 0, "
                                  f"got {v}{where(key)}")
 
-        check_ci_options(self.ci, self.confidence, self.bootstrap_samples, where)
+        check_ci_options(self.ci, self.confidence, self.bootstrap_samples, where,
+                         seed=self.seed)
         if not 0.0 < self.alpha < 0.5:
             raise UsageError(f"--alpha must be between 0 and 0.5, got {self.alpha:g}"
                              f"{where('alpha')}")

@@ -29,9 +29,10 @@ MAX_BOOTSTRAP_SAMPLES = 100_000
 
 
 def check_ci_options(method: str, confidence: float, samples: int,
-                     where: Callable[[str], str] = lambda key: "") -> None:
-    """Validate --ci, --confidence and --bootstrap-samples (UsageError, exit 2); ``where``
-    names the origin of a setting (e.g. ' (from pyproject.toml)')."""
+                     where: Callable[[str], str] = lambda key: "", *, seed: int = 0) -> None:
+    """Validate --ci, --confidence, --bootstrap-samples and --seed (UsageError, exit 2);
+    ``where`` names the origin of a setting (e.g. ' (from pyproject.toml)'). A seed is a
+    64-bit key of the replicate hash: outside [0, 2^64) it would alias another seed."""
     if method not in CI_METHODS:
         raise UsageError(f"--ci must be one of {', '.join(CI_METHODS)}, got '{method}'"
                          f"{where('ci')}")
@@ -41,6 +42,9 @@ def check_ci_options(method: str, confidence: float, samples: int,
     if not (1 <= samples <= MAX_BOOTSTRAP_SAMPLES):
         raise UsageError(f"--bootstrap-samples must be between 1 and {MAX_BOOTSTRAP_SAMPLES:,}, "
                          f"got {samples}{where('bootstrap_samples')}")
+    if not (0 <= seed < 1 << 64):
+        raise UsageError(f"--seed must be an integer from 0 to 2^64 - 1, got {seed}"
+                         f"{where('seed')}")
 
 
 # --- quantiles of the normal and t distributions ------------------------------------------------

@@ -105,3 +105,33 @@ def test_compare_table_with_long_verdicts_reads_on_a_narrow_terminal(
     rows = [line for line in out.splitlines() if line.startswith("│ bce ")]
     assert any("no significant difference" in r for r in rows), out
     assert any("[0, 0]" in r for r in rows), out
+
+
+@pytest.mark.parametrize("command", [
+    ["eval", REGRESSION, "--loss", "mse"],
+    ["compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w", "--target", "y"]])
+@pytest.mark.parametrize("seed", ["-1", str(1 << 64)])
+def test_a_seed_outside_64_bits_is_refused(capfd: pytest.CaptureFixture[str],
+                                           command: list[object], seed: str) -> None:
+    """The replicate hash takes the seed modulo 2^64: -1 ran as 2^64 - 1 and 2^64 as 0,
+    reported as given, so two 'different' seeds gave the same interval."""
+    assert_input_error(cli(capfd, *command, "--ci", "bootstrap", f"--seed={seed}"),
+                       "--seed must be an integer from 0 to 2^64 - 1", seed)
+
+
+def test_the_largest_seed_runs_and_is_reported(capfd: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    seed = (1 << 64) - 1
+    rc, out, err = cli(capfd, "eval", REGRESSION, "--loss", "mse", "--ci", "bootstrap",
+                       "--bootstrap-samples", "20", f"--seed={seed}", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["ci"]["seed"] == seed
+
+
+def test_a_configured_seed_outside_64_bits_names_the_file(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "losscli.toml"
+    cfg.write_text("seed = -3\n", encoding="utf-8")
+    assert_input_error(cli(capfd, "eval", REGRESSION, "--config", cfg), "--seed", "-3",
+                       "losscli.toml")
