@@ -9,6 +9,7 @@ from pathlib import Path
 from arrow_strategies import ArrowCase, multiclass_cases, regression_cases
 from fuzzlib import assert_clean_error, assert_contract, check_report, fuzz_settings, run_cli
 from hypothesis import event, given
+from hypothesis import strategies as st
 
 
 def _run(case: ArrowCase, directory: Path) -> None:
@@ -33,3 +34,19 @@ def test_arrow_columns_read_exactly_or_refused(case: ArrowCase, fuzz_dir: Path) 
 @given(case=multiclass_cases())
 def test_multiclass_columns_read_exactly_or_refused(case: ArrowCase, fuzz_dir: Path) -> None:
     _run(case, fuzz_dir)
+
+
+@fuzz_settings(40)
+@given(case=st.one_of(regression_cases(), multiclass_cases()))
+def test_recommend_reads_the_same_tables(case: ArrowCase, fuzz_dir: Path) -> None:
+    """recommend on the same files: the same rows, or one error line."""
+    event(case.note)
+    path = case.write(fuzz_dir)
+    task = "multiclass" if "--loss=cce" in case.args else "regression"
+    args = [a for a in case.args if not a.startswith(("--loss", "--weight"))]
+    r = run_cli(["recommend", str(path), "-f", "json", f"--task={task}", *args])
+    assert_contract(r)
+    if r.rc == 0 and case.rows is not None and case.rows.weight is None:
+        evidence = r.json()["evidence"]
+        assert (evidence["rows"], evidence["rows_dropped"]) == (len(case.rows.target),
+                                                                case.dropped)
