@@ -135,3 +135,28 @@ def test_a_configured_seed_outside_64_bits_names_the_file(
     cfg.write_text("seed = -3\n", encoding="utf-8")
     assert_input_error(cli(capfd, "eval", REGRESSION, "--config", cfg), "--seed", "-3",
                        "losscli.toml")
+
+
+def test_eval_and_compare_state_gate_results_in_the_same_words(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """eval's and compare's markdown verdicts, table lines and '|' escaping come from one
+    helper each (they were two copies)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "a|b.parquet"
+    y = [float(i % 7) for i in range(40)]
+    pq.write_table(pa.table({"y": y, "old": [v + 0.1 for v in y],
+                             "new": [v + 1.0 for v in y]}), path)
+    ev = ["eval", path, "--pred", "new", "--target", "y", "--loss", "mse", "--loss", "mae",
+          "--max", "mse=0.5", "--max", "mae=5"]
+    cmp = ["compare", path, "--baseline-pred", "old", "--pred", "new", "--target", "y",
+           "--loss", "mse", "--loss", "mae", "--fail-if-worse", "--tolerance", "0.95"]
+    for args in (ev, cmp):
+        rc, out, err = cli(capfd, *args, "--format", "markdown")
+        assert rc == 1, err
+        assert "Verdict: **FAILED (1 of 2 gates)**" in out
+        assert "a\\|b.parquet" in out and "a|b" not in out.replace("a\\|b", "")
+        rc, out, err = cli(capfd, *args)
+        assert rc == 1, err
+        assert "FAILED: 1 of 2 gates" in out

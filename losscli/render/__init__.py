@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from losscli.engine import Report
@@ -36,3 +37,24 @@ def ci_header(report: Report) -> str | None:
     if ci is None:
         return None
     return f"{100 * ci.level:g}% CI ({ci.method})"
+
+
+def md_cell(text: str) -> str:
+    """Text for a markdown table cell or line: '|' escaped."""
+    return text.replace("|", "\\|")
+
+
+def gates_verdict(gates: Sequence[Any]) -> str:
+    """The markdown verdict of eval's and compare's gates: 'no gates', 'passed' or 'FAILED (k
+    of n gates)'."""
+    if not gates:
+        return "no gates"
+    failed = sum(not g.passed for g in gates)
+    return "passed" if not failed else f"FAILED ({failed} of {len(gates)} gates)"
+
+
+def gates_summary(gates: Sequence[Any]) -> tuple[str, bool]:
+    """The line under a table of gates, and whether every gate passed."""
+    failed = sum(not g.passed for g in gates)
+    return (f"FAILED: {failed} of {len(gates)} gates" if failed
+            else f"passed: {len(gates)} gates"), not failed

@@ -9,7 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from losscli.engine import LossResult, Report
-from losscli.render import ci_header, ci_text, fmt, pct
+from losscli.render import ci_header, ci_text, fmt, gates_verdict, md_cell, pct
 from losscli.uncertainty import Interval
 
 GRADIENT_FIELDS = ("mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
@@ -28,25 +28,15 @@ def _ci_note(r: LossResult) -> str:
             f"({r.ci.method})")
 
 
-def _verdict(report: Report) -> str:
-    if not report.gates:
-        return "no gates"
-    failed = sum(not g.passed for g in report.gates)
-    return "passed" if not failed else f"FAILED ({failed} of {len(report.gates)} gates)"
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
 
 def markdown(report: Report) -> str:
     """A markdown report: header, loss table, gate table and verdict."""
     src = report.source
     out = [
-        f"### losscli: {_md_cell(src.path)}",
+        f"### losscli: {md_cell(src.path)}",
         "",
         f"{src.rows_used:,} rows used of {src.rows:,} ({src.format}), task **{report.task}**, "
-        f"input {report.input}. Verdict: **{_verdict(report)}**",
+        f"input {report.input}. Verdict: **{gates_verdict(report.gates)}**",
         "",
     ]
     header = ci_header(report)
@@ -60,21 +50,21 @@ def markdown(report: Report) -> str:
         g = r.gradient
         cells = "" if header is None else (
             f" {fmt(r.se, 4)} | {ci_text(*_ends(r.ci))} |")
-        out.append(f"| `{_md_cell(r.spec)}` | {fmt(r.value, 8)} |{cells} {fmt(g.mean, 4)} | "
+        out.append(f"| `{md_cell(r.spec)}` | {fmt(r.value, 8)} |{cells} {fmt(g.mean, 4)} | "
                    f"{fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
                    f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
     if report.gates:
         out += ["", "| gate | loss | value | limit | result |", "|---|---|---:|---:|---|"]
         for gate in report.gates:
             limit = "-" if gate.limit is None else fmt(gate.limit, 10)
-            result = "pass" if gate.passed else f"**FAIL**: {_md_cell(gate.message())}"
-            out.append(f"| {gate.kind} | `{_md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
+            result = "pass" if gate.passed else f"**FAIL**: {md_cell(gate.message())}"
+            out.append(f"| {gate.kind} | `{md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
                        f"{limit} | {result} |")
     balanced = [r.balanced["text"] for r in report.losses if r.balanced is not None]
     if balanced:  # the class weights measured in the pass
-        out += [""] + [f"balanced: {_md_cell(t)}  " for t in balanced]
+        out += [""] + [f"balanced: {md_cell(t)}  " for t in balanced]
     for w in report.warnings:
-        out += ["", f"> warning: {_md_cell(w)}"]
+        out += ["", f"> warning: {md_cell(w)}"]
     return "\n".join(out) + "\n"
 
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from losscli.compare import Comparison, LossComparison
-from losscli.render import ci_text, fmt
+from losscli.render import ci_text, fmt, gates_summary, gates_verdict, md_cell
 from losscli.render.ci import xml_document
 
 if TYPE_CHECKING:
@@ -78,10 +78,8 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
             gates.add_row(g.kind.replace("_", "-"), g.loss, fmt(g.bound, 6), fmt(g.margin, 6),
                           Text("pass", "green") if g.passed else Text("FAIL", "bold red"))
         parts.append(gates)
-        failed = sum(not g.passed for g in c.gates)
-        parts.append(Text(f"FAILED: {failed} of {len(c.gates)} gates" if failed
-                          else f"passed: {len(c.gates)} gates",
-                          "bold red" if failed else "bold green"))
+        line, ok = gates_summary(c.gates)
+        parts.append(Text(line, "bold green" if ok else "bold red"))
     return Group(*parts)
 
 
@@ -89,40 +87,30 @@ def print_compare(c: Comparison, console: Console) -> None:
     console.print(compare_renderable(c, console.width))
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def markdown(c: Comparison) -> str:
     """PR comments and step summaries: the table, one sentence per loss, the gates."""
-    out = [f"### losscli compare: {_md(c.baseline['path'])} vs {_md(c.candidate['path'])}", "",
+    paths = f"{md_cell(c.baseline['path'])} vs {md_cell(c.candidate['path'])}"
+    out = [f"### losscli compare: {paths}", "",
            f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
-           f"Verdict: **{_verdict(c)}**", "",
+           f"Verdict: **{gates_verdict(c.gates)}**", "",
            f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (Holm) | "
            "wins / ties / losses | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in c.losses:
-        out.append(f"| `{_md(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
+        out.append(f"| `{md_cell(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
                    f"{fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
                    f"{ci_text(r.ci.low, r.ci.high, 4)} | {_p(r.p_value)} | {_p(r.p_holm)} | "
                    f"{_wtl(r)} | {r.verdict} |")
     out.append("")
-    out += [f"- {_md(r.sentence())}" for r in c.losses]
+    out += [f"- {md_cell(r.sentence())}" for r in c.losses]
     if c.gates:
         out += ["", "| gate | loss | bound | margin | result |", "|---|---|---:|---:|---|"]
         for g in c.gates:
-            out.append(f"| {g.kind.replace('_', '-')} | `{_md(g.loss)}` | {fmt(g.bound, 6)} | "
+            out.append(f"| {g.kind.replace('_', '-')} | `{md_cell(g.loss)}` | {fmt(g.bound, 6)} | "
                        f"{fmt(g.margin, 6)} | {'pass' if g.passed else '**FAIL**'} |")
     for w in c.warnings:
-        out += ["", f"> warning: {_md(w)}"]
+        out += ["", f"> warning: {md_cell(w)}"]
     return "\n".join(out) + "\n"
-
-
-def _verdict(c: Comparison) -> str:
-    if not c.gates:
-        return "no gates"
-    failed = sum(not g.passed for g in c.gates)
-    return "passed" if not failed else f"FAILED ({failed} of {len(c.gates)} gates)"
 
 
 def csv_text(c: Comparison) -> str:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from losscli.engine import Report
 from losscli.gates import distinct
-from losscli.render import ci_header, ci_text, fmt, pct
+from losscli.render import ci_header, ci_text, fmt, gates_summary, pct
 
 
 def _columns(report: Report) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
@@ -137,10 +137,8 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
                 "FAIL" + (f": {g.detail}" if g.limit is None else ""), "bold red")
             gates.add_row(g.kind, escape(g.loss), value, limit, result)
         parts.append(gates)
-        failed = sum(not g.passed for g in report.gates)
-        parts.append(Text(f"FAILED: {failed} of {len(report.gates)} gates" if failed
-                          else f"passed: {len(report.gates)} gates",
-                          "bold red" if failed else "bold green"))
+        line, ok = gates_summary(report.gates)
+        parts.append(Text(line, "bold green" if ok else "bold red"))
     for note in report.notes:
         parts.append(Text("note: " + note, style="dim"))
     if report.config is not None:
