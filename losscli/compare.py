@@ -128,6 +128,8 @@ class Comparison:
     losses: list[LossComparison]
     settings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: footnotes: default losses left out for this data (not warnings: nobody asked for them)
+    notes: list[str] = field(default_factory=list)
     gates: list[CompareGate] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     config: dict[str, Any] | None = None
@@ -144,7 +146,8 @@ class Comparison:
             "losses": [{**{k: v for k, v in asdict(r).items() if k != "ci"},
                         "ci": r.ci.to_dict()} for r in self.losses],
             "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
-            "warnings": self.warnings, "elapsed_seconds": round(self.elapsed_seconds, 6)}
+            "warnings": self.warnings, "notes": self.notes,
+            "elapsed_seconds": round(self.elapsed_seconds, 6)}
         if self.config is not None:
             d["config"] = self.config
         return json_safe(d)
@@ -644,7 +647,7 @@ def compare(
     if total_w <= 0.0:
         raise InputError(f"{where}: the weights sum to zero; the weighted means are undefined")
     results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
-    warnings = list(notes)
+    warnings: list[str] = []
     if stats.count:
         warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
                         f"at row {stats.first_row}, column '{stats.first_column}')")
@@ -663,7 +666,7 @@ def compare(
                   "nan": nan, "key": key, "unmatched": unmatched,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
-        warnings=warnings, elapsed_seconds=time.perf_counter() - started)
+        warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started)
 
 
 def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, method: str,

@@ -160,3 +160,31 @@ def test_eval_and_compare_state_gate_results_in_the_same_words(
         rc, out, err = cli(capfd, *args)
         assert rc == 1, err
         assert "FAILED: 1 of 2 gates" in out
+
+
+def test_a_default_loss_compare_leaves_out_is_a_note_as_in_eval(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare printed 'losscli: warning: poisson skipped' on stderr (and under 'warnings') for
+    a loss nobody asked for, where eval writes a note under the table and in 'notes'."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "counts.parquet"
+    y = [float(i % 5) for i in range(50)]
+    pq.write_table(pa.table({"y": y, "old": [v + 0.3 for v in y],
+                             "new": [v - 0.2 for v in y]}), path)
+    docs = []
+    for args in (["eval", path, "--pred", "new"],
+                 ["compare", path, "--baseline-pred", "old", "--pred", "new"]):
+        rc, out, err = cli(capfd, *args, "--target", "y", "--format", "json")
+        assert rc == 0 and err == "", err
+        docs.append(json.loads(out))
+        rc, out, err = cli(capfd, *args, "--target", "y")
+        assert rc == 0 and err == "", err
+        assert "note: poisson skipped" in out
+    for doc in docs:
+        assert doc["task"] == "counts" and doc["warnings"] == []
+        assert [n.startswith("poisson skipped") for n in doc["notes"]] == [True]
+        assert "poisson" not in [r["spec"] for r in doc["losses"]]

@@ -70,6 +70,7 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
         style = "bold red" if r.verdict == "worse" else "bold green" if r.verdict == "better" \
             else ""
         parts.append(Text(r.sentence(), style))
+    parts += [Text("note: " + note, style="dim") for note in c.notes]
     if c.gates:
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "bound", "margin", "result"):
@@ -108,6 +109,7 @@ def markdown(c: Comparison) -> str:
         for g in c.gates:
             out.append(f"| {g.kind.replace('_', '-')} | `{md_cell(g.loss)}` | {fmt(g.bound, 6)} | "
                        f"{fmt(g.margin, 6)} | {'pass' if g.passed else '**FAIL**'} |")
+    out += [f"\nnote: {md_cell(n)}" for n in c.notes]
     for w in c.warnings:
         out += ["", f"> warning: {md_cell(w)}"]
     return "\n".join(out) + "\n"
