@@ -47,6 +47,7 @@ from losscli.uncertainty import (
     bootstrap_sums,
     check_ci_options,
     mean_interval,
+    percentile_interval,
     stream_key,
     t_sf,
 )
@@ -684,8 +685,8 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
             assert st.boot_base is not None and st.boot_cand is not None
             reps = st.boot_cand.replicates() - st.boot_base.replicates()
             reps = reps[np.isfinite(reps)]
-            low, high = (float(x) for x in np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2]))
-            lower, upper = (float(x) for x in np.quantile(reps, [alpha, 1.0 - alpha]))
+            low, high = percentile_interval(reps, level)
+            lower, upper = percentile_interval(reps, 1.0 - 2.0 * alpha)
             tail = min(int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0)))
             p = min(1.0, 2.0 * max(tail, 1) / reps.size) if delta != 0 else 1.0
             interval = Interval(low, high, level, "bootstrap", samples, seed)
