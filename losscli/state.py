@@ -204,7 +204,8 @@ class Moments:
         """Fisher-Pearson skewness g1 (biased, as ``scipy.stats.skew``)."""
         if self.n == 0 or self.m2 <= 0.0:
             return math.nan
-        return math.sqrt(self.n) * self.m3 / self.m2**1.5
+        # Products, not **: a Python float's ** raises OverflowError where * gives inf.
+        return math.sqrt(self.n) * self.m3 / (self.m2 * math.sqrt(self.m2))
 
     @property
     def excess_kurtosis(self) -> float:
@@ -275,7 +276,7 @@ class RowMoments:
             if 4.0 * m2 >= s2:  # false for NaN
                 s3 = float(np.einsum("i,i,i->", values, values, values) if squares is None
                            else np.einsum("i,i->", values, squares[0]))
-                m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean**3
+                m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
                 return cls(False, n, Moments(3, n, mean, m2, m3))
             d = values - mean
             d2 = d * d
@@ -332,8 +333,10 @@ class RowMoments:
             a3, mean3, m2_3, m3 = self.w3.n, self.w3.mean, self.w3.m2, self.w3.m3
         d2 = mult * mean2 - value
         d3 = mult * mean3 - value
-        q2 = wmult**2 * (mult * mult * m2 + a2 * d2 * d2)
-        q3 = wmult**3 * (mult**3 * m3 + 3.0 * mult * mult * m2_3 * d3 + a3 * d3**3)
+        # Products, not **: a Python float's ** raises OverflowError where * gives inf.
+        q2 = wmult * wmult * (mult * mult * m2 + a2 * d2 * d2)
+        q3 = wmult * wmult * wmult * (mult * mult * mult * m3 + 3.0 * mult * mult * m2_3 * d3
+                                      + a3 * d3 * d3 * d3)
         return q2, q3
 
 

@@ -404,3 +404,23 @@ def test_eval_state_merge_laws(task: str, data: st.DataObject) -> None:
     # associativity, and merging equals one state fed all chunks
     summaries_close(summary(left), summary(right))
     summaries_close(summary(left), summary(state_of(specs, a + b + c)))
+
+
+def test_huge_per_row_losses_overflow_to_inf_not_to_an_error() -> None:
+    """Found by fuzzing: Python's float ** raised OverflowError (an internal error, exit 3) in
+    the interval's third moments (weighted mse of 1e103) and in the skewness (m2 ** 1.5 past
+    1e308); products overflow to inf as every other sum does, and the value stays exact."""
+    import math as m
+
+    from losscli import evaluate
+    from losscli.recommend import recommend
+
+    pred = [0.0] * 28 + [5.04e51, 1.0]
+    weight = [1.0, 1.0] + [0.0] * 26 + [2.0, 1.0]
+    report = evaluate({"y": [0.0] * 30, "pred": pred, "w": weight}, "pred", "y", "w",
+                      losses=["mse", "mae"])
+    want = m.fsum(w * p * p for w, p in zip(weight, pred, strict=True)) / m.fsum(weight)
+    assert report.losses[0].value == pytest.approx(want, rel=1e-15)
+    rec = recommend({"y": [0.0] * 30, "pred": [float(i) for i in range(29)] + [1e150]},
+                    "pred", "y", task="regression")
+    assert rec.evidence is not None and rec.evidence.rows == 30
