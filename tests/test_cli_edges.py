@@ -188,3 +188,17 @@ def test_a_default_loss_compare_leaves_out_is_a_note_as_in_eval(
         assert doc["task"] == "counts" and doc["warnings"] == []
         assert [n.startswith("poisson skipped") for n in doc["notes"]] == [True]
         assert "poisson" not in [r["spec"] for r in doc["losses"]]
+
+
+def test_compare_show_config_shows_the_settings_in_the_table(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare --show-config put the settings in the JSON only; the table printed nothing of
+    them (eval's and recommend's tables end with the configuration table)."""
+    cfg = tmp_path / "losscli.toml"
+    cfg.write_text("alpha = 0.01\n", encoding="utf-8")
+    rc, out, err = cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w",
+                       "--target", "y", "--loss", "mse", "--config", cfg, "--show-config")
+    assert rc == 0, err
+    assert "Configuration" in out
+    row = next(line for line in out.splitlines() if line.startswith("│ alpha "))
+    assert "0.01" in row and "losscli.toml" in row

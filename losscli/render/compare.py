@@ -50,7 +50,7 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
     from rich.table import Table
     from rich.text import Text
 
-    from losscli.render.table import packed_tables
+    from losscli.render.table import config_table, packed_tables
 
     head = Text.assemble(
         ("baseline ", "dim"), (c.baseline["path"], "bold"), ("  pred ", "dim"),
@@ -81,6 +81,8 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
         parts.append(gates)
         line, ok = gates_summary(c.gates)
         parts.append(Text(line, "bold green" if ok else "bold red"))
+    if c.config is not None:
+        parts.append(config_table(c.config))
     return Group(*parts)
 
 
