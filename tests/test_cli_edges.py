@@ -202,3 +202,17 @@ def test_compare_show_config_shows_the_settings_in_the_table(
     assert "Configuration" in out
     row = next(line for line in out.splitlines() if line.startswith("│ alpha "))
     assert "0.01" in row and "losscli.toml" in row
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_catalog_parameters_read_as_specs_without_python_reprs(columns: int) -> None:
+    """The catalog printed 'alpha=None' and 'class_weights=None' (Python's repr) and did not
+    say which parameters take 'balanced'."""
+    from terminal import run_tty
+
+    rc, out = run_tty("losses", columns=columns)
+    assert rc == 0, out
+    assert "None" not in out
+    for text in ("delta=1 (> 0)", "pos_weight=1 (> 0, or balanced)",
+                 "alpha: not set (in [0, 1], or balanced)", "class_weights: not set"):
+        assert text in out, text

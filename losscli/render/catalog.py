@@ -18,7 +18,17 @@ WIDE = 140
 
 
 def _params(d: LossDef) -> str:
-    return "\n".join(f"{p.name}={p.default} ({p.valid_text})" for p in d.params) or "-"
+    """One line a parameter, in spec syntax ('delta=1'), or 'not set' without a default (the
+    catalog printed Python's 'None')."""
+    lines = []
+    for p in d.params:
+        valid = p.valid_text + (", or balanced" if p.balanced else "")
+        if p.default is None:
+            lines.append(f"{p.name}: not set ({valid})")
+        else:
+            value = f"{p.default:g}" if isinstance(p.default, float) else str(p.default)
+            lines.append(f"{p.name}={value} ({valid})")
+    return "\n".join(lines) or "-"
 
 
 def _short_path(origin: str) -> str:
