@@ -546,6 +546,11 @@ def compare(
     def source(s: str | Path | Source) -> Source:
         return s if isinstance(s, Source) else open_source(str(s))
 
+    stdin = ("-", "/dev/stdin")
+    if isinstance(baseline, str | Path) and isinstance(candidate, str | Path) and \
+            str(baseline) in stdin and str(candidate) in stdin:
+        raise UsageError("both inputs are stdin, which can be read once: give one of them as "
+                         "a file, or one input with --baseline-pred and --pred")
     base_src = source(baseline)
     one_file = candidate is None
     if one_file:

@@ -216,3 +216,14 @@ def test_catalog_parameters_read_as_specs_without_python_reprs(columns: int) -> 
     for text in ("delta=1 (> 0)", "pos_weight=1 (> 0, or balanced)",
                  "alpha: not set (in [0, 1], or balanced)", "class_weights: not set"):
         assert text in out, text
+
+
+@pytest.mark.parametrize("second", ["-", "/dev/stdin"])
+def test_compare_of_stdin_with_itself_says_stdin_is_read_once(second: str) -> None:
+    """'cat f.csv | losscli compare - -' read the header for the baseline and then said
+    'stdin: no CSV data (empty input)' about data that had been given."""
+    from test_cli import cli_stdin
+
+    data = (SAMPLES / "regression.csv").read_bytes()
+    assert_input_error(cli_stdin(data, "compare", "-", second, "--loss", "mse"),
+                       "both inputs are stdin")
