@@ -387,6 +387,9 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
 CiOpt = Annotated[str | None, typer.Option(
     "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t, bootstrap or none.")]
+CompareCiOpt = Annotated[str | None, typer.Option(
+    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    help="johnson (default; skew-corrected t), t or bootstrap.")]
 ConfidenceOpt = Annotated[float | None, typer.Option(
     "--confidence", rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
     help="Confidence level (default 0.95).")]
@@ -582,7 +585,7 @@ def compare_cmd(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
         help="Repeatable: mse, 'huber:delta=2'. Default: the task's default set.")] = None,
     plugin: PluginOpt = None,
-    ci: CiOpt = None,
+    ci: CompareCiOpt = None,
     confidence: ConfidenceOpt = None,
     bootstrap_samples: BootstrapOpt = None,
     seed: SeedOpt = None,

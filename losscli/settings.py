@@ -102,6 +102,9 @@ class Settings:
 
         check_ci_options(self.ci, self.confidence, self.bootstrap_samples, where,
                          seed=self.seed)
+        if self.command == "compare" and self.ci == "none":  # eval's 'none' in a shared file
+            raise UsageError(f"compare needs an interval: --ci johnson, t or bootstrap, got "
+                             f"'none'{where('ci')}")
         if not 0.0 < self.alpha < 0.5:
             raise UsageError(f"--alpha must be between 0 and 0.5, got {self.alpha:g}"
                              f"{where('alpha')}")

@@ -227,3 +227,18 @@ def test_compare_of_stdin_with_itself_says_stdin_is_read_once(second: str) -> No
     data = (SAMPLES / "regression.csv").read_bytes()
     assert_input_error(cli_stdin(data, "compare", "-", second, "--loss", "mse"),
                        "both inputs are stdin")
+
+
+def test_compare_ci_none_is_refused_naming_the_file_and_not_offered_in_help(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare --help offered '--ci ... or none', which compare refuses; 'ci = "none"' in a
+    settings file shared with eval was refused without naming the file."""
+    cfg = tmp_path / "losscli.toml"
+    cfg.write_text('ci = "none"\n', encoding="utf-8")
+    assert_input_error(cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred",
+                           "w", "--target", "y", "--config", cfg),
+                       "compare needs an interval", "losscli.toml")
+    rc, out, _ = cli(capfd, "compare", "--help")
+    assert rc == 0
+    ci_help = " ".join(out[out.index("--ci "):out.index("--confidence")].split())
+    assert "bootstrap" in ci_help and "none" not in ci_help
