@@ -202,8 +202,12 @@ def mean_interval(mean: float, s2: float, m3: float, n: int, level: float,
     h = math.sqrt(s2 / n)
     if method == "t" or s2 == 0.0 or not math.isfinite(m3):
         return mean - t * h, mean + t * h
-    a = m3 / (3.0 * s2 * s2)
+    # m3 / s2 / s2, not m3 / s2^2: s2^2 underflows to 0 for s2 below ~1e-162 (tiny weights or
+    # losses); a skew term that is not a finite number leaves the t interval.
+    a = m3 / s2 / (3.0 * s2)
     b = m3 / (6.0 * s2 * n)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return mean - t * h, mean + t * h
 
     def d_at(c: float) -> float:
         """The root D of a D^2 + D + b = c h on the branch through D = c h - b (a -> 0)."""

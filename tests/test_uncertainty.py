@@ -326,3 +326,21 @@ def test_plugin_losses_get_intervals(tmp_path, capsys) -> None:  # type: ignore[
     low, high = scipy.stats.t.interval(0.95, lv.size - 1, loc=lv.mean(),
                                        scale=scipy.stats.sem(lv))
     assert (loss["ci"]["low"], loss["ci"]["high"]) == pytest.approx((low, high), rel=1e-10)
+
+
+def test_johnson_interval_of_a_tiny_variance_does_not_divide_by_zero() -> None:
+    """Found by fuzzing (weights of 2e-141 and 1): s2^2 underflowed to 0 and the skew term
+    m3 / (3 s2^2) raised ZeroDivisionError, an internal error (exit 3)."""
+    from losscli import evaluate
+
+    s2, m3, n = 1e-170, 1e-256, 10  # skewness m3 / s2^1.5 = 0.1
+    low, high = mean_interval(0.0, s2, m3, n, 0.95, "johnson")
+    t_low, t_high = mean_interval(0.0, s2, m3, n, 0.95, "t")
+    # a skewness of 0.1 over 10 terms moves the ends by a few percent at most
+    assert low == pytest.approx(t_low, rel=0.05) and high == pytest.approx(t_high, rel=0.05)
+    assert low < 0.0 < high
+    report = evaluate({"y": [1.0, 0.0, 1.0], "pred": [0.0, 0.0, 1.0],
+                       "w": [1.9552552033665177e-141, 1.0, 1.0]}, "pred", "y", "w",
+                      losses=["mse"])
+    want = 1.9552552033665177e-141 / (2.0 + 1.9552552033665177e-141)
+    assert report.losses[0].value == pytest.approx(want, rel=1e-15)

@@ -118,7 +118,10 @@ def numeric_column(draw: st.DrawFn, n: int, nulls: bool, nonneg: bool = False,
     elif kind == "float":
         t = draw(st.sampled_from(FLOAT_TYPES))
         width = {16: 16, 32: 32, 64: 64}[t.bit_width]
-        floats = [draw(st.floats(0.0 if nonneg else -6e4, 6e4, width=width,  # type: ignore[arg-type]
+        # float64 columns reach 1e140 now and then: squares up to 1e280, so that a loss times a
+        # weight below 2**64 stays finite (beyond that: FINDINGS.md, 9)
+        top = draw(st.sampled_from([6e4, 6e4, 6e4, 1e140])) if width == 64 else 6e4
+        floats = [draw(st.floats(0.0 if nonneg else -top, top, width=width,  # type: ignore[arg-type]
                                  allow_nan=False, allow_infinity=False))
                   for _ in range(n)]
         special = [draw(st.sampled_from([None, None, None, None, math.nan, math.inf, -math.inf]))
@@ -237,7 +240,7 @@ def _expect(case: ArrowCase, n: int, nan: str, pred_target: list[list[Any]],
         case.note = "refuse: missing values"
     elif not keep:
         case.note = "refuse: no rows left"
-    elif weight is not None and math.fsum(weight[i] for i in keep) <= 0:
+    elif weight is not None and not any(weight[i] > 0 for i in keep):
         case.note = "refuse: zero total weight"
     else:
         case.rows = Rows([pred[i] for i in keep], [target[i] for i in keep],

@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -161,8 +162,8 @@ def _focal(p: float, y: float, gamma: float, alpha: float | None) -> float:
 
 #: name -> per-sample loss of (prediction, target, params); multiclass takes the row's p_y
 PER_SAMPLE: dict[str, Callable[[Any, float, Mapping[str, Any]], float]] = {
-    "mse": lambda p, y, k: (p - y) ** 2,
-    "rmse": lambda p, y, k: (p - y) ** 2,
+    "mse": lambda p, y, k: (p - y) * (p - y),  # not **, which raises on overflow
+    "rmse": lambda p, y, k: (p - y) * (p - y),
     "mae": lambda p, y, k: abs(p - y),
     "huber": lambda p, y, k: _huber(p - y, k.get("delta", 1.0)),
     "smooth_l1": lambda p, y, k: _huber(p - y, k.get("beta", 1.0)) / k.get("beta", 1.0),
@@ -198,17 +199,26 @@ def reference(rows: Rows, name: str, params: Mapping[str, Any]) -> tuple[float, 
         c = k["class_weights"]
         w = [wi * c[int(y)] for wi, y in zip(w, rows.target, strict=True)]
     per = [fn(p, y, k) for p, y in zip(rows.pred, rows.target, strict=True)]
-    total = math.fsum(w)
-    value = math.fsum(wi * li for wi, li in zip(w, per, strict=True)) / total
+    value = _exact_mean(per, w)
     tol = 1e-9 * abs(value)
     if name in CANCELLING:
-        scale = math.fsum(wi * (abs(p) + abs(y)) for wi, p, y
-                          in zip(w, rows.pred, rows.target, strict=True)) / total
+        scale = _exact_mean([abs(p) + abs(y) for p, y in zip(rows.pred, rows.target,
+                                                                strict=True)], w)
         tol += 1e-13 * (1.0 + scale)
     if name == "rmse":
         value = math.sqrt(value)
         tol = 1e-9 * value
     return value, tol
+
+
+def _exact_mean(values: Sequence[float], weights: Sequence[float]) -> float:
+    """sum(w l) / sum(w) in exact rational arithmetic, rounded once (math.fsum would raise on
+    an intermediate overflow of a mean that is finite); inf when a per-row value is."""
+    if not all(math.isfinite(v) for v in values):
+        return math.fsum(w * v for w, v in zip(weights, values, strict=True) if w)
+    num = sum((Fraction(w) * Fraction(v) for w, v in zip(weights, values, strict=True)),
+              Fraction(0))
+    return float(num / sum((Fraction(w) for w in weights), Fraction(0)))
 
 
 def report_reference(entry: Mapping[str, Any], rows: Rows) -> tuple[float, float]:
