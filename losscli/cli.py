@@ -37,11 +37,6 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
 class NanChoice(str, Enum):
     error = "error"
     drop = "drop"
@@ -564,18 +559,19 @@ def compare_cmd(
     ] = None,
     pred: PredOpt = None,
     baseline_pred: Annotated[str | None, typer.Option(
-        "--baseline-pred", rich_help_panel=INPUT, metavar="COLUMN", show_default=False,
+        "--baseline-pred", rich_help_panel=INPUT, metavar="COL", show_default=False,
         help="The baseline's prediction column (one input: both models' columns; two "
         "inputs: default --pred).")] = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
     key: Annotated[str | None, typer.Option(
-        "--key", rich_help_panel=INPUT, metavar="COLUMN", show_default=False,
+        "--key", rich_help_panel=INPUT, metavar="COL", show_default=False,
         help="Match the two inputs' rows by this column (unique on each side; both inputs "
         "are held in memory).")] = None,
     unmatched: Annotated[str, typer.Option(
-        "--unmatched", rich_help_panel=INPUT, metavar="error|drop",
-        help="Rows of one side without a match: error, or drop and count them.")] = "error",
+        "--unmatched", rich_help_panel=INPUT, metavar="<error|drop>", show_default=False,
+        help="Rows of one side without a match: error (default), or drop and count them.")
+    ] = "error",
     task: TaskOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
@@ -665,8 +661,9 @@ def compare_cmd(
 @app.command("losses")
 @boundary
 def losses_cmd(
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")
-                   ] = OutputFormat.table,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", metavar="FORMAT", show_default=False,
+        help="table (default) or json.")] = "table",
     plugin: PluginOpt = None,
     check: Annotated[str | None, typer.Option(
         "--check", metavar="SPEC", rich_help_panel="Gradient check",
@@ -682,11 +679,12 @@ def losses_cmd(
         "--logits", rich_help_panel="Gradient check",
         help="Check binary / multiclass losses on logits instead of probabilities.")] = False,
     rtol: Annotated[float, typer.Option(
-        "--rtol", rich_help_panel="Gradient check",
-        help="Largest relative error that passes.")] = 1e-6,
+        "--rtol", rich_help_panel="Gradient check", metavar="R", show_default=False,
+        help="Largest relative error that passes (default 1e-6).")] = 1e-6,
     atol: Annotated[float, typer.Option(
-        "--atol", rich_help_panel="Gradient check",
-        help="Gradients smaller than this are compared absolutely (to rtol x atol).")] = 1e-3,
+        "--atol", rich_help_panel="Gradient check", metavar="A", show_default=False,
+        help="Gradients smaller than A are compared absolutely, to R x A (default 1e-3).")
+    ] = 1e-3,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
 ) -> None:
@@ -698,6 +696,8 @@ def losses_cmd(
     """
     from losscli.config import find_config
 
+    if fmt not in ("table", "json"):  # worded as eval's, compare's and recommend's
+        raise UsageError(f"--format must be one of table, json for losses, got '{fmt}'")
     cfg = find_config(config, use=not no_config)
     _load_plugins([*cfg.values.get("plugins", []), *(plugin or [])])
     if check is not None:
@@ -708,7 +708,7 @@ def losses_cmd(
     from losscli.losses import CATALOG, EPS, PLUGINS
 
     listed = [*CATALOG.values(), *PLUGINS.values()]
-    if fmt is OutputFormat.json:
+    if fmt == "json":
         from losscli.render.json import dumps
 
         doc = {"schema": "losscli.losses/1", "eps": EPS, "losses": [

@@ -242,3 +242,22 @@ def test_compare_ci_none_is_refused_naming_the_file_and_not_offered_in_help(
     assert rc == 0
     ci_help = " ".join(out[out.index("--ci "):out.index("--confidence")].split())
     assert "bootstrap" in ci_help and "none" not in ci_help
+
+
+@pytest.mark.parametrize("command", ["eval", "compare", "recommend", "losses"])
+def test_help_words_options_one_way_across_commands(command: str) -> None:
+    """compare's help named columns COL and COLUMN and showed '[default: error]', losses'
+    showed '<float>', '[default: 1e-06]' and '<table|json>': every command now says defaults
+    in the text and names a column COL."""
+    from terminal import run_tty
+
+    rc, out = run_tty(command, "--help")
+    assert rc == 0, out
+    for word in ("[default:", "COLUMN ", "<float>", "<int>"):
+        assert word not in out, (word, out)
+
+
+def test_losses_format_error_is_worded_as_the_other_commands(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    assert_input_error(cli(capfd, "losses", "--format", "csv"),
+                       "--format must be one of table, json for losses, got 'csv'")
