@@ -268,14 +268,19 @@ class RowMoments:
                 return cls(False)
             s1 = float(np.sum(values)) if total is None else total
             mean = s1 / n
-            # Raw sums first, each one pass of einsum's own product-sum loop (no temporary, no
-            # BLAS); when the mean carries more than three quarters of sum l^2 they would
-            # cancel, and the central sums are taken around the mean instead.
-            s2 = float(np.einsum("i,i->", values, values)) if squares is None else squares[1]
+            # Raw sums first: l^2 once (unless the caller has it), its pairwise sum, and sum
+            # l^2 l in one pass of einsum's product-sum loop (no BLAS): three passes, where
+            # einsum's three-operand loop alone costs two. When the mean carries more than
+            # three quarters of sum l^2 they would cancel, and the central sums are taken
+            # around the mean instead.
+            if squares is None:
+                sq = np.multiply(values, values)
+                s2 = float(np.add.reduce(sq))
+            else:
+                sq, s2 = squares
             m2 = s2 - s1 * mean
             if 4.0 * m2 >= s2:  # false for NaN
-                s3 = float(np.einsum("i,i,i->", values, values, values) if squares is None
-                           else np.einsum("i,i->", values, squares[0]))
+                s3 = float(np.einsum("i,i->", sq, values))
                 m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
                 return cls(False, n, Moments(3, n, mean, m2, m3))
             d = values - mean
