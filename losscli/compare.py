@@ -37,7 +37,17 @@ from losscli.engine import (
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
-from losscli.sources import Chunk, Columns, NanStats, RawChunk, Source, raw_chunks, to_chunk
+from losscli.sources import (
+    Chunk,
+    Columns,
+    NanStats,
+    RawChunk,
+    Source,
+    _all_finite,
+    _numeric,
+    raw_chunks,
+    to_chunk,
+)
 from losscli.spec import LossSpec, parse_spec
 from losscli.state import BootSums, ExactSum, RowMoments, _evaluate_spec, linearised_spread
 from losscli.uncertainty import (
@@ -205,14 +215,18 @@ class PairedState:
     def empty(self) -> PairedState:
         return PairedState(self.specs, self.boot_samples, self.boot_seed)
 
-    def update(self, base: Batch, cand: Batch, rows: np.ndarray) -> None:
+    def update(self, base: Batch, cand: Batch, rows: np.ndarray | None) -> None:
+        """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
+        draws its replicate counts) is needed only with bootstrap samples."""
         n = base.n
         if n == 0:
             return
         w = base.weight
         self.rows += n
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
-        vectors: list[np.ndarray] = [np.ones(n) if w is None else w]
+        vectors: list[np.ndarray] = []
+        if self.boot_samples:
+            vectors.append(np.ones(n) if w is None else w)
         for spec, st in zip(self.specs, self.losses, strict=True):
             lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
@@ -228,6 +242,8 @@ class PairedState:
             if self.boot_samples:
                 vectors += [wb, wc]
         if self.boot_samples:
+            if rows is None:
+                raise ValueError("bootstrap replicates need the chunk's row numbers")
             sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed),
                                   self.boot_samples)
             for i, st in enumerate(self.losses):
@@ -405,7 +421,9 @@ class _PairWorker:
     def _run(self, ra: RawChunk, rb: RawChunk) -> _PairResult:
         nan = NanStats()
         base = to_chunk(ra, self.base_cols, nan)
-        cand = to_chunk(rb, self.cand_cols, nan)
+        cand = _same_rows_chunk(rb, self.cand_cols, base) if rb is ra else None
+        if cand is None:
+            cand = to_chunk(rb, self.cand_cols, nan)
         base, cand = _common_rows(base, cand)
         state = self.template.empty()
         if base.target.shape[0] == 0:
@@ -427,10 +445,24 @@ class _PairWorker:
         specs = self.template.specs
         _check_losses(specs, [False] * len(specs), set(), bb, base, self.base_cols, ra.where)
         _check_losses(specs, [False] * len(specs), set(), cb, cand, self.cand_cols, rb.where)
-        rows = base.rows if base.rows is not None else np.arange(
-            base.first_row, base.first_row + base.target.shape[0])
+        rows = None
+        if state.boot_samples:
+            rows = base.rows if base.rows is not None else np.arange(
+                base.first_row, base.first_row + base.target.shape[0])
         state.update(bb, cb, rows)
         return _PairResult(state, nan)
+
+
+def _same_rows_chunk(raw: RawChunk, cols: Columns, base: Chunk) -> Chunk | None:
+    """The candidate's chunk of the record batch the baseline's came from (one input), when
+    every row of both is finite: only its prediction column is converted and checked, the
+    target is the baseline's (already checked). None: convert it as usual."""
+    if cols.multiclass or cols.weight or base.rows is not None:
+        return None
+    pred = _numeric(raw.batch.column(cols.pred[0]), cols.pred[0], raw.where)
+    if not _all_finite(pred):
+        return None
+    return Chunk(pred, base.target, None, base.first_row)
 
 
 def _common_rows(a: Chunk, b: Chunk) -> tuple[Chunk, Chunk]:

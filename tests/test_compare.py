@@ -346,3 +346,25 @@ def test_nan_drop_leaves_a_row_out_of_both_sides(tmp_path: Path,
 
     with pytest.raises(InputError, match="pass --nan drop"):
         compare(tmp_path / "a.parquet", tmp_path / "b.parquet", losses=["mse"])
+
+
+@pytest.mark.parametrize("bad", ["candidate", "baseline", "target"])
+def test_nan_drop_of_one_input_leaves_the_row_out_of_both_sides(
+        tmp_path: Path, rng: np.random.Generator, bad: str) -> None:
+    """One input with two prediction columns: chunks whose rows are all finite read the
+    candidate's column alone; a NaN in either column or the target drops the row on both
+    sides (chunks of 300 rows: some have a NaN, most not)."""
+    n = 2000
+    y = rng.normal(size=n)
+    a, b = y + rng.normal(size=n), y + rng.normal(size=n)
+    col = {"candidate": b, "baseline": a, "target": y}[bad]
+    col[[7, 1001, 1999]] = np.nan
+    pq.write_table(pa.table({"y": y, "old": a, "new": b}), tmp_path / "one.parquet")
+    r = compare(tmp_path / "one.parquet", baseline_pred="old", pred="new", target="y",
+                losses=["mse", "mae"], nan="drop", chunk_rows=300)
+    keep = np.isfinite(a) & np.isfinite(b) & np.isfinite(y)
+    assert r.rows == keep.sum() == n - 3
+    for got, ref in zip(r.losses, (np.square, np.abs), strict=True):
+        lb, lc = ref((a - y)[keep]), ref((b - y)[keep])
+        assert got.p_value == pytest.approx(scipy.stats.ttest_rel(lc, lb).pvalue, rel=1e-8)
+        assert got.delta == pytest.approx(lc.mean() - lb.mean(), rel=1e-10)
