@@ -117,7 +117,7 @@ def load_baseline(path: str | Path) -> dict[str, float | None]:
         raise InputError(f"baseline {p}: not a losscli JSON report (nested too deeply)") from None
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("losscli.eval/"):
         raise InputError(f"baseline {p}: not a losscli eval JSON report (no schema "
-                         "'losscli.eval/1'); record one with --format json --output FILE")
+                         "'losscli.eval/1'); record one with losscli eval --write-baseline FILE")
     losses = doc.get("losses", [])
     if not isinstance(losses, list):
         raise InputError(f"baseline {p}: 'losses' must be a list of loss entries, got "

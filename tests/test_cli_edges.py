@@ -261,3 +261,17 @@ def test_losses_format_error_is_worded_as_the_other_commands(
         capfd: pytest.CaptureFixture[str]) -> None:
     assert_input_error(cli(capfd, "losses", "--format", "csv"),
                        "--format must be one of table, json for losses, got 'csv'")
+
+
+def test_a_compare_report_as_baseline_points_to_write_baseline(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The refusal of a report that is not eval's told the user to record one with '--format
+    json --output FILE'; the documented way is --write-baseline (which also skips the
+    configured comparison)."""
+    report = tmp_path / "compare.json"
+    rc, out, err = cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w",
+                       "--target", "y", "--loss", "mse", "--format", "json", "--output", report)
+    assert rc == 0, err
+    err = assert_input_error(cli(capfd, "eval", REGRESSION, "--baseline", report),
+                             "not a losscli eval JSON report", "--write-baseline FILE")
+    assert "--output" not in err
