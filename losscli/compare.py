@@ -102,7 +102,20 @@ class LossComparison:
             change = f"{self.delta:+.4g} [{self.ci.low:+.4g}, {self.ci.high:+.4g}]"
         what = ("no significant difference" if self.verdict == VERDICTS[2]
                 else f"significantly {self.verdict}")
-        return f"{self.spec}: {what}, {change}, p = {self.p_holm:.2g} (Holm)"
+        p = f"< {P_FLOOR:g}" if self.p_holm < P_FLOOR else f"= {p_text(self.p_holm)}"
+        return f"{self.spec}: {what}, {change}, p {p} (Holm)"
+
+
+#: Below this a p-value is said as '< 1e-300': a float64 p-value of 0 is an underflow (the
+#: t-test's tail past the smallest double), never a probability of exactly 0.
+P_FLOOR = 1e-300
+
+
+def p_text(p: float) -> str:
+    """A p-value in two significant digits, '<1e-300' when it underflowed, '-' when NaN."""
+    if p != p:
+        return "-"
+    return f"<{P_FLOOR:g}" if p < P_FLOOR else f"{p:.2g}"
 
 
 @dataclass

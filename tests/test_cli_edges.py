@@ -275,3 +275,28 @@ def test_a_compare_report_as_baseline_points_to_write_baseline(
     err = assert_input_error(cli(capfd, "eval", REGRESSION, "--baseline", report),
                              "not a losscli eval JSON report", "--write-baseline FILE")
     assert "--output" not in err
+
+
+def test_an_underflowed_p_value_reads_as_below_1e_300_not_zero(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A paired t-test far in the tail underflows to 0.0; compare printed 'p = 0 (Holm)', a
+    probability no test gives. The JSON keeps the number; the text says '< 1e-300'."""
+    import json
+
+    import pyarrow.parquet as pq
+    import scipy.stats
+
+    t = pq.read_table(REGRESSION)
+    y, a, b = (t[c].to_numpy() for c in ("y", "y_hat", "w"))
+    assert scipy.stats.ttest_rel((b - y) ** 2, (a - y) ** 2).pvalue < 1e-300  # the reference
+    args = ["compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w", "--target", "y",
+            "--loss", "mse"]
+    rc, out, err = cli(capfd, *args)
+    assert rc == 0, err
+    assert "mse: significantly worse" in out and "p < 1e-300 (Holm)" in out
+    assert "p = 0 " not in out
+    row = next(line for line in out.splitlines() if line.startswith("│ mse "))
+    assert "<1e-300" in row
+    rc, out, err = cli(capfd, *args, "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["p_value"] < 1e-300

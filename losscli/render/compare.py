@@ -8,7 +8,7 @@ import io
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from losscli.compare import Comparison, LossComparison
+from losscli.compare import Comparison, LossComparison, p_text
 from losscli.render import ci_text, fmt, gates_summary, gates_verdict, md_cell
 from losscli.render.ci import xml_document
 
@@ -18,10 +18,6 @@ if TYPE_CHECKING:
 
 def _pct(v: float) -> str:
     return "-" if v != v else f"{100 * v:+.3g}%"
-
-
-def _p(v: float) -> str:
-    return "-" if v != v else f"{v:.2g}"
 
 
 def _ci_label(c: Comparison) -> str:
@@ -38,10 +34,10 @@ def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str
     head = [("delta", [fmt(r.delta, 5) for r in rs]), ("rel.", [_pct(r.relative_delta)
                                                           for r in rs]),
             (_ci_label(c), [ci_text(r.ci.low, r.ci.high, 4) for r in rs]),
-            ("p (Holm)", [_p(r.p_holm) for r in rs]), ("verdict", [r.verdict for r in rs])]
+            ("p (Holm)", [p_text(r.p_holm) for r in rs]), ("verdict", [r.verdict for r in rs])]
     rest = [("baseline", [fmt(r.baseline) for r in rs]),
             ("candidate", [fmt(r.candidate) for r in rs]), ("se", [fmt(r.se, 4) for r in rs]),
-            ("p", [_p(r.p_value) for r in rs]), ("wins / ties / losses", [_wtl(r) for r in rs])]
+            ("p", [p_text(r.p_value) for r in rs]), ("wins / ties / losses", [_wtl(r) for r in rs])]
     return head, rest
 
 
@@ -102,7 +98,8 @@ def markdown(c: Comparison) -> str:
     for r in c.losses:
         out.append(f"| `{md_cell(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
                    f"{fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
-                   f"{ci_text(r.ci.low, r.ci.high, 4)} | {_p(r.p_value)} | {_p(r.p_holm)} | "
+                   f"{ci_text(r.ci.low, r.ci.high, 4)} | {p_text(r.p_value)} | "
+                   f"{p_text(r.p_holm)} | "
                    f"{_wtl(r)} | {r.verdict} |")
     out.append("")
     out += [f"- {md_cell(r.sentence())}" for r in c.losses]
