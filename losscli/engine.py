@@ -249,7 +249,7 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
     if ci.method == "bootstrap" and boot is not None and boot.num is not None:
         reps = boot.replicates()
         low, high = percentile_interval(np.sqrt(np.maximum(reps, 0.0)) if sqrt else reps,
-                                        ci.level)
+                                        ci.level) if rows > 1 else (math.nan, math.nan)
         if sqrt:
             value = math.sqrt(mean)
             se = se / (2.0 * value) if value > 0 else math.nan

@@ -300,3 +300,22 @@ def test_an_underflowed_p_value_reads_as_below_1e_300_not_zero(
     rc, out, err = cli(capfd, *args, "--format", "json")
     assert rc == 0, err
     assert json.loads(out)["losses"][0]["p_value"] < 1e-300
+
+
+@pytest.mark.parametrize("ci", ["johnson", "t", "bootstrap"])
+def test_one_row_has_no_interval_whatever_the_method(capfd: pytest.CaptureFixture[str],
+                                                     tmp_path: Path, ci: str) -> None:
+    """On one row johnson and t gave no interval (null) while the bootstrap gave [1, 1], a
+    zero-width interval from resampling a single row; now every method gives none."""
+    import json
+
+    path = tmp_path / "one.csv"
+    path.write_text("y,pred\n1.5,2.5\n", encoding="utf-8")
+    rc, out, err = cli(capfd, "eval", path, "--loss", "mse", "--loss", "rmse", "--ci", ci,
+                       "--format", "json")
+    assert rc == 0, err
+    for loss in json.loads(out)["losses"]:
+        assert loss["value"] == 1.0
+        assert loss["se"] is None
+        assert loss["ci"]["low"] is None and loss["ci"]["high"] is None
+        assert loss["ci"]["method"] == ci
