@@ -217,6 +217,8 @@ class PairedState:
     rows: int = 0
     weight_sum: ExactSum = field(default_factory=ExactSum)
     losses: list[PairedLoss] = field(default_factory=list)
+    #: the third moments of the differences (Johnson's interval; the t interval does without)
+    skew: bool = True
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -226,7 +228,7 @@ class PairedState:
                            for _ in self.specs]
 
     def empty(self) -> PairedState:
-        return PairedState(self.specs, self.boot_samples, self.boot_seed)
+        return PairedState(self.specs, self.boot_samples, self.boot_seed, skew=self.skew)
 
     def update(self, base: Batch, cand: Batch, rows: np.ndarray | None) -> None:
         """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
@@ -246,7 +248,7 @@ class PairedState:
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
             d = lc - lb
-            st.diff.merge(RowMoments.of(d, w))
+            st.diff.merge(RowMoments.of(d, w, skew=self.skew))
             better = int(np.count_nonzero(d < 0.0))
             worse = int(np.count_nonzero(d > 0.0))
             st.wins += better
@@ -674,7 +676,7 @@ def compare(
     task_name = "regression" if found_task == "counts" else found_task
 
     boot = bootstrap_samples if ci == "bootstrap" else 0
-    state = PairedState(specs, boot, seed)
+    state = PairedState(specs, boot, seed, skew=ci != "t")
     worker = _PairWorker(state.empty(), base_cols, cand_cols,
                          TaskValidator(task_name, base_cols, logits, base_src.where),
                          TaskValidator(task_name, cand_cols, logits, cand_src.where),

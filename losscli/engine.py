@@ -713,7 +713,7 @@ def evaluate(
     if task == "multiclass":
         check_class_weights(specs, int(head[0].pred.shape[0]))
     state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
-                      spread=ci_opts.enabled,
+                      spread=ci_opts.enabled, skew=ci_opts.method != "t",
                       boot_samples=ci_opts.samples if ci_opts.method == "bootstrap" else 0,
                       boot_seed=ci_opts.seed)
     dropped: dict[int, str] = {}

@@ -247,9 +247,11 @@ class RowMoments:
     skewness), merged with Chan's formulas generalised to weights. Those weights are w * 2^-scale
     with ``scale`` the exponent of the largest weight so far, so that w^3 neither overflows nor
     underflows; merging brings both sides to the larger scale (exactly: powers of two).
+    Without ``skew`` (the t interval) the third moments are not computed: NaN.
     """
 
     weighted: bool = False
+    skew: bool = True
     n: int = 0
     plain: Moments = field(default_factory=lambda: Moments(3))
     scale: int = 0
@@ -258,14 +260,16 @@ class RowMoments:
 
     @classmethod
     def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
-           exp: int = 0, squares: tuple[np.ndarray, float] | None = None) -> RowMoments:
+           exp: int = 0, squares: tuple[np.ndarray, float] | None = None,
+           skew: bool = True) -> RowMoments:
         """The moments of one chunk's per-row losses under weights ``weight`` * 2^exp (the
         caller may have rescaled them). Unweighted, ``total`` is sum l and ``squares`` the
-        array l^2 with its sum, when the caller has them (each saves passes)."""
+        array l^2 with its sum, when the caller has them (each saves passes). Without
+        ``skew`` the third moments are left out (one pass less unweighted, three weighted)."""
         n = int(values.size)
         if weight is None:
             if n == 0:
-                return cls(False)
+                return cls(False, skew=skew)
             s1 = float(np.sum(values)) if total is None else total
             mean = s1 / n
             # Raw sums first: l^2 once (unless the caller has it), its pairwise sum, and sum
@@ -280,15 +284,20 @@ class RowMoments:
                 sq, s2 = squares
             m2 = s2 - s1 * mean
             if 4.0 * m2 >= s2:  # false for NaN
-                s3 = float(np.einsum("i,i->", sq, values))
-                m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
-                return cls(False, n, Moments(3, n, mean, m2, m3))
+                m3 = math.nan
+                if skew:
+                    s3 = float(np.einsum("i,i->", sq, values))
+                    m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
+                return cls(False, skew, n, Moments(3, n, mean, m2, m3))
             d = values - mean
             d2 = d * d
             m2 = float(np.sum(d2))
-            d2 *= d
-            return cls(False, n, Moments(3, n, mean, m2, float(np.sum(d2))))
-        out = cls(True, n)
+            m3 = math.nan
+            if skew:
+                d2 *= d
+                m3 = float(np.sum(d2))
+            return cls(False, skew, n, Moments(3, n, mean, m2, m3))
+        out = cls(True, skew, n)
         if n == 0:
             return out
         top = float(weight.max())
@@ -299,8 +308,9 @@ class RowMoments:
         ws = np.ldexp(weight, -e)
         v = ws * ws
         out.w2 = _weighted(values, v, 2)
-        v *= ws
-        out.w3 = _weighted(values, v, 3)
+        if skew:
+            v *= ws
+            out.w3 = _weighted(values, v, 3)
         return out
 
     def merge(self, other: RowMoments) -> None:
@@ -308,10 +318,12 @@ class RowMoments:
             return
         if self.n == 0:
             self.weighted, self.n, self.scale = other.weighted, other.n, other.scale
+            self.skew = other.skew
             self.plain, self.w2, self.w3 = (_scaled(other.plain, 1.0), _scaled(other.w2, 1.0),
                                             _scaled(other.w3, 1.0))
             return
         self.n += other.n
+        self.skew = self.skew and other.skew
         if not self.weighted:
             self.plain.merge(other.plain)
             return
@@ -340,6 +352,8 @@ class RowMoments:
         d3 = mult * mean3 - value
         # Products, not **: a Python float's ** raises OverflowError where * gives inf.
         q2 = wmult * wmult * (mult * mult * m2 + a2 * d2 * d2)
+        if not self.skew:
+            return q2, math.nan
         q3 = wmult * wmult * wmult * (mult * mult * mult * m3 + 3.0 * mult * mult * m2_3 * d3
                                       + a3 * d3 * d3 * d3)
         return q2, q3
@@ -719,6 +733,8 @@ class ClassSplit:
     grads: list[GradState] = field(default_factory=list)  # of the unscaled g
     #: keep the moments of each class's per-row losses (for standard errors and intervals)
     spread: bool = False
+    #: with their third moments (Johnson's interval)
+    skew: bool = True
     spreads: list[RowMoments] = field(default_factory=list)
 
     def _grow(self, k: int) -> None:
@@ -745,7 +761,7 @@ class ClassSplit:
             self.grads[cls].update(c.grads[rows], wc, opts,
                                    None if c.abs_grads is None else c.abs_grads[rows])
             if self.spread:
-                self.spreads[cls].merge(RowMoments.of(vals, wc, exp=exp))
+                self.spreads[cls].merge(RowMoments.of(vals, wc, exp=exp, skew=self.skew))
 
     def merge(self, other: ClassSplit, weight_exp: int = 0) -> None:
         """Add later rows' sums; their weights were 2**weight_exp times ours."""
@@ -852,6 +868,7 @@ class _RowTerms:
     weight: np.ndarray | None
     exp: int
     boot: bool
+    skew: bool = True
     moments: dict[object, RowMoments] = field(default_factory=dict)
     vectors: list[np.ndarray] = field(default_factory=list)
     index: dict[object, int] = field(default_factory=dict)
@@ -875,7 +892,7 @@ class _RowTerms:
         if key not in self.moments:
             v = values() if callable(values) else values
             self.moments[key] = RowMoments.of(v, w, total, self.exp,
-                                              squares if w is None else None)
+                                              squares if w is None else None, self.skew)
             if self.boot:
                 self._vector(("num", key), lambda: v if w is None else v * w)
         if st.spread is not None:
@@ -1003,6 +1020,8 @@ class EvalState:
     weight_exp: int = 0
     #: accumulate the moments of the per-row losses (for standard errors and intervals)
     spread: bool = False
+    #: with their third moments (Johnson's interval; the t interval does without)
+    skew: bool = True
     #: Poisson bootstrap replicates (0: none) and their seed
     boot_samples: int = 0
     boot_seed: int = 0
@@ -1012,7 +1031,7 @@ class EvalState:
             self.losses = [LossState(
                 grad=GradState(hist=None if _shares_residual_hist(s) else LogHistogram()),
                 denom=None if _normalised_weights(s) is None else ExactSum(),
-                classes=(ClassSplit(spread=self.spread)
+                classes=(ClassSplit(spread=self.spread, skew=self.skew)
                          if not s.is_combination and s.terms[0].balanced else None),
                 spread=RowMoments() if self.spread else None,
                 boot=BootSums() if self.boot_samples and not (
@@ -1022,7 +1041,7 @@ class EvalState:
             self.residual_hist = LogHistogram()
 
     def empty(self) -> EvalState:
-        return EvalState(self.specs, self.opts, spread=self.spread,
+        return EvalState(self.specs, self.opts, spread=self.spread, skew=self.skew,
                          boot_samples=self.boot_samples, boot_seed=self.boot_seed)
 
     def update(self, batch: Batch, skip: Iterable[int] = (), rows: np.ndarray | None = None,
@@ -1058,7 +1077,7 @@ class EvalState:
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
-        terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0)
+        terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0, self.skew)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue

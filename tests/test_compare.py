@@ -327,6 +327,23 @@ def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
     assert got.p_value == pytest.approx(scipy.stats.ttest_rel(dev(b), dev(a)).pvalue, rel=1e-8)
 
 
+def test_t_interval_of_the_differences(pair: dict[str, object]) -> None:
+    """--ci t (no third moments kept): delta +- t(n-1) times the SE of the per-row
+    differences, against scipy."""
+    y, old, new = (np.asarray(pair[k]) for k in ("y", "old", "new"))
+    r = compare(pair["one"], baseline_pred="old", pred="new", target="y",  # type: ignore[arg-type]
+                losses=["mse", "mae", "huber"], ci="t", chunk_rows=211)
+    refs = (np.square, np.abs, lambda e: np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5))
+    for got, f in zip(r.losses, refs, strict=True):
+        d = f(new - y) - f(old - y)
+        low, high = scipy.stats.t.interval(0.95, d.size - 1, loc=d.mean(),
+                                           scale=scipy.stats.sem(d))
+        assert got.ci.method == "t"
+        assert (got.ci.low, got.ci.high) == pytest.approx((low, high), rel=1e-9, abs=1e-12)
+        assert got.p_value == pytest.approx(scipy.stats.ttest_rel(f(new - y), f(old - y)).pvalue,
+                                            rel=1e-8)
+
+
 def test_nan_drop_leaves_a_row_out_of_both_sides(tmp_path: Path,
                                                  rng: np.random.Generator) -> None:
     n = 2000

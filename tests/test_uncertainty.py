@@ -163,6 +163,28 @@ def test_t_interval_is_the_textbook_one(data: dict[str, np.ndarray]) -> None:
     assert (r.ci.low, r.ci.high) == pytest.approx((low, high), rel=1e-10)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_t_interval_is_value_plus_minus_t_se(data: dict[str, np.ndarray], weighted: bool) -> None:
+    """--ci t leaves the third moments out (Johnson's interval alone needs them): the interval
+    is still L +- t(n-1) SE, with SE from scipy (unweighted) or the weighted formula."""
+    specs = ["mse", "mae", "huber", "huber:delta=0.3", "log_cosh"]
+    r = evaluate(data, "pred", "y", "w" if weighted else None, losses=specs, ci="t",
+                 chunk_rows=97, threads=2)
+    n = data["y"].size
+    t = scipy.stats.t.ppf(0.975, n - 1)
+    for spec, got in zip(specs, r.losses, strict=True):
+        lv = per_row(spec, data["pred"], data["y"])
+        if weighted:
+            w = data["w"]
+            value, se = float(np.sum(w * lv) / np.sum(w)), weighted_se(lv, w)
+        else:
+            value, se = float(lv.mean()), float(scipy.stats.sem(lv))
+        assert got.se == pytest.approx(se, rel=1e-10)
+        assert got.ci is not None and got.ci.method == "t"
+        assert (got.ci.low, got.ci.high) == pytest.approx((value - t * se, value + t * se),
+                                                          rel=1e-10)
+
+
 def test_ci_none_reports_neither(data: dict[str, np.ndarray]) -> None:
     r = evaluate(data, "pred", "y", losses=["mse"], ci="none")
     assert r.losses[0].se is None and r.losses[0].ci is None
