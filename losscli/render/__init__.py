@@ -58,3 +58,8 @@ def gates_summary(gates: Sequence[Any]) -> tuple[str, bool]:
     failed = sum(not g.passed for g in gates)
     return (f"FAILED: {failed} of {len(gates)} gates" if failed
             else f"passed: {len(gates)} gates"), not failed
+
+
+def md_notes(notes: Sequence[str]) -> list[str]:
+    """Markdown lines of the notes under a table (default losses the data ruled out)."""
+    return [line for n in notes for line in ("", f"note: {md_cell(n)}")]

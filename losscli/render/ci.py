@@ -9,7 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from losscli.engine import LossResult, Report
-from losscli.render import ci_header, ci_text, fmt, gates_verdict, md_cell, pct
+from losscli.render import ci_header, ci_text, fmt, gates_verdict, md_cell, md_notes, pct
 from losscli.uncertainty import Interval
 
 GRADIENT_FIELDS = ("mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
@@ -63,6 +63,7 @@ def markdown(report: Report) -> str:
     balanced = [r.balanced["text"] for r in report.losses if r.balanced is not None]
     if balanced:  # the class weights measured in the pass
         out += [""] + [f"balanced: {md_cell(t)}  " for t in balanced]
+    out += md_notes(report.notes)
     for w in report.warnings:
         out += ["", f"> warning: {md_cell(w)}"]
     return "\n".join(out) + "\n"

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from losscli.compare import Comparison, LossComparison, p_text
-from losscli.render import ci_text, fmt, gates_summary, gates_verdict, md_cell
+from losscli.render import ci_text, fmt, gates_summary, gates_verdict, md_cell, md_notes
 from losscli.render.ci import xml_document
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def markdown(c: Comparison) -> str:
         for g in c.gates:
             out.append(f"| {g.kind.replace('_', '-')} | `{md_cell(g.loss)}` | {fmt(g.bound, 6)} | "
                        f"{fmt(g.margin, 6)} | {'pass' if g.passed else '**FAIL**'} |")
-    out += [f"\nnote: {md_cell(n)}" for n in c.notes]
+    out += md_notes(c.notes)
     for w in c.warnings:
         out += ["", f"> warning: {md_cell(w)}"]
     return "\n".join(out) + "\n"
