@@ -320,3 +320,18 @@ def test_one_row_has_no_interval_whatever_the_method(capfd: pytest.CaptureFixtur
         assert loss["se"] is None
         assert loss["ci"]["low"] is None and loss["ci"]["high"] is None
         assert loss["ci"]["method"] == ci
+
+
+def test_a_long_spec_folds_and_keeps_value_and_interval_in_the_first_table() -> None:
+    """A weighted sum as long as the terminal is narrow: the loss column folds, the value, its
+    standard error and its interval stay together in 'Losses' (not moved to a table titled
+    'Gradient statistics'), and nothing becomes an ellipsis."""
+    from terminal import run_tty
+
+    spec = "0.1*mse+0.2*mae+0.3*huber:delta=2+0.4*log_cosh"
+    rc, out = run_tty("eval", REGRESSION, "--loss", spec, "--loss", "quantile:q=0.9")
+    assert rc == 0, out
+    assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    losses = out[out.index("Losses"):out.index("Gradient statistics")]
+    for header in ("value", "se", "95% CI (johnson)"):
+        assert header in losses, header

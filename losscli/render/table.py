@@ -55,21 +55,29 @@ def _width(column: tuple[str, Sequence[str]]) -> int:
 
 
 def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
-          room: int) -> list[list[tuple[str, list[str]]]]:
+          room: int, first_room: int) -> list[list[tuple[str, list[str]]]]:
     """Columns in order, in as few tables as fit ``room`` characters beside the loss column:
-    the first group together when it fits (else as many of its columns as fit, the others
-    first in the next table: Rich would squeeze them into ellipses), the rest added while they
-    fit, then further tables."""
-    tables: list[list[tuple[str, list[str]]]] = [[]]
-    used = 0
-    for col in [*first, *rest]:
+    the first group together when it fits ``first_room`` (the room left when the loss column
+    folds long specs), else as many of its columns as fit and the others first in the next
+    table (Rich would squeeze them into ellipses); the rest added while they fit, then
+    further tables."""
+    together = sum(_width(c) for c in first) <= first_room
+    tables: list[list[tuple[str, list[str]]]] = [list(first) if together else []]
+    used = sum(_width(c) for c in tables[0])
+    columns = [(c, room) for c in rest] if together else [
+        *((c, first_room) for c in first), *((c, room) for c in rest)]
+    for col, limit in columns:
         w = _width(col)
-        if used + w > room and tables[-1]:
+        if used + w > limit and tables[-1]:
             tables.append([])
             used = 0
         tables[-1].append(col)
         used += w
     return [t for t in tables if t]
+
+
+#: The narrowest loss column (text and padding) a table folds long specs into.
+MIN_LOSS_WIDTH = 14
 
 
 def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
@@ -81,7 +89,8 @@ def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
     further tables' (with '{i}' for the part number)."""
     names = [escape(s) for s in specs]
     loss_width = max(len("loss"), *(len(s) for s in specs)) + 3
-    groups = _pack(head, rest, max(width - loss_width - 1, 1))
+    groups = _pack(head, rest, max(width - loss_width - 1, 1),
+                   max(width - min(loss_width, MIN_LOSS_WIDTH) - 1, 1))
     tables = []
     for i, group in enumerate(groups):
         title = (titles[0] if len(groups) == 1 else titles[1] if i == 0 else titles[2]
