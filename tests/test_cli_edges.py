@@ -270,7 +270,7 @@ def test_a_compare_report_as_baseline_points_to_write_baseline(
     json --output FILE'; the documented way is --write-baseline (which also skips the
     configured comparison)."""
     report = tmp_path / "compare.json"
-    rc, out, err = cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w",
+    rc, _out, err = cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred", "w",
                        "--target", "y", "--loss", "mse", "--format", "json", "--output", report)
     assert rc == 0, err
     err = assert_input_error(cli(capfd, "eval", REGRESSION, "--baseline", report),
