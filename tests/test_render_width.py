@@ -83,3 +83,20 @@ def test_gradient_quantiles_stay_within_min_and_max() -> None:
     assert (mae.gradient.p50, mae.gradient.p99) == (1.0, 1.0)
     assert q9.gradient.p99 == 0.9 and q9.gradient.p50 <= 0.9
     assert q9.gradient.p50 >= 0.1
+
+
+def test_clipped_inputs_and_clipped_gradients_have_distinct_headers() -> None:
+    """The count of probabilities clipped to [eps, 1 - eps] and the fraction of |g| beyond
+    --grad-clip are different quantities: their headers say which is which."""
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0])
+    p = np.array([0.0, 1.0, 0.7, 0.2, 0.9])  # two probabilities at the ends are clipped
+    rep = evaluate({"p": p, "y": y}, "p", "y", losses=["bce"], grad_clip=1.05)
+    text = render(rep, 240)
+    header = next(line for line in text.splitlines() if "inputs clipped" in line)
+    assert "|g| > clip" in header and "p clipped" not in text
+    row = next(line for line in text.splitlines() if line.startswith("│ bce "))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    heads = [c.strip() for c in header.strip("┃").split("┃")]
+    assert cells[heads.index("inputs clipped")] == "2"
+    # |g| = 1/p (y = 1) or 1/(1 - p) (y = 0): 1, 1, 1.43, 1.25, 1.11; three beyond 1.05
+    assert cells[heads.index("|g| > clip")] == "60%"

@@ -41,10 +41,11 @@ def _columns(report: Report) -> tuple[list[tuple[str, list[str]]], list[tuple[st
         ("vanish", [pct(x.vanishing_fraction) for x in g]),
         ("explode", [pct(x.exploding_fraction) for x in g])]
     if report.settings.get("grad_clip") is not None:
-        grad.append(("clipped", [pct(x.clipped_fraction) for x in g]))
+        grad.append(("|g| > clip", [pct(x.clipped_fraction) for x in g]))
     if any(r.clipped_inputs is not None for r in losses):
-        grad.append(("p clipped", ["-" if r.clipped_inputs is None else f"{r.clipped_inputs:,}"
-                                   for r in losses]))
+        # a count of probabilities moved to [eps, 1 - eps], not a fraction of gradients
+        grad.append(("inputs clipped", ["-" if r.clipped_inputs is None
+                                        else f"{r.clipped_inputs:,}" for r in losses]))
     return head, grad
 
 
