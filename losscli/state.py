@@ -980,17 +980,19 @@ def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     return Computed(values, grads, clipped)
 
 
-#: Weights whose largest is within 2**+-WEIGHT_EXP_BAND are used as they are; others are
+#: Weights whose largest lies in [2**-WEIGHT_EXP_BAND, 1) are used as they are; others are
 #: rescaled by a power of two near the largest (exact), so that sum w, sum w l and sum (w g)^2
 #: neither overflow nor underflow: weighted means and norms do not depend on the weights' scale.
+#: Scaled weights are at most 1, so w l is finite wherever l is (a weight of 2 on a loss of
+#: 9e307 would otherwise read as inf).
 WEIGHT_EXP_BAND = 64
 
 
 def weight_exponent(w: np.ndarray) -> int:
-    """0 for weights of ordinary size, else the exponent of the largest: w * 2**-e <= 1."""
+    """0 for weights below 1 and not tiny, else the exponent of the largest: w * 2**-e < 1."""
     top = float(w.max()) if w.size else 0.0
     e = math.frexp(top)[1]
-    return e if abs(e) > WEIGHT_EXP_BAND else 0
+    return e if e > 0 or -e > WEIGHT_EXP_BAND else 0
 
 
 def align_weight_exp(current: int | None, new: int) -> tuple[int, int]:

@@ -72,6 +72,24 @@ def test_extreme_weights_give_the_exact_weighted_mean_and_norm(
         assert got["gradient"]["norm"] == pytest.approx(norm, rel=1e-14)
 
 
+@pytest.mark.parametrize("weight", [2.0, 1e10, 2.0**64])
+def test_weight_times_a_huge_loss_is_not_read_as_inf(capfd: pytest.CaptureFixture[str],
+                                                      tmp_path: Path, weight: float) -> None:
+    """A per-row loss near the float64 maximum on a row of weight above 1: w l passes the
+    maximum, the weighted mean does not (fuzzing found it reported as inf, null in JSON)."""
+    big = 9.480751908109177e153  # its square, 8.99e307, is the row's mse
+    f = tmp_path / "w.csv"
+    f.write_text("y,p,w\n" + "0,0,0\n" * 29 + f"0,{big!r},{weight!r}\n")
+    rc, out, err = cli(capfd, "eval", f, "--weight", "w", "--loss", "mse", "--loss", "mae",
+                       "-f", "json")
+    assert rc == 0, err
+    mse, mae = json.loads(out)["losses"]
+    exact = Fraction(big) ** 2  # weights 0 except this row: the mean is its loss
+    assert mse["value"] == pytest.approx(float(exact), rel=1e-15)
+    assert mae["value"] == pytest.approx(big, rel=1e-15)
+    assert mse["gradient"]["norm"] == pytest.approx(2 * big, rel=1e-15)  # |w g| / w
+
+
 def test_extreme_weights_still_fail_a_gate(capfd: pytest.CaptureFixture[str],
                                            tmp_path: Path) -> None:
     f = tmp_path / "w.csv"
