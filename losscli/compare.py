@@ -84,9 +84,9 @@ class LossComparison:
     ci: Interval
     p_value: float
     p_holm: float
-    wins: int
-    ties: int
-    losses: int
+    rows_better: int  # rows where the candidate's loss is lower ('wins')
+    rows_equal: int  # ... equal ('ties')
+    rows_worse: int  # ... higher ('losses')
     verdict: str
     #: one-sided (1 - alpha) bounds of delta, which the gates test
     lower: float
@@ -188,9 +188,9 @@ class PairedLoss:
     base: ExactSum = field(default_factory=ExactSum)
     cand: ExactSum = field(default_factory=ExactSum)
     diff: RowMoments = field(default_factory=RowMoments)
-    wins: int = 0
-    ties: int = 0
-    losses: int = 0
+    rows_better: int = 0
+    rows_equal: int = 0
+    rows_worse: int = 0
     boot_base: BootSums | None = None
     boot_cand: BootSums | None = None
 
@@ -198,9 +198,9 @@ class PairedLoss:
         self.base.merge(other.base)
         self.cand.merge(other.cand)
         self.diff.merge(other.diff)
-        self.wins += other.wins
-        self.ties += other.ties
-        self.losses += other.losses
+        self.rows_better += other.rows_better
+        self.rows_equal += other.rows_equal
+        self.rows_worse += other.rows_worse
         if self.boot_base is not None and other.boot_base is not None:
             self.boot_base.merge(other.boot_base)
         if self.boot_cand is not None and other.boot_cand is not None:
@@ -251,9 +251,9 @@ class PairedState:
             st.diff.merge(RowMoments.of(d, w, skew=self.skew))
             better = int(np.count_nonzero(d < 0.0))
             worse = int(np.count_nonzero(d > 0.0))
-            st.wins += better
-            st.losses += worse
-            st.ties += n - better - worse
+            st.rows_better += better
+            st.rows_worse += worse
+            st.rows_equal += n - better - worse
             if self.boot_samples:
                 vectors += [wb, wc]
         if self.boot_samples:
@@ -759,7 +759,8 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
         rel = delta / abs(base) if base != 0 else math.nan
         out.append({"name": spec.name, "spec": spec.spec, "baseline": base, "candidate": cand,
                     "delta": delta, "relative_delta": rel, "se": se, "ci": interval,
-                    "p_value": p, "wins": st.wins, "ties": st.ties, "losses": st.losses,
+                    "p_value": p, "rows_better": st.rows_better,
+                    "rows_equal": st.rows_equal, "rows_worse": st.rows_worse,
                     "lower": lower, "upper": upper})
     holm = _holm([r["p_value"] for r in out])
     results = []

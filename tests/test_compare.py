@@ -59,7 +59,8 @@ def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
         assert res.delta == pytest.approx(d.mean(), rel=1e-12)
         assert res.se == pytest.approx(scipy.stats.sem(d), rel=1e-10)
         assert res.relative_delta == pytest.approx(d.mean() / lb.mean(), rel=1e-12)
-        assert (res.wins, res.ties, res.losses) == (np.sum(d < 0), np.sum(d == 0), np.sum(d > 0))
+        assert (res.rows_better, res.rows_equal, res.rows_worse) == (
+            np.sum(d < 0), np.sum(d == 0), np.sum(d > 0))
     holm = _holm([x.p_value for x in r.losses])
     assert [x.p_holm for x in r.losses] == holm
 
@@ -189,8 +190,8 @@ def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["schema"] == "losscli.compare/1" and doc["rows"] == pair["y"].size
     assert [x["spec"] for x in doc["losses"]] == ["mse", "mae"]
     assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
-                                     "ci", "p_value", "p_holm", "wins", "ties", "losses",
-                                     "verdict"}
+                                     "ci", "p_value", "p_holm", "rows_better", "rows_equal",
+                                     "rows_worse", "verdict"}
     assert run([*base, "-f", "junit", "--fail-if-worse"]) in (0, 1)
     root = ET.fromstring(capsys.readouterr().out)
     assert root.find("testsuite") is not None

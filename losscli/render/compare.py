@@ -26,7 +26,7 @@ def _ci_label(c: Comparison) -> str:
 
 
 def _wtl(r: LossComparison) -> str:
-    return f"{r.wins:,} / {r.ties:,} / {r.losses:,}"
+    return f"{r.rows_better:,} / {r.rows_equal:,} / {r.rows_worse:,}"
 
 
 def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
@@ -118,13 +118,13 @@ def csv_text(c: Comparison) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["loss", "spec", "baseline", "candidate", "delta", "relative_delta", "se",
-                "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_holm", "wins",
-                "ties", "losses", "verdict"])
+                "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_holm",
+                "rows_better", "rows_equal", "rows_worse", "verdict"])
     for r in c.losses:
         w.writerow([r.name, r.spec, repr(r.baseline), repr(r.candidate), repr(r.delta),
                     repr(r.relative_delta), repr(r.se), repr(r.ci.low), repr(r.ci.high),
-                    repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_holm), r.wins,
-                    r.ties, r.losses, r.verdict])
+                    repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_holm), r.rows_better,
+                    r.rows_equal, r.rows_worse, r.verdict])
     return buf.getvalue()
 
 
