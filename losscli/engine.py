@@ -742,7 +742,7 @@ def evaluate(
     notes = list(dropped.values())
     warnings: list[str] = []
     if state.rows == 0:
-        raise _all_dropped(where, stats)
+        raise stats.all_dropped(where)
     if state.weight_sum.value <= 0.0:
         raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
                          "mean is undefined")
@@ -777,11 +777,6 @@ def evaluate(
     )
 
 
-def _all_dropped(where: str, stats: NanStats) -> InputError:
-    return InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
-                      "inf or empty values")
-
-
 def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
           where: str) -> tuple[list[RawChunk], list[Chunk], int]:
     """The first raw chunks, and their validated rows (at least DETECT_ROWS when the input has
@@ -801,7 +796,7 @@ def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
         if valid >= DETECT_ROWS:
             break
     if not head:
-        raise stats.error() if nan == "error" else _all_dropped(where, stats)
+        raise stats.error() if nan == "error" else stats.all_dropped(where)
     return raw, head, stats.count
 
 

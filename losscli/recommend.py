@@ -1158,8 +1158,7 @@ def recommend(
     # head_chunks counts the rows kept: none kept means that every row so far was dropped
     first = next((c for c in head if c.target.shape[0]), None)
     if first is None:
-        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
-                         "inf or empty values")
+        raise stats.all_dropped(where)
     n_classes = int(first.pred.shape[0]) if cols.multiclass else 0
     with np.errstate(all="ignore"):
         sample = np.concatenate([_values(c, kind, logits) for c in head])[:PILOT_ROWS]
@@ -1167,8 +1166,7 @@ def recommend(
     acc = plan.scan(_Pass(kind, has_pred, multiclass, logits, pilot, True, n_classes),
                     itertools.chain(head, stream), progress, stats)
     if acc.rows == 0:
-        raise InputError(f"{where}: no rows left after dropping {stats.count} row(s) with NaN, "
-                         "inf or empty values")
+        raise stats.all_dropped(where)
     warnings: list[str] = []
     if stats.count:
         warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "

@@ -115,6 +115,11 @@ class NanStats:
             f"{self.first_file}: {self.count} row(s) with NaN, inf or empty values, first at "
             f"row {self.first_row} in column '{self.first_column}'; pass --nan drop to skip them")
 
+    def all_dropped(self, where: str) -> InputError:
+        """The error of ``--nan drop`` when no row is left to evaluate."""
+        return InputError(f"{where}: no rows left after dropping {self.count} row(s) with NaN, "
+                          "inf or empty values")
+
 
 @dataclass
 class RawChunk:
