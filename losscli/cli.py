@@ -11,7 +11,7 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -742,42 +742,13 @@ def _check_cmd(check: str, data: str | None, pred: str | None, target: str | Non
                          "check with a number instead")
     if logits and term.loss.task == "regression":
         raise UsageError("--logits applies to binary and multiclass losses")
-    chunks = None
-    if data is not None:
-        chunks = _check_rows(data, pred, target, term.loss.task, logits)
-    elif pred is not None or target is not None:
+    if data is None and (pred is not None or target is not None):
         raise UsageError("--pred and --target select columns of --data")
-    result = check_gradient(term.loss, term.params, logits=logits, data=chunks,
-                            data_label=data or "data", rtol=rtol, atol=atol)
+    result = check_gradient(term.loss, term.params, logits=logits, data=data, pred=pred,
+                            target=target, rtol=rtol, atol=atol)
     sys.stdout.write("\n".join(describe(result)) + "\n")
     if not result.passed:
         raise typer.Exit(1)
-
-
-def _check_rows(source: str, pred: str | None, target: str | None, task: str,
-                logits: bool) -> Iterator[tuple[Any, Any, Any]]:
-    """(pred, target, row numbers) of each chunk of a prediction file (NaN rows left out),
-    refused as eval refuses them when they are outside the loss's task (a 0/1 target, a
-    probability in [0, 1], a class)."""
-    import numpy as np
-
-    from losscli.engine import TaskValidator
-    from losscli.sources import NanStats, open_source, raw_chunks, resolve_columns, to_chunk
-
-    src = open_source(source)
-    cols = resolve_columns(src, pred, target, None)
-    if cols.multiclass != (task == "multiclass"):
-        need = "several prediction columns" if task == "multiclass" else "one prediction column"
-        raise UsageError(f"a {task} loss needs {need}; --data {source} gives "
-                         f"{len(cols.pred)} ({', '.join(cols.pred)})")
-    stats = NanStats()
-    validator = TaskValidator(task, cols, logits, src.where)
-    for raw in raw_chunks(src, cols, 1 << 16):
-        chunk = to_chunk(raw, cols, stats)
-        validator.check(chunk)
-        n = chunk.target.shape[0]
-        if n:
-            yield chunk.pred, chunk.target, np.array([chunk.row_number(i) for i in range(n)])
 
 
 NO_DATA = "Without data"

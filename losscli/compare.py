@@ -9,10 +9,9 @@ eval; the Poisson bootstrap gives both models the same replicate counts.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ import numpy as np
 from losscli import __version__
 from losscli.engine import (
     DETECT_ROWS,
-    InOrder,
     TaskValidator,
     _check_losses,
     _detect,
@@ -32,11 +30,11 @@ from losscli.engine import (
     check_prediction_shape,
     check_weights,
     json_safe,
-    ordered_map,
-    resolve_threads,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
+from losscli.run import Executor, ReadPlan, resolve_executor
+from losscli.run.plan import PairedPlan
 from losscli.sources import (
     Chunk,
     Columns,
@@ -45,7 +43,6 @@ from losscli.sources import (
     Source,
     _all_finite,
     _numeric,
-    raw_chunks,
     to_chunk,
 )
 from losscli.spec import LossSpec, parse_spec
@@ -310,38 +307,6 @@ class _Both(Columns):
         return list(dict.fromkeys([*super().selected, *self.extra]))
 
 
-def _aligned(a: Iterator[RawChunk], b: Iterator[RawChunk], where_a: str,
-             where_b: str) -> Iterator[tuple[RawChunk, RawChunk]]:
-    """Pairs of raw chunks over the same rows of two inputs read in step (zero-copy slices);
-    raises InputError when one input has more rows than the other."""
-    ra: RawChunk | None = None
-    rb: RawChunk | None = None
-    seen = 0
-    while True:
-        if ra is None:
-            ra = next(a, None)
-        if rb is None:
-            rb = next(b, None)
-        if ra is None or rb is None:
-            if ra is not None or rb is not None:
-                longer, more = (where_a, ra) if ra is not None else (where_b, rb)
-                rest = sum(c.batch.num_rows for c in (a if ra is not None else b))
-                assert more is not None
-                raise InputError(
-                    f"the two inputs have different row counts: {longer} has "
-                    f"{seen + more.batch.num_rows + rest:,} rows, the other {seen:,}; rows are "
-                    "compared in order (pass --key to match them by a key column)")
-            return
-        m = min(ra.batch.num_rows, rb.batch.num_rows)
-        yield (RawChunk(ra.batch.slice(0, m), ra.where, ra.first_row),
-               RawChunk(rb.batch.slice(0, m), rb.where, rb.first_row))
-        seen += m
-        ra = None if m == ra.batch.num_rows else RawChunk(
-            ra.batch.slice(m), ra.where, ra.first_row + m)
-        rb = None if m == rb.batch.num_rows else RawChunk(
-            rb.batch.slice(m), rb.where, rb.first_row + m)
-
-
 def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_cols: Columns,
                  key: str, unmatched: str) -> tuple[Source, Columns, Columns, int]:
     """Both inputs matched by ``key`` into one in-memory table (in the baseline's row order):
@@ -411,14 +376,17 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
 
 
 @dataclass
-class _PairResult:
+class PairedFold:
+    """A comparison's state and the rows it dropped for NaN (merged like any state)."""
+
     state: PairedState
-    nan: NanStats
+    nan: NanStats = field(default_factory=NanStats)
 
 
 @dataclass
-class _PairWorker:
-    """Converts, aligns and validates one pair of chunks and folds it (on a worker thread)."""
+class PairedReduction:
+    """compare's reduction: converts, aligns and validates a block of paired rows (a raw chunk
+    of one input, or a pair of two inputs' chunks over the same rows) and folds it."""
 
     template: PairedState
     base_cols: Columns
@@ -429,20 +397,25 @@ class _PairWorker:
     where: str
     check_targets: bool
 
-    def __call__(self, pair: tuple[RawChunk, RawChunk]) -> _PairResult:
-        with np.errstate(all="ignore"):
-            return self._run(*pair)
+    def empty(self) -> PairedFold:
+        return PairedFold(self.template.empty())
 
-    def _run(self, ra: RawChunk, rb: RawChunk) -> _PairResult:
-        nan = NanStats()
+    def merge(self, earlier: PairedFold, later: PairedFold) -> PairedFold:
+        earlier.state.merge(later.state)
+        earlier.nan.merge(later.nan)
+        return earlier
+
+    def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
+        ra, rb = item if isinstance(item, tuple) else (item, item)
+        nan = acc.nan
         base = to_chunk(ra, self.base_cols, nan)
         cand = _same_rows_chunk(rb, self.cand_cols, base) if rb is ra else None
         if cand is None:
             cand = to_chunk(rb, self.cand_cols, nan)
         base, cand = _common_rows(base, cand)
-        state = self.template.empty()
+        state = acc.state
         if base.target.shape[0] == 0:
-            return _PairResult(state, nan)
+            return acc
         if self.check_targets:
             off = base.target != cand.target
             if off.any():
@@ -465,7 +438,7 @@ class _PairWorker:
             rows = base.rows if base.rows is not None else np.arange(
                 base.first_row, base.first_row + base.target.shape[0])
         state.update(bb, cb, rows)
-        return _PairResult(state, nan)
+        return acc
 
 
 def _same_rows_chunk(raw: RawChunk, cols: Columns, base: Chunk) -> Chunk | None:
@@ -560,6 +533,7 @@ def compare(
     nan: str = "error",
     chunk_rows: int = 1 << 17,
     threads: int | bool | None = None,
+    executor: str | Executor | None = None,
     ci: str = "johnson",
     confidence: float = DEFAULT_CONFIDENCE,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
@@ -638,21 +612,21 @@ def compare(
             raise UsageError(f"compare does not support {s.spec} yet (class weights measured "
                              "in the pass or reduced by sum(w a)); compare the unweighted loss")
 
+    plan: ReadPlan[RawChunk] | PairedPlan
     if one_file:
         both = _Both(base_cols.pred, base_cols.target, base_cols.weight, base_cols.list_column,
                      base_cols.labels, extra=[*cand_cols.pred, cand_cols.target])
-        pairs: Iterator[tuple[RawChunk, RawChunk]] = (
-            (r, r) for r in raw_chunks(base_src, both, chunk_rows))
+        plan = ReadPlan(base_src, both, chunk_rows)
     else:
-        pairs = _aligned(raw_chunks(base_src, base_cols, chunk_rows),
-                         raw_chunks(cand_src, cand_cols, chunk_rows), base_src.where,
-                         cand_src.where)
+        plan = PairedPlan(ReadPlan(base_src, base_cols, chunk_rows),
+                          ReadPlan(cand_src, cand_cols, chunk_rows))
     notes: list[str] = []
     head: list[tuple[RawChunk, RawChunk]] = []
     head_chunks: list[Chunk] = []
     seen_rows = 0
     probe = NanStats()
-    for pair in pairs:
+    for item in plan.peek():
+        pair = item if isinstance(item, tuple) else (item, item)
         head.append(pair)
         c = to_chunk(pair[0], base_cols, probe)
         if c.target.shape[0]:
@@ -677,20 +651,13 @@ def compare(
 
     boot = bootstrap_samples if ci == "bootstrap" else 0
     state = PairedState(specs, boot, seed, skew=ci != "t")
-    worker = _PairWorker(state.empty(), base_cols, cand_cols,
-                         TaskValidator(task_name, base_cols, logits, base_src.where),
-                         TaskValidator(task_name, cand_cols, logits, cand_src.where),
-                         logits, where, check_targets=not one_file or key is not None)
-    stats = NanStats()
-
-    def fold(result: _PairResult) -> None:
-        state.merge(result.state)
-        stats.merge(result.nan)
-
+    reduction = PairedReduction(state, base_cols, cand_cols,
+                                TaskValidator(task_name, base_cols, logits, base_src.where),
+                                TaskValidator(task_name, cand_cols, logits, cand_src.where),
+                                logits, where, check_targets=not one_file or key is not None)
     with np.errstate(all="ignore"):
-        for _ in ordered_map(InOrder(worker, fold), enumerate(itertools.chain(head, pairs)),
-                             resolve_threads(threads)):
-            pass
+        folded = resolve_executor(executor, threads).run(plan, reduction)
+    state, stats = folded.state, folded.nan
     if stats.count and nan == "error":
         raise stats.error()
     if state.rows < 2:

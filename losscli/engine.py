@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
 import time
 import zlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +16,7 @@ from losscli import __version__
 from losscli.detect import Detection, TargetFacts, Task, check_task, detect
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, ParamValue, default_losses
+from losscli.run import Executor, ReadPlan, resolve_executor
 from losscli.settings import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
 from losscli.sources import (
     Chunk,
@@ -28,7 +25,6 @@ from losscli.sources import (
     NanStats,
     RawChunk,
     Source,
-    raw_chunks,
     to_chunk,
 )
 from losscli.spec import LossSpec, Term, parse_spec
@@ -51,7 +47,7 @@ from losscli.uncertainty import (
 )
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    pass
 
 SCHEMA = "losscli.eval/1"
 QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
@@ -347,88 +343,6 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
 # --- planning and the loop --------------------------------------------------------------------
 
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def default_threads() -> int:
-    """Compute threads beside the reading thread: one per remaining core, at most 4 (measured
-    on 2 cores, 5e7 rows: reader + 1 worker 0.65 s, reader + 2 workers 0.80 s)."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-
-def resolve_threads(threads: int | bool | None) -> int:
-    """The number of compute threads: None is the default, False none, True the default."""
-    if isinstance(threads, bool):
-        return default_threads() if threads else 0
-    if threads is None:
-        return default_threads()
-    if threads < 0:
-        raise UsageError(f"--threads must be 0 or more, got {threads}")
-    return threads
-
-
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` on ``workers`` threads, results in input order, a bounded number in
-    flight; ``workers == 0`` runs everything in the caller's thread.
-
-    The caller's thread iterates ``items`` (decoding the next chunk) while the workers compute:
-    pyarrow and NumPy release the GIL. Results come back in order, so merging them gives the
-    same bits whatever the number of workers. A worker's exception is raised here.
-    """
-    it = iter(items)
-    head = list(itertools.islice(it, 2))
-    if workers < 1 or len(head) < 2:  # one chunk: no pool to start
-        for item in itertools.chain(head, it):
-            yield fn(item)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="losscli")
-    pending: deque[Future[R]] = deque()
-    try:
-        for item in itertools.chain(head, it):
-            pending.append(pool.submit(fn, item))
-            if len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@dataclass
-class InOrder(Generic[T, R]):
-    """``fn`` on numbered items, then ``fold`` of the results in item order, on the thread that
-    ran ``fn``: with ordered_map, the merging leaves the reading thread.
-
-    An item waits for the fold of every earlier one; items start in order (the pool's queue is
-    first in, first out), so an item that waits only waits for running ones. An item whose
-    ``fn`` raised is skipped, and its exception reaches ordered_map's caller.
-    """
-
-    fn: Callable[[T], R]
-    fold: Callable[[R], None]
-    done: int = 0
-    turn: threading.Condition = field(default_factory=threading.Condition)
-
-    def __call__(self, numbered: tuple[int, T]) -> None:
-        index, item = numbered
-        result: R | None = None
-        try:
-            result = self.fn(item)
-        finally:
-            with self.turn:
-                while self.done != index:
-                    self.turn.wait()
-                try:
-                    if result is not None:
-                        self.fold(result)
-                finally:
-                    self.done += 1
-                    self.turn.notify_all()
-
-
 def _task_of(specs: Sequence[LossSpec]) -> Task:
     tasks = {s.task for s in specs}
     if "multiclass" in tasks:
@@ -561,51 +475,56 @@ def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set
 
 
 @dataclass
-class _ChunkResult:
+class EvalFold:
+    """The state of an evaluation and its side facts: the rows dropped for NaN, the default
+    losses the data ruled out (by index, the earliest row's message) and the probability rows
+    that do not sum to one. Merges like any state."""
+
     state: EvalState
-    drops: dict[int, str]
-    row_sum_off: int
-    nan: NanStats
+    nan: NanStats = field(default_factory=NanStats)
+    drops: dict[int, str] = field(default_factory=dict)
+    row_sum_off: int = 0
 
 
 @dataclass
-class _ChunkWorker:
-    """Converts and validates one chunk and folds it into a fresh state (runs on the worker
-    threads, so that the reading thread only decodes)."""
+class EvalReduction:
+    """eval's reduction: converts and validates a block and folds it into a fresh state."""
 
     template: EvalState
     validator: TaskValidator
     optional: list[bool]
     logits: bool
-    dropped: set[int]
     #: the input has several files: each is a bootstrap stream of its own
     files: bool = False
 
-    def __call__(self, raw: RawChunk) -> _ChunkResult:
-        # NumPy's error state is per thread: a worker does not inherit the caller's.
-        with np.errstate(all="ignore"):
-            return self._run(raw)
+    def empty(self) -> EvalFold:
+        return EvalFold(self.template.empty())
 
-    def _run(self, raw: RawChunk) -> _ChunkResult:
+    def fold(self, acc: EvalFold, raw: RawChunk) -> EvalFold:
         cols, where = self.validator.cols, self.validator.where
-        nan = NanStats()
-        chunk = to_chunk(raw, cols, nan)
+        chunk = to_chunk(raw, cols, acc.nan)
         if chunk.target.shape[0] == 0:
-            return _ChunkResult(self.template.empty(), {}, 0, nan)
-        off = self.validator.check(chunk)
+            return acc
+        acc.row_sum_off += self.validator.check(chunk)
         check_weights(chunk, cols, where)
         batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
-        skip = set(self.dropped)
-        drops = _check_losses(self.template.specs, self.optional, skip, batch, chunk, cols,
-                              where)
-        state = self.template.empty()
+        acc.drops.update(_check_losses(self.template.specs, self.optional, set(), batch, chunk,
+                                       cols, where))
         rows = None
-        if state.boot_samples:
+        if acc.state.boot_samples:
             rows = chunk.rows if chunk.rows is not None else np.arange(
                 chunk.first_row, chunk.first_row + chunk.target.shape[0])
-        state.update(batch, skip | drops.keys(), rows,
-                     zlib.crc32(raw.where.encode()) if self.files else 0)
-        return _ChunkResult(state, drops, off, nan)
+        acc.state.update(batch, acc.drops.keys(), rows,
+                         zlib.crc32(raw.where.encode()) if self.files else 0)
+        return acc
+
+    def merge(self, earlier: EvalFold, later: EvalFold) -> EvalFold:
+        earlier.state.merge(later.state)
+        earlier.nan.merge(later.nan)
+        for i, message in later.drops.items():
+            earlier.drops.setdefault(i, message)
+        earlier.row_sum_off += later.row_sum_off
+        return earlier
 
 
 def evaluate(
@@ -624,6 +543,7 @@ def evaluate(
     threads: int | bool | None = None,
     progress: Callable[[int], None] | None = None,
     task: str | None = None,
+    executor: str | Executor | None = None,
     ci: str = "johnson",
     confidence: float = DEFAULT_CONFIDENCE,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
@@ -634,9 +554,11 @@ def evaluate(
     Returns the same :class:`Report` that ``losscli eval`` prints. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input. ``threads`` is the number of
     compute threads beside the reading one (None: one per remaining core, 0: none); results are
-    identical for any number. ``task`` overrides the detected task (regression, counts, binary,
-    multiclass; see :mod:`losscli.detect`). ``ci`` (johnson, t, bootstrap or none) and
-    ``confidence`` choose each loss's standard error and interval.
+    identical for any number, and for any ``executor`` ('serial', 'threads' (the default),
+    'processes[:N]' or an :class:`~losscli.run.Executor`). ``task`` overrides the detected
+    task (regression, counts, binary, multiclass; see :mod:`losscli.detect`). ``ci``
+    (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
+    interval.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_source, open_table, resolve_columns
@@ -685,9 +607,9 @@ def evaluate(
     elif cols.multiclass and asked_task not in (None, "multiclass"):
         raise UsageError(f"{len(cols.pred)} prediction columns were selected, but --task "
                          f"{asked_task} needs a single column")
-    workers = resolve_threads(threads)
-    stream = raw_chunks(src, cols, chunk_rows)
-    head_raw, head, head_nan = _head(stream, cols, nan, where)
+    runner = resolve_executor(executor, threads)
+    plan: ReadPlan[RawChunk] = ReadPlan(src, cols, chunk_rows)
+    head, head_nan = _head(plan, cols, nan, where)
     optional = [False] * len(specs)
     specs_given = bool(specs)
     facts = _head_facts(head, cols)
@@ -712,34 +634,20 @@ def evaluate(
 
     if task == "multiclass":
         check_class_weights(specs, int(head[0].pred.shape[0]))
-    state = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
+    template = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
                       spread=ci_opts.enabled, skew=ci_opts.method != "t",
                       boot_samples=ci_opts.samples if ci_opts.method == "bootstrap" else 0,
                       boot_seed=ci_opts.seed)
-    dropped: dict[int, str] = {}
-    worker = _ChunkWorker(state.empty(), TaskValidator(task, cols, logits, where,
-                                                       not specs_given and asked_task is None),
-                          optional, logits, set(), len(src.files) > 1)
-    stats = NanStats()
-    row_sum_off = 0
-
-    def fold(result: _ChunkResult) -> None:
-        nonlocal row_sum_off
-        state.merge(result.state)
-        stats.merge(result.nan)
-        row_sum_off += result.row_sum_off
-        for i, message in result.drops.items():
-            dropped.setdefault(i, message)
-            worker.dropped.add(i)
-
+    reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
+                                                   not specs_given and asked_task is None),
+                              optional, logits, len(src.files) > 1)
     with np.errstate(all="ignore"):
-        for _ in ordered_map(InOrder(worker, fold), enumerate(itertools.chain(head_raw, stream)),
-                             workers):
-            if progress is not None:
-                progress(state.rows + stats.count)
+        folded = runner.run(plan, reduction, progress)
+    state, stats, dropped, row_sum_off = (folded.state, folded.nan, folded.drops,
+                                          folded.row_sum_off)
     if stats.count and nan == "error":
         raise stats.error()
-    notes = list(dropped.values())
+    notes = [dropped[i] for i in sorted(dropped)]
     warnings: list[str] = []
     if state.rows == 0:
         raise stats.all_dropped(where)
@@ -777,18 +685,16 @@ def evaluate(
     )
 
 
-def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
-          where: str) -> tuple[list[RawChunk], list[Chunk], int]:
-    """The first raw chunks, and their validated rows (at least DETECT_ROWS when the input has
-    them) for detecting the task, and how many of their rows had NaN. The raw ones still go
-    through the workers, which count their NaN rows; raises when the input ends with every row
+def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
+          where: str) -> tuple[list[Chunk], int]:
+    """The validated rows of the first raw chunks (at least DETECT_ROWS when the input has them)
+    for detecting the task, and how many of their rows had NaN. The plan keeps the raw chunks
+    for the run, whose folds count their NaN rows; raises when the input ends with every row
     dropped."""
-    raw: list[RawChunk] = []
     head: list[Chunk] = []
     stats = NanStats()
     valid = 0
-    for item in stream:
-        raw.append(item)
+    for item in plan.peek():
         chunk = to_chunk(item, cols, stats)
         if chunk.target.shape[0]:
             head.append(chunk)
@@ -797,7 +703,7 @@ def _head(stream: Iterator[RawChunk], cols: Columns, nan: NanPolicy,
             break
     if not head:
         raise stats.error() if nan == "error" else stats.all_dropped(where)
-    return raw, head, stats.count
+    return head, stats.count
 
 
 def _head_facts(head: list[Chunk], cols: Columns) -> TargetFacts:
@@ -822,19 +728,6 @@ def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
                       classes=int(head[0].pred.shape[0]), how=how, where=where)
     return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task,
                   where=where)
-
-
-def head_chunks(stream: Iterator[Chunk], rows: int) -> list[Chunk]:
-    """The first chunks of a stream, at least ``rows`` rows when the input has them."""
-    head: list[Chunk] = []
-    seen = 0
-    while seen < rows:
-        chunk = next(stream, None)
-        if chunk is None:
-            break
-        head.append(chunk)
-        seen += chunk.target.shape[0]
-    return head
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

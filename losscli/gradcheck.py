@@ -11,11 +11,12 @@ built-in cce's row L2 norm) with the norm of the finite-difference row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from losscli.errors import UsageError
 from losscli.losses import Batch, LossDef, Params
 
 #: Relative step: h = STEP x max(1, |x|) (logits, regression), STEP x min(p, 1 - p) for
@@ -211,21 +212,79 @@ def grid(loss: LossDef, logits: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_gradient(loss: LossDef, params: Params, *, logits: bool = False,
-                   data: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
-                   data_label: str = "data", rtol: float = RTOL,
-                   atol: float = ATOL) -> CheckResult:
-    """Check on the grid, then on ``data`` (chunks of (pred, target, row numbers))."""
+                   data: str | None = None, pred: str | None = None, target: str | None = None,
+                   rtol: float = RTOL, atol: float = ATOL) -> CheckResult:
+    """Check on the grid, then on the rows of the prediction file ``data`` (its ``pred`` and
+    ``target`` columns, NaN rows left out, refused as eval refuses rows outside the loss's
+    task)."""
     result = CheckResult(loss.name, loss.origin or "built-in", logits, rtol, atol)
     g = Worst("grid")
-    pred, target = grid(loss, logits)
-    check_points(loss, params, pred, target, logits, g, atol)
+    p, t = grid(loss, logits)
+    check_points(loss, params, p, t, logits, g, atol)
     result.parts.append(g)
     if data is not None:
-        d = Worst(data_label)
-        for pred, target, rows in data:
-            check_points(loss, params, pred, target, logits, d, atol, rows)
-        result.parts.append(d)
+        result.parts.append(_check_data(loss, params, logits, atol, data, pred, target))
     return result
+
+
+@dataclass
+class DataCheck:
+    """The check over a file's rows as a reduction: the worst error and the rows it saw."""
+
+    loss: LossDef
+    params: Params
+    logits: bool
+    atol: float
+    label: str
+    validator: Any  # engine.TaskValidator
+
+    def empty(self) -> tuple[Worst, Any]:
+        from losscli.sources import NanStats
+
+        return Worst(self.label), NanStats()
+
+    def fold(self, acc: tuple[Worst, Any], raw: Any) -> tuple[Worst, Any]:
+        from losscli.sources import to_chunk
+
+        chunk = to_chunk(raw, self.validator.cols, acc[1])
+        self.validator.check(chunk)
+        n = chunk.target.shape[0]
+        if n:
+            rows = (chunk.rows if chunk.rows is not None
+                    else np.arange(chunk.first_row, chunk.first_row + n)) + 1
+            check_points(self.loss, self.params, chunk.pred, chunk.target, self.logits, acc[0],
+                         self.atol, rows)
+        return acc
+
+    def merge(self, earlier: tuple[Worst, Any],
+              later: tuple[Worst, Any]) -> tuple[Worst, Any]:
+        a, b = earlier[0], later[0]
+        if b.where != "-" and (b.error > a.error or a.where == "-"):
+            a.error, a.where = b.error, b.where
+        a.points += b.points
+        a.skipped_kinks += b.skipped_kinks
+        a.skipped_domain += b.skipped_domain
+        earlier[1].merge(later[1])
+        return earlier
+
+
+def _check_data(loss: LossDef, params: Params, logits: bool, atol: float, source: str,
+                pred: str | None, target: str | None) -> Worst:
+    from losscli.engine import TaskValidator
+    from losscli.run import ReadPlan, run
+    from losscli.sources import open_source, resolve_columns
+
+    src = open_source(source)
+    cols = resolve_columns(src, pred, target, None)
+    task = loss.task
+    if cols.multiclass != (task == "multiclass"):
+        need = "several prediction columns" if task == "multiclass" else "one prediction column"
+        raise UsageError(f"a {task} loss needs {need}; --data {source} gives "
+                         f"{len(cols.pred)} ({', '.join(cols.pred)})")
+    red = DataCheck(loss, params, logits, atol, source,
+                    TaskValidator(task, cols, logits, src.where))
+    worst, _ = run(ReadPlan(src, cols, 1 << 16), red)
+    return worst
 
 
 def describe(result: CheckResult, width: int = 80) -> list[str]:
@@ -261,4 +320,4 @@ def _statements(result: CheckResult) -> list[str]:
     return lines
 
 
-__all__ = ["ATOL", "RTOL", "CheckResult", "check_gradient", "describe", "grid"]
+__all__ = ["ATOL", "RTOL", "CheckResult", "DataCheck", "check_gradient", "describe", "grid"]

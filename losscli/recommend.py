@@ -18,10 +18,9 @@ brings the bound down to ~alpha.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -35,14 +34,12 @@ from losscli.engine import (
     TaskValidator,
     check_weights,
     domain_error,
-    head_chunks,
     json_safe,
-    ordered_map,
-    resolve_threads,
 )
 from losscli.errors import DuplicateColumnError, InputError, UsageError
 from losscli.losses import BALANCED, CATALOG, Batch, balanced_class_weights, sigmoid
-from losscli.sources import Chunk, Columns, NanPolicy, NanStats, Source, chunks
+from losscli.run import Executor, ReadPlan, resolve_executor
+from losscli.sources import Chunk, Columns, NanPolicy, NanStats, RawChunk, Source, to_chunk
 from losscli.spec import format_number, parse_spec
 from losscli.state import (
     HIST_ALPHA,
@@ -748,8 +745,17 @@ def _merged(a: Any, b: Any) -> Any:
 
 
 @dataclass
-class _Worker:
-    """Validates one chunk (eval's checks and messages) and folds it into a fresh state."""
+class PassFold:
+    """A pass's state and the rows it dropped for NaN (merged like any state)."""
+
+    state: _Pass | EvalState
+    nan: NanStats = field(default_factory=NanStats)
+
+
+@dataclass
+class PassReduction:
+    """A recommend pass: validates a block (eval's checks and messages) and folds it into a
+    fresh state of the template's kind (the evidence pass, a re-centring pass, a loss pass)."""
 
     template: _Pass | EvalState
     cols: Columns
@@ -757,33 +763,49 @@ class _Worker:
     task: RecTask | None
     validator: TaskValidator | None = None
 
-    def __call__(self, chunk: Chunk) -> _Pass | EvalState:
-        with np.errstate(all="ignore"):
-            off = self.validator.check(chunk) if self.validator is not None else 0
-            _check_chunk(chunk, self.cols, self.where, self.task)
-            state = self.template.empty()
-            if isinstance(state, EvalState):
-                state.update(Batch(chunk.pred, chunk.target, chunk.weight, False))
-            else:
-                state.update(chunk)
-                state.row_sum_off = off
-            return state
+    def empty(self) -> PassFold:
+        return PassFold(self.template.empty())
 
+    def merge(self, earlier: PassFold, later: PassFold) -> PassFold:
+        earlier.state.merge(later.state)  # type: ignore[arg-type]
+        earlier.nan.merge(later.nan)
+        return earlier
 
-# --- reading ----------------------------------------------------------------------------------
+    def fold(self, acc: PassFold, raw: RawChunk) -> PassFold:
+        chunk = to_chunk(raw, self.cols, acc.nan)
+        if chunk.target.shape[0] == 0:
+            return acc
+        off = self.validator.check(chunk) if self.validator is not None else 0
+        _check_chunk(chunk, self.cols, self.where, self.task)
+        state = acc.state
+        if isinstance(state, EvalState):
+            state.update(Batch(chunk.pred, chunk.target, chunk.weight, False))
+        elif state.rows == 0:
+            state._fill(chunk)
+            state.row_sum_off = off
+        else:
+            state.update(chunk)
+            state.row_sum_off += off
+        return acc
 
 
 S = TypeVar("S", _Pass, EvalState)
 
 
-def _fold(state: S, stream: Iterable[Chunk], worker: _Worker, workers: int,
-          progress: Callable[[int], None] | None = None, stats: NanStats | None = None) -> S:
-    """Fold chunks into ``state`` on the engine's thread pool, merging in row order."""
-    for part in ordered_map(worker, stream, workers):
-        state.merge(part)  # type: ignore[arg-type]
-        if progress is not None:
-            progress(state.rows + (stats.count if stats is not None else 0))
-    return state
+@dataclass
+class _Passes:
+    """The passes of one recommendation over the same plan, checks and executor."""
+
+    plan: ReadPlan[RawChunk]
+    reduction: PassReduction
+    executor: Executor
+
+    def scan(self, template: S, progress: Callable[[int], None] | None = None
+             ) -> tuple[S, NanStats]:
+        red = replace(self.reduction, template=template)
+        with np.errstate(all="ignore"):
+            folded = self.executor.run(self.plan, red, progress)
+        return folded.state, folded.nan  # type: ignore[return-value]
 
 
 def _open(source: Any) -> Source:
@@ -1076,6 +1098,7 @@ def recommend(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     threads: int | bool | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: str | Executor | None = None,
     second_pass: bool = True,
     target_only: bool = False,
     hints: Hints | None = None,
@@ -1140,7 +1163,6 @@ def recommend(
     else:
         kind = "residual"
     rereadable = second_pass and not src.is_stream
-    workers = resolve_threads(threads)
     from losscli._alloc import keep_temporaries_in_heap
 
     keep_temporaries_in_heap()
@@ -1148,23 +1170,21 @@ def recommend(
     if cols.multiclass or (task == "binary" and has_pred):
         validator = TaskValidator("multiclass" if cols.multiclass else "binary", cols, logits,
                                   where)
-    plan = _Plan(src, cols, chunk_rows, nan, workers, _Worker(
-        _Pass(kind, has_pred, multiclass, logits, 0.0), cols, where, task, validator))
+    plan: ReadPlan[RawChunk] = ReadPlan(src, cols, chunk_rows)
+    passes_ = _Passes(plan, PassReduction(_Pass(kind, has_pred, multiclass, logits, 0.0), cols,
+                                          where, task, validator),
+                      resolve_executor(executor, threads))
 
     # pass 1: the pilot centre is the exact median of the first PILOT_ROWS values
-    stats = NanStats()
-    stream = chunks(src, cols, chunk_rows, nan, stats)
-    head = head_chunks(stream, PILOT_ROWS)
-    # head_chunks counts the rows kept: none kept means that every row so far was dropped
-    first = next((c for c in head if c.target.shape[0]), None)
-    if first is None:
-        raise stats.all_dropped(where)
-    n_classes = int(first.pred.shape[0]) if cols.multiclass else 0
+    head = _pilot_rows(plan, cols, nan, where)
+    n_classes = int(head[0].pred.shape[0]) if cols.multiclass else 0
     with np.errstate(all="ignore"):
         sample = np.concatenate([_values(c, kind, logits) for c in head])[:PILOT_ROWS]
         pilot = float(np.median(sample))  # NaN when +inf and -inf meet in the middle
-    acc = plan.scan(_Pass(kind, has_pred, multiclass, logits, pilot, True, n_classes),
-                    itertools.chain(head, stream), progress, stats)
+    acc, stats = passes_.scan(_Pass(kind, has_pred, multiclass, logits, pilot, True, n_classes),
+                              progress)
+    if stats.count and nan == "error":
+        raise stats.error()
     if acc.rows == 0:
         raise stats.all_dropped(where)
     warnings: list[str] = []
@@ -1194,7 +1214,8 @@ def recommend(
     passes = 1
     while (rereadable and robust.mad > 0 and abs(robust.offset) > PILOT_TOLERANCE * robust.mad
            and passes < MAX_CENTRING_PASSES):
-        again = plan.scan(_Pass(kind, has_pred, multiclass, logits, robust.median, False))
+        again, _ = passes_.scan(_Pass(kind, has_pred, multiclass, logits, robust.median,
+                                      False))
         robust, passes = _robust(again.hist, robust.median), passes + 1
     scale, fallback = robust.scale, False
     if scale <= 0.0:
@@ -1235,7 +1256,7 @@ def recommend(
                      "residuals a model will leave; candidate loss values need predictions "
                      "(pass --pred) and are not shown.")
     else:
-        notes.extend(_loss_values(acc, [rec, *alts], plan if rereadable else None))
+        notes.extend(_loss_values(acc, [rec, *alts], passes_ if rereadable else None))
     if robust.bound > HIST_ALPHA * (1 + 2 * PILOT_TOLERANCE):
         notes.append(f"The robust scale is within {_p(robust.bound)}: the pilot centre was "
                      f"{_n(abs(robust.offset) / robust.mad if robust.mad else math.inf)} MADs "
@@ -1257,26 +1278,23 @@ def recommend(
         notes=notes, warnings=warnings, rules=rules_for(detected))
 
 
-@dataclass
-class _Plan:
-    """How to read the source again: the later passes use the same chunks and checks."""
-
-    src: Source
-    cols: Columns
-    chunk_rows: int
-    nan: NanPolicy
-    workers: int
-    worker: _Worker
-
-    def scan(self, state: S, stream: Iterable[Chunk] | None = None,
-             progress: Callable[[int], None] | None = None, stats: NanStats | None = None) -> S:
-        """Fold a pass into ``state``: its ``empty()`` is the template of each chunk's state."""
-        if stream is None:
-            stats = NanStats()
-            stream = chunks(self.src, self.cols, self.chunk_rows, self.nan, stats)
-        worker = _Worker(state, self.cols, self.worker.where, self.worker.task,
-                         self.worker.validator)
-        return _fold(state, stream, worker, self.workers, progress, stats)
+def _pilot_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
+                where: str) -> list[Chunk]:
+    """The first chunks, at least PILOT_ROWS kept rows when the input has them (the pass that
+    follows counts the NaN rows and makes the checks)."""
+    stats = NanStats()
+    head: list[Chunk] = []
+    kept = 0
+    for raw in plan.peek():
+        chunk = to_chunk(raw, cols, stats)
+        if chunk.target.shape[0]:
+            head.append(chunk)
+            kept += chunk.target.shape[0]
+        if kept >= PILOT_ROWS:
+            break
+    if not head:
+        raise stats.error() if nan == "error" and stats.count else stats.all_dropped(where)
+    return head
 
 
 def _labels(cols: Columns, acc: _Pass) -> list[str]:
@@ -1367,7 +1385,7 @@ def _evidence(acc: _Pass, robust: Robust, scale: float, stats: NanStats, passes:
     return ev
 
 
-def _loss_values(acc: _Pass, choices: list[Choice], plan: _Plan | None) -> list[str]:
+def _loss_values(acc: _Pass, choices: list[Choice], plan: _Passes | None) -> list[str]:
     """Fill ``value`` of each candidate (sum w l / sum w); returns notes on those that cannot be
     computed. Parameter-free losses and the class-weighted variants come from the first pass;
     huber's delta is known only after it, so huber takes another pass when ``plan`` allows."""
@@ -1413,8 +1431,8 @@ def _loss_values(acc: _Pass, choices: list[Choice], plan: _Plan | None) -> list[
             c.value_note = "not computable for these predictions"
     if huber_deltas:
         if plan is not None:
-            state = plan.scan(EvalState([parse_spec(f"huber:delta={format_number(d)}")
-                                         for d in huber_deltas]))
+            state, _ = plan.scan(EvalState([parse_spec(f"huber:delta={format_number(d)}")
+                                            for d in huber_deltas]))
             for st, group in zip(state.losses, huber_deltas.values(), strict=True):
                 for c in group:
                     c.value = st.value.value / state.weight_sum.value

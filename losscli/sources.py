@@ -129,6 +129,8 @@ class RawChunk:
     batch: pa.RecordBatch
     where: str
     first_row: int
+    #: the file's position in the input (0 for a single file): blocks are numbered per file
+    file: int = 0
 
 
 def _arrow_error(exc: Exception, where: str) -> InputError:
@@ -965,17 +967,17 @@ def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
     raises InputError after the last when there were no data rows at all."""
     seen: dict[str, int] = {}
     # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
-    rows_per_chunk = max(1, min(rows, MAX_CHUNK_ROWS) // _row_width(src, cols))
+    rows_per_chunk = max(1, min(rows, MAX_CHUNK_ROWS) // row_width(src, cols))
     for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
         for batch in _slice(whole, rows_per_chunk):
             if cols.list_column and cols.width is None:
                 # Fixed on this thread before the first chunk with a row is handed on, so every
                 # chunk's rows are checked against the same number of classes.
                 cols.width = list_width(batch.column(cols.pred[0]))
-            first = seen.get(where, 0)
+            first = seen.setdefault(where, 0)
             seen[where] = first + batch.num_rows
             if batch.num_rows:
-                yield RawChunk(batch, where, first)
+                yield RawChunk(batch, where, first, len(seen) - 1)
     if not any(seen.values()):
         raise InputError(f"{src.where}: no data rows (empty or header only)")
 
@@ -993,7 +995,7 @@ def chunks(src: Source, cols: Columns, rows: int, nan: NanPolicy,
         raise stats.error()
 
 
-def _row_width(src: Source, cols: Columns) -> int:
+def row_width(src: Source, cols: Columns) -> int:
     """Prediction values per row: the number of class columns, or a list column's length
     (from the type or the Parquet metadata; 1 when unknown)."""
     if not cols.list_column:
