@@ -4,6 +4,7 @@ pickle)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -76,7 +77,7 @@ def test_tree_over_files_and_units_split_anywhere() -> None:
         units = []
         for f, k in enumerate(sizes):
             edges = sorted({0, k, *(cut.randrange(k + 1) for _ in range(2))})
-            units += [(f, a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+            units += [(f, a, b) for a, b in itertools.pairwise(edges) if b > a]
         cut.shuffle(units)
         for f, a, b in units:  # each unit folds its own blocks, as a remote worker does
             local: TreeMerge[str] = TreeMerge(_shape)
@@ -98,7 +99,7 @@ def test_recut_blocks_do_not_depend_on_the_batches() -> None:
 
     def blocks(cuts: list[int]) -> list[tuple[tuple[int, int], list[int]]]:
         edges = [0, *sorted(set(cuts)), len(rows)]
-        items = [(0, a, rows[a:b]) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+        items = [(0, a, rows[a:b]) for a, b in itertools.pairwise(edges) if b > a]
         out = recut(iter(items), 64, lambda it: len(it[2]), lambda it: (it[0], it[1]),
                     lambda it, a, b: (it[0], it[1] + a, it[2][a:b]),
                     lambda its: (its[0][0], its[0][1], [x for it in its for x in it[2]]))

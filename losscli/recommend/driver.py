@@ -1,0 +1,263 @@
+"""recommend(): the passes of a recommendation over one read plan (pilot, evidence,
+re-centring, loss values), then the rules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losscli.detect import check_task
+from losscli.engine import (
+    DEFAULT_CHUNK_ROWS,
+    ROW_SUM_RTOL,
+    TaskValidator,
+)
+from losscli.errors import InputError, UsageError
+from losscli.recommend.accumulate import (
+    Kind,
+    Passes,
+    PassReduction,
+    PassState,
+    open_input,
+    rec_columns,
+    robust_of,
+    values_of,
+)
+from losscli.recommend.evidence import (
+    class_labels,
+    detect_task,
+    evidence_of,
+    histogram_of,
+    loss_values,
+)
+from losscli.recommend.model import EvalArgs, Hints, Recommendation, add_commands, num, pct
+from losscli.recommend.rules import RULE_FNS, Facts, rules_for, rules_only
+from losscli.recommend.thresholds import (
+    MAX_CENTRING_PASSES,
+    OUTLIER_Z,
+    PILOT_ROWS,
+    PILOT_TOLERANCE,
+    RecTask,
+)
+from losscli.run import Executor, ReadPlan, resolve_executor
+from losscli.sources import Chunk, Columns, NanPolicy, NanStats, RawChunk, Source, to_chunk
+from losscli.state import (
+    HIST_ALPHA,
+)
+
+# --- the public entry -------------------------------------------------------------------------
+
+
+def recommend(
+    source: str | Path | Source | Mapping[str, Any] | Any | None = None,
+    pred: str | None = None,
+    target: str | None = None,
+    weight: str | None = None,
+    task: RecTask | None = None,
+    *,
+    logits: bool = False,
+    nan: NanPolicy = "error",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    threads: int | bool | None = None,
+    progress: Callable[[int], None] | None = None,
+    executor: str | Executor | None = None,
+    second_pass: bool = True,
+    target_only: bool = False,
+    hints: Hints | None = None,
+) -> Recommendation:
+    """Recommend a loss for a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
+
+    With predictions the evidence is the residuals e = pred - target; without, the target around
+    its median. ``source=None`` explains the rules of ``task`` applied to ``hints``.
+    ``second_pass=False`` forbids re-reading the source (as for stdin); ``target_only`` ignores
+    recognised prediction columns. Raises
+    :class:`~losscli.errors.LossCliError` subclasses for bad input.
+    """
+    task = check_task(task)
+    hints = hints or Hints()
+    for label, v in (("--outlier-fraction", hints.outlier_fraction),
+                     ("--minority-share", hints.minority_share)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise UsageError(f"{label} must be a fraction in [0, 1], got {v:g}")
+    if source is None:
+        if task is None:
+            raise UsageError("pass a SOURCE to analyse, or --task to see the selection rules "
+                             "for a task")
+        if pred or target or weight:
+            raise UsageError("--pred, --target and --weight need a SOURCE")
+        return rules_only(task, hints)
+    if hints.any:
+        raise UsageError("--outliers, --heavy-tails, --imbalanced, --outlier-fraction and "
+                         "--minority-share describe data you do not have; with a SOURCE they "
+                         "are measured")
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
+    if nan not in ("error", "drop"):
+        raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
+    src = open_input(source)
+    where = src.where
+    cols, has_pred, pred_from = rec_columns(src, pred, target, weight, target_only)
+    if not has_pred:
+        import pyarrow as pa
+
+        typ = src.arrow_types.get(cols.target)
+        if typ is not None and (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+                                or pa.types.is_dictionary(typ)):
+            raise InputError(f"{where}: target column '{cols.target}' holds text labels ({typ});"
+                             " target-only analysis needs numeric targets: encode the classes "
+                             "as 0..k-1, or pass the prediction columns with --pred")
+        if logits:
+            raise UsageError("--logits describes predictions, but no prediction column was "
+                             "given or recognised")
+    if cols.multiclass and task not in (None, "multiclass"):
+        raise UsageError(f"{len(cols.pred)} prediction columns were selected, but --task {task} "
+                         "needs a single column")
+    if task == "multiclass" and has_pred and not cols.multiclass:
+        raise UsageError("--task multiclass needs one prediction column per class: pass --pred "
+                         "as a comma list, a glob such as 'prob_*', or a list column")
+    multiclass = cols.multiclass or (task == "multiclass")
+    if not has_pred:
+        kind: Kind = "target"
+    elif cols.multiclass:
+        kind = "multiclass"
+    elif logits:
+        kind = "logit_residual"
+    else:
+        kind = "residual"
+    rereadable = second_pass and not src.is_stream
+    from losscli._alloc import keep_temporaries_in_heap
+
+    keep_temporaries_in_heap()
+    validator: TaskValidator | None = None
+    if cols.multiclass or (task == "binary" and has_pred):
+        validator = TaskValidator("multiclass" if cols.multiclass else "binary", cols, logits,
+                                  where)
+    plan: ReadPlan[RawChunk] = ReadPlan(src, cols, chunk_rows)
+    passes_ = Passes(plan, PassReduction(PassState(kind, has_pred, multiclass, logits, 0.0), cols,
+                                          where, task, validator),
+                      resolve_executor(executor, threads))
+
+    # pass 1: the pilot centre is the exact median of the first PILOT_ROWS values
+    head = pilot_rows(plan, cols, nan, where)
+    n_classes = int(head[0].pred.shape[0]) if cols.multiclass else 0
+    with np.errstate(all="ignore"):
+        sample = np.concatenate([values_of(c, kind, logits) for c in head])[:PILOT_ROWS]
+        pilot = float(np.median(sample))  # NaN when +inf and -inf meet in the middle
+    acc, stats = passes_.scan(PassState(kind, has_pred, multiclass, logits, pilot, True, n_classes),
+                              progress)
+    if stats.count and nan == "error":
+        raise stats.error()
+    if acc.rows == 0:
+        raise stats.all_dropped(where)
+    warnings: list[str] = []
+    if stats.count:
+        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
+                        f"row {stats.first_row}, column '{stats.first_column}')")
+    if acc.row_sum_off:
+        warnings.append(f"{acc.row_sum_off} probability row(s) do not sum to 1 (tolerance "
+                        f"{ROW_SUM_RTOL:g}); the probability of the true class is used as given")
+    if cols.weight and has_pred and acc.weight_sum.value <= 0.0:
+        raise InputError(f"{where}: weight column '{cols.weight}' sums to zero; the weighted "
+                         "mean is undefined")
+
+    detected, why = detect_task(acc, cols, has_pred, logits, task, where)
+    if logits and detected not in ("binary", "multiclass"):
+        raise UsageError(f"--logits applies to binary and multiclass predictions, but the task "
+                         f"is {detected}")
+    if detected == "counts" and acc.target_negative:
+        raise InputError(f"{where}: --task counts needs non-negative targets; column "
+                         f"'{cols.target}' has {acc.target_negative} negative value(s)")
+    if detected == "binary" and acc.class_counts.size == 2 and 0 in acc.class_counts:
+        warnings.append("only one class occurs in the target: the class balance cannot be "
+                        "estimated")
+
+    # robust scale: re-centre on the median found while the pilot was too far from it
+    robust = robust_of(acc.hist, pilot)
+    passes = 1
+    while (rereadable and robust.mad > 0 and abs(robust.offset) > PILOT_TOLERANCE * robust.mad
+           and passes < MAX_CENTRING_PASSES):
+        again, _ = passes_.scan(PassState(kind, has_pred, multiclass, logits, robust.median,
+                                      False))
+        robust, passes = robust_of(again.hist, robust.median), passes + 1
+    scale, fallback = robust.scale, False
+    if scale <= 0.0:
+        # More than half the values equal the median: the normal-consistent mean absolute
+        # deviation (sqrt(pi/2) E|x - median|) stands in for the scale.
+        dev = np.abs(robust.values - robust.median)
+        mean_abs = float(np.sum(dev * robust.counts)) / robust.n
+        scale, fallback = math.sqrt(math.pi / 2.0) * mean_abs, True
+        if scale > 0.0:
+            robust.outliers = int(robust.counts[dev > OUTLIER_Z * scale].sum())
+        if scale > 0.0 and detected in ("regression", "counts"):
+            warnings.append(f"the MAD is 0 (more than half the values equal the median "
+                            f"{num(robust.median)}); outliers are measured against the mean "
+                            f"absolute deviation instead ({num(scale)})")
+
+    evidence = evidence_of(acc, robust, scale, stats, passes, detected, cols)
+    facts = Facts(
+        measured=True,
+        outlier_fraction=evidence.outlier_fraction,
+        excess_kurtosis=evidence.excess_kurtosis,
+        skewness=evidence.skewness,
+        quartile_skewness=evidence.quartile_skewness,
+        robust_scale=scale if scale > 0 else None,
+    )
+    if evidence.class_balance is not None:
+        cb = evidence.class_balance
+        facts.class_counts = list(cb["counts"].values())
+        facts.labels = list(cb["counts"].keys())
+        facts.minority_share = cb["minority_share"]
+    rec, alts, reasons = RULE_FNS[detected](facts)
+    notes: list[str] = []
+    if fallback and detected in ("regression", "counts"):
+        notes.append("The robust scale is the mean-absolute-deviation fallback (MAD = 0)."
+                     if scale > 0 else f"All values equal {num(robust.median)}: there is no "
+                     "spread for the rules to measure.")
+    if not has_pred:
+        notes.append("Target-only analysis: the spread of the target stands in for the "
+                     "residuals a model will leave; candidate loss values need predictions "
+                     "(pass --pred) and are not shown.")
+    else:
+        notes.extend(loss_values(acc, [rec, *alts], passes_ if rereadable else None))
+    if robust.bound > HIST_ALPHA * (1 + 2 * PILOT_TOLERANCE):
+        notes.append(f"The robust scale is within {pct(robust.bound)}: the pilot centre was "
+                     f"{num(abs(robust.offset) / robust.mad if robust.mad else math.inf)} MADs "
+                     "from the median and the input could not be read again.")
+    histogram = histogram_of(acc, robust, scale, detected, has_pred, evidence)
+    path = str(source) if isinstance(source, (str, Path)) else (
+        src.path if isinstance(source, Source) else None)
+    if path is not None:
+        add_commands([rec, *alts], EvalArgs(path, cols.pred if has_pred else None,
+                                             cols.target, cols.weight, logits, nan))
+    return Recommendation(
+        task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,
+        mode="residuals" if has_pred else "target", evidence=evidence, histogram=histogram,
+        source={"path": where, "format": src.display_format, "rows": acc.rows + stats.count,
+                "rows_used": acc.rows, "rows_dropped": stats.count},
+        columns={"pred": cols.pred if has_pred else None, "pred_from": pred_from,
+                 "target": cols.target, "weight": cols.weight,
+                 **({"classes": class_labels(cols, acc)} if multiclass else {})},
+        notes=notes, warnings=warnings, rules=rules_for(detected))
+
+
+def pilot_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
+                where: str) -> list[Chunk]:
+    """The first chunks, at least PILOT_ROWS kept rows when the input has them (the pass that
+    follows counts the NaN rows and makes the checks)."""
+    stats = NanStats()
+    head: list[Chunk] = []
+    kept = 0
+    for raw in plan.peek():
+        chunk = to_chunk(raw, cols, stats)
+        if chunk.target.shape[0]:
+            head.append(chunk)
+            kept += chunk.target.shape[0]
+        if kept >= PILOT_ROWS:
+            break
+    if not head:
+        raise stats.error() if nan == "error" and stats.count else stats.all_dropped(where)
+    return head
