@@ -62,7 +62,7 @@ class TargetFacts:
             if len(distinct) > DISTINCT_LIMIT:
                 break
         facts.distinct = distinct if len(distinct) <= DISTINCT_LIMIT else None
-        facts.binary = bool(np.all((target == 0.0) | (target == 1.0)))
+        facts.binary = facts.integer and facts.minimum >= 0.0 and facts.maximum <= 1.0
         if pred is not None and pred.ndim == 1 and pred.size:
             facts.pred_min, facts.pred_max = float(pred.min()), float(pred.max())
         return facts

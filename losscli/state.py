@@ -449,9 +449,10 @@ class LogHistogram:
                 return
             kmin = int(keys.min())
         keys -= kmin
-        self._add(kmin, np.bincount(keys))
+        self.add_counts(kmin, np.bincount(keys))
 
-    def _add(self, offset: int, counts: np.ndarray) -> None:
+    def add_counts(self, offset: int, counts: np.ndarray) -> None:
+        """Add bucket counts: ``counts[i]`` values of key ``offset + i``."""
         if counts.size == 0:
             return
         if self.counts.size == 0:
@@ -467,7 +468,7 @@ class LogHistogram:
 
     def merge(self, other: LogHistogram) -> None:
         self.zero += other.zero
-        self._add(other.offset, other.counts)
+        self.add_counts(other.offset, other.counts)
 
     @property
     def n(self) -> int:
@@ -625,10 +626,16 @@ class ResidualChunk(Summary):
     squares: np.ndarray | None = None  # e^2, kept when asked for (per-row squared errors)
 
     @classmethod
-    def of(cls, batch: Batch, signs: bool, keep_squares: bool = False) -> ResidualChunk:
+    def of(cls, batch: Batch, signs: bool, keep_squares: bool = False,
+           gradients: bool = True) -> ResidualChunk:
+        """``gradients=False``: the value sums only (sum e^2, sum |e|), as for losses whose
+        gradient statistics nobody reads."""
         e, a, w = batch.residual(), batch.abs_residual(), batch.weight
         squares = np.multiply(e, e)
         ss = float(np.sum(squares))
+        if not gradients:
+            return cls(a, Moments(), float(np.sum(a)), math.nan, math.nan, math.nan, ss, 0, 0,
+                       squares if keep_squares else None)
         moments = Moments.of(e, sum_sq=ss)
         if w is None:
             sq = ss
@@ -666,7 +673,8 @@ class ClippedChunk(Summary):
 
     @classmethod
     def of(cls, d: float, s: float, res: ResidualChunk, e: np.ndarray,
-           w: np.ndarray | None) -> ClippedChunk:
+           w: np.ndarray | None, gradients: bool = True) -> ClippedChunk:
+        """``gradients=False``: the value alone (``value``; the summary fields are empty)."""
         g = np.clip(e, -d, d)
         m = np.abs(g)
         a = res.abs_values
@@ -675,6 +683,9 @@ class ClippedChunk(Summary):
         sq = float(np.sum(mm))
         # sum w m |e| - sum w m^2 / 2: m |e| >= m^2, so at most one bit is lost.
         value = (float(np.sum(ma)) - 0.5 * sq) / s
+        if not gradients:
+            return cls(m, Moments(), math.nan, math.nan, math.nan, math.nan, value,
+                       (mm, ma) if w is None else None)
         lo, hi = min(res.abs_min, d), min(res.abs_max, d)
         if s != 1.0:
             # Divided row by row, as g is defined: thresholds then count exactly.
@@ -1027,6 +1038,8 @@ class EvalState:
     #: Poisson bootstrap replicates (0: none) and their seed
     boot_samples: int = 0
     boot_seed: int = 0
+    #: the gradient statistics too (False: the values alone, as recommend's candidates need)
+    gradients: bool = True
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -1039,12 +1052,14 @@ class EvalState:
                 boot=BootSums() if self.boot_samples and not (
                     not s.is_combination and s.terms[0].balanced) else None)
                 for s in self.specs]
-        if self.residual_hist is None and any(_shares_residual_hist(s) for s in self.specs):
+        if self.residual_hist is None and self.gradients and any(
+                _shares_residual_hist(s) for s in self.specs):
             self.residual_hist = LogHistogram()
 
     def empty(self) -> EvalState:
         return EvalState(self.specs, self.opts, spread=self.spread, skew=self.skew,
-                         boot_samples=self.boot_samples, boot_seed=self.boot_seed)
+                         boot_samples=self.boot_samples, boot_seed=self.boot_seed,
+                         gradients=self.gradients)
 
     def update(self, batch: Batch, skip: Iterable[int] = (), rows: np.ndarray | None = None,
                stream: int = 0) -> None:
@@ -1075,7 +1090,7 @@ class EvalState:
         res = None
         if any(f is not None for f in forms):
             res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms),
-                                   keep_squares=self.spread)
+                                   keep_squares=self.spread, gradients=self.gradients)
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
@@ -1103,7 +1118,8 @@ class EvalState:
             else:
                 terms.add(st, i, c.values)
             st.value.add_array(c.values if w is None else c.values * w)
-            st.grad.update(c.grads, w, self.opts, c.abs_grads)
+            if self.gradients:
+                st.grad.update(c.grads, w, self.opts, c.abs_grads)
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")
@@ -1121,9 +1137,10 @@ class EvalState:
             assert loss.clip_of is not None
             key = loss.clip_of(params)
             if key not in clipped:
-                clipped[key] = ClippedChunk.of(*key, res, batch.residual(), w)
+                clipped[key] = ClippedChunk.of(*key, res, batch.residual(), w, self.gradients)
             st.value.add(clipped[key].value)
-            st.grad.update_linear(1.0, clipped[key], self.opts)
+            if self.gradients:
+                st.grad.update_linear(1.0, clipped[key], self.opts)
             chunk = clipped[key]
             terms.add(st, key, lambda: chunk.row_losses(key[1], res), chunk.value)
             return
@@ -1135,6 +1152,8 @@ class EvalState:
                 terms.add(st, "square", res.squares, total)
         elif res.squares is not None:  # |e|^2 = e^2: its sum is known
             terms.add(st, "abs", res.abs_values, total, squares=(res.squares, res.sum_sq))
+        if not self.gradients:
+            return
         if form == "linear":
             st.grad.update_linear(loss.grad_coef, res, self.opts)
         else:

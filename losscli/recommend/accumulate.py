@@ -31,6 +31,8 @@ from losscli.run import Executor, ReadPlan
 from losscli.sources import Chunk, Columns, NanStats, RawChunk, Source, to_chunk
 from losscli.spec import parse_spec
 from losscli.state import (
+    _MIN_KEY,
+    _SHIFT,
     HIST_ALPHA,
     EvalState,
     ExactSum,
@@ -43,6 +45,10 @@ from losscli.state import (
 
 # --- streaming accumulators -------------------------------------------------------------------
 
+#: the candidate losses whose values the first pass sums (values only, no gradient statistics)
+_REG_SPECS = (parse_spec("mse"), parse_spec("mae"))
+_POISSON_SPECS = (parse_spec("poisson"),)
+
 
 @dataclass
 class SignedHistogram:
@@ -53,12 +59,23 @@ class SignedHistogram:
     neg: LogHistogram = field(default_factory=LogHistogram)
 
     def update(self, d: np.ndarray) -> None:
-        neg = d < 0.0
-        if neg.any():
+        if d.size == 0:
+            return
+        # The keys of |d| once, the negative side's shifted past the positive side's, one
+        # bincount: no copy of either side (boolean indexing cost twice as much).
+        keys = np.right_shift(np.abs(d).view(np.int64), _SHIFT)
+        kmin, kmax = int(keys.min()), int(keys.max())
+        if kmin < _MIN_KEY:  # zeros or values below HIST_MIN_POSITIVE: each side apart
+            neg = d < 0.0
             self.neg.update(-d[neg])
             self.pos.update(d[~neg])
-        else:
-            self.pos.update(d)
+            return
+        span = kmax - kmin + 1
+        keys -= kmin
+        np.add(keys, span, out=keys, where=np.signbit(d))
+        counts = np.bincount(keys, minlength=2 * span)
+        self.pos.add_counts(kmin, counts[:span])
+        self.neg.add_counts(kmin, counts[span:])
 
     def merge(self, other: SignedHistogram) -> None:
         self.pos.merge(other.pos)
@@ -280,8 +297,8 @@ class PassState:
         if not self.full or not self.has_pred:
             return
         if not self.multiclass and not self.logits:
-            self.reg = EvalState([parse_spec("mse"), parse_spec("mae")])
-            self.poisson = EvalState([parse_spec("poisson")])
+            self.reg = EvalState(_REG_SPECS, gradients=False)
+            self.poisson = EvalState(_POISSON_SPECS, gradients=False)
         if self.multiclass:
             self.cls = ClassSums((("cce", {}),))
         else:
@@ -303,8 +320,11 @@ class PassState:
         """The state of exactly one chunk (called on an empty state)."""
         n = chunk.target.size
         self.rows = n
-        x = values_of(chunk, self.kind, self.logits)
-        self.hist.update(x - self.pilot)
+        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
+        # the residual once: the histogram, the moments and the candidate losses share it
+        x = batch.residual() if self.kind == "residual" else values_of(chunk, self.kind,
+                                                                      self.logits)
+        self.hist.update(x - self.pilot if self.pilot else x)
         if not self.full:
             return
         w = chunk.weight
@@ -315,9 +335,9 @@ class PassState:
         if self.multiclass:
             self._update_multiclass(chunk)
         else:
-            self._update_single(chunk, x)
+            self._update_single(chunk, x, batch)
 
-    def _update_single(self, chunk: Chunk, x: np.ndarray) -> None:
+    def _update_single(self, chunk: Chunk, x: np.ndarray, batch: Batch) -> None:
         t, p = chunk.target, chunk.pred
         self.tfacts = facts = TargetFacts.of(t, p if self.has_pred else None)
         self.t_moments.update(t)
@@ -327,7 +347,6 @@ class PassState:
                 self.class_counts = np.bincount(t.astype(np.intp), minlength=2)
             return
         self.pred_nonpositive = int(np.count_nonzero(p <= 0.0))
-        batch = Batch(p, t, chunk.weight, self.logits)
         if self.reg is not None:
             self.reg.update(batch)
         if self.poisson is not None:

@@ -137,7 +137,7 @@ def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> l
     if huber_deltas:
         if plan is not None:
             state, _ = plan.scan(EvalState([parse_spec(f"huber:delta={format_number(d)}")
-                                            for d in huber_deltas]))
+                                            for d in huber_deltas], gradients=False))
             for st, group in zip(state.losses, huber_deltas.values(), strict=True):
                 for c in group:
                     c.value = st.value.value / state.weight_sum.value
