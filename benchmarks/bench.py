@@ -375,6 +375,9 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
                 Command("eval (johnson CI)", "losscli", (*ev, "--format", "json", "--quiet"),
                         _parse_losscli_json),
                 Command("compare 2 columns", "losscli", cmp_argv, _parse_compare_json),
+                Command("recommend", "losscli", (*LOSSCLI, "recommend", str(path), "--pred",
+                                                 "y_hat", "--target", "y", "--format", "json",
+                                                 "--quiet")),
             )
             cases.append(Case(f"uncertainty-{label}", "uncertainty",
                               f"Intervals and compare, {label} rows Parquet: mse + mae + huber",
