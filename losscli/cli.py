@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from losscli import __version__
+from losscli._version import __version__
 from losscli.errors import LossCliError, UsageError
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from losscli import __version__
+from losscli._version import __version__
 from losscli.engine import (
     DETECT_ROWS,
     TaskValidator,

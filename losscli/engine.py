@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from losscli import __version__
+from losscli._version import __version__
 from losscli.detect import Detection, TargetFacts, Task, check_task, detect
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, ParamValue, default_losses
+from losscli.options import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
 from losscli.run import Executor, ReadPlan, resolve_executor
-from losscli.settings import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
 from losscli.sources import (
     Chunk,
     Columns,

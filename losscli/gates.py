@@ -7,11 +7,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from losscli.engine import Report
 from losscli.errors import InputError, UsageError
 from losscli.spec import parse_spec
+
+if TYPE_CHECKING:  # the result types only: no engine at import
+    from losscli.engine import Report
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,8 @@ from typing import Any
 
 from losscli.config import ConfigFile
 from losscli.errors import UsageError
+from losscli.options import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
 from losscli.uncertainty import DEFAULT_BOOTSTRAP_SAMPLES, DEFAULT_CONFIDENCE, check_ci_options
-
-#: Rows per chunk: 2**17 float64 rows (1 MiB a column) keep a chunk's temporaries in cache.
-DEFAULT_CHUNK_ROWS = 1 << 17
-#: |g| at or below this counts as vanishing; at or above EXPLODE_TOL as exploding.
-VANISH_TOL = 1e-6
-EXPLODE_TOL = 1e3
 
 #: Output formats of each command (eval's CI formats describe gates and loss values).
 FORMATS: dict[str, tuple[str, ...]] = {

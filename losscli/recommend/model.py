@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from losscli import __version__
+from losscli._version import __version__
 from losscli.engine import (
     json_safe,
 )

@@ -7,10 +7,13 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
 
-from losscli.engine import LossResult, Report
 from losscli.render import ci_header, ci_text, fmt, gates_verdict, md_cell, md_notes, pct
 from losscli.uncertainty import Interval
+
+if TYPE_CHECKING:  # the result types only: no engine at import
+    from losscli.engine import LossResult, Report
 
 GRADIENT_FIELDS = ("mean", "std", "abs_mean", "abs_max", "rms", "norm", "p50", "p90", "p99",
                    "vanishing_fraction", "exploding_fraction", "clipped_fraction")

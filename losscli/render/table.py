@@ -9,16 +9,18 @@ the columns that fit (each repeating the loss column), so no number becomes an e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from losscli.engine import Report
 from losscli.gates import distinct
 from losscli.render import ci_header, ci_text, fmt, gates_summary, pct
+
+if TYPE_CHECKING:  # the result types only: no engine at import
+    from losscli.engine import Report
 
 
 def _columns(report: Report) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
