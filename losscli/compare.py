@@ -39,6 +39,7 @@ from losscli.sources import (
     Chunk,
     Columns,
     NanStats,
+    PredArg,
     RawChunk,
     Source,
     _all_finite,
@@ -518,11 +519,11 @@ def _holm(p: Sequence[float]) -> list[float]:
 
 
 def compare(
-    baseline: str | Path | Source,
-    candidate: str | Path | Source | None = None,
+    baseline: str | Path | Source | Any,
+    candidate: str | Path | Source | Any | None = None,
     *,
-    pred: str | None = None,
-    baseline_pred: str | None = None,
+    pred: PredArg = None,
+    baseline_pred: PredArg = None,
     target: str | None = None,
     weight: str | None = None,
     losses: Sequence[str | LossSpec] | None = None,
@@ -547,7 +548,7 @@ def compare(
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
-    from losscli.sources import open_source, resolve_columns
+    from losscli.sources import open_input, resolve_columns
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -564,15 +565,12 @@ def compare(
         raise UsageError(f"--nan must be 'error' or 'drop', got '{nan}'")
     asked_task = check_task(task)
 
-    def source(s: str | Path | Source) -> Source:
-        return s if isinstance(s, Source) else open_source(str(s))
-
     stdin = ("-", "/dev/stdin")
     if isinstance(baseline, str | Path) and isinstance(candidate, str | Path) and \
             str(baseline) in stdin and str(candidate) in stdin:
         raise UsageError("both inputs are stdin, which can be read once: give one of them as "
                          "a file, or one input with --baseline-pred and --pred")
-    base_src = source(baseline)
+    base_src = open_input(baseline)
     one_file = candidate is None
     if one_file:
         if key is not None:
@@ -584,7 +582,7 @@ def compare(
         cand_src = base_src
     else:
         assert candidate is not None
-        cand_src = source(candidate)
+        cand_src = open_input(candidate)
     base_cols = resolve_columns(base_src, baseline_pred or pred, target, weight)
     cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
     if base_cols.multiclass != cand_cols.multiclass or (

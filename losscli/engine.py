@@ -23,6 +23,7 @@ from losscli.sources import (
     Columns,
     NanPolicy,
     NanStats,
+    PredArg,
     RawChunk,
     Source,
     to_chunk,
@@ -529,7 +530,7 @@ class EvalReduction:
 
 def evaluate(
     source: str | Path | Source | Mapping[str, Any] | Any,
-    pred: str | None = None,
+    pred: PredArg = None,
     target: str | None = None,
     weight: str | None = None,
     losses: Sequence[str | LossSpec] | None = None,
@@ -561,7 +562,7 @@ def evaluate(
     interval.
     """
     from losscli._alloc import keep_temporaries_in_heap
-    from losscli.sources import open_source, open_table, resolve_columns
+    from losscli.sources import open_input, resolve_columns
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -583,12 +584,7 @@ def evaluate(
             raise UsageError(f"loss '{s.spec}' is asked for twice")
         seen.add(s.spec)
 
-    if isinstance(source, Source):
-        src = source
-    elif isinstance(source, (str, Path)):
-        src = open_source(str(source))
-    else:
-        src = open_table(source)
+    src = open_input(source)
     cols = resolve_columns(src, pred, target, weight)
     where = src.where
 

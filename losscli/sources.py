@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +172,8 @@ class Source:
     arrow_types: dict[str, Any] = field(default_factory=dict)
     _stdin: BinaryIO | None = None  # CSV read once, as a stream: stdin, a pipe, a FIFO
     table: Any = None  # a pyarrow Table for in-memory input
+    reader: Any = None  # a pyarrow RecordBatchReader: in-memory input read once
+    reader_used: bool = field(default=False, repr=False)
     #: the CSV line break: b"\n" (also for \r\n), or b"\r" for old Mac / Excel exports
     newline: bytes = b"\n"
 
@@ -183,7 +185,7 @@ class Source:
     @property
     def is_stream(self) -> bool:
         """Read once, front to back: no second pass, no seeking."""
-        return self._stdin is not None
+        return self._stdin is not None or self.reader is not None
 
     @property
     def display_format(self) -> str:
@@ -329,18 +331,63 @@ def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
                   _stdin=io.BufferedReader(ChainedReader(head, stream)))
 
 
+def open_input(data: Any) -> Source:
+    """Open any input the library takes: a path (``str`` or ``os.PathLike``; ``"-"`` is CSV on
+    stdin), an opened :class:`Source`, or in-memory data (see :func:`open_table`). The one
+    place that eval, compare and recommend open their inputs."""
+    if isinstance(data, Source):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return open_source(os.fspath(data))
+    return open_table(data)
+
+
 def open_table(data: Any) -> Source:
-    """An in-memory source: a pandas DataFrame, a pyarrow Table or a mapping of column arrays."""
+    """An in-memory source: a pandas DataFrame, a pyarrow Table or RecordBatchReader (read once,
+    batch by batch), an object with the Arrow stream interface (``__arrow_c_stream__``: polars,
+    DuckDB results) or a mapping of column names to arrays (a 2-D array of shape (n, C) is a
+    list column of C class probabilities)."""
     import pyarrow as pa
 
-    if isinstance(data, pa.Table):
-        table = data
-    elif hasattr(data, "columns") and hasattr(data, "to_numpy"):
-        table = pa.Table.from_pandas(data, preserve_index=False)
-    else:
-        table = pa.table({str(k): np.asarray(v) for k, v in dict(data).items()})
+    what = type(data).__name__
+    try:
+        if isinstance(data, pa.RecordBatchReader):
+            schema = data.schema
+            return Source("<memory>", "memory", list(schema.names), reader=data,
+                          arrow_types={f.name: f.type for f in schema})
+        if isinstance(data, pa.RecordBatch):
+            table = pa.Table.from_batches([data])
+        elif isinstance(data, pa.Table):
+            table = data
+        elif type(data).__module__.split(".")[0] == "pandas" and hasattr(data, "columns"):
+            table = pa.Table.from_pandas(data, preserve_index=False)
+        elif hasattr(data, "__arrow_c_stream__"):
+            table = pa.table(data)
+        elif isinstance(data, Mapping):
+            table = pa.table({str(k): _column_array(pa, v) for k, v in data.items()})
+        else:
+            raise UsageError(f"cannot read a {what}: pass a path, a pandas DataFrame, a pyarrow "
+                             "Table or RecordBatchReader, or a mapping of column names to arrays")
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise InputError(f"<memory>: cannot read the {what} as columns "
+                         f"({' '.join(str(exc).split())})") from None
     return Source("<memory>", "memory", list(table.column_names), table=table,
                   arrow_types={f.name: f.type for f in table.schema})
+
+
+def _column_array(pa: Any, values: Any) -> Any:
+    """One column of a mapping: Arrow arrays as they are, 1-D arrays as NumPy reads them, and
+    a 2-D (n, C) array as a list column of C values a row."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    arr = np.asarray(values)
+    if arr.ndim == 2:
+        flat = np.ascontiguousarray(arr, dtype=np.float64).ravel()
+        return pa.FixedSizeListArray.from_arrays(pa.array(flat), arr.shape[1])
+    if arr.ndim != 1:
+        raise ValueError(f"a column must be a 1-D array (or 2-D: one row of class values a "
+                         f"row), got shape {arr.shape}")
+    return arr
 
 
 def _open_parquet(path: str, shown: str) -> Source:
@@ -421,9 +468,32 @@ def _all_names(src: Source, pred: str) -> bool:
     return "," in pred and bool(parts) and all(p in src.names for p in parts)
 
 
-def resolve_columns(src: Source, pred: str | None, target: str | None,
+#: --pred: a column name, a comma list, a glob, or (from Python) a list or tuple of names.
+PredArg = str | Sequence[str] | None
+
+
+def _listed(src: Source, names: Sequence[str], shown: str) -> tuple[list[str], list[str]]:
+    """(columns, class labels) of prediction columns named one by one."""
+    found = [find_column(src, n, "prediction") for n in names]
+    if not found:
+        raise UsageError(f"--pred '{shown}' names no column")
+    if len(set(found)) != len(found):
+        raise UsageError(f"--pred lists a column twice: {shown}")
+    return found, _common_prefix_labels(found)
+
+
+def resolve_columns(src: Source, pred: PredArg, target: str | None,
                     weight: str | None) -> Columns:
     """Map --pred/--target/--weight (or the recognised names) to the source's columns."""
+    names: list[str] | None = None
+    if pred is not None and not isinstance(pred, str):
+        names = list(pred)
+        if not all(isinstance(n, str) for n in names):
+            raise UsageError(f"pred must be a column name or a list of column names, got "
+                             f"{pred!r}")
+        pred = names[0] if len(names) == 1 else ",".join(names)  # one name in a list is it
+        names = None if len(names) == 1 else names
+    assert pred is None or isinstance(pred, str)
     tgt = find_column(src, target, "target") if target else guess_column(src, TARGET_NAMES, set())
     if tgt is None:
         raise InputError(f"{src.path}: no target column recognised; pass --target "
@@ -443,6 +513,8 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         if not cols.pred:
             raise InputError(f"{src.path}: no prediction column recognised; pass --pred "
                              f"(columns: {_available(src)})")
+    elif names is not None:
+        cols.pred, cols.labels = _listed(src, names, ",".join(names))
     elif pred in src.names:  # an exact name wins, even one that holds glob characters
         cols.pred = [pred]
     elif any(ch in pred for ch in "*?[") and not _all_names(src, pred):
@@ -453,12 +525,8 @@ def resolve_columns(src: Source, pred: str | None, target: str | None,
         cols.pred = matched
         cols.labels = _glob_labels(pred, matched) if len(matched) > 1 else []
     elif "," in pred:
-        names = [find_column(src, p.strip(), "prediction") for p in pred.split(",") if p.strip()]
-        if not names:
-            raise UsageError(f"--pred '{pred}' names no column")
-        if len(set(names)) != len(names):
-            raise UsageError(f"--pred lists a column twice: {pred}")
-        cols.pred, cols.labels = names, _common_prefix_labels(names)
+        cols.pred, cols.labels = _listed(
+            src, [p.strip() for p in pred.split(",") if p.strip()], pred)
     else:
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
@@ -745,6 +813,13 @@ def record_batches(src: Source, cols: Columns, rows: int,
         where = src.where
         for batch in _csv_batches(src, columns, types, rows):
             yield where, batch.select(columns)
+    elif src.reader is not None:
+        if src.reader_used:
+            raise InputError("<memory>: the RecordBatchReader was read already (a reader "
+                             "is read once; pass a pyarrow Table to read the data again)")
+        src.reader_used = True
+        for batch in src.reader:
+            yield src.path, batch.select(columns)
     elif src.format == "memory":
         for batch in src.table.select(columns).to_batches(max_chunksize=rows):
             yield src.path, batch

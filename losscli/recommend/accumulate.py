@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -28,7 +27,7 @@ from losscli.recommend.thresholds import (
     RecTask,
 )
 from losscli.run import Executor, ReadPlan
-from losscli.sources import Chunk, Columns, NanStats, RawChunk, Source, to_chunk
+from losscli.sources import Chunk, Columns, NanStats, PredArg, RawChunk, Source, to_chunk
 from losscli.spec import parse_spec
 from losscli.state import (
     _MIN_KEY,
@@ -490,17 +489,7 @@ class Passes:
         return folded.state, folded.nan  # type: ignore[return-value]
 
 
-def open_input(source: Any) -> Source:
-    from losscli.sources import open_source, open_table
-
-    if isinstance(source, Source):
-        return source
-    if isinstance(source, (str, Path)):
-        return open_source(str(source))
-    return open_table(source)
-
-
-def rec_columns(src: Source, pred: str | None, target: str | None, weight: str | None,
+def rec_columns(src: Source, pred: PredArg, target: str | None, weight: str | None,
              target_only: bool) -> tuple[Columns, bool, str]:
     """Resolve the columns; without --pred and no recognised prediction column (or with
     ``target_only``), the analysis is target-only: the target stands in as the prediction column

@@ -22,7 +22,6 @@ from losscli.recommend.accumulate import (
     Passes,
     PassReduction,
     PassState,
-    open_input,
     rec_columns,
     robust_of,
     values_of,
@@ -44,7 +43,17 @@ from losscli.recommend.thresholds import (
     RecTask,
 )
 from losscli.run import Executor, ReadPlan, resolve_executor
-from losscli.sources import Chunk, Columns, NanPolicy, NanStats, RawChunk, Source, to_chunk
+from losscli.sources import (
+    Chunk,
+    Columns,
+    NanPolicy,
+    NanStats,
+    PredArg,
+    RawChunk,
+    Source,
+    open_input,
+    to_chunk,
+)
 from losscli.state import (
     HIST_ALPHA,
 )
@@ -54,7 +63,7 @@ from losscli.state import (
 
 def recommend(
     source: str | Path | Source | Mapping[str, Any] | Any | None = None,
-    pred: str | None = None,
+    pred: PredArg = None,
     target: str | None = None,
     weight: str | None = None,
     task: RecTask | None = None,
