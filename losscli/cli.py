@@ -291,13 +291,16 @@ def _emit_rich(render: Callable[[Console], None], output: Path | None) -> None:
         render(stdout_console())
 
 
-def _emit_report(report: Report, out_fmt: str, output: Path | None) -> None:
-    if out_fmt != "table":
-        _emit(_render(report, out_fmt), output)
-        return
-    from losscli.render.table import print_eval
+def _emit_result(command: str, result: Any, out_fmt: str, output: Path | None,
+                 **options: Any) -> None:
+    """A command's result on stdout or into --output, in any format of the registry."""
+    from losscli.render.formats import CONSOLE, renderer
 
-    _emit_rich(lambda c: print_eval(report, c), output)
+    if out_fmt != CONSOLE:
+        _emit(_render(command, result, out_fmt), output)
+        return
+    draw = renderer(command, out_fmt)
+    _emit_rich(lambda c: draw(result, c, **options), output)
 
 
 def _warn(warnings: list[str], quiet: bool) -> None:
@@ -492,9 +495,9 @@ def eval_cmd(
         except OSError as exc:  # e.g. under /proc, writable by root but not a place for files
             raise UsageError(f"--write-baseline {write_baseline}: cannot make its directory "
                              f"({exc.strerror})") from None
-        write_output(_render(report, "json"), write_baseline)
+        write_output(_render("eval", report, "json"), write_baseline)
     try:
-        _emit_report(report, st.format, output)
+        _emit_result("eval", report, st.format, output)
     except BrokenPipeError:  # stdout closed (`| head`): the gates still decide the exit code
         stdout_gone()
     _step_summary(report)
@@ -513,25 +516,19 @@ def _exit_on_failed_gates(gates: list[Any], quiet: bool, out_fmt: str) -> None:
     raise typer.Exit(1)
 
 
-def _render(report: Report, out_fmt: str) -> str:
-    """The report as text in a machine or CI format."""
-    if out_fmt == "json":
-        from losscli.render.json import dumps
+def _render(command: str, result: Any, out_fmt: str) -> str:
+    """A result as text in a machine or CI format (the registry in render/formats.py)."""
+    from losscli.render.formats import renderer
 
-        return dumps(report.to_dict())
-    from losscli.render import ci
-
-    return {"markdown": ci.markdown, "csv": ci.csv_text, "junit": ci.junit,
-            "github": ci.github}[out_fmt](report)
+    text: str = renderer(command, out_fmt)(result)
+    return text
 
 
 def _step_summary(report: Report) -> None:
     """Append a markdown summary to $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
     if not os.environ.get("GITHUB_STEP_SUMMARY"):
         return
-    from losscli.render.ci import markdown
-
-    _append_summary(markdown(report))
+    _append_summary(_render("eval", report, "markdown"))
 
 
 def _append_summary(text: str) -> None:
@@ -639,22 +636,12 @@ def compare_cmd(
     if show_config:
         result.config = st.shown()
     _warn(result.warnings, quiet)
-    from losscli.render import compare as render
-
     try:
-        if st.format == "table":
-            _emit_rich(lambda c: render.print_compare(result, c), output)
-        elif st.format == "json":
-            from losscli.render.json import dumps
-
-            _emit(dumps(result.to_dict()), output)
-        else:
-            _emit({"markdown": render.markdown, "csv": render.csv_text, "junit": render.junit,
-                   "github": render.github}[st.format](result), output)
+        _emit_result("compare", result, st.format, output)
     except BrokenPipeError:
         stdout_gone()
     if os.environ.get("GITHUB_STEP_SUMMARY"):
-        _append_summary(render.markdown(result))
+        _append_summary(_render("compare", result, "markdown"))
     _exit_on_failed_gates(result.gates, quiet, st.format)
 
 
@@ -824,19 +811,7 @@ def recommend_cmd(
     if show_config:
         rec.config = st.shown()
     _warn(rec.warnings, quiet)
-    if st.format == "json":
-        from losscli.render.json import dumps
-
-        _emit(dumps(rec.to_dict()), output)
-        return
-    if st.format == "markdown":
-        from losscli.render.recommend import markdown
-
-        _emit(markdown(rec), output)
-        return
-    from losscli.render.recommend import print_recommend
-
-    _emit_rich(lambda c: print_recommend(rec, c, plot, rules), output)
+    _emit_result("recommend", rec, st.format, output, plot=plot, rules=rules)
 
 
 def run(argv: list[str] | None = None) -> int:

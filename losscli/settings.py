@@ -14,15 +14,12 @@ from typing import Any
 from losscli.config import ConfigFile
 from losscli.errors import UsageError
 from losscli.options import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
+from losscli.render.formats import formats
 from losscli.uncertainty import DEFAULT_BOOTSTRAP_SAMPLES, DEFAULT_CONFIDENCE, check_ci_options
 
-#: Output formats of each command (eval's CI formats describe gates and loss values).
-FORMATS: dict[str, tuple[str, ...]] = {
-    "compare": ("table", "json", "markdown", "csv", "junit", "github"),
-    "eval": ("table", "json", "markdown", "csv", "junit", "github"),
-    "recommend": ("table", "json", "markdown"),
-}
-ALL_FORMATS = FORMATS["eval"]
+#: Output formats of each command, from the one registry of renderers.
+FORMATS: dict[str, tuple[str, ...]] = {c: formats(c) for c in ("compare", "eval", "recommend")}
+ALL_FORMATS = tuple(dict.fromkeys(f for fs in FORMATS.values() for f in fs))
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
 EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
