@@ -471,11 +471,10 @@ def eval_cmd(
     compare = write_baseline is None  # recording a baseline skips the configured comparison
     gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
-        from losscli import gates as gate_mod
+        from losscli.gates import Gates
 
-        limits = gate_mod.parse_max(st.max)
-        tol = gate_mod.Tolerance.parse(st.tolerance if compare else None)
-        base = gate_mod.load_baseline(st.baseline) if compare and st.baseline else None
+        gates = Gates.parse(st.max, st.baseline if compare and st.baseline else None,
+                            st.tolerance if compare else None)
 
     with _Progress(source, quiet) as progress:
         report = evaluate(
@@ -485,7 +484,7 @@ def eval_cmd(
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed)
     if gated:
-        report.gates = gate_mod.check(report, limits, base, tol)
+        report.gates = gates.check(report)
     if show_config:
         report.config = st.shown()
     _warn(report.warnings, quiet)
@@ -611,7 +610,7 @@ def compare_cmd(
 
     Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error.
     """
-    from losscli.compare import check_gates, compare
+    from losscli.compare import compare
 
     check_output(output)
     st = _settings("compare", {
@@ -631,8 +630,7 @@ def compare_cmd(
             task=st.task, logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,
             threads=st.threads, ci=st.ci, confidence=st.confidence,
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha)
-    result.gates = check_gates(result, fail_if_worse, require_not_worse, tol)
-    result.settings["tolerance"] = str(tol)
+    result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()
     _warn(result.warnings, quiet)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from losscli.engine import (
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
+from losscli.result import Result
 from losscli.run import Executor, ReadPlan, resolve_executor
 from losscli.run.plan import PairedPlan
 from losscli.sources import (
@@ -59,6 +60,9 @@ from losscli.uncertainty import (
     stream_key,
     t_sf,
 )
+
+if TYPE_CHECKING:
+    from losscli.gates import Tolerance
 
 SCHEMA = "losscli.compare/1"
 DEFAULT_ALPHA = 0.05
@@ -139,9 +143,11 @@ class CompareGate:
         return asdict(self)
 
 
-@dataclass
-class Comparison:
+@dataclass(repr=False)
+class Comparison(Result):
     """What ``losscli compare`` found: plain data that the renderers and gates read."""
+
+    command: ClassVar[str] = "compare"
 
     baseline: dict[str, Any]
     candidate: dict[str, Any]
@@ -159,6 +165,18 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+    def check(self, fail_if_worse: bool = False, require_not_worse: bool = False,
+              tolerance: str | float | Tolerance | None = None) -> list[CompareGate]:
+        """Apply compare's gates (``--fail-if-worse``, ``--require-not-worse`` with the margin
+        ``--tolerance``: 1% of the baseline value, or absolute 0.01). Sets and returns
+        :attr:`gates`; :attr:`passed` is the verdict."""
+        from losscli.gates import Tolerance as Tol
+
+        tol = tolerance if isinstance(tolerance, Tol) else Tol.parse(tolerance)
+        self.gates = check_gates(self, fail_if_worse, require_not_worse, tol)
+        self.settings["tolerance"] = str(tol)
+        return self.gates
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from losscli.detect import Detection, TargetFacts, Task, check_task, detect
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, ParamValue, default_losses
 from losscli.options import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
+from losscli.result import Result
 from losscli.run import Executor, ReadPlan, resolve_executor
 from losscli.sources import (
     Chunk,
@@ -102,9 +103,11 @@ class SourceInfo:
     rows_dropped: int
 
 
-@dataclass
-class Report:
+@dataclass(repr=False)
+class Report(Result):
     """What an evaluation found: plain data that every renderer and gate reads."""
+
+    command: ClassVar[str] = "eval"
 
     source: SourceInfo
     task: Task
@@ -126,6 +129,17 @@ class Report:
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
+
+    def check(self, max: Mapping[str, float] | Sequence[str] | None = None,
+              baseline: str | Path | Report | Mapping[str, float | None] | None = None,
+              tolerance: str | float | None = None) -> list[Any]:
+        """Apply eval's gates (``--max``, ``--baseline``, ``--tolerance``): ``max`` maps a
+        loss spec to its limit, ``baseline`` is an eval JSON file, a Report or a mapping of
+        spec to value. Sets and returns :attr:`gates`; :attr:`passed` is the verdict."""
+        from losscli.gates import Gates
+
+        self.gates = Gates.parse(max, baseline, tolerance).check(self)
+        return self.gates
 
     def loss(self, spec: str) -> LossResult | None:
         """The result for a spec text (canonicalised), or None when it was not evaluated."""

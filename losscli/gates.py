@@ -142,6 +142,50 @@ def load_baseline(path: str | Path) -> dict[str, float | None]:
     return out
 
 
+def baseline_values(baseline: str | Path | Report | Mapping[str, float | None]
+                    ) -> dict[str, float | None]:
+    """spec -> value of a baseline: an eval JSON file, a Report, or a mapping (spec texts are
+    canonicalised; None or NaN is a value that cannot be compared)."""
+    if isinstance(baseline, (str, Path)):
+        return load_baseline(baseline)
+    if isinstance(baseline, Mapping):
+        pairs = list(baseline.items())
+    elif hasattr(baseline, "losses"):
+        pairs = [(r.spec, r.value) for r in baseline.losses]
+    else:
+        raise UsageError(f"baseline must be an eval JSON file, a Report or a mapping of loss "
+                         f"to value, got {type(baseline).__name__}")
+    out: dict[str, float | None] = {}
+    for spec, value in pairs:
+        number = None if value is None else float(value)
+        out[parse_spec(str(spec)).spec] = None if number is None or math.isnan(number) else number
+    return out
+
+
+@dataclass(frozen=True)
+class Gates:
+    """eval's gates, parsed (before a pass, so that a bad one fails fast): limits by loss, the
+    baseline's values and the tolerance."""
+
+    limits: dict[str, float]
+    baseline: dict[str, float | None] | None
+    tolerance: Tolerance
+
+    @classmethod
+    def parse(cls, max: Iterable[str] | Mapping[str, float] | None = None,
+              baseline: str | Path | Report | Mapping[str, float | None] | None = None,
+              tolerance: str | float | None = None) -> Gates:
+        """From the values of --max (``LOSS=V`` items or a mapping), --baseline and
+        --tolerance."""
+        return cls(parse_max(max or {}),
+                   None if baseline is None else baseline_values(baseline),
+                   Tolerance.parse(tolerance))
+
+    def check(self, report: Report) -> list[Gate]:
+        """Every gate's verdict on ``report``."""
+        return check(report, self.limits, self.baseline, self.tolerance)
+
+
 def check(report: Report, limits: Mapping[str, float],
           baseline: Mapping[str, float | None] | None, tolerance: Tolerance) -> list[Gate]:
     """Every gate's verdict; a limit on a loss that was not evaluated is a usage error."""

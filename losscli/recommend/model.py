@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from losscli._version import __version__
 from losscli.engine import (
@@ -14,6 +14,7 @@ from losscli.engine import (
 )
 from losscli.losses import BALANCED, CATALOG
 from losscli.recommend.thresholds import SCHEMA, THRESHOLDS, RecTask
+from losscli.result import Result
 from losscli.spec import format_number, parse_spec
 
 
@@ -109,9 +110,11 @@ class Evidence:
         return dict(self.__dict__)
 
 
-@dataclass
-class Recommendation:
+@dataclass(repr=False)
+class Recommendation(Result):
     """The recommended loss, ranked alternatives, reasons and the evidence behind them."""
+
+    command: ClassVar[str] = "recommend"
 
     task: RecTask
     task_reason: str
