@@ -42,10 +42,12 @@ def _losses(loss: LossArg, losses: LossArg) -> list[str | LossSpec] | None:
 
 
 def _plugins(plugin: str | Sequence[str] | None) -> None:
-    """Load custom losses (``--plugin``): a .py file or a module name, or a list of them."""
-    if plugin:
-        from losscli.plugin import load_plugins
+    """Load custom losses (``--plugin``): a .py file or a module name, or a list of them; as
+    in the CLI, a loss name no loaded loss has may then load the installed entry points."""
+    from losscli.registry import entry_points_on_demand, load_plugins
 
+    entry_points_on_demand()
+    if plugin:
         load_plugins([plugin] if isinstance(plugin, str) else list(plugin))
 
 

@@ -367,9 +367,12 @@ PluginOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:
-    if refs:
-        from losscli.plugin import load_plugins
+    """Load --plugin files and modules; a loss name no loaded loss has may then load the
+    installed entry points."""
+    from losscli.registry import entry_points_on_demand, load_plugins
 
+    entry_points_on_demand()
+    if refs:
         load_plugins(list(refs))
 
 
@@ -680,9 +683,11 @@ def losses_cmd(
     Exit codes: 0 ok (the check passed), 1 the check failed, 2 bad input / usage.
     """
     from losscli.config import find_config
+    from losscli.render.formats import formats
 
-    if fmt not in ("table", "json"):  # worded as eval's, compare's and recommend's
-        raise UsageError(f"--format must be one of table, json for losses, got '{fmt}'")
+    if fmt not in formats("losses"):  # worded as eval's, compare's and recommend's
+        raise UsageError(f"--format must be one of {', '.join(formats('losses'))} for losses, "
+                         f"got '{fmt}'")
     cfg = find_config(config, use=not no_config)
     _load_plugins([*cfg.values.get("plugins", []), *(plugin or [])])
     if check is not None:
@@ -690,23 +695,10 @@ def losses_cmd(
         return
     if data is not None or pred is not None or target is not None or logits:
         raise UsageError("--data, --pred, --target and --logits go with --check")
-    from losscli.losses import CATALOG, EPS, PLUGINS
+    from losscli.losses import CATALOG
+    from losscli.registry import PLUGINS
 
-    listed = [*CATALOG.values(), *PLUGINS.values()]
-    if fmt == "json":
-        from losscli.render.json import dumps
-
-        doc = {"schema": "losscli.losses/1", "eps": EPS, "losses": [
-            {"name": d.name, "task": d.task, "summary": d.summary, "formula": d.formula,
-             "gradient": d.gradient, "aliases": list(d.aliases),
-             **({"origin": d.origin} if d.origin else {}),
-             "params": [{"name": p.name, "default": p.default, "valid": p.valid_text,
-                         "doc": p.doc} for p in d.params]} for d in listed]}
-        sys.stdout.write(dumps(doc))
-        return
-    from losscli.render.catalog import print_catalog
-
-    print_catalog(listed, EPS, stdout_console())
+    _emit_result("losses", [*CATALOG.values(), *PLUGINS.values()], fmt, None)
 
 
 def _check_cmd(check: str, data: str | None, pred: str | None, target: str | None,

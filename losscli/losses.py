@@ -192,10 +192,10 @@ class LossDef:
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str | None]]:
-        """Pickled by name (its functions are looked up again where it is unpickled; a
-        plugin's is imported from its origin there), so that states cross processes."""
-        return loss_by_name, (self.name, self.origin)
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled by name (its functions are looked up again where it is unpickled), so that
+        states cross processes; a plugin's loss pickles by origin too (losscli.registry)."""
+        return catalog_loss, (self.name,)
 
 
 def _positive(v: float) -> bool:
@@ -471,41 +471,9 @@ CATALOG: dict[str, LossDef] = {
 
 ALIASES: dict[str, str] = {a: d.name for d in CATALOG.values() for a in d.aliases}
 
-#: Custom losses registered by plugins (``losscli.plugin.loss``), by name.
-PLUGINS: dict[str, LossDef] = {}
-
-
-def lookup(name: str) -> LossDef | None:
-    """The catalog entry (or plugin loss) for a name or alias, or None. A name that is neither
-    loads the installed ``losscli.losses`` entry points once, then looks again."""
-    key = name.strip().lower().replace("-", "_")
-    found = CATALOG.get(ALIASES.get(key, key)) or PLUGINS.get(key)
-    if found is None:
-        from losscli.plugin import load_entry_points
-
-        if load_entry_points():
-            found = PLUGINS.get(key)
-    return found
-
-
-def known_names() -> list[str]:
-    """Every loss name that a spec may use: the catalog's, then the plugins'."""
-    return [*CATALOG, *PLUGINS]
-
-
-def loss_by_name(name: str, origin: str | None = None) -> LossDef:
-    """The loss of a pickled LossDef: a plugin's is loaded from its origin when missing."""
-    found = lookup(name)
-    if found is None and origin is not None:
-        from losscli.plugin import load_plugins
-
-        load_plugins([origin])
-        found = lookup(name)
-    if found is None:
-        from losscli.errors import PluginError
-
-        raise PluginError(f"unknown loss '{name}'" + (f" (plugin {origin})" if origin else ""))
-    return found
+def catalog_loss(name: str) -> LossDef:
+    """The built-in loss of a pickled LossDef (plugins pickle through losscli.registry)."""
+    return CATALOG[name]
 
 
 def losses_for_task(task: Task) -> list[LossDef]:

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from losscli.errors import UsageError
-from losscli.losses import BALANCED, LossDef, Param, ParamValue, Task, known_names, lookup
+from losscli.losses import BALANCED, LossDef, Param, ParamValue, Task
+from losscli.registry import known_names, lookup
 
 # '+' that starts a new term: followed by an optional 'coef*' and a name (so '1e+3' is a number).
 _TERM_SPLIT = re.compile(r"\+(?=\s*(?:[0-9.]+(?:[eE][-+]?\d+)?\s*\*\s*)?[A-Za-z_])")

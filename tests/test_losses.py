@@ -24,7 +24,8 @@ from sklearn.metrics import (
 
 import losscli
 from losscli.engine import LossResult
-from losscli.losses import CATALOG, EPS, lookup
+from losscli.losses import CATALOG, EPS
+from losscli.registry import lookup
 
 RTOL = 1e-9
 N = 3000

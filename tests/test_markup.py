@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from losscli import plugin as plugin_mod
+from losscli import registry
 from losscli.cli import run
-from losscli.losses import PLUGINS
+from losscli.registry import PLUGINS
 
 
 @pytest.fixture
@@ -44,12 +44,12 @@ def bracketed(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def fresh_registry() -> object:
-    saved, loaded = dict(PLUGINS), set(plugin_mod._loaded)
+    saved, loaded = dict(PLUGINS), set(registry._loaded)
     yield
     PLUGINS.clear()
     PLUGINS.update(saved)
-    plugin_mod._loaded.clear()
-    plugin_mod._loaded.update(loaded)
+    registry._loaded.clear()
+    registry._loaded.update(loaded)
 
 
 def table(capsys: pytest.CaptureFixture[str], *args: str) -> str:

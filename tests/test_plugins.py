@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 import losscli
-from losscli import plugin as plugin_mod
+from losscli import registry
 from losscli.cli import run
 from losscli.errors import PluginError
-from losscli.losses import CATALOG, PLUGINS
+from losscli.losses import CATALOG
+from losscli.registry import PLUGINS
 from losscli.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,15 +35,15 @@ CAPPED = str(EXAMPLES / "capped_relative.py")
 @pytest.fixture(autouse=True)
 def fresh_registry() -> Iterator[None]:
     """Each test starts without plugins and leaves none behind."""
-    saved, loaded = dict(PLUGINS), set(plugin_mod._loaded)
+    saved, loaded = dict(PLUGINS), set(registry._loaded)
     PLUGINS.clear()
-    plugin_mod._loaded.clear()
+    registry._loaded.clear()
     yield
     PLUGINS.clear()
     PLUGINS.update(saved)
-    plugin_mod._loaded.clear()
-    plugin_mod._loaded.update(loaded)
-    plugin_mod.reset_entry_points()
+    registry._loaded.clear()
+    registry._loaded.update(loaded)
+    registry.reset_entry_points()
 
 
 def write(tmp_path: Path, name: str, body: str) -> str:
@@ -98,7 +99,7 @@ def capped_ref(pred: np.ndarray, y: np.ndarray, cap: float, floor: float) -> tup
 ])
 def test_examples_match_their_formulas(data: dict[str, np.ndarray], ref: Any, plugin: str,
                                        spec: str, params: tuple[float, float]) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     load_plugins([plugin])
     values, grads = ref(data["pred"], data["target"], *params)
@@ -120,7 +121,7 @@ def test_examples_match_their_formulas(data: dict[str, np.ndarray], ref: Any, pl
 
 
 def test_asym_with_under_one_is_mse(data: dict[str, np.ndarray]) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     load_plugins([ASYM])
     r = losscli.evaluate(data, pred="pred", target="target", losses=["asym:under=1", "mse"])
@@ -193,7 +194,7 @@ def install_entry_point(where: Path, monkeypatch: pytest.MonkeyPatch, dist: str,
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[losscli.losses]\n{entry}\n")
     monkeypatch.syspath_prepend(str(where))
-    plugin_mod.reset_entry_points()
+    registry.reset_entry_points()
 
 
 def test_entry_point_group(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -206,6 +207,21 @@ def test_entry_point_group(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert code == 0, err
     assert json.loads(out)["losses"][0]["spec"] == "shop_asym:under=2"
     monkeypatch.delitem(sys.modules, "shop_costs")
+
+
+def test_parse_spec_runs_no_entry_point_unless_asked(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spec naming an unknown loss imports no installed package's code by itself; the CLI
+    and the top-level functions ask for the entry points, and then the loss is found."""
+    write(tmp_path, "depot_costs.py", Path(ASYM).read_text().replace('"asym"', '"depot_asym"'))
+    install_entry_point(tmp_path, monkeypatch, "depot-costs", "depot = depot_costs")
+    with pytest.raises(losscli.UsageError, match="unknown loss 'depot_asym'"):
+        parse_spec("depot_asym")
+    assert "depot_costs" not in sys.modules and "depot_asym" not in PLUGINS
+    registry.entry_points_on_demand()
+    assert parse_spec("depot_asym:under=2").spec == "depot_asym:under=2"
+    assert "depot_costs" in sys.modules
+    monkeypatch.delitem(sys.modules, "depot_costs")
 
 
 def test_broken_entry_point_names_itself(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -289,7 +305,7 @@ def test_missing_plugin_file_and_module(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_two_plugins_with_one_name_clash(tmp_path: Path) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     other = write(tmp_path, "other.py", Path(ASYM).read_text())
     load_plugins([ASYM])
@@ -298,7 +314,7 @@ def test_two_plugins_with_one_name_clash(tmp_path: Path) -> None:
 
 
 def test_bad_declarations(tmp_path: Path) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     for body, message in (
             ('from losscli.plugin import loss\n@loss(name="Bad Name", task="regression")\n'
@@ -332,7 +348,7 @@ def test_plugin_cannot_modify_the_shared_batch(capsys: pytest.CaptureFixture[str
 
 
 def test_multiclass_plugin_gradient_row_norm(tmp_path: Path) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     path = write(tmp_path, "brier.py", """
         import numpy as np
@@ -361,7 +377,7 @@ def test_multiclass_plugin_gradient_row_norm(tmp_path: Path) -> None:
 
 
 def test_specs_pickle_by_name_and_a_plugin_reloads_in_a_new_process() -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     load_plugins([ASYM])
     spec = parse_spec("asym:under=7")

@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from losscli.losses import LossDef
+from losscli.losses import EPS, LossDef
 
 #: Narrower than this, the five-column table would wrap formulas into slivers: blocks instead.
 WIDE = 140
@@ -89,3 +89,20 @@ def print_catalog(losses: Sequence[LossDef], eps: float, console: Console) -> No
     """The catalog in the layout that fits the console, then the pinned conventions."""
     console.print(wide_table(losses) if console.width >= WIDE else narrow_blocks(losses))
     console.print(footnote(eps))
+
+
+def print_losses(losses: Sequence[LossDef], console: Console) -> None:
+    """``losscli losses``: the catalog and the pinned conventions (EPS)."""
+    print_catalog(losses, EPS, console)
+
+
+def losses_json(losses: Sequence[LossDef]) -> str:
+    """``losscli losses --format json``: the versioned document of the catalog."""
+    from losscli.render.json import dumps
+
+    return dumps({"schema": "losscli.losses/1", "eps": EPS, "losses": [
+        {"name": d.name, "task": d.task, "summary": d.summary, "formula": d.formula,
+         "gradient": d.gradient, "aliases": list(d.aliases),
+         **({"origin": d.origin} if d.origin else {}),
+         "params": [{"name": p.name, "default": p.default, "valid": p.valid_text,
+                     "doc": p.doc} for p in d.params]} for d in losses]})

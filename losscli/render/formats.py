@@ -32,6 +32,8 @@ RENDERERS: dict[tuple[str, str], str] = {
     ("recommend", "table"): "losscli.render.recommend:print_recommend",
     ("recommend", "json"): _JSON,
     ("recommend", "markdown"): "losscli.render.recommend:markdown",
+    ("losses", "table"): "losscli.render.catalog:print_losses",
+    ("losses", "json"): "losscli.render.catalog:losses_json",
 }
 
 #: The format drawn on a console (with colour on a terminal); the others are text.
