@@ -96,7 +96,8 @@ def evaluate(
 
     report = run(source, pred, target, weight, _losses(loss, losses), task=task,
                  logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
-                 executor=executor, vanish_tol=vanish_tol, explode_tol=explode_tol, grad_clip=grad_clip, ci=ci,
+                 executor=executor, vanish_tol=vanish_tol, explode_tol=explode_tol,
+                 grad_clip=grad_clip, ci=ci,
                  confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
                  progress=progress)
     if gates is not None:
@@ -148,8 +149,8 @@ def compare(
     result = run(baseline, candidate, pred=pred, baseline_pred=baseline_pred, target=target,
                  weight=weight, losses=_losses(loss, losses), key=key, unmatched=unmatched,
                  task=task, logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
-                 executor=executor, ci=ci, confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
-                 alpha=alpha)
+                 executor=executor, ci=ci, confidence=confidence,
+                 bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha)
     result.check(fail_if_worse, require_not_worse, tol)
     return result
 

@@ -133,7 +133,7 @@ def test_every_kind_of_input_gives_the_same_report(tmp_path: Path) -> None:
     kw: dict[str, Any] = {"pred": "p", "target": "y", "weight": "w", "loss": ["mse", "mae"]}
     docs = [where_aside(losscli.evaluate(data, **kw).to_dict()) for data in (
         df, table, {"y": y, "p": p, "w": w}, {"y": list(y), "p": pa.array(p), "w": w},
-        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()),
+        pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=700)),
         str(tmp_path / "f.parquet") if df.to_parquet(tmp_path / "f.parquet") is None else "")]
     assert all(d == docs[0] for d in docs[1:])
     mse = docs[0]["losses"][0]["value"]
