@@ -203,12 +203,16 @@ def _umask() -> int:
     return mask
 
 
-def write_output(text: str, path: Path) -> None:
+def write_output(text: str | bytes, path: Path) -> None:
     """Write a whole file or nothing: a temporary file beside it, then an atomic rename. A
     device, pipe or terminal is written straight through (a rename would replace it). A new
     file gets the permissions the umask allows; a replaced one keeps its own."""
     check_output(path)
     if not _regular_or_new(path):
+        if isinstance(text, bytes):
+            with open(path, "wb") as raw:
+                raw.write(text)
+            return
         with open(path, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
         return
@@ -222,8 +226,12 @@ def write_output(text: str, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as raw:
+                raw.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -303,6 +311,55 @@ def _emit_result(command: str, result: Any, out_fmt: str, output: Path | None,
     _emit_rich(lambda c: draw(result, c, **options), output)
 
 
+#: The command line of this run, for the report's provenance.
+_ARGV: list[str] = []
+
+
+def _check_report(report: Path | None, figures: Path | None) -> bool:
+    """Whether figures are asked for; before the pass, that matplotlib is there and the
+    outputs can be written."""
+    if report is None and figures is None:
+        return False
+    from losscli.render.plots import require_matplotlib
+
+    require_matplotlib()
+    check_output(report, "--report")
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise UsageError(f"--figures {figures}: not a directory")
+    return True
+
+
+def _write_report(result: Any, report: Path | None, figures: Path | None) -> None:
+    """Draw the figures once; write the HTML report and / or one PNG per figure."""
+    if report is None and figures is None:
+        return
+    import shlex
+    from datetime import datetime, timezone
+
+    from losscli.compare import Comparison
+    from losscli.recommend import Recommendation
+    from losscli.render import html, plots
+
+    cmp = result if isinstance(result, Comparison) else None
+    rec = result if isinstance(result, Recommendation) else None
+    drawn = plots.draw(result.figures, cmp, rec)
+    if report is not None:
+        prov = html.Provenance(shlex.join(["losscli", *_ARGV]), __version__,
+                               datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               getattr(result, "elapsed_seconds", None))
+        page = (html.compare_html if cmp is not None else html.recommend_html
+                if rec is not None else html.eval_html)(result, drawn, prov)
+        write_output(page, report)
+    if figures is not None:
+        try:
+            figures.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--figures {figures}: cannot make the directory "
+                             f"({exc.strerror})") from None
+        for p in drawn:
+            write_output(plots.png(p), figures / f"{p.name}.png")
+
+
 def _warn(warnings: list[str], quiet: bool) -> None:
     if quiet:
         return
@@ -351,6 +408,13 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE",
     show_default=False, help="Write the result to FILE (whole, atomically).")]
+ReportOpt = Annotated[Path | None, typer.Option(
+    "--report", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE.html",
+    show_default=False, help="Also write a self-contained HTML report with figures (needs "
+    "losscli[report]).")]
+FiguresOpt = Annotated[Path | None, typer.Option(
+    "--figures", rich_help_panel=OUTPUT, file_okay=False, metavar="DIR", show_default=False,
+    help="Also write each figure as a PNG into DIR (needs losscli[report]).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE", show_default=False,
     help="Settings file (default: pyproject.toml).")]
@@ -447,6 +511,8 @@ def eval_cmd(
     bootstrap_samples: BootstrapOpt = None,
     seed: SeedOpt = None,
     output: OutputOpt = None,
+    report_file: ReportOpt = None,
+    figures: FiguresOpt = None,
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
@@ -459,6 +525,7 @@ def eval_cmd(
     from losscli.engine import evaluate
 
     check_output(output)
+    drawing = _check_report(report_file, figures)
     _check_baseline_path(write_baseline)
     if write_baseline is not None and (baseline is not None or tolerance is not None):
         raise UsageError("--write-baseline records a baseline and --baseline / --tolerance "
@@ -485,7 +552,8 @@ def eval_cmd(
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
-            confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed)
+            confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
+            figures=drawing)
     if gated:
         report.gates = gates.check(report)
     if show_config:
@@ -498,6 +566,7 @@ def eval_cmd(
             raise UsageError(f"--write-baseline {write_baseline}: cannot make its directory "
                              f"({exc.strerror})") from None
         write_output(_render("eval", report, "json"), write_baseline)
+    _write_report(report, report_file, figures)
     try:
         _emit_result("eval", report, st.format, output)
     except BrokenPipeError:  # stdout closed (`| head`): the gates still decide the exit code
@@ -601,6 +670,8 @@ def compare_cmd(
     ] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    report_file: ReportOpt = None,
+    figures: FiguresOpt = None,
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
@@ -616,6 +687,7 @@ def compare_cmd(
     from losscli.compare import compare
 
     check_output(output)
+    drawing = _check_report(report_file, figures)
     st = _settings("compare", {
         "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
@@ -632,11 +704,13 @@ def compare_cmd(
             weight=st.weight, losses=list(st.losses) or None, key=key, unmatched=unmatched,
             task=st.task, logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,
             threads=st.threads, ci=st.ci, confidence=st.confidence,
-            bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha)
+            bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
+            figures=drawing)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()
     _warn(result.warnings, quiet)
+    _write_report(result, report_file, figures)
     try:
         _emit_result("compare", result, st.format, output)
     except BrokenPipeError:
@@ -771,6 +845,8 @@ def recommend_cmd(
         help="Also show the selection rules of the task.")] = False,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
+    report_file: ReportOpt = None,
+    figures: FiguresOpt = None,
     quiet: QuietOpt = False,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
@@ -783,6 +859,7 @@ def recommend_cmd(
     from losscli.recommend import Hints, recommend
 
     check_output(output)
+    drawing = _check_report(report_file, figures)
     st = _settings("recommend", {
         "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt},
@@ -797,10 +874,12 @@ def recommend_cmd(
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             threads=st.threads, progress=progress.callback,
             target_only=target_only,
-            hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share))
+            hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
+            figures=drawing)
     if show_config:
         rec.config = st.shown()
     _warn(rec.warnings, quiet)
+    _write_report(rec, report_file, figures)
     _emit_result("recommend", rec, st.format, output, plot=plot, rules=rules)
 
 
@@ -815,6 +894,7 @@ def run(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - older typer
         from click import exceptions as click_errors  # type: ignore[no-redef]
 
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="losscli", standalone_mode=False)

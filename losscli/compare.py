@@ -161,6 +161,8 @@ class Comparison(Result):
     gates: list[CompareGate] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     config: dict[str, Any] | None = None
+    #: the report's figures (a losscli.figures.FigureData), when asked for
+    figures: Any = None
 
     @property
     def passed(self) -> bool:
@@ -235,6 +237,8 @@ class PairedState:
     losses: list[PairedLoss] = field(default_factory=list)
     #: the third moments of the differences (Johnson's interval; the t interval does without)
     skew: bool = True
+    #: the report's per-row difference histograms (a losscli.figures.FigureState), when asked
+    figures: Any = None
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -244,7 +248,8 @@ class PairedState:
                            for _ in self.specs]
 
     def empty(self) -> PairedState:
-        return PairedState(self.specs, self.boot_samples, self.boot_seed, skew=self.skew)
+        return PairedState(self.specs, self.boot_samples, self.boot_seed, skew=self.skew,
+                           figures=None if self.figures is None else self.figures.empty())
 
     def update(self, base: Batch, cand: Batch, rows: np.ndarray | None) -> None:
         """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
@@ -258,12 +263,14 @@ class PairedState:
         vectors: list[np.ndarray] = []
         if self.boot_samples:
             vectors.append(np.ones(n) if w is None else w)
-        for spec, st in zip(self.specs, self.losses, strict=True):
+        for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
             d = lc - lb
+            if self.figures is not None:
+                self.figures.update_diff(i, d)
             st.diff.merge(RowMoments.of(d, w, skew=self.skew))
             better = int(np.count_nonzero(d < 0.0))
             worse = int(np.count_nonzero(d > 0.0))
@@ -287,6 +294,8 @@ class PairedState:
         self.weight_sum.merge(other.weight_sum)
         for a, b in zip(self.losses, other.losses, strict=True):
             a.merge(b)
+        if self.figures is not None and other.figures is not None:
+            self.figures.merge(other.figures)
 
 
 def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
@@ -558,11 +567,13 @@ def compare(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    figures: bool = False,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
     One input with two prediction columns (``baseline_pred`` and ``pred``), or two inputs
-    (the baseline file first) whose rows correspond in order or by ``key``.
+    (the baseline file first) whose rows correspond in order or by ``key``. ``figures`` also
+    gathers the per-row differences for the report (``Comparison.figures``).
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
@@ -666,7 +677,8 @@ def compare(
     task_name = "regression" if found_task == "counts" else found_task
 
     boot = bootstrap_samples if ci == "bootstrap" else 0
-    state = PairedState(specs, boot, seed, skew=ci != "t")
+    state = PairedState(specs, boot, seed, skew=ci != "t",
+                        figures=_figure_state(specs) if figures else None)
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where),
@@ -702,7 +714,20 @@ def compare(
                   "nan": nan, "key": key, "unmatched": unmatched,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
-        warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started)
+        warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,
+        figures=None if state.figures is None else _figure_data(state.figures, specs))
+
+
+def _figure_state(specs: Sequence[LossSpec]) -> Any:
+    from losscli.figures import FigureState
+
+    return FigureState("paired", losses=len(specs), paired=True)
+
+
+def _figure_data(figures: Any, specs: Sequence[LossSpec]) -> Any:
+    from losscli.figures import finish
+
+    return finish(figures, [s.spec for s in specs])
 
 
 def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, method: str,

@@ -125,6 +125,8 @@ class Report(Result):
     gates: list[Any] = field(default_factory=list)
     #: resolved settings and where each came from, shown with --show-config
     config: dict[str, Any] | None = None
+    #: what the report's figures show (a losscli.figures.FigureData), when asked for
+    figures: Any = None
 
     @property
     def passed(self) -> bool:
@@ -165,6 +167,8 @@ class Report(Result):
         }
         if self.config is not None:
             d["config"] = self.config
+        if self.figures is not None and self.figures.calibration is not None:
+            d["calibration"] = self.figures.calibration
         return json_safe(d)
 
 
@@ -563,6 +567,7 @@ def evaluate(
     confidence: float = DEFAULT_CONFIDENCE,
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
+    figures: bool = False,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -573,7 +578,8 @@ def evaluate(
     'processes[:N]' or an :class:`~losscli.run.Executor`). ``task`` overrides the detected
     task (regression, counts, binary, multiclass; see :mod:`losscli.detect`). ``ci``
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
-    interval.
+    interval. ``figures`` also gathers the report's figures (``Report.figures``; the
+    calibration bins go into the JSON).
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_input, resolve_columns
@@ -647,7 +653,8 @@ def evaluate(
     template = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
                       spread=ci_opts.enabled, skew=ci_opts.method != "t",
                       boot_samples=ci_opts.samples if ci_opts.method == "bootstrap" else 0,
-                      boot_seed=ci_opts.seed)
+                      boot_seed=ci_opts.seed,
+                      figures=_figure_state(task, specs, head, logits) if figures else None)
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None),
                               optional, logits, len(src.files) > 1)
@@ -680,6 +687,9 @@ def evaluate(
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
     if cols.multiclass:
         columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]
+    figure_data = None
+    if state.figures is not None:
+        figure_data = _figure_data(state, dropped, results, columns.get("classes", ()))
     return Report(
         source=SourceInfo(where, src.display_format, total_rows, state.rows, stats.count),
         task=task,
@@ -692,7 +702,45 @@ def evaluate(
         warnings=warnings,
         notes=notes,
         elapsed_seconds=time.perf_counter() - started,
+        figures=figure_data,
     )
+
+
+def _figure_state(task: str, specs: Sequence[LossSpec], head: list[Chunk],
+                  logits: bool) -> Any:
+    from losscli.figures import FigureState
+
+    classes = int(head[0].pred.shape[0]) if task == "multiclass" else 0
+    return FigureState(task, classes, len(specs), logits)
+
+
+def _figure_data(state: EvalState, dropped: Mapping[int, str], results: list[LossResult],
+                 labels: Sequence[str]) -> Any:
+    """The figures' data: the figure state's, and the |g| buckets of each loss from the
+    gradient histograms the pass keeps anyway."""
+    from losscli.figures import finish, gradient_buckets
+
+    kept = [i for i in range(len(state.specs)) if i not in dropped]
+    data = finish(state.figures, [s.spec for s in state.specs], labels)
+    data.class_loss = [c for i, c in enumerate(data.class_loss) if i in kept]
+    for i, r in zip(kept, results, strict=True):
+        spec, st = state.specs[i], state.losses[i]
+        single = spec.single
+        if st.classes is not None:
+            continue
+        qs = (r.gradient.p50, r.gradient.p90, r.gradient.p99)
+        scale = 1.0
+        if single is not None and single.reduce == "sqrt":
+            scale = 1.0 / r.value if r.value > 0 else 0.0
+        if st.grad.hist is not None:
+            data.gradients.append(gradient_buckets(spec.spec, st.grad.hist, qs, scale=scale))
+        elif state.residual_hist is not None and single is not None and \
+                single.abs_grad_of_abs_residual is not None:
+            f, params = single.abs_grad_of_abs_residual, spec.terms[0].params
+            data.gradients.append(gradient_buckets(
+                spec.spec, state.residual_hist, qs,
+                lambda v, f=f, params=params: f(v, params), scale))
+    return data
 
 
 def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,

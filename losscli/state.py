@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -489,6 +490,50 @@ class LogHistogram:
         """Approximate count of values <= threshold (exact for the zero bucket)."""
         values, counts = self.buckets()
         return int(counts[values <= threshold].sum())
+
+
+@dataclass
+class SignedHistogram:
+    """Values x - centre in two log histograms (positive side, negative side); exact zeros are
+    counted in the positive side's zero bucket. Integer counts: merging is exact."""
+
+    pos: LogHistogram = field(default_factory=LogHistogram)
+    neg: LogHistogram = field(default_factory=LogHistogram)
+
+    def update(self, d: np.ndarray, abs_d: np.ndarray | None = None) -> None:
+        """Add NaN-free values; ``abs_d`` is |d| when the caller has it."""
+        if d.size == 0:
+            return
+        # The keys of |d| once, the negative side's shifted past the positive side's, one
+        # bincount: no copy of either side (boolean indexing cost twice as much).
+        a = np.abs(d) if abs_d is None else np.ascontiguousarray(abs_d)
+        keys = np.right_shift(a.view(np.int64), _SHIFT)
+        kmin, kmax = int(keys.min()), int(keys.max())
+        if kmin < _MIN_KEY:  # zeros or values below HIST_MIN_POSITIVE: each side apart
+            neg = d < 0.0
+            self.neg.update(-d[neg])
+            self.pos.update(d[~neg])
+            return
+        span = kmax - kmin + 1
+        keys -= kmin
+        np.add(keys, span, out=keys, where=np.signbit(d))
+        counts = np.bincount(keys, minlength=2 * span)
+        self.pos.add_counts(kmin, counts[:span])
+        self.neg.add_counts(kmin, counts[span:])
+
+    def merge(self, other: SignedHistogram) -> None:
+        self.pos.merge(other.pos)
+        self.neg.merge(other.neg)
+
+    def signed_buckets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ascending signed representative values and their counts (zero bucket included)."""
+        pv, pc = self.pos.buckets()
+        nv, nc = self.neg.buckets()
+        # neg.buckets() includes its (always empty, or sub-1e-300) zero bucket first.
+        values = np.concatenate((-nv[::-1], pv))
+        counts = np.concatenate((nc[::-1], pc))
+        keep = counts > 0
+        return values[keep], counts[keep]
 
 
 # --- the evaluation state -----------------------------------------------------------------
@@ -1040,6 +1085,8 @@ class EvalState:
     boot_seed: int = 0
     #: the gradient statistics too (False: the values alone, as recommend's candidates need)
     gradients: bool = True
+    #: the report's figure accumulators (a losscli.figures.FigureState), when asked for
+    figures: Any = None
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -1059,7 +1106,8 @@ class EvalState:
     def empty(self) -> EvalState:
         return EvalState(self.specs, self.opts, spread=self.spread, skew=self.skew,
                          boot_samples=self.boot_samples, boot_seed=self.boot_seed,
-                         gradients=self.gradients)
+                         gradients=self.gradients,
+                         figures=None if self.figures is None else self.figures.empty())
 
     def update(self, batch: Batch, skip: Iterable[int] = (), rows: np.ndarray | None = None,
                stream: int = 0) -> None:
@@ -1086,6 +1134,8 @@ class EvalState:
                 batch = replace(batch, weight=w)
         self.rows += n
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
+        if self.figures is not None:
+            self.figures.update(batch)
         forms = [_grad_form(s) for s in self.specs]
         res = None
         if any(f is not None for f in forms):
@@ -1104,6 +1154,8 @@ class EvalState:
                 continue
             c = _evaluate_spec(spec, batch)
             st.clipped_inputs += c.clipped
+            if self.figures is not None:
+                self.figures.update_loss(i, batch.target, c.values)
             if st.classes is not None:
                 st.classes.update(c, batch, self.opts, self.weight_exp)
                 continue
@@ -1185,3 +1237,5 @@ class EvalState:
             a.merge(b, shift)
         if self.residual_hist is not None and other.residual_hist is not None:
             self.residual_hist.merge(other.residual_hist)
+        if self.figures is not None and other.figures is not None:
+            self.figures.merge(other.figures)

@@ -30,13 +30,11 @@ from losscli.run import Executor, ReadPlan
 from losscli.sources import Chunk, Columns, NanStats, PredArg, RawChunk, Source, to_chunk
 from losscli.spec import parse_spec
 from losscli.state import (
-    _MIN_KEY,
-    _SHIFT,
     HIST_ALPHA,
     EvalState,
     ExactSum,
-    LogHistogram,
     Moments,
+    SignedHistogram,
     align_weight_exp,
     inverted_cdf,
     weight_exponent,
@@ -47,48 +45,6 @@ from losscli.state import (
 #: the candidate losses whose values the first pass sums (values only, no gradient statistics)
 _REG_SPECS = (parse_spec("mse"), parse_spec("mae"))
 _POISSON_SPECS = (parse_spec("poisson"),)
-
-
-@dataclass
-class SignedHistogram:
-    """Values x - centre in two log histograms (positive side, negative side); exact zeros are
-    counted in the positive side's zero bucket. Integer counts: merging is exact."""
-
-    pos: LogHistogram = field(default_factory=LogHistogram)
-    neg: LogHistogram = field(default_factory=LogHistogram)
-
-    def update(self, d: np.ndarray) -> None:
-        if d.size == 0:
-            return
-        # The keys of |d| once, the negative side's shifted past the positive side's, one
-        # bincount: no copy of either side (boolean indexing cost twice as much).
-        keys = np.right_shift(np.abs(d).view(np.int64), _SHIFT)
-        kmin, kmax = int(keys.min()), int(keys.max())
-        if kmin < _MIN_KEY:  # zeros or values below HIST_MIN_POSITIVE: each side apart
-            neg = d < 0.0
-            self.neg.update(-d[neg])
-            self.pos.update(d[~neg])
-            return
-        span = kmax - kmin + 1
-        keys -= kmin
-        np.add(keys, span, out=keys, where=np.signbit(d))
-        counts = np.bincount(keys, minlength=2 * span)
-        self.pos.add_counts(kmin, counts[:span])
-        self.neg.add_counts(kmin, counts[span:])
-
-    def merge(self, other: SignedHistogram) -> None:
-        self.pos.merge(other.pos)
-        self.neg.merge(other.neg)
-
-    def signed_buckets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ascending signed representative values and their counts (zero bucket included)."""
-        pv, pc = self.pos.buckets()
-        nv, nc = self.neg.buckets()
-        # neg.buckets() includes its (always empty, or sub-1e-300) zero bucket first.
-        values = np.concatenate((-nv[::-1], pv))
-        counts = np.concatenate((nc[::-1], pc))
-        keep = counts > 0
-        return values[keep], counts[keep]
 
 
 def mid_order_stat(values: np.ndarray, counts: np.ndarray) -> float:
@@ -291,6 +247,8 @@ class PassState:
     confident_wrong: int = 0
     correct: int = 0
     row_sum_off: int = 0
+    #: the report's figure accumulators (a losscli.figures.FigureState), when asked for
+    figures: Any = None
 
     def __post_init__(self) -> None:
         if not self.full or not self.has_pred:
@@ -306,7 +264,8 @@ class PassState:
 
     def empty(self) -> PassState:
         return PassState(self.kind, self.has_pred, self.multiclass, self.logits, self.pilot,
-                     self.full, self.n_classes)
+                     self.full, self.n_classes,
+                     figures=None if self.figures is None else self.figures.empty())
 
     def update(self, chunk: Chunk) -> None:
         """Add one chunk: its own state is built, then merged in."""
@@ -331,6 +290,8 @@ class PassState:
         self.moments.update(x)
         self.vmin = float(x.min())
         self.vmax = float(x.max())
+        if self.figures is not None:
+            self.figures.update(batch)
         if self.multiclass:
             self._update_multiclass(chunk)
         else:
@@ -415,6 +376,8 @@ class PassState:
         self.confident_wrong += o.confident_wrong
         self.correct += o.correct
         self.row_sum_off += o.row_sum_off
+        if self.figures is not None and o.figures is not None:
+            self.figures.merge(o.figures)
 
 
 def merged(a: Any, b: Any) -> Any:

@@ -77,13 +77,15 @@ def recommend(
     second_pass: bool = True,
     target_only: bool = False,
     hints: Hints | None = None,
+    figures: bool = False,
 ) -> Recommendation:
     """Recommend a loss for a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
     With predictions the evidence is the residuals e = pred - target; without, the target around
     its median. ``source=None`` explains the rules of ``task`` applied to ``hints``.
     ``second_pass=False`` forbids re-reading the source (as for stdin); ``target_only`` ignores
-    recognised prediction columns. Raises
+    recognised prediction columns; ``figures`` also gathers the report's figures
+    (``Recommendation.figures``). Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input.
     """
     task = check_task(task)
@@ -156,7 +158,10 @@ def recommend(
     with np.errstate(all="ignore"):
         sample = np.concatenate([values_of(c, kind, logits) for c in head])[:PILOT_ROWS]
         pilot = float(np.median(sample))  # NaN when +inf and -inf meet in the middle
-    acc, stats = passes_.scan(PassState(kind, has_pred, multiclass, logits, pilot, True, n_classes),
+    acc, stats = passes_.scan(PassState(kind, has_pred, multiclass, logits, pilot, True, n_classes,
+                                        figures=_figure_state(has_pred, cols.multiclass,
+                                                              n_classes, logits)
+                                        if figures else None),
                               progress)
     if stats.count and nan == "error":
         raise stats.error()
@@ -243,6 +248,7 @@ def recommend(
         add_commands([rec, *alts], EvalArgs(path, cols.pred if has_pred else None,
                                              cols.target, cols.weight, logits, nan))
     return Recommendation(
+        figures=None if acc.figures is None else _figure_data(acc, detected, cols),
         task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,
         mode="residuals" if has_pred else "target", evidence=evidence, histogram=histogram,
         source={"path": where, "format": src.display_format, "rows": acc.rows + stats.count,
@@ -251,6 +257,28 @@ def recommend(
                  "target": cols.target, "weight": cols.weight,
                  **({"classes": class_labels(cols, acc)} if multiclass else {})},
         notes=notes, warnings=warnings, rules=rules_for(detected))
+
+
+def _figure_state(has_pred: bool, multiclass: bool, classes: int, logits: bool) -> Any:
+    """The figures of the evidence pass: none without predictions; before the task is known,
+    the residual ones and, while every row is binary, the calibration ones."""
+    from losscli.figures import FigureState
+
+    if not has_pred:
+        return None
+    return FigureState("multiclass" if multiclass else "auto", classes, 0, logits)
+
+
+def _figure_data(acc: PassState, task: str, cols: Columns) -> Any:
+    from losscli.figures import finish
+
+    data = finish(acc.figures, [], class_labels(cols, acc) if acc.multiclass else [])
+    if task == "binary":
+        data.residual = data.pred_actual = None
+    else:
+        data.calibration = data.prob_counts = None
+    data.task = task
+    return data
 
 
 def pilot_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,

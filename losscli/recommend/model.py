@@ -134,6 +134,8 @@ class Recommendation(Result):
     schema: str = SCHEMA
     #: resolved settings and where each came from, shown with --show-config
     config: dict[str, Any] | None = None
+    #: the report's figures (a losscli.figures.FigureData), when asked for
+    figures: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON document (``losscli.recommend/1``); NaN becomes None."""
