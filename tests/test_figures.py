@@ -305,6 +305,30 @@ def test_figures_do_not_depend_on_chunks_or_threads(name: str) -> None:
     assert evaluate(path).figures is None
 
 
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_figures_travel_through_a_process_pool(tmp_path, task: str) -> None:
+    """The figure states pickle and merge across blocks: over 3 blocks of the read plan, a
+    process pool gives the serial run's figures, whatever the batch size."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(9)
+    n = 300_001
+    if task == "binary":
+        p = rng.beta(0.7, 1.3, n)
+        y = (rng.random(n) < p).astype(float)
+    else:
+        y = rng.normal(0, 3, n)
+        p = y + rng.standard_t(2, n)
+    path = str(tmp_path / "rows.parquet")
+    pq.write_table(pa.table({"p": p, "y": y}), path)
+    serial = evaluate(path, pred="p", target="y", figures=True, executor="serial")
+    pooled = evaluate(path, pred="p", target="y", figures=True, chunk_rows=7777,
+                      executor="processes:2")
+    _same(serial.figures, pooled.figures)
+    assert serial.figures.rows == n
+
+
 def test_the_run_figures_match_references() -> None:
     import pyarrow.parquet as pq
 
