@@ -204,17 +204,15 @@ def _umask() -> int:
 
 
 def write_output(text: str | bytes, path: Path) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then an atomic rename. A
-    device, pipe or terminal is written straight through (a rename would replace it). A new
-    file gets the permissions the umask allows; a replaced one keeps its own."""
+    """Write a whole file or nothing (text as UTF-8, or bytes): a temporary file beside it,
+    then an atomic rename. A device, pipe or terminal is written straight through (a rename
+    would replace it). A new file gets the permissions the umask allows; a replaced one keeps
+    its own."""
     check_output(path)
+    data = text.encode("utf-8") if isinstance(text, str) else text
     if not _regular_or_new(path):
-        if isinstance(text, bytes):
-            with open(path, "wb") as raw:
-                raw.write(text)
-            return
-        with open(path, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
+        with open(path, "wb") as out:
+            out.write(data)
         return
     target = Path(os.path.realpath(path))
     try:
@@ -226,12 +224,8 @@ def write_output(text: str | bytes, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        if isinstance(text, bytes):
-            with os.fdopen(fd, "wb") as raw:
-                raw.write(text)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

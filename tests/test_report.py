@@ -100,6 +100,19 @@ def test_eval_report_of_each_sample(capfd: pytest.CaptureFixture[str], tmp_path:
         assert "calibration" not in doc
 
 
+def test_the_verdict_lists_the_gates(capfd: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    rc, _, _ = cli(capfd, "eval", "sample_data/regression.parquet", "--max", "mse=1", "--max",
+                   "mae=5", "--report", out, "-q")
+    assert rc == 1  # the gate still decides; the report is written first
+    text = out.read_text()
+    verdict = text[text.index('<section class="verdict'):text.index("<h2>Losses")]
+    assert 'class="verdict fail"' in verdict and "1 of 2 gate(s) failed" in verdict
+    assert "FAIL: mse = 8.2094 &gt; max 1" in verdict
+    assert "pass: mae = 1.24344 &lt;= max 5" in verdict
+
+
 def test_figures_directory(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     figs = tmp_path / "figs" / "new"
     rc, _, err = cli(capfd, "eval", "sample_data/regression.parquet", "--figures", figs, "-q")
