@@ -77,6 +77,7 @@ def evaluate(
     plugin: str | Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     losses: LossArg = None,
+    figures: bool = False,
 ) -> Report:
     """Loss values, intervals and gradient statistics of ``source`` (``losscli eval``).
 
@@ -85,6 +86,8 @@ def evaluate(
     ``max`` (``{"mse": 0.25}``), ``baseline`` (an eval JSON file, a Report, or a mapping of
     spec to value) and ``tolerance`` (``"2%"`` or ``0.01``) are the gates; the verdict is
     ``report.passed``. They are checked before the pass, so that a bad one fails fast.
+    ``figures`` also gathers the report's figures (``report.figures``, drawn by
+    :mod:`losscli.render.plots`).
     """
     _plugins(plugin)
     gates = None
@@ -99,7 +102,7 @@ def evaluate(
                  executor=executor, vanish_tol=vanish_tol, explode_tol=explode_tol,
                  grad_clip=grad_clip, ci=ci,
                  confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
-                 progress=progress)
+                 progress=progress, figures=figures)
     if gates is not None:
         report.gates = gates.check(report)
     return report
@@ -132,6 +135,7 @@ def compare(
     tolerance: str | float | None = None,
     plugin: str | Sequence[str] | None = None,
     losses: LossArg = None,
+    figures: bool = False,
 ) -> Comparison:
     """A candidate's predictions against a baseline's on the same rows, paired
     (``losscli compare``).
@@ -150,7 +154,8 @@ def compare(
                  weight=weight, losses=_losses(loss, losses), key=key, unmatched=unmatched,
                  task=task, logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
                  executor=executor, ci=ci, confidence=confidence,
-                 bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha)
+                 bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha,
+                 figures=figures)
     result.check(fail_if_worse, require_not_worse, tol)
     return result
 
@@ -174,6 +179,7 @@ def recommend(
     imbalanced: bool = False,
     minority_share: float | None = None,
     progress: Callable[[int], None] | None = None,
+    figures: bool = False,
 ) -> Recommendation:
     """A loss for ``source``, from the task and the measured outliers, tails or class
     imbalance (``losscli recommend``): ``rec.recommended.spec`` is the spec to pass to
@@ -188,7 +194,8 @@ def recommend(
     return run(source, pred, target, weight, task,  # type: ignore[arg-type]
                logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
                executor=executor, progress=progress, target_only=target_only,
-               hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share))
+               hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
+               figures=figures)
 
 
 __all__ = ["compare", "evaluate", "recommend"]
