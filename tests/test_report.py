@@ -205,3 +205,35 @@ def test_chromium_renders_the_report(capfd: pytest.CaptureFixture[str], tmp_path
     assert pixels.std() > 0.05  # not blank: text, table and figures drawn
     corner = pixels[:40, -40:].mean()  # the page background
     assert (corner > 0.9) if scheme == "light" else (corner < 0.2)
+
+
+def test_many_classes_show_the_most_confused_and_all_counts() -> None:
+    """Beyond 30 classes the matrix shows the 30 most-confused; the folded table has all."""
+    from losscli.engine import evaluate
+    from losscli.render import html, plots
+
+    rng = np.random.default_rng(3)
+    k, n = 40, 4000
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (k, n))
+    logits[y, np.arange(n)] += 2.0
+    # classes 0 and 1 are mixed up most: half of class 0's rows predict 1
+    logits[1, np.arange(n)[(y == 0)][::2]] += 10.0
+    p = np.exp(logits) / np.exp(logits).sum(axis=0)
+    report = evaluate({"y": y.astype(float), **{f"p{c:02d}": p[c] for c in range(k)}},
+                      pred="p*", target="y", losses=["cce"], figures=True)
+    counts = report.figures.confusion
+    assert counts.shape == (k, k) and counts.sum() == n
+    drawn = {d.name: d for d in plots.draw(report.figures)}
+    conf = drawn["confusion"]
+    assert "the 30 most-confused of 40 classes" in conf.caption
+    shown = [t.get_text() for t in conf.figure.axes[0].get_yticklabels()]
+    assert len(shown) == 30 and "00" in shown and "01" in shown
+    off = counts.sum(axis=0) + counts.sum(axis=1) - 2 * np.diag(counts)
+    left_out = sorted(set(report.columns["classes"]) - set(shown))
+    assert max(off[report.columns["classes"].index(c)] for c in left_out) <= min(
+        off[report.columns["classes"].index(c)] for c in shown)
+    page = html.eval_html(report, list(drawn.values()),
+                          html.Provenance("losscli eval", "0", "now", 0.0))
+    details = page[page.index("<details>"):page.index("</details>")]
+    assert details.count("<tr>") == k + 1

@@ -42,6 +42,7 @@ th{font-weight:600;background:var(--card)}
 figure{margin:1.2em 0;break-inside:avoid;page-break-inside:avoid}
 figure svg{display:block;width:100%;height:auto}
 figcaption{font-size:.92em;margin-top:.2em}
+details{margin-top:.4em;font-size:.9em}summary{cursor:pointer;color:var(--muted)}
 figcaption b{color:var(--ink)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0}
 dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
@@ -95,8 +96,19 @@ def _figures(plots: Sequence[Plot]) -> str:
     if not plots:
         return ""
     parts = [f'<figure id="{_e(p.name)}">{svg(p)}<figcaption><b>{_e(p.title)}.</b> '
-             f"{_e(p.caption)}</figcaption></figure>" for p in plots]
+             f"{_e(p.caption)}</figcaption>{_counts(p)}</figure>" for p in plots]
     return "<h2>Figures</h2>" + "".join(parts)
+
+
+def _counts(p: Plot) -> str:
+    """The exact counts behind a figure, folded away (rows: true class, columns: predicted)."""
+    if p.table is None:
+        return ""
+    rows, cols, cells = p.table
+    body = [[_e(r), *(f"{int(v):,}" for v in line)] for r, line in zip(rows, cells,
+                                                                      strict=True)]
+    table = _table(["true class / predicted", *cols], body)
+    return f"<details><summary>{_e(p.title)}: the counts</summary>{table}</details>"
 
 
 def _settings(pairs: Sequence[tuple[str, Any]]) -> str:

@@ -47,6 +47,9 @@ class Plot:
     title: str
     caption: str
     figure: Any
+    #: a table of the exact numbers behind the figure (row labels, column labels, cells), shown
+    #: beside it in the HTML report
+    table: tuple[list[str], list[str], np.ndarray] | None = None
 
 
 def _style() -> Any:
@@ -265,9 +268,11 @@ def confusion_plot(counts: np.ndarray, labels: Sequence[str]) -> Plot:
                         fontsize=7, color="#ffffff" if norm[i, j] > 0.5 else "#1b1f24")
     fig.colorbar(im, ax=ax, label="share of the true class", shrink=0.8)
     more = (f" (the {MAX_CLASSES} most-confused of {k} classes)" if k > MAX_CLASSES else "")
+    all_names = [str(labels[i]) if i < len(labels) else str(i) for i in range(k)]
     return Plot("confusion", "Confusion matrix",
                 "Row-normalised confusion matrix" + more + ": the diagonal is each class's "
-                "recall; a bright off-diagonal cell names the classes mixed up.", fig)
+                "recall; a bright off-diagonal cell names the classes mixed up.", fig,
+                (all_names, all_names, counts))
 
 
 def class_loss_plot(data: FigureData) -> Plot:
