@@ -36,6 +36,7 @@ from losscli.state import (
     GradientOptions,
     LossState,
     RowMoments,
+    effective_rows,
     linearised_spread,
 )
 from losscli.uncertainty import (
@@ -43,6 +44,7 @@ from losscli.uncertainty import (
     DEFAULT_CONFIDENCE,
     Interval,
     check_ci_options,
+    interval_note,
     mean_interval,
     percentile_interval,
     sqrt_interval,
@@ -256,26 +258,42 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
     """The standard error and interval of a loss whose weighted per-row mean is ``mean``; for
     rmse (``sqrt``) the SE by the delta method, SE(mse) / (2 rmse), and the mse interval's
     ends mapped through sqrt. The bootstrap interval is the percentile one of the replicates
-    (a loss without replicates, ``balanced`` class weights, falls back to johnson)."""
+    (a loss without replicates, ``balanced`` class weights, falls back to johnson). With
+    weights the degrees of freedom are Kish's effective n - 1; a loss whose every row is >= 0
+    has an interval >= 0."""
     if parts is None:
         return None, None
     s2, m3 = linearised_spread(parts, mean, weight_total, weight_exp)
     se = math.sqrt(s2 / rows) if rows > 1 else math.nan
+    weighted = any(m.weighted for m, _, _ in parts) or any(a != 1.0 for _, _, a in parts)
+    n_eff = effective_rows(parts, weight_total, weight_exp)
+    floor = 0.0 if all(m.low >= 0.0 and c >= 0.0 for m, c, _ in parts if m.n) else -math.inf
+    note = interval_note(rows, n_eff if weighted else None, s2)
     if ci.method == "bootstrap" and boot is not None and boot.num is not None:
         reps = boot.replicates()
         low, high = percentile_interval(np.sqrt(np.maximum(reps, 0.0)) if sqrt else reps,
                                         ci.level) if rows > 1 else (math.nan, math.nan)
         if sqrt:
-            value = math.sqrt(mean)
-            se = se / (2.0 * value) if value > 0 else math.nan
-        return se, Interval(low, high, ci.level, "bootstrap", ci.samples, ci.seed)
+            se = _sqrt_se(se, mean)
+        return se, Interval(low, high, ci.level, "bootstrap", ci.samples, ci.seed, note=note)
     method = "johnson" if ci.method == "bootstrap" else ci.method
-    low, high = mean_interval(mean, s2, m3, rows, ci.level, method)
+    low, high = mean_interval(mean, s2, m3, rows, ci.level, method,
+                              df=n_eff - 1.0 if weighted else None)
+    low = max(low, floor) if low == low else low
     if sqrt:
-        value = math.sqrt(mean)
-        se = se / (2.0 * value) if value > 0 else math.nan
+        se = _sqrt_se(se, mean)
         low, high = sqrt_interval(low, high)
-    return se, Interval(low, high, ci.level, method)
+    return se, Interval(low, high, ci.level, method,
+                        effective_n=n_eff if weighted else None, note=note)
+
+
+def _sqrt_se(se: float, mean: float) -> float:
+    """SE(sqrt(mean)) = SE(mean) / (2 sqrt(mean)) by the delta method; 0 when the mean's is
+    (every row's loss equal: rmse = 0 has SE 0, not 0 / 0)."""
+    if se == 0.0:
+        return 0.0
+    value = math.sqrt(mean)
+    return se / (2.0 * value) if value > 0 else math.nan
 
 
 def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,

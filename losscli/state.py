@@ -258,6 +258,8 @@ class RowMoments:
     scale: int = 0
     w2: Moments = field(default_factory=lambda: Moments(2))
     w3: Moments = field(default_factory=lambda: Moments(3))
+    #: the smallest per-row value: a loss whose rows are all >= 0 has intervals >= 0
+    low: float = math.inf
 
     @classmethod
     def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
@@ -268,6 +270,7 @@ class RowMoments:
         array l^2 with its sum, when the caller has them (each saves passes). Without
         ``skew`` the third moments are left out (one pass less unweighted, three weighted)."""
         n = int(values.size)
+        low = float(np.min(values)) if n else math.inf
         if weight is None:
             if n == 0:
                 return cls(False, skew=skew)
@@ -289,7 +292,7 @@ class RowMoments:
                 if skew:
                     s3 = float(np.einsum("i,i->", sq, values))
                     m3 = s3 - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
-                return cls(False, skew, n, Moments(3, n, mean, m2, m3))
+                return cls(False, skew, n, Moments(3, n, mean, m2, m3), low=low)
             d = values - mean
             d2 = d * d
             m2 = float(np.sum(d2))
@@ -297,8 +300,8 @@ class RowMoments:
             if skew:
                 d2 *= d
                 m3 = float(np.sum(d2))
-            return cls(False, skew, n, Moments(3, n, mean, m2, m3))
-        out = cls(True, skew, n)
+            return cls(False, skew, n, Moments(3, n, mean, m2, m3), low=low)
+        out = cls(True, skew, n, low=low)
         if n == 0:
             return out
         top = float(weight.max())
@@ -317,6 +320,7 @@ class RowMoments:
     def merge(self, other: RowMoments) -> None:
         if other.n == 0:
             return
+        self.low = min(self.low, other.low)
         if self.n == 0:
             self.weighted, self.n, self.scale = other.weighted, other.n, other.scale
             self.skew = other.skew
@@ -360,6 +364,74 @@ class RowMoments:
         return q2, q3
 
 
+@dataclass
+class CoMoments:
+    """The weighted means and co-moment matrix of several per-row series under weights w^2
+    (the covariance of their linearised terms: what correlates several losses' tests), merged
+    with Chan's formula. Weights are scaled by 2^-scale (the largest weight's exponent), as in
+    :class:`RowMoments`; unweighted the weight is 1."""
+
+    total: float = 0.0  # sum v, v = (w 2^-scale)^2
+    scale: int = 0
+    mean: np.ndarray | None = None
+    comoment: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, series: np.ndarray, weight: np.ndarray | None) -> CoMoments:
+        """The co-moments of the rows of ``series`` (k x n), in two passes (einsum's own
+        loop: no BLAS)."""
+        n = series.shape[1]
+        if n == 0:
+            return cls()
+        if weight is None:
+            mean = np.mean(series, axis=1)
+            d = series - mean[:, None]
+            return cls(float(n), 0, mean, np.einsum("ki,li->kl", d, d))
+        top = float(weight.max())
+        if top <= 0.0:
+            return cls()
+        e = math.frexp(top)[1]
+        ws = np.ldexp(weight, -e)
+        v = ws * ws
+        total = float(np.sum(v))
+        mean = np.einsum("ki,i->k", series, v) / total
+        d = series - mean[:, None]
+        return cls(total, e, mean, np.einsum("ki,li->kl", d * v, d))
+
+    def merge(self, other: CoMoments) -> None:
+        if other.mean is None or other.comoment is None:
+            return
+        if self.mean is None or self.comoment is None:
+            self.total, self.scale = other.total, other.scale
+            self.mean, self.comoment = other.mean.copy(), other.comoment.copy()
+            return
+        ta, tb, ca, cb = self.total, other.total, self.comoment, other.comoment
+        if other.scale > self.scale:
+            f = 4.0 ** (self.scale - other.scale)
+            ta, ca, self.scale = ta * f, ca * f, other.scale
+        elif other.scale < self.scale:
+            f = 4.0 ** (other.scale - self.scale)
+            tb, cb = tb * f, cb * f
+        t = ta + tb
+        delta = other.mean - self.mean
+        self.comoment = ca + cb + np.multiply.outer(delta, delta) * (ta * tb / t)
+        self.mean = self.mean + delta * (tb / t)
+        self.total = t
+
+    def correlation(self, centre: np.ndarray) -> np.ndarray:
+        """The correlation matrix of the series' linearised terms v (x - centre), centre
+        being their w-weighted means (the reported values)."""
+        assert self.mean is not None and self.comoment is not None
+        off = self.mean - centre
+        cov = self.comoment + np.multiply.outer(off, off) * self.total
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = cov / np.multiply.outer(sd, sd)
+        corr[~np.isfinite(corr)] = 0.0
+        np.fill_diagonal(corr, 1.0)
+        return np.clip(corr, -1.0, 1.0)
+
+
 def linearised_spread(parts: Sequence[tuple[RowMoments, float, float]], value: float,
                       weight_total: float, weight_exp: int) -> tuple[float, float]:
     """(s^2, m3) of the linearised terms z_i = n v_i (c_i l_i - L) / sum(v) of a weighted mean
@@ -382,6 +454,27 @@ def linearised_spread(parts: Sequence[tuple[RowMoments, float, float]], value: f
     r = 1.0 / math.ldexp(weight_total, weight_exp - top)  # 2^top / sum(v)
     nr = n * r
     return nr * nr * q2 / (n - 1), nr * nr * nr * q3 / n
+
+
+def effective_rows(parts: Sequence[tuple[RowMoments, float, float]], weight_total: float,
+                   weight_exp: int) -> float:
+    """Kish's effective sample size (sum v)^2 / sum v^2 of the rows behind a weighted mean
+    (the parts and weights as in :func:`linearised_spread`); the row count unweighted."""
+    live = [p for p in parts if p[0].n]
+    if not live:
+        return 0.0
+    if not any(m.weighted for m, _, _ in live):
+        if all(a == 1.0 for _, _, a in live):
+            return float(sum(m.n for m, _, _ in live))
+        top = 0
+    else:
+        top = max(m.scale for m, _, _ in live)
+    sq = 0.0
+    for m, _, a in live:
+        f = 4.0 ** (m.scale - top)
+        sq += a * a * (m.w2.n if m.weighted else m.n) * f
+    total = math.ldexp(weight_total, weight_exp - top)
+    return total * total / sq if sq > 0.0 else math.nan
 
 
 #: Mantissa bits kept by the histogram keys: 2**7 = 128 buckets per octave, so a bucket's

@@ -180,6 +180,10 @@ class Interval:
     method: str
     samples: int | None = None
     seed: int | None = None
+    #: Kish's effective sample size behind the degrees of freedom (weighted rows only)
+    effective_n: float | None = None
+    #: why the interval is missing or degenerate, when it is
+    note: str | None = None
 
     def to_dict(self) -> dict[str, float | int | str | None]:
         d: dict[str, float | int | str | None] = {"low": self.low, "high": self.high,
@@ -187,37 +191,207 @@ class Interval:
         if self.samples is not None:
             d["samples"] = self.samples
             d["seed"] = self.seed
+        if self.effective_n is not None:
+            d["effective_n"] = self.effective_n
+        if self.note is not None:
+            d["note"] = self.note
         return d
 
 
+def estimator_skewness(s2: float, m3: float, n: int) -> float:
+    """The skewness of a mean of n linearised terms with sample variance s2 and third central
+    moment m3: gamma / sqrt(n), gamma = m3 / s^3 (with weights the terms absorb them, so this is
+    sum w^3 (l - L)^3 / (sum w^2 (l - L)^2)^1.5). 0 when it is not a finite number."""
+    if not (s2 > 0.0 and math.isfinite(m3)) or n < 2:
+        return 0.0
+    k = m3 / s2 / math.sqrt(s2) / math.sqrt(n)
+    return k if math.isfinite(k) else 0.0
+
+
+def hall_transform(t: float, k: float) -> float:
+    """Hall's (1992) cubic transform of a studentized mean t whose estimator has skewness k:
+    g(t) = t + k t^2 / 3 + k^2 t^3 / 27 + k / 6, increasing in t (g' = (1 + k t / 3)^2),
+    Johnson's (1978) correction plus the cubic term that keeps it monotone."""
+    return t + k * t * t / 3.0 + k * k * t * t * t / 27.0 + k / 6.0
+
+
+def hall_inverse(c: float, k: float) -> float:
+    """The t with g(t) = c, in closed form: g(t) = ((1 + k t / 3)^3 - 1) / k + k / 6, so
+    t = (r - 1) / (k / 3) with r = cbrt(1 + k (c - k / 6)), written as
+    3 (c - k / 6) / (r^2 + r + 1), which does not cancel as k -> 0."""
+    u = c - k / 6.0
+    y = 1.0 + k * u
+    r = math.copysign(abs(y) ** (1.0 / 3.0), y)
+    return 3.0 * u / (r * r + r + 1.0)
+
+
+def skew_bounds(mean: float, se: float, k: float, crit: float) -> tuple[float, float]:
+    """The interval {mu : |g((mean - mu) / se)| <= crit} of Hall's transform g (k = 0: the
+    symmetric mean +- crit se). On the side the skew points to it reaches at least as far as
+    the symmetric interval (Hall's transform does once |k| is below about 1.7, which the
+    sample skewness keeps it: the bound only guards the extreme)."""
+    if k == 0.0 or se == 0.0:
+        return mean - crit * se, mean + crit * se
+    low = mean - se * hall_inverse(crit, k)
+    high = mean - se * hall_inverse(-crit, k)
+    if k > 0.0:
+        high = max(high, mean + crit * se)
+    else:
+        low = min(low, mean - crit * se)
+    return low, high
+
+
+def skew_statistic(mean: float, se: float, k: float) -> float:
+    """The signed statistic s of the hypothesis mu = 0 under :func:`skew_bounds`: the interval
+    with critical value c lies above 0 exactly when s > c and below it exactly when s < -c,
+    so the two-sided p-value of the interval's own method is P(|T| >= |s|)."""
+    if se == 0.0 or not math.isfinite(se):
+        return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+    t0 = mean / se
+    s = hall_transform(t0, k)
+    if k > 0.0 and s < 0.0:  # the upper end is also the symmetric one's
+        s = max(s, t0)
+    elif k < 0.0 and s > 0.0:
+        s = min(s, t0)
+    return s
+
+
 def mean_interval(mean: float, s2: float, m3: float, n: int, level: float,
-                  method: str) -> tuple[float, float]:
+                  method: str, df: float | None = None,
+                  crit: float | None = None) -> tuple[float, float]:
     """The interval of a mean from the sample variance s2 (ddof 1) and third central moment m3
-    of its n (linearised) terms: ``t`` is mean +- t(n-1) s / sqrt(n); ``johnson`` inverts
-    Johnson's (1978) statistic t1 = [D + m3/(6 s^2 n) + m3/(3 s^4) D^2] / (s / sqrt(n)),
-    D = mean - mu, for t1 = +-t(n-1)."""
+    of its n (linearised) terms: ``t`` is mean +- t(df) s / sqrt(n); ``johnson`` inverts Hall's
+    monotone cubic transform of the studentized mean (:func:`skew_bounds`). ``df`` defaults
+    to n - 1 (with weights: Kish's effective n - 1); ``crit`` replaces the t quantile (a
+    family's simultaneous critical value)."""
     if n < 2 or not (s2 >= 0.0) or not math.isfinite(mean):
         return math.nan, math.nan
-    t = t_ppf(0.5 + 0.5 * level, n - 1)
-    h = math.sqrt(s2 / n)
-    if method == "t" or s2 == 0.0 or not math.isfinite(m3):
-        return mean - t * h, mean + t * h
-    # m3 / s2 / s2, not m3 / s2^2: s2^2 underflows to 0 for s2 below ~1e-162 (tiny weights or
-    # losses); a skew term that is not a finite number leaves the t interval.
-    a = m3 / s2 / (3.0 * s2)
-    b = m3 / (6.0 * s2 * n)
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return mean - t * h, mean + t * h
+    df = n - 1.0 if df is None else df
+    if not df > 0.0:
+        return math.nan, math.nan
+    c = t_ppf(0.5 + 0.5 * level, df) if crit is None else crit
+    se = math.sqrt(s2 / n)
+    k = estimator_skewness(s2, m3, n) if method == "johnson" else 0.0
+    return skew_bounds(mean, se, k, c)
 
-    def d_at(c: float) -> float:
-        """The root D of a D^2 + D + b = c h on the branch through D = c h - b (a -> 0)."""
-        k = c * h - b
-        disc = 1.0 + 4.0 * a * k
-        if disc <= 0.0:  # t1 never reaches c: the turning point of the parabola
-            return -0.5 / a
-        return 2.0 * k / (1.0 + math.sqrt(disc))
 
-    return mean - d_at(t), mean - d_at(-t)
+def interval_note(rows: int, n_eff: float | None, s2: float) -> str | None:
+    """Why an interval is missing or degenerate (None when it is not): fewer than 2 rows,
+    fewer than 2 effective rows under weights, or rows whose losses are all equal."""
+    if rows < 2:
+        return f"{rows} row(s): an interval needs 2 or more"
+    if n_eff is not None and n_eff < 2.0:
+        return (f"Kish's effective n is {n_eff:.3g} (a few rows carry the weight): an interval "
+                "needs 2 or more")
+    if s2 == 0.0:
+        return "every row's loss is the same: the interval has zero width"
+    return None
+
+
+#: Draws of the multivariate t behind a family's critical value: the Monte Carlo error of an
+#: adjusted p-value near 0.05 is sqrt(0.05 * 0.95 / 20000) = 0.0015.
+FAMILY_DRAWS = 20_000
+#: Two losses whose per-row differences correlate this closely are one test (rmse and mse,
+#: quantile at 0.5 and mae, any loss and a multiple of it).
+SAME_TEST_CORRELATION = 1.0 - 1e-9
+
+
+@dataclass(frozen=True)
+class Family:
+    """Simultaneous inference over a family of tests whose statistics are jointly t with
+    correlation matrix ``corr`` (single-step max-T): the critical value c of max_k |T_k| and
+    each test's adjusted p-value P(max_k |T_k| >= |s|), consistent with each other exactly:
+    p(s) < alpha if and only if |s| > critical(alpha).
+
+    Tests that correlate at SAME_TEST_CORRELATION count once. One distinct test: the t
+    distribution itself. Several: the smaller of the Monte Carlo max-T (multivariate t with a
+    shared chi-square, ``draws`` seeded draws, p = (1 + #{M >= s}) / (N + 1)) and Bonferroni
+    over the distinct tests, which is sharper in the far tail the draws cannot reach; never
+    below a single test's p.
+    """
+
+    distinct: int
+    df: float
+    #: representative (distinct) test of each test
+    groups: tuple[int, ...]
+    maxima: np.ndarray | None = None  # sorted max |T| over the draws
+    #: the maxima are bootstrap replicates: p = #{M >= |s|} / B, at least 1 / B
+    replicates: bool = False
+
+    @classmethod
+    def of(cls, corr: np.ndarray, df: float, draws: int = FAMILY_DRAWS,
+           seed: int = 20_260_512) -> Family:
+        m = corr.shape[0]
+        groups: list[int] = []
+        reps: list[int] = []
+        for i in range(m):
+            same = next((r for r in reps if abs(corr[i, r]) >= SAME_TEST_CORRELATION), None)
+            if same is None:
+                reps.append(i)
+                same = i
+            groups.append(same)
+        if len(reps) == 1 or draws == 0:
+            return cls(len(reps), df, tuple(groups))
+        sub = corr[np.ix_(reps, reps)]
+        try:  # Cholesky, continuous in the correlation (an eigenbasis can turn)
+            root = np.linalg.cholesky(sub)
+        except np.linalg.LinAlgError:  # nearly collinear tests
+            vals, vecs = np.linalg.eigh(sub)
+            root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((draws, len(reps))) @ root.T
+        if math.isfinite(df) and df < 1e6:
+            z /= np.sqrt(rng.chisquare(df, draws) / df)[:, None]
+        return cls(len(reps), df, tuple(groups), np.sort(np.max(np.abs(z), axis=1)))
+
+    @classmethod
+    def of_replicates(cls, u: np.ndarray, corr: np.ndarray) -> Family:
+        """A family from bootstrap replicates u (B x tests) of the studentized statistics
+        (replicate - estimate) / se: its own maxima, no normal theory."""
+        groups = cls.of(corr, math.inf, draws=0).groups
+        reps = sorted(set(groups))
+        return cls(len(reps), math.inf, groups,
+                   np.sort(np.max(np.abs(u[:, reps]), axis=1)), replicates=True)
+
+    def single_p(self, s: float) -> float:
+        """The two-sided p-value of one test: 2 P(T_df >= |s|)."""
+        a = abs(s)
+        if a == math.inf:
+            return 0.0
+        return min(1.0, 2.0 * t_sf(a, self.df))
+
+    def p(self, s: float) -> float:
+        """The family-adjusted two-sided p-value of a test whose statistic is s."""
+        if self.replicates:
+            assert self.maxima is not None
+            return max(self.above(s), 1) / self.maxima.size
+        single = self.single_p(s)
+        if self.maxima is None:
+            return single
+        n = self.maxima.size
+        return max(single, min((1 + self.above(s)) / (n + 1), self.distinct * single))
+
+    def above(self, s: float) -> int:
+        """How many draws (or replicates) of max |T| reach |s|."""
+        assert self.maxima is not None
+        return self.maxima.size - int(np.searchsorted(self.maxima, abs(s), side="left"))
+
+    def critical(self, alpha: float) -> float:
+        """The c with p(s) < alpha exactly when |s| > c (inf: no statistic is enough, as with
+        fewer than 2 / alpha bootstrap replicates)."""
+        if self.replicates:
+            assert self.maxima is not None
+            n = self.maxima.size
+            k0 = math.ceil(alpha * n) - 1  # max(#, 1) < alpha B allows this many
+            return float(self.maxima[n - 1 - k0]) if k0 >= 1 else math.inf
+        single = t_ppf(1.0 - 0.5 * alpha, self.df)
+        if self.maxima is None:
+            return single
+        n = self.maxima.size
+        k0 = math.ceil(alpha * (n + 1) - 1) - 1  # the most draws >= s that p < alpha allows
+        mc = float(self.maxima[n - 1 - k0]) if k0 >= 0 else math.inf
+        bonferroni = t_ppf(1.0 - 0.5 * alpha / self.distinct, self.df)
+        return max(single, min(mc, bonferroni))
 
 
 def sqrt_interval(low: float, high: float) -> tuple[float, float]:
