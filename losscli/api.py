@@ -130,6 +130,7 @@ def compare(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    primary: str | None = None,
     fail_if_worse: bool = False,
     require_not_worse: bool = False,
     tolerance: str | float | None = None,
@@ -143,7 +144,7 @@ def compare(
     One input with both models' columns (``baseline_pred`` and ``pred``), or two inputs, the
     baseline first, whose rows correspond in order or by ``key``. ``fail_if_worse`` and
     ``require_not_worse`` (with the margin ``tolerance``) are the gates; the verdict is
-    ``result.passed``.
+    ``result.passed``. ``primary`` names the confirmatory loss (the only one gated).
     """
     from losscli.compare import compare as run
     from losscli.gates import Tolerance
@@ -155,7 +156,7 @@ def compare(
                  task=task, logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
                  executor=executor, ci=ci, confidence=confidence,
                  bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha,
-                 figures=figures)
+                 primary=primary, figures=figures)
     result.check(fail_if_worse, require_not_worse, tol)
     return result
 

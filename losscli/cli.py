@@ -649,15 +649,20 @@ def compare_cmd(
     seed: SeedOpt = None,
     alpha: Annotated[float | None, typer.Option(
         "--alpha", rich_help_panel=GATES, metavar="A", show_default=False,
-        help="Significance level of the verdicts and gates (default 0.05).")] = None,
+        help="Significance level of the verdicts and gates: the interval is two-sided "
+        "(1 - alpha), simultaneous over the losses (default 0.05).")] = None,
+    primary: Annotated[str | None, typer.Option(
+        "--primary", rich_help_panel=GATES, metavar="SPEC", show_default=False,
+        help="The confirmatory loss: tested alone and the only one gated; the others are "
+        "secondary, adjusted among themselves.")] = None,
     fail_if_worse: Annotated[bool, typer.Option(
         "--fail-if-worse", rich_help_panel=GATES,
-        help="Exit 1 on evidence of a regression: the one-sided (1 - alpha) lower bound of "
-        "delta above the tolerance.")] = False,
+        help="Exit 1 on evidence of a regression: the interval's lower end above the "
+        "tolerance.")] = False,
     require_not_worse: Annotated[bool, typer.Option(
         "--require-not-worse", rich_help_panel=GATES,
-        help="Exit 1 unless the one-sided (1 - alpha) upper bound of delta is below the "
-        "tolerance (non-inferiority).")] = False,
+        help="Exit 1 unless the interval's upper end is below the tolerance "
+        "(non-inferiority).")] = False,
     tolerance: Annotated[str | None, typer.Option(
         "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
         help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
@@ -673,8 +678,8 @@ def compare_cmd(
 ) -> None:
     """Compare two models on the same rows, paired: each loss's difference and verdict.
 
-    Per loss: the difference, its interval, the paired t-test (Holm-adjusted over the losses)
-    and a verdict.
+    Per loss: the difference, its interval (two-sided 1 - alpha, simultaneous over the
+    losses), the p-value of the same method (adjusted over the losses) and a verdict.
 
     Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error.
     """
@@ -687,9 +692,10 @@ def compare_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
-        "alpha": alpha}, config, no_config)
+        "alpha": alpha, "primary": primary}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
+    from losscli.uncertainty import DEFAULT_CONFIDENCE
 
     tol = Tolerance.parse(st.tolerance)
     with _Progress(baseline, quiet) as _:
@@ -697,9 +703,13 @@ def compare_cmd(
             baseline, candidate, pred=st.pred, baseline_pred=baseline_pred, target=st.target,
             weight=st.weight, losses=list(st.losses) or None, key=key, unmatched=unmatched,
             task=st.task, logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,
-            threads=st.threads, ci=st.ci, confidence=st.confidence,
+            threads=st.threads, ci=st.ci,
+            # compare's level is 1 - alpha: a --confidence typed here says the same thing;
+            # an eval setting from the configuration file does not
+            confidence=(st.confidence if st.origins.get("confidence") == "flag"
+                        else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
-            figures=drawing)
+            primary=st.primary, figures=drawing)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -48,17 +48,26 @@ from losscli.sources import (
     to_chunk,
 )
 from losscli.spec import LossSpec, parse_spec
-from losscli.state import BootSums, ExactSum, RowMoments, _evaluate_spec, linearised_spread
+from losscli.state import (
+    BootSums,
+    CoMoments,
+    ExactSum,
+    RowMoments,
+    _evaluate_spec,
+    effective_rows,
+    linearised_spread,
+)
 from losscli.uncertainty import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_CONFIDENCE,
+    Family,
     Interval,
     bootstrap_sums,
     check_ci_options,
-    mean_interval,
-    percentile_interval,
+    estimator_skewness,
+    skew_bounds,
+    skew_statistic,
     stream_key,
-    t_sf,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +83,9 @@ VERDICTS = ("better", "worse", "no significant difference")
 
 @dataclass
 class LossComparison:
-    """One loss of both models: values, the paired difference and the tests."""
+    """One loss of both models: values, the paired difference, its interval and the tests,
+    which all read one interval: the verdict is 'worse' exactly when its lower end is above 0,
+    'better' when its upper end is below 0, and then the adjusted p-value is below alpha."""
 
     name: str
     spec: str
@@ -83,16 +94,22 @@ class LossComparison:
     delta: float
     relative_delta: float
     se: float
+    #: the two-sided (1 - alpha) interval of delta, simultaneous over the loss's family
     ci: Interval
+    #: the p-value of this loss's test alone (the interval's method, inverted)
     p_value: float
-    p_holm: float
+    #: adjusted over the family (max-T from the correlation of the per-row differences)
+    p_adjusted: float
     rows_better: int  # rows where the candidate's loss is lower ('wins')
     rows_equal: int  # ... equal ('ties')
     rows_worse: int  # ... higher ('losses')
     verdict: str
-    #: one-sided (1 - alpha) bounds of delta, which the gates test
-    lower: float
-    upper: float
+    #: distinct tests in this loss's family (rmse counts with mse)
+    family: int = 1
+    #: no bootstrap replicate reached the statistic: the p-values are bounds, p < 1 / B
+    p_below: bool = False
+    #: 'primary' or 'secondary' with --primary
+    role: str | None = None
 
     def sentence(self) -> str:
         """'significantly worse on mse, +3.1% [+1.9%, +4.3%], p = 0.0004' or the like."""
@@ -104,8 +121,16 @@ class LossComparison:
             change = f"{self.delta:+.4g} [{self.ci.low:+.4g}, {self.ci.high:+.4g}]"
         what = ("no significant difference" if self.verdict == VERDICTS[2]
                 else f"significantly {self.verdict}")
-        p = f"< {P_FLOOR:g}" if self.p_holm < P_FLOOR else f"= {p_text(self.p_holm)}"
-        return f"{self.spec}: {what}, {change}, p {p} (Holm)"
+        if self.p_below:
+            p = f"< {self.p_adjusted:.2g}"
+        else:
+            p = (f"< {P_FLOOR:g}" if self.p_adjusted < P_FLOOR
+                 else f"= {p_text(self.p_adjusted)}")
+        notes = [self.role] if self.role is not None else []
+        if self.family > 1:
+            notes.append(f"adjusted over {self.family} tests")
+        tail = f" ({', '.join(notes)})" if notes else ""
+        return f"{self.spec}: {what}, {change}, p {p}{tail}"
 
 
 #: Below this a p-value is said as '< 1e-300': a float64 p-value of 0 is an underflow (the
@@ -239,8 +264,12 @@ class PairedState:
     skew: bool = True
     #: the report's per-row difference histograms (a losscli.figures.FigureState), when asked
     figures: Any = None
+    #: the co-moments of the losses' differences (the family's correlation), with 2+ losses
+    joint: CoMoments | None = None
 
     def __post_init__(self) -> None:
+        if self.joint is None and len(self.specs) > 1:
+            self.joint = CoMoments()
         if not self.losses:
             boot = self.boot_samples > 0
             self.losses = [PairedLoss(boot_base=BootSums() if boot else None,
@@ -249,11 +278,14 @@ class PairedState:
 
     def empty(self) -> PairedState:
         return PairedState(self.specs, self.boot_samples, self.boot_seed, skew=self.skew,
-                           figures=None if self.figures is None else self.figures.empty())
+                           figures=None if self.figures is None else self.figures.empty(),
+                           joint=CoMoments() if self.joint is not None else None)
 
-    def update(self, base: Batch, cand: Batch, rows: np.ndarray | None) -> None:
+    def update(self, base: Batch, cand: Batch, rows: np.ndarray | None,
+               first_row: int = 0) -> None:
         """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
-        draws its replicate counts) is needed only with bootstrap samples."""
+        draws its replicate counts) is needed with bootstrap samples; else the rows may be
+        numbered from ``first_row`` on (the family's correlation reads some rows by number)."""
         n = base.n
         if n == 0:
             return
@@ -261,6 +293,7 @@ class PairedState:
         self.rows += n
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
         vectors: list[np.ndarray] = []
+        diffs: list[np.ndarray] = []
         if self.boot_samples:
             vectors.append(np.ones(n) if w is None else w)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
@@ -272,6 +305,8 @@ class PairedState:
             if self.figures is not None:
                 self.figures.update_diff(i, d)
             st.diff.merge(RowMoments.of(d, w, skew=self.skew))
+            if self.joint is not None:
+                diffs.append(d)
             better = int(np.count_nonzero(d < 0.0))
             worse = int(np.count_nonzero(d > 0.0))
             st.rows_better += better
@@ -279,6 +314,10 @@ class PairedState:
             st.rows_equal += n - better - worse
             if self.boot_samples:
                 vectors += [wb, wc]
+        if self.joint is not None:
+            pick = joint_rows(rows, first_row, n)
+            self.joint.merge(CoMoments.of(np.stack([d[pick] for d in diffs]),
+                                          None if w is None else w[pick]))
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")
@@ -296,6 +335,24 @@ class PairedState:
             a.merge(b)
         if self.figures is not None and other.figures is not None:
             self.figures.merge(other.figures)
+        if self.joint is not None and other.joint is not None:
+            self.joint.merge(other.joint)
+
+
+#: The family's correlation reads every row numbered below JOINT_ALL_ROWS and every
+#: JOINT_STRIDE-th after: by number, so any chunking reads the same rows; a correlation from
+#: 65,536 + n / 16 rows is ample for a critical value, at a sixteenth of the cost.
+JOINT_ALL_ROWS = 1 << 16
+JOINT_STRIDE = 16
+
+
+def joint_rows(rows: np.ndarray | None, first_row: int, n: int) -> np.ndarray:
+    """The positions in a chunk of the rows the family's correlation reads."""
+    if rows is not None:
+        return np.flatnonzero((rows < JOINT_ALL_ROWS) | (rows % JOINT_STRIDE == 0))
+    head = min(n, max(0, JOINT_ALL_ROWS - first_row))
+    start = head + (-(first_row + head)) % JOINT_STRIDE
+    return np.concatenate([np.arange(head), np.arange(start, n, JOINT_STRIDE)])
 
 
 def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
@@ -461,11 +518,10 @@ class PairedReduction:
         specs = self.template.specs
         _check_losses(specs, [False] * len(specs), set(), bb, base, self.base_cols, ra.where)
         _check_losses(specs, [False] * len(specs), set(), cb, cand, self.cand_cols, rb.where)
-        rows = None
-        if state.boot_samples:
-            rows = base.rows if base.rows is not None else np.arange(
-                base.first_row, base.first_row + base.target.shape[0])
-        state.update(bb, cb, rows)
+        rows = base.rows
+        if state.boot_samples and rows is None:
+            rows = np.arange(base.first_row, base.first_row + base.target.shape[0])
+        state.update(bb, cb, rows, base.first_row)
         return acc
 
 
@@ -531,18 +587,18 @@ def _defaults_in_domain(specs: list[LossSpec], head: list[tuple[RawChunk, RawChu
     return keep, notes
 
 
-def _holm(p: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error across the losses)."""
-    m = len(p)
-    order = sorted(range(m), key=lambda i: (math.isnan(p[i]), p[i]))
-    out = [math.nan] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        if math.isnan(p[i]):
-            continue
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
+def _one_level(confidence: float, alpha: float) -> float:
+    """compare's alpha: its one interval is two-sided (1 - alpha), so --confidence C means
+    alpha = 1 - C; both given and different is a usage error."""
+    if confidence != DEFAULT_CONFIDENCE:
+        if alpha != DEFAULT_ALPHA and not math.isclose(alpha, 1.0 - confidence, rel_tol=1e-9):
+            raise UsageError(f"--confidence {confidence:g} and --alpha {alpha:g} disagree: "
+                             "compare prints one two-sided (1 - alpha) interval; give one")
+        alpha = 1.0 - confidence
+    if not 0.0 < alpha < 0.5:
+        raise UsageError(f"--alpha must be between 0 and 0.5 (--confidence above 0.5), got "
+                         f"{alpha:g}")
+    return alpha
 
 
 def compare(
@@ -568,12 +624,16 @@ def compare(
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
     figures: bool = False,
+    primary: str | None = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
     One input with two prediction columns (``baseline_pred`` and ``pred``), or two inputs
     (the baseline file first) whose rows correspond in order or by ``key``. ``figures`` also
-    gathers the per-row differences for the report (``Comparison.figures``).
+    gathers the per-row differences for the report (``Comparison.figures``). The interval of
+    each delta is two-sided at 1 - ``alpha`` (``confidence`` is another name for it: give
+    one) and simultaneous over the losses; ``primary`` names one loss as the confirmatory
+    test (its own family, the only one gated), the others secondary.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
@@ -586,8 +646,7 @@ def compare(
     check_ci_options(ci, confidence, bootstrap_samples, seed=seed)
     if ci == "none":
         raise UsageError("compare needs an interval: --ci johnson, t or bootstrap")
-    if not 0.0 < alpha < 0.5:
-        raise UsageError(f"--alpha must be between 0 and 0.5, got {alpha:g}")
+    alpha = _one_level(confidence, alpha)
     if unmatched not in ("error", "drop"):
         raise UsageError(f"--unmatched must be 'error' or 'drop', got '{unmatched}'")
     if nan not in ("error", "drop"):
@@ -694,8 +753,19 @@ def compare(
     total_w = state.weight_sum.value
     if total_w <= 0.0:
         raise InputError(f"{where}: the weights sum to zero; the weighted means are undefined")
-    results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
+    first = None
+    if primary is not None:
+        key_spec = parse_spec(primary).spec
+        first = next((i for i, s in enumerate(specs) if s.spec == key_spec), None)
+        if first is None:
+            raise UsageError(f"--primary {primary} is not one of the losses compared "
+                             f"({', '.join(s.spec for s in specs)})")
+    results = _finish(specs, state, total_w, ci, bootstrap_samples, seed, alpha, first)
     warnings: list[str] = []
+    if ci == "bootstrap" and alpha * bootstrap_samples <= 1.0:
+        warnings.append(f"--bootstrap-samples {bootstrap_samples} cannot resolve alpha "
+                        f"{alpha:g} (it needs more than {math.ceil(1 / alpha):,} replicates): "
+                        "no difference can be called significant")
     if stats.count:
         warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
                         f"at row {stats.first_row}, column '{stats.first_column}')")
@@ -710,7 +780,8 @@ def compare(
         baseline=side(base_src, base_cols) | {"weight": base_cols.weight},
         candidate=side(cand_src if not one_file else base_src, cand_cols),
         task=found_task, rows=state.rows, losses=results,
-        settings={"ci": ci, "confidence": confidence, "alpha": alpha, "chunk_rows": chunk_rows,
+        settings={"ci": ci, "confidence": 1.0 - alpha, "alpha": alpha, "primary": primary,
+                  "chunk_rows": chunk_rows,
                   "nan": nan, "key": key, "unmatched": unmatched,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
@@ -731,66 +802,131 @@ def _figure_data(figures: Any, specs: Sequence[LossSpec]) -> Any:
 
 
 def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, method: str,
-            level: float, samples: int, seed: int, alpha: float) -> list[LossComparison]:
+            samples: int, seed: int, alpha: float,
+            primary: int | None = None) -> list[LossComparison]:
+    """Each loss's delta, its two-sided (1 - alpha) interval, simultaneous over its family (all
+    the losses, or with ``primary`` that loss alone and the others as a second family), the
+    p-values of the same method and the verdict read off the interval."""
     n = state.rows
-    out: list[dict[str, Any]] = []
-    for spec, st in zip(specs, state.losses, strict=True):
-        base, cand = st.base.value / total_w, st.cand.value / total_w
-        delta = cand - base
-        s2, m3 = linearised_spread([(st.diff, 1.0, 1.0)], delta, total_w, 0)
-        se = math.sqrt(s2 / n) if s2 >= 0 else math.nan
-        t = delta / se if se > 0 else (0.0 if delta == 0 else math.copysign(math.inf, delta))
-        p = 2.0 * t_sf(abs(t), n - 1) if math.isfinite(t) else (1.0 if t == 0 else 0.0)
+    level = 1.0 - alpha
+    facts = [_paired_facts(spec, st, total_w, n, method) for spec, st in
+             zip(specs, state.losses, strict=True)]
+    deltas = np.array([f.delta for f in facts])
+    corr = (state.joint.correlation(deltas) if state.joint is not None
+            and state.joint.mean is not None else np.eye(len(specs)))
+    families = [list(range(len(specs)))]
+    if primary is not None:
+        families = [[primary], [i for i in range(len(specs)) if i != primary]]
+    df = facts[0].df
+    results: list[LossComparison | None] = [None] * len(specs)
+    for members in families:
+        if not members:
+            continue
+        sub = corr[np.ix_(members, members)]
+        reps = None
         if method == "bootstrap":
-            assert st.boot_base is not None and st.boot_cand is not None
-            reps = st.boot_cand.replicates() - st.boot_base.replicates()
-            reps = reps[np.isfinite(reps)]
-            low, high = percentile_interval(reps, level)
-            lower, upper = percentile_interval(reps, 1.0 - 2.0 * alpha)
-            tail = min(int(np.count_nonzero(reps <= 0.0)), int(np.count_nonzero(reps >= 0.0)))
-            p = min(1.0, 2.0 * max(tail, 1) / reps.size) if delta != 0 else 1.0
-            interval = Interval(low, high, level, "bootstrap", samples, seed)
+            reps = np.stack([_replicates(facts[i]) for i in members], axis=1)
+            reps = reps[np.all(np.isfinite(reps), axis=1)]
+            fam = Family.of_replicates(reps, sub)
         else:
-            low, high = mean_interval(delta, s2, m3, n, level, method)
-            lower, upper = mean_interval(delta, s2, m3, n, 1.0 - 2.0 * alpha, method)
-            interval = Interval(low, high, level, method)
-        single = spec.single
-        if single is not None and single.reduce == "sqrt":
-            # rmse_c - rmse_b = (mse_c - mse_b) / (rmse_c + rmse_b): the mse difference's
-            # interval and SE over the (fixed) sum; at delta = 0 this is the delta method
-            rb, rc = math.sqrt(base), math.sqrt(cand)
-            k = 1.0 / (rb + rc) if rb + rc > 0 else math.nan
-            base, cand, delta, se = rb, rc, rc - rb, se * k
-            interval = Interval(interval.low * k, interval.high * k, level, interval.method,
-                                interval.samples, interval.seed)
-            lower, upper = lower * k, upper * k
-        rel = delta / abs(base) if base != 0 else math.nan
-        out.append({"name": spec.name, "spec": spec.spec, "baseline": base, "candidate": cand,
-                    "delta": delta, "relative_delta": rel, "se": se, "ci": interval,
-                    "p_value": p, "rows_better": st.rows_better,
-                    "rows_equal": st.rows_equal, "rows_worse": st.rows_worse,
-                    "lower": lower, "upper": upper})
-    holm = _holm([r["p_value"] for r in out])
-    results = []
-    for r, ph in zip(out, holm, strict=True):
-        verdict = VERDICTS[2]
-        if ph < alpha:
-            verdict = VERDICTS[0] if r["delta"] < 0 else VERDICTS[1]
-        results.append(LossComparison(p_holm=ph, verdict=verdict, **r))
-    return results
+            fam = Family.of(sub, df)
+        crit = fam.critical(alpha)
+        for j, i in enumerate(members):
+            f, spec, st = facts[i], specs[i], state.losses[i]
+            low, high = skew_bounds(f.delta, f.se, f.skew, crit)
+            if reps is not None:
+                own = Family.of_replicates(reps[:, [j]], np.eye(1))
+                p_single, below = own.p(f.statistic), fam.above(f.statistic) == 0
+            else:
+                p_single, below = fam.single_p(f.statistic), False
+            p_adj = fam.p(f.statistic)
+            interval = Interval(low, high, level, method,
+                                samples if method == "bootstrap" else None,
+                                seed if method == "bootstrap" else None,
+                                effective_n=f.effective_n)
+            base, cand, delta, se = f.base, f.cand, f.delta, f.se
+            single = spec.single
+            if single is not None and single.reduce == "sqrt":
+                # rmse_c - rmse_b = (mse_c - mse_b) / (rmse_c + rmse_b): the mse difference's
+                # interval and SE over the (fixed) sum; at delta = 0 this is the delta method
+                rb, rc = math.sqrt(base), math.sqrt(cand)
+                k = 1.0 / (rb + rc) if rb + rc > 0 else math.nan
+                base, cand, delta, se = rb, rc, rc - rb, se * k
+                interval = replace(interval, low=interval.low * k, high=interval.high * k)
+            verdict = VERDICTS[2]
+            if interval.low > 0.0:
+                verdict = VERDICTS[1]
+            elif interval.high < 0.0:
+                verdict = VERDICTS[0]
+            results[i] = LossComparison(
+                spec.name, spec.spec, base, cand, delta,
+                delta / abs(base) if base != 0 else math.nan, se, interval, p_single, p_adj,
+                st.rows_better, st.rows_equal, st.rows_worse, verdict, family=fam.distinct,
+                p_below=bool(below),
+                role=None if primary is None else ("primary" if i == primary
+                                                   else "secondary"))
+    return [r for r in results if r is not None]
+
+
+@dataclass
+class _Facts:
+    """One loss's paired difference before the family is known."""
+
+    base: float
+    cand: float
+    delta: float
+    se: float
+    skew: float  # the estimator's skewness (0: the symmetric interval)
+    statistic: float  # the signed statistic of delta = 0 under the method
+    df: float
+    effective_n: float | None
+    replicates: np.ndarray | None = None
+
+
+def _replicates(f: _Facts) -> np.ndarray:
+    assert f.replicates is not None
+    return f.replicates
+
+
+def _paired_facts(spec: LossSpec, st: PairedLoss, total_w: float, n: int,
+                  method: str) -> _Facts:
+    base, cand = st.base.value / total_w, st.cand.value / total_w
+    delta = cand - base
+    parts = [(st.diff, 1.0, 1.0)]
+    s2, m3 = linearised_spread(parts, delta, total_w, 0)
+    n_eff = effective_rows(parts, total_w, 0)
+    weighted = st.diff.weighted
+    df = (n_eff if weighted else n) - 1.0
+    se = math.sqrt(s2 / n) if s2 >= 0 else math.nan
+    if method == "bootstrap":
+        assert st.boot_base is not None and st.boot_cand is not None
+        reps = st.boot_cand.replicates() - st.boot_base.replicates()
+        finite = reps[np.isfinite(reps)]
+        se = float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan
+        u = (reps - delta) / se if se > 0 else np.zeros_like(reps)
+        return _Facts(base, cand, delta, se, 0.0, skew_statistic(delta, se, 0.0), df,
+                      n_eff if weighted else None, u)
+    k = estimator_skewness(s2, m3, n) if method == "johnson" else 0.0
+    return _Facts(base, cand, delta, se, k, skew_statistic(delta, se, k), df,
+                  n_eff if weighted else None)
 
 
 def check_gates(result: Comparison, fail_if_worse: bool, require_not_worse: bool,
                 tolerance: Any) -> list[CompareGate]:
-    """--fail-if-worse: fails when the one-sided (1 - alpha) lower bound of delta exceeds the
-    margin m (evidence of a regression beyond m). --require-not-worse: passes only when the
-    one-sided upper bound is below m (evidence of non-inferiority)."""
+    """Both gates read the printed interval of delta, two-sided (1 - alpha) and simultaneous
+    over the losses, so the family-wise error stays at alpha: --fail-if-worse fails when its
+    lower end exceeds the margin m (evidence of a regression beyond m); --require-not-worse
+    passes only when its upper end is below m (non-inferiority). With --primary only the
+    primary loss is gated."""
     gates = []
     for r in result.losses:
+        if r.role == "secondary":
+            continue
         m = tolerance.amount * abs(r.baseline) if tolerance.relative else tolerance.amount
         if fail_if_worse:
-            gates.append(CompareGate(r.spec, "fail_if_worse", m, r.lower, bool(r.lower <= m)))
+            gates.append(CompareGate(r.spec, "fail_if_worse", m, r.ci.low,
+                                     bool(r.ci.low <= m)))
         if require_not_worse:
-            gates.append(CompareGate(r.spec, "require_not_worse", m, r.upper,
-                                     bool(r.upper < m)))
+            gates.append(CompareGate(r.spec, "require_not_worse", m, r.ci.high,
+                                     bool(r.ci.high < m)))
     return gates

@@ -52,6 +52,7 @@ KEYS: dict[str, tuple[Any, str]] = {
                           "a positive integer"),
     "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "alpha": (lambda v: _is_number(v) and 0 < v < 0.5, "a number between 0 and 0.5"),
+    "primary": (_is_str, "a loss spec (string)"),
     "plugins": (lambda v: isinstance(v, list) and all(_is_str(x) for x in v),
                 "a list of plugin files (.py) or module names (strings)"),
 }

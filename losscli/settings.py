@@ -23,10 +23,12 @@ ALL_FORMATS = tuple(dict.fromkeys(f for fs in FORMATS.values() for f in fs))
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
 EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
-             "ci", "confidence", "bootstrap_samples", "seed", "plugins", "alpha")
+             "ci", "confidence", "bootstrap_samples", "seed", "plugins", "alpha", "primary")
 #: Of those, the keys compare uses too (losses, intervals, the gates' tolerance).
 COMPARE_TOO = ("losses", "tolerance", "ci", "confidence", "bootstrap_samples", "seed",
-               "plugins", "alpha")
+               "plugins", "alpha", "primary")
+#: The keys that compare alone reads.
+COMPARE_ONLY = ("alpha", "primary")
 
 
 def _uses(command: str, key: str) -> bool:
@@ -65,6 +67,8 @@ class Settings:
     seed: int = 0
     #: compare: the significance level of the verdicts and gates
     alpha: float = 0.05
+    #: compare: the loss whose test is confirmatory (the others are secondary)
+    primary: str | None = None
     #: custom-loss plugins (files or modules): the configuration file's, then the flags'
     plugins: tuple[str, ...] = ()
     origins: dict[str, str] = field(default_factory=dict, compare=False)
@@ -108,7 +112,7 @@ class Settings:
     def keys(self) -> list[str]:
         """The setting names this command uses, in declaration order."""
         names = [f.name for f in fields(self) if f.name not in ("command", "origins")]
-        return [n for n in names if _uses(self.command, n) and (n != "alpha" or
+        return [n for n in names if _uses(self.command, n) and (n not in COMPARE_ONLY or
                                                                  self.command == "compare")]
 
     def shown(self) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ import scipy.stats
 from rich.console import Console
 
 from losscli.cli import run
-from losscli.compare import _holm, compare
+from losscli.compare import compare
 from losscli.render.compare import print_compare
 
 
@@ -49,7 +49,7 @@ def per_row(spec: str, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
     r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
-                losses=["mse", "mae", "huber"], chunk_rows=500)
+                losses=["mse", "mae", "huber"], chunk_rows=500, ci="t")
     for res in r.losses:
         lb, lc = per_row(res.spec, pair["old"], pair["y"]), per_row(res.spec, pair["new"],
                                                                     pair["y"])
@@ -61,19 +61,21 @@ def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
         assert res.relative_delta == pytest.approx(d.mean() / lb.mean(), rel=1e-12)
         assert (res.rows_better, res.rows_equal, res.rows_worse) == (
             np.sum(d < 0), np.sum(d == 0), np.sum(d > 0))
-    holm = _holm([x.p_value for x in r.losses])
-    assert [x.p_holm for x in r.losses] == holm
+        # the family adjustment never lowers a p-value, and never raises it past Bonferroni
+        assert res.p_value <= res.p_adjusted <= min(1.0, 3 * res.p_value) + 1e-12
 
 
-def test_t_interval_of_delta_and_its_one_sided_bounds(pair: dict) -> None:
+def test_t_interval_of_delta_is_two_sided_one_minus_alpha(pair: dict) -> None:
     r = compare(pair["one"], baseline_pred="old", pred="new", target="y", losses=["mae"],
-                ci="t", confidence=0.9, alpha=0.1).losses[0]
+                ci="t", alpha=0.1).losses[0]
     d = per_row("mae", pair["new"], pair["y"]) - per_row("mae", pair["old"], pair["y"])
     lo, hi = scipy.stats.t.interval(0.9, d.size - 1, loc=d.mean(), scale=scipy.stats.sem(d))
     assert (r.ci.low, r.ci.high) == pytest.approx((lo, hi), rel=1e-10)
-    # the one-sided (1 - alpha) bounds: t(1 - alpha)
-    q = scipy.stats.t.ppf(0.9, d.size - 1) * scipy.stats.sem(d)
-    assert (r.lower, r.upper) == pytest.approx((d.mean() - q, d.mean() + q), rel=1e-10)
+    assert r.ci.level == pytest.approx(0.9) and r.family == 1
+    # --confidence is the same level under another name
+    same = compare(pair["one"], baseline_pred="old", pred="new", target="y", losses=["mae"],
+                   ci="t", confidence=0.9).losses[0]
+    assert (same.ci.low, same.ci.high) == (r.ci.low, r.ci.high)
 
 
 def test_weighted_delta_and_its_standard_error(pair: dict) -> None:
@@ -85,7 +87,12 @@ def test_weighted_delta_and_its_standard_error(pair: dict) -> None:
     se = math.sqrt(n / (n - 1) * np.sum(w**2 * (d - delta) ** 2) / w.sum() ** 2)
     assert r.delta == pytest.approx(delta, rel=1e-12)
     assert r.se == pytest.approx(se, rel=1e-10)
-    assert r.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(delta / se), n - 1), rel=1e-8)
+    n_eff = w.sum() ** 2 / np.sum(w**2)  # Kish: the degrees of freedom are n_eff - 1
+    t = compare(pair["one"], baseline_pred="old", pred="new", target="y", weight="w",
+                losses=["mse"], chunk_rows=700, ci="t").losses[0]
+    assert t.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(delta / se), n_eff - 1),
+                                      rel=1e-8)
+    assert t.ci.effective_n == pytest.approx(n_eff, rel=1e-12)
 
 
 def test_rmse_delta_by_the_mse_difference(pair: dict) -> None:
@@ -130,8 +137,17 @@ def test_paired_bootstrap_uses_the_same_counts_for_both(pair: dict) -> None:
     c = replicate_counts(stream_key(9), np.arange(pair["y"].size), 150).astype(float)
     d = per_row("mae", pair["new"], pair["y"]) - per_row("mae", pair["old"], pair["y"])
     reps = (c @ d) / c.sum(axis=1)
-    assert (r.ci.low, r.ci.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),
-                                                  rel=1e-10)
+    # studentized by the replicates' spread; the critical value is the 8th largest |u| of
+    # 150, the smallest that fewer than alpha B = 7.5 replicates reach
+    se = np.std(reps, ddof=1)
+    u = np.abs(reps - d.mean()) / se
+    crit = np.sort(u)[-8]
+    assert r.se == pytest.approx(se, rel=1e-10)
+    assert (r.ci.low, r.ci.high) == pytest.approx((d.mean() - crit * se,
+                                                   d.mean() + crit * se), rel=1e-10)
+    above = int(np.sum(u >= abs(d.mean()) / se))
+    assert r.p_value == pytest.approx(max(above, 1) / 150, rel=1e-12)
+    assert r.p_below == (above == 0)
 
 
 def test_binary_logits_and_multiclass(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -141,7 +157,7 @@ def test_binary_logits_and_multiclass(tmp_path: Path, rng: np.random.Generator) 
     path = tmp_path / "b.parquet"
     pq.write_table(pa.table({"y": y, "a": z1, "b": z2}), path)
     r = compare(path, baseline_pred="a", pred="b", target="y", losses=["bce"],
-                logits=True).losses[0]
+                logits=True, ci="t").losses[0]
     bce = lambda z: np.logaddexp(0, z) - y * z  # noqa: E731
     assert r.p_value == pytest.approx(scipy.stats.ttest_rel(bce(z2), bce(z1)).pvalue, rel=1e-8)
     probs_a, probs_b = rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n)
@@ -150,7 +166,8 @@ def test_binary_logits_and_multiclass(tmp_path: Path, rng: np.random.Generator) 
         f"b_{k}": probs_b[:, k] for k in range(3)}
     path = tmp_path / "m.parquet"
     pq.write_table(pa.table(cols), path)
-    r = compare(path, baseline_pred="a_*", pred="b_*", target="y", losses=["cce"]).losses[0]
+    r = compare(path, baseline_pred="a_*", pred="b_*", target="y", losses=["cce"],
+                ci="t").losses[0]
     la, lb = -np.log(probs_a[np.arange(n), cls]), -np.log(probs_b[np.arange(n), cls])
     assert r.p_value == pytest.approx(scipy.stats.ttest_rel(lb, la).pvalue, rel=1e-8)
 
@@ -190,14 +207,14 @@ def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["schema"] == "losscli.compare/1" and doc["rows"] == pair["y"].size
     assert [x["spec"] for x in doc["losses"]] == ["mse", "mae"]
     assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
-                                     "ci", "p_value", "p_holm", "rows_better", "rows_equal",
+                                     "ci", "p_value", "p_adjusted", "rows_better", "rows_equal",
                                      "rows_worse", "verdict"}
     assert run([*base, "-f", "junit", "--fail-if-worse"]) in (0, 1)
     root = ET.fromstring(capsys.readouterr().out)
     assert root.find("testsuite") is not None
     assert run([*base, "-f", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert "| `mse` |" in out and "(Holm)" in out
+    assert "| `mse` |" in out and "p (adj.)" in out
     assert run([*base, "-f", "github"]) == 0
     assert all(line.startswith("::") for line in capsys.readouterr().out.splitlines())
     assert run([*base, "-f", "csv"]) == 0
@@ -278,7 +295,9 @@ def test_settings_file_applies_to_compare(pair: dict, tmp_path: Path,
     assert run(["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "--config",
                 str(cfg), "-f", "json", "--show-config"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["settings"]["alpha"] == 0.01 and doc["losses"][0]["ci"]["level"] == 0.9
+    # compare's one interval is two-sided (1 - alpha): eval's confidence in the file does
+    # not change it
+    assert doc["settings"]["alpha"] == 0.01 and doc["losses"][0]["ci"]["level"] == 0.99
     assert [x["spec"] for x in doc["losses"]] == ["mae"] and doc["losses"][0]["ci"]["method"] == "t"
     assert doc["config"]["alpha"]["source"] != "default"
     cfg.write_text("alpha = 0.7\n")
@@ -291,7 +310,7 @@ def test_values_only_losses_match_the_catalog(pair: dict) -> None:
     """compare computes e^2, |e| and the Huber shape without gradients: same p as the
     textbook per-row losses (smooth_l1 with beta 2.5: huber(2.5) / 2.5)."""
     r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
-                losses=["smooth_l1:beta=2.5", "log_cosh"]).losses
+                losses=["smooth_l1:beta=2.5", "log_cosh"], ci="t").losses
     e_b, e_c = pair["old"] - pair["y"], pair["new"] - pair["y"]
     sl1 = lambda e: np.where(np.abs(e) < 2.5, 0.5 * e * e / 2.5, np.abs(e) - 1.25)  # noqa: E731
     assert r[0].p_value == pytest.approx(scipy.stats.ttest_rel(sl1(e_c), sl1(e_b)).pvalue,
@@ -321,7 +340,7 @@ def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
     b = a * np.exp(rng.normal(0, 0.1, n))
     path = tmp_path / "counts.parquet"
     pq.write_table(pa.table({"y": y, "a": a, "b": b}), path)
-    r = compare(path, baseline_pred="a", pred="b", target="y")
+    r = compare(path, baseline_pred="a", pred="b", target="y", ci="t")
     assert r.task == "counts" and "poisson" in [x.spec for x in r.losses]
     dev = lambda mu: 2 * (scipy.special.xlogy(y, y / mu) - y + mu)  # noqa: E731
     got = next(x for x in r.losses if x.spec == "poisson")
@@ -329,20 +348,25 @@ def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
 
 
 def test_t_interval_of_the_differences(pair: dict[str, object]) -> None:
-    """--ci t (no third moments kept): delta +- t(n-1) times the SE of the per-row
-    differences, against scipy."""
+    """--ci t (no third moments kept): delta +- c times the SE of the per-row differences,
+    against scipy, with one critical value c for the family of three, between the single
+    test's t quantile and Bonferroni's."""
     y, old, new = (np.asarray(pair[k]) for k in ("y", "old", "new"))
     r = compare(pair["one"], baseline_pred="old", pred="new", target="y",  # type: ignore[arg-type]
                 losses=["mse", "mae", "huber"], ci="t", chunk_rows=211)
     refs = (np.square, np.abs, lambda e: np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5))
+    crits = []
     for got, f in zip(r.losses, refs, strict=True):
         d = f(new - y) - f(old - y)
-        low, high = scipy.stats.t.interval(0.95, d.size - 1, loc=d.mean(),
-                                           scale=scipy.stats.sem(d))
+        sem = scipy.stats.sem(d)
         assert got.ci.method == "t"
-        assert (got.ci.low, got.ci.high) == pytest.approx((low, high), rel=1e-9, abs=1e-12)
+        assert got.ci.low + got.ci.high == pytest.approx(2 * d.mean(), rel=1e-9, abs=1e-12)
+        crits.append((got.ci.high - got.ci.low) / (2 * sem))
+        t1, t3 = scipy.stats.t.ppf([0.975, 1 - 0.025 / 3], d.size - 1)
+        assert t1 < crits[-1] < t3
         assert got.p_value == pytest.approx(scipy.stats.ttest_rel(f(new - y), f(old - y)).pvalue,
                                             rel=1e-8)
+    assert crits == pytest.approx([crits[0]] * 3, rel=1e-9)
 
 
 def test_nan_drop_leaves_a_row_out_of_both_sides(tmp_path: Path,
@@ -355,7 +379,7 @@ def test_nan_drop_leaves_a_row_out_of_both_sides(tmp_path: Path,
     pq.write_table(pa.table({"y": y, "pred": a}), tmp_path / "a.parquet")
     pq.write_table(pa.table({"y": y, "pred": b}), tmp_path / "b.parquet")
     r = compare(tmp_path / "a.parquet", tmp_path / "b.parquet", losses=["mse"], nan="drop",
-                chunk_rows=300)
+                chunk_rows=300, ci="t")
     keep = np.isfinite(a) & np.isfinite(b)
     assert r.rows == keep.sum() == n - 4
     ref = scipy.stats.ttest_rel((b - y)[keep] ** 2, (a - y)[keep] ** 2).pvalue
@@ -379,7 +403,7 @@ def test_nan_drop_of_one_input_leaves_the_row_out_of_both_sides(
     col[[7, 1001, 1999]] = np.nan
     pq.write_table(pa.table({"y": y, "old": a, "new": b}), tmp_path / "one.parquet")
     r = compare(tmp_path / "one.parquet", baseline_pred="old", pred="new", target="y",
-                losses=["mse", "mae"], nan="drop", chunk_rows=300)
+                losses=["mse", "mae"], nan="drop", chunk_rows=300, ci="t")
     keep = np.isfinite(a) & np.isfinite(b) & np.isfinite(y)
     assert r.rows == keep.sum() == n - 3
     for got, ref in zip(r.losses, (np.square, np.abs), strict=True):

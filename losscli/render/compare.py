@@ -34,7 +34,7 @@ def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str
     head = [("delta", [fmt(r.delta, 5) for r in rs]), ("rel.", [_pct(r.relative_delta)
                                                           for r in rs]),
             (_ci_label(c), [ci_text(r.ci.low, r.ci.high, 4) for r in rs]),
-            ("p (Holm)", [p_text(r.p_holm) for r in rs]), ("verdict", [r.verdict for r in rs])]
+            ("p (adj.)", [p_text(r.p_adjusted) for r in rs]), ("verdict", [r.verdict for r in rs])]
     rest = [("baseline", [fmt(r.baseline) for r in rs]),
             ("candidate", [fmt(r.candidate) for r in rs]), ("se", [fmt(r.se, 4) for r in rs]),
             ("p", [p_text(r.p_value) for r in rs]), ("wins / ties / losses", [_wtl(r) for r in rs])]
@@ -92,14 +92,14 @@ def markdown(c: Comparison) -> str:
     out = [f"### losscli compare: {paths}", "",
            f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
            f"Verdict: **{gates_verdict(c.gates)}**", "",
-           f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (Holm) | "
+           f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (adj.) | "
            "wins / ties / losses | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in c.losses:
         out.append(f"| `{md_cell(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
                    f"{fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
                    f"{ci_text(r.ci.low, r.ci.high, 4)} | {p_text(r.p_value)} | "
-                   f"{p_text(r.p_holm)} | "
+                   f"{p_text(r.p_adjusted)} | "
                    f"{_wtl(r)} | {r.verdict} |")
     out.append("")
     out += [f"- {md_cell(r.sentence())}" for r in c.losses]
@@ -118,13 +118,13 @@ def csv_text(c: Comparison) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["loss", "spec", "baseline", "candidate", "delta", "relative_delta", "se",
-                "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_holm",
+                "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_adjusted",
                 "rows_better", "rows_equal", "rows_worse", "verdict"])
     for r in c.losses:
         w.writerow([r.name, r.spec, repr(r.baseline), repr(r.candidate), repr(r.delta),
                     repr(r.relative_delta), repr(r.se), repr(r.ci.low), repr(r.ci.high),
-                    repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_holm), r.rows_better,
-                    r.rows_equal, r.rows_worse, r.verdict])
+                    repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_adjusted),
+                    r.rows_better, r.rows_equal, r.rows_worse, r.verdict])
     return buf.getvalue()
 
 
