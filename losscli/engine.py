@@ -296,6 +296,15 @@ def _sqrt_se(se: float, mean: float) -> float:
     return se / (2.0 * value) if value > 0 else math.nan
 
 
+def interval_notes(results: Sequence[LossResult]) -> list[str]:
+    """One note per reason an interval is missing or degenerate, naming its losses."""
+    why: dict[str, list[str]] = {}
+    for r in results:
+        if r.ci is not None and r.ci.note is not None:
+            why.setdefault(r.ci.note, []).append(r.spec)
+    return [f"{', '.join(specs)}: {note}" for note, specs in why.items()]
+
+
 def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
                  where: str = "", ci: CiOptions = CiOptions()) -> LossResult:
     total_w = state.weight_sum.value
@@ -699,6 +708,7 @@ def evaluate(
     results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
+    notes += interval_notes(results)
     total_rows = state.rows + stats.count
     input_kind = ("values" if task in ("regression", "counts")
                   else "logits" if logits else "probabilities")

@@ -123,7 +123,9 @@ def _betainc(a: float, b: float, x: float) -> float:
 
 
 def t_sf(t: float, df: float) -> float:
-    """P(T > t) for Student's t with ``df`` degrees of freedom (t >= 0)."""
+    """P(T > t) for Student's t with ``df`` degrees of freedom (t >= 0; df = inf: normal)."""
+    if df == math.inf:
+        return 0.5 * math.erfc(t / math.sqrt(2.0))
     return 0.5 * _betainc(0.5 * df, 0.5, df / (df + t * t))
 
 
