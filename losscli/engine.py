@@ -44,6 +44,8 @@ from losscli.uncertainty import (
     DEFAULT_CONFIDENCE,
     Interval,
     check_ci_options,
+    heavy_tail,
+    hill_tail_index,
     interval_note,
     mean_interval,
     percentile_interval,
@@ -94,6 +96,8 @@ class LossResult:
     #: standard error of ``value`` (None with --ci none)
     se: float | None = None
     ci: Interval | None = None
+    #: Hill's tail index of the per-row loss (regression losses of the residual, 1,000+ rows)
+    tail_index: float | None = None
 
 
 @dataclass
@@ -187,6 +191,8 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
         d["se"] = r.se
     if r.ci is not None:
         d["ci"] = r.ci.to_dict()
+    if r.tail_index is not None:
+        d["tail_index"] = r.tail_index
     return d
 
 
@@ -383,7 +389,38 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         terms = [{"coef": t.coef, "name": t.loss.name, "spec": t.spec, "params": dict(t.params)}
                  for t in spec.terms]
     return LossResult(spec.name, spec.spec, spec.params, value, stats,
-                      st.clipped_inputs if uses_p else None, terms, balanced, se, interval)
+                      st.clipped_inputs if uses_p else None, terms, balanced, se, interval,
+                      _tail_index(spec, state) if ci.enabled else None)
+
+
+def _tail_index(spec: LossSpec, state: EvalState) -> float | None:
+    """The tail index of a loss of the residual: Hill's on the |e| histogram over the power
+    p with which the loss grows in |e| (|g| ~ |e|^(p - 1): 2 for mse, 1 for mae or huber)."""
+    single = spec.single
+    h = state.residual_hist
+    if single is None or single.abs_grad_of_abs_residual is None or h is None:
+        return None
+    alpha, k = hill_tail_index(*h.buckets())
+    if k == 0:
+        return None
+    top = h.quantile(1.0)
+    f = single.abs_grad_of_abs_residual
+    params = spec.terms[0].params
+    g1, g2 = f(top, params), f(2.0 * top, params)
+    growth = math.log2(g2 / g1) if g1 > 0 and g2 > 0 else 0.0
+    return alpha / (1.0 + max(0.0, growth))
+
+
+def tail_warnings(results: Sequence[LossResult], rows: int) -> list[str]:
+    """A warning naming the losses whose per-row values likely have infinite variance."""
+    heavy = [r for r in results if r.tail_index is not None and heavy_tail(
+        r.tail_index, min(1000, max(10, math.isqrt(rows))))]
+    if not heavy:
+        return []
+    names = ", ".join(f"{r.spec} (tail index {r.tail_index:.2g})" for r in heavy)
+    return [f"{names}: the per-row loss looks heavy-tailed (tail index below 2: its variance "
+            "is likely infinite), so no variance-based interval of it is reliable; a robust "
+            "loss (mae, huber) summarises these rows better"]
 
 
 # --- planning and the loop --------------------------------------------------------------------
@@ -709,6 +746,7 @@ def evaluate(
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
     notes += interval_notes(results)
+    warnings += tail_warnings(results, state.rows)
     total_rows = state.rows + stats.count
     input_kind = ("values" if task in ("regression", "counts")
                   else "logits" if logits else "probabilities")

@@ -290,6 +290,38 @@ def interval_note(rows: int, n_eff: float | None, s2: float) -> str | None:
     return None
 
 
+#: Below this many rows the tail index is not estimated (Hill's estimate needs a tail).
+TAIL_MIN_ROWS = 1000
+
+
+def hill_tail_index(values: np.ndarray, counts: np.ndarray) -> tuple[float, int]:
+    """Hill's (1975) estimate of the tail index alpha (P(X > x) ~ x^-alpha) from the largest
+    k ~ sqrt(n) (10 to 1,000) of values given as sorted (value, count) buckets, and k.
+    1 / alpha = mean over the k largest of log(X_i / X_(k+1)). NaN when there is no tail."""
+    n = int(counts.sum())
+    if n < TAIL_MIN_ROWS:
+        return math.nan, 0
+    want = min(1000, max(10, math.isqrt(n)))
+    above = np.cumsum(counts[::-1])  # values at or above each bucket, from the top
+    b = int(np.searchsorted(above, want + 1))  # the bucket holding X_(k+1), from the top
+    if b >= counts.size:
+        return math.nan, 0
+    cut = values.size - 1 - b
+    k = int(above[b - 1]) if b > 0 else 0
+    threshold = values[cut]
+    if k < 2 or not threshold > 0.0:
+        return math.nan, 0
+    top, c = values[cut + 1:], counts[cut + 1:]
+    xi = float(np.sum(c * np.log(top / threshold))) / k
+    return (1.0 / xi if xi > 0.0 else math.inf), k
+
+
+def heavy_tail(alpha: float, k: int) -> bool:
+    """Whether a tail index alpha estimated from k order statistics is below 2 (infinite
+    variance) beyond its sampling error: alpha (1 + 2 / sqrt(k)) < 2."""
+    return k > 0 and alpha * (1.0 + 2.0 / math.sqrt(k)) < 2.0
+
+
 #: Draws of the multivariate t behind a family's critical value: the Monte Carlo error of an
 #: adjusted p-value near 0.05 is sqrt(0.05 * 0.95 / 20000) = 0.0015.
 FAMILY_DRAWS = 20_000
