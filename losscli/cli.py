@@ -445,7 +445,8 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
 
 CiOpt = Annotated[str | None, typer.Option(
     "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
-    help="johnson (default; skew-corrected t), t, bootstrap or none.")]
+    help="johnson (default; skew-corrected t), t, bootstrap (studentized), percentile (the "
+    "bootstrap's percentile interval) or none.")]
 CompareCiOpt = Annotated[str | None, typer.Option(
     "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t or bootstrap.")]
@@ -454,7 +455,7 @@ ConfidenceOpt = Annotated[float | None, typer.Option(
     help="Confidence level (default 0.95).")]
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap-samples", rich_help_panel=INTERVALS, metavar="B", show_default=False,
-    help="Bootstrap replicates (default 200).")]
+    help="Bootstrap replicates (default 2000).")]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", rich_help_panel=INTERVALS, metavar="N", show_default=False,
     help="Bootstrap seed (default 0).")]

@@ -644,8 +644,9 @@ def compare(
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be a positive number of rows, got {chunk_rows}")
     check_ci_options(ci, confidence, bootstrap_samples, seed=seed)
-    if ci == "none":
-        raise UsageError("compare needs an interval: --ci johnson, t or bootstrap")
+    if ci in ("none", "percentile"):
+        raise UsageError(f"compare reads one interval: --ci johnson, t or bootstrap (its "
+                         f"bootstrap is studentized), got '{ci}'")
     alpha = _one_level(confidence, alpha)
     if unmatched not in ("error", "drop"):
         raise UsageError(f"--unmatched must be 'error' or 'drop', got '{unmatched}'")

@@ -40,6 +40,7 @@ from losscli.state import (
     linearised_spread,
 )
 from losscli.uncertainty import (
+    BOOTSTRAP_MIN_ROWS,
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_CONFIDENCE,
     Interval,
@@ -50,6 +51,7 @@ from losscli.uncertainty import (
     mean_interval,
     percentile_interval,
     sqrt_interval,
+    studentized_interval,
 )
 
 if TYPE_CHECKING:
@@ -275,14 +277,29 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
     n_eff = effective_rows(parts, weight_total, weight_exp)
     floor = 0.0 if all(m.low >= 0.0 and c >= 0.0 for m, c, _ in parts if m.n) else -math.inf
     note = interval_note(rows, n_eff if weighted else None, s2)
-    if ci.method == "bootstrap" and boot is not None and boot.num is not None:
-        reps = boot.replicates()
-        low, high = percentile_interval(np.sqrt(np.maximum(reps, 0.0)) if sqrt else reps,
-                                        ci.level) if rows > 1 else (math.nan, math.nan)
+    resampled = ci.method in ("bootstrap", "percentile")
+    if resampled and boot is not None and boot.num is not None:
+        low = high = math.nan
+        mc: float | None = None
+        if rows < BOOTSTRAP_MIN_ROWS:
+            note = (f"{rows} row(s): the bootstrap needs {BOOTSTRAP_MIN_ROWS} or more "
+                    "(--ci johnson gives an interval)")
+        elif ci.method == "percentile":
+            reps = boot.replicates()
+            low, high = percentile_interval(np.sqrt(np.maximum(reps, 0.0)) if sqrt else reps,
+                                            ci.level)
+        else:
+            low, high, mc = studentized_interval(mean, se, boot.replicates(),
+                                                 boot.standard_errors(rows), ci.level)
+            low = max(low, floor) if low == low else low
+            if sqrt:
+                mc = _sqrt_se(mc, mean)
+                low, high = sqrt_interval(low, high)
         if sqrt:
             se = _sqrt_se(se, mean)
-        return se, Interval(low, high, ci.level, "bootstrap", ci.samples, ci.seed, note=note)
-    method = "johnson" if ci.method == "bootstrap" else ci.method
+        return se, Interval(low, high, ci.level, ci.method, ci.samples, ci.seed, note=note,
+                            mc_error=mc)
+    method = "johnson" if resampled else ci.method
     low, high = mean_interval(mean, s2, m3, rows, ci.level, method,
                               df=n_eff - 1.0 if weighted else None)
     low = max(low, floor) if low == low else low
@@ -716,8 +733,9 @@ def evaluate(
         check_class_weights(specs, int(head[0].pred.shape[0]))
     template = EvalState(specs, GradientOptions(vanish_tol, explode_tol, grad_clip),
                       spread=ci_opts.enabled, skew=ci_opts.method != "t",
-                      boot_samples=ci_opts.samples if ci_opts.method == "bootstrap" else 0,
-                      boot_seed=ci_opts.seed,
+                      boot_samples=(ci_opts.samples
+                                    if ci_opts.method in ("bootstrap", "percentile") else 0),
+                      boot_seed=ci_opts.seed, boot_student=ci_opts.method == "bootstrap",
                       figures=_figure_state(task, specs, head, logits) if figures else None)
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None),
@@ -746,6 +764,10 @@ def evaluate(
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
     notes += interval_notes(results)
+    if ci in ("bootstrap", "percentile") and bootstrap_samples * (1 - confidence) < 2:
+        warnings.append(f"--bootstrap-samples {bootstrap_samples:,} cannot resolve a "
+                        f"{100 * confidence:g}% interval: its ends are the replicates' "
+                        f"extremes; pass {math.ceil(20 / (1 - confidence)):,} or more")
     warnings += tail_warnings(results, state.rows)
     total_rows = state.rows + stats.count
     input_kind = ("values" if task in ("regression", "counts")

@@ -979,33 +979,56 @@ class ClassSplit:
 @dataclass
 class BootSums:
     """Bootstrap replicate sums of one loss: num[b] = sum c_bi w_i l_i and den[b] = sum c_bi w_i,
-    with the weights scaled by 2^-exp (merging brings both sides to the larger exp)."""
+    with the weights scaled by 2^-exp (merging brings both sides to the larger exp); for the
+    studentized interval also q2 = sum c w^2 l^2, and weighted q1 = sum c w^2 l and
+    q0 = sum c w^2 (unweighted they are num and den)."""
 
     exp: int = 0
     num: np.ndarray | None = None
     den: np.ndarray | None = None
+    q2: np.ndarray | None = None
+    q1: np.ndarray | None = None
+    q0: np.ndarray | None = None
 
     def merge(self, other: BootSums) -> None:
         if other.num is None or other.den is None:
             return
         if self.num is None or self.den is None:
-            self.exp, self.num, self.den = other.exp, other.num.copy(), other.den.copy()
+            self.exp = other.exp
+            self.num, self.den, self.q2, self.q1, self.q0 = (
+                None if a is None else a.copy()
+                for a in (other.num, other.den, other.q2, other.q1, other.q0))
             return
-        num, den = other.num, other.den
+        mine = [self.num, self.den, self.q2, self.q1, self.q0]
+        theirs = [other.num, other.den, other.q2, other.q1, other.q0]
+        powers = (1, 1, 2, 2, 2)
         if other.exp > self.exp:
-            self.num = np.ldexp(self.num, self.exp - other.exp)
-            self.den = np.ldexp(self.den, self.exp - other.exp)
+            mine = [None if a is None else np.ldexp(a, k * (self.exp - other.exp))
+                    for a, k in zip(mine, powers, strict=True)]
             self.exp = other.exp
         elif other.exp < self.exp:
-            num, den = np.ldexp(num, other.exp - self.exp), np.ldexp(den, other.exp - self.exp)
-        self.num += num
-        self.den += den
+            theirs = [None if a is None else np.ldexp(a, k * (other.exp - self.exp))
+                      for a, k in zip(theirs, powers, strict=True)]
+        self.num, self.den, self.q2, self.q1, self.q0 = (
+            None if a is None or b is None else a + b
+            for a, b in zip(mine, theirs, strict=True))
 
     def replicates(self) -> np.ndarray:
         """The loss of each replicate: num / den."""
         assert self.num is not None and self.den is not None
         with np.errstate(all="ignore"):
             return self.num / self.den
+
+    def standard_errors(self, rows: int) -> np.ndarray | None:
+        """Each replicate's linearised standard error, as the value's (None without q2)."""
+        if self.q2 is None or self.num is None or self.den is None or rows < 2:
+            return None
+        q1 = self.num if self.q1 is None else self.q1
+        q0 = self.den if self.q0 is None else self.q0
+        with np.errstate(all="ignore"):
+            mean = self.num / self.den
+            spread = (self.q2 - 2.0 * mean * q1 + mean * mean * q0) / (self.den * self.den)
+            return np.sqrt(np.maximum(spread, 0.0) * (rows / (rows - 1.0)))
 
 
 @dataclass
@@ -1021,7 +1044,9 @@ class _RowTerms:
     moments: dict[object, RowMoments] = field(default_factory=dict)
     vectors: list[np.ndarray] = field(default_factory=list)
     index: dict[object, int] = field(default_factory=dict)
-    slots: list[tuple[LossState, int, int]] = field(default_factory=list)
+    slots: list[tuple[LossState, int, int, tuple[int, ...]]] = field(default_factory=list)
+    #: the studentized bootstrap: also the sums of w^2 l^2 (and w^2 l, w^2 weighted)
+    student: bool = False
 
     def _vector(self, key: object, make: Callable[[], np.ndarray]) -> int:
         if key not in self.index:
@@ -1048,18 +1073,28 @@ class _RowTerms:
             st.spread.merge(self.moments[key])
         if self.boot and st.boot is not None:
             n = self.moments[key].n
-            di = self._vector(("den", key if weight is not True else None),
-                              lambda: np.ones(n) if w is None else w)
-            self.slots.append((st, self.index[("num", key)], di))
+            wkey = key if weight is not True else None
+            di = self._vector(("den", wkey), lambda: np.ones(n) if w is None else w)
+            extra: tuple[int, ...] = ()
+            if self.student:
+                num = self.vectors[self.index[("num", key)]]
+                if w is None:
+                    extra = (self._vector(("sq", key), lambda: num * num),)
+                else:
+                    extra = (self._vector(("sq", key), lambda: num * num),
+                             self._vector(("w2l", key), lambda: num * w),
+                             self._vector(("w2", wkey), lambda: w * w))
+            self.slots.append((st, self.index[("num", key)], di, extra))
 
     def finish(self, rows: np.ndarray, key: np.uint64, samples: int) -> None:
         """The bootstrap sums of every vector, handed to their losses."""
         if not self.slots:
             return
         sums = bootstrap_sums(np.stack(self.vectors), rows, key, samples)
-        for st, ni, di in self.slots:
+        for st, ni, di, extra in self.slots:
             assert st.boot is not None
-            st.boot.merge(BootSums(self.exp, sums[ni], sums[di]))
+            q = [sums[i] for i in extra] + [None] * (3 - len(extra))
+            st.boot.merge(BootSums(self.exp, sums[ni], sums[di], *q))
 
 
 @dataclass
@@ -1180,6 +1215,8 @@ class EvalState:
     gradients: bool = True
     #: the report's figure accumulators (a losscli.figures.FigureState), when asked for
     figures: Any = None
+    #: the replicates' own standard errors too (the studentized bootstrap)
+    boot_student: bool = False
 
     def __post_init__(self) -> None:
         if not self.losses:
@@ -1199,7 +1236,7 @@ class EvalState:
     def empty(self) -> EvalState:
         return EvalState(self.specs, self.opts, spread=self.spread, skew=self.skew,
                          boot_samples=self.boot_samples, boot_seed=self.boot_seed,
-                         gradients=self.gradients,
+                         gradients=self.gradients, boot_student=self.boot_student,
                          figures=None if self.figures is None else self.figures.empty())
 
     def update(self, batch: Batch, skip: Iterable[int] = (), rows: np.ndarray | None = None,
@@ -1237,7 +1274,8 @@ class EvalState:
         if self.residual_hist is not None:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
-        terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0, self.skew)
+        terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0, self.skew,
+                          student=self.boot_student)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
             if i in skipped:
                 continue
