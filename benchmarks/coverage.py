@@ -5,6 +5,7 @@ How to run (from the repository root; needs scipy for the true mae of the lognor
     python benchmarks/coverage.py                       # the README's tables (a long profile)
     python benchmarks/coverage.py --datasets 300 --rows 30,100   # quicker, noisier
     python benchmarks/coverage.py --no-compare          # the coverage table alone
+    python benchmarks/coverage.py --methods bootstrap --samples 500 --rows 100,500
 
 Each dataset is a seeded draw of residuals e (prediction - target), with or without weights
 (lognormal(0, 1), independent of e, so the weighted mean's target is the unweighted one); its
@@ -54,29 +55,30 @@ DISTRIBUTIONS: dict[str, tuple[Callable[[np.random.Generator, int], np.ndarray],
     "lognormal": (lambda g, n: g.lognormal(0.0, 1.0, n) - LOGNORMAL_MEAN,
                   math.e * (math.e - 1), math.nan),
 }
-METHODS = ("johnson", "t", "bootstrap")
+METHODS = ("johnson", "t", "percentile")
 SPECS = [parse_spec("mse"), parse_spec("mae")]
 
 
 def coverage(draw: Callable[[np.random.Generator, int], np.ndarray], rows: int, datasets: int,
-             truth: dict[str, float], weighted: bool, level: float,
-             seed: int) -> dict[str, dict[str, float]]:
+             truth: dict[str, float], weighted: bool, level: float, seed: int,
+             methods: tuple[str, ...] = METHODS,
+             samples: int = 200) -> dict[str, dict[str, float]]:
     """method -> loss -> share of datasets whose interval covers the truth."""
     rng = np.random.default_rng(seed)
-    hits = {m: dict.fromkeys(truth, 0) for m in METHODS}
+    hits = {m: dict.fromkeys(truth, 0) for m in methods}
     index = np.arange(rows)
     zeros = np.zeros(rows)
     for i in range(datasets):
         e = draw(rng, rows)
         w = rng.lognormal(0.0, 1.0, rows) if weighted else None
-        for method in METHODS:
-            boot = 200 if method == "bootstrap" else 0
+        for method in methods:
+            boot = samples if method in ("bootstrap", "percentile") else 0
             state = EvalState(SPECS, spread=True, skew=method != "t", boot_samples=boot,
-                              boot_seed=i)
+                              boot_seed=i, boot_student=method == "bootstrap")
             state.update(Batch(e, zeros, w), rows=index)
             for spec, st in zip(SPECS, state.losses, strict=True):
                 ci = _finish_loss(spec, st, state, False,
-                                  ci=CiOptions(method, level, 200, i)).ci
+                                  ci=CiOptions(method, level, samples, i)).ci
                 assert ci is not None
                 hits[method][spec.spec] += ci.low <= truth[spec.spec] <= ci.high
     return {m: {k: v / datasets for k, v in h.items()} for m, h in hits.items()}
@@ -118,14 +120,17 @@ def main() -> None:
     ap.add_argument("--datasets", type=int, default=2000)
     ap.add_argument("--rows", default="30,100,500,5000")
     ap.add_argument("--level", type=float, default=0.95)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--samples", type=int, default=200, help="bootstrap replicates")
     ap.add_argument("--no-compare", action="store_true")
     args = ap.parse_args()
     sizes = [int(x) for x in args.rows.split(",")]
+    methods = tuple(args.methods.split(","))
     print(f"Coverage of {100 * args.level:g}% intervals, {args.datasets:,} datasets per cell "
           "(mse / mae; weights lognormal(0, 1)):\n")
-    head = " | ".join(f"{m}{', weighted' if w else ''}" for w in (False, True) for m in METHODS)
+    head = " | ".join(f"{m}{', weighted' if w else ''}" for w in (False, True) for m in methods)
     print(f"| residuals | n | {head} |")
-    print("|---|---:|" + "---|" * 2 * len(METHODS))
+    print("|---|---:|" + "---|" * 2 * len(methods))
     for k, (name, (draw, mse, mae)) in enumerate(DISTRIBUTIONS.items()):
         if math.isnan(mae):
             mae = _lognormal_mae()
@@ -133,8 +138,8 @@ def main() -> None:
             cells = []
             for weighted in (False, True):
                 c = coverage(draw, rows, args.datasets, {"mse": mse, "mae": mae}, weighted,
-                             args.level, 1000 * k + rows + weighted)
-                cells += [f"{100 * c[m]['mse']:.1f} / {100 * c[m]['mae']:.1f}" for m in METHODS]
+                             args.level, 1000 * k + rows + weighted, methods, args.samples)
+                cells += [f"{100 * c[m]['mse']:.1f} / {100 * c[m]['mae']:.1f}" for m in methods]
             print(f"| {name} | {rows:,} | " + " | ".join(cells) + " |", flush=True)
     if args.no_compare:
         return

@@ -23,8 +23,9 @@ from losscli.errors import UsageError
 CiMethod = Literal["johnson", "t", "bootstrap", "percentile", "none"]
 CI_METHODS: tuple[CiMethod, ...] = ("johnson", "t", "bootstrap", "percentile", "none")
 DEFAULT_CONFIDENCE = 0.95
-#: Replicates by default: an endpoint's Monte Carlo error is then about 3-4% of the interval's
-#: half-width at 95% (it is reported as ``ci.mc_error``); 200 left 8-16%.
+#: Replicates by default: an endpoint's Monte Carlo error is then about 4% of the interval's
+#: half-width at 95% (measured on normal residuals, at most 5%; reported as ``ci.mc_error``);
+#: 200 left 14%.
 DEFAULT_BOOTSTRAP_SAMPLES = 2000
 #: The bootstrap needs this many rows: below it the Poisson replicates of a few rows take few
 #: distinct values (3 rows: 25.6% of H0 datasets called significant), and no interval is given.
