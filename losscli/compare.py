@@ -894,11 +894,11 @@ def _paired_facts(spec: LossSpec, st: PairedLoss, total_w: float, n: int,
     base, cand = st.base.value / total_w, st.cand.value / total_w
     delta = cand - base
     parts = [(st.diff, 1.0, 1.0)]
-    s2, m3 = linearised_spread(parts, delta, total_w, 0)
+    s2, m3, scale = linearised_spread(parts, delta, total_w, 0)
     n_eff = effective_rows(parts, total_w, 0)
     weighted = st.diff.weighted
     df = (n_eff if weighted else n) - 1.0
-    se = math.sqrt(s2 / n) if s2 >= 0 else math.nan
+    se = math.ldexp(math.sqrt(s2 / n), scale) if s2 >= 0 else math.nan
     if method == "bootstrap":
         assert st.boot_base is not None and st.boot_cand is not None
         reps = st.boot_cand.replicates() - st.boot_base.replicates()

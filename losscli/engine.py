@@ -271,8 +271,8 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
     has an interval >= 0."""
     if parts is None:
         return None, None
-    s2, m3 = linearised_spread(parts, mean, weight_total, weight_exp)
-    se = math.sqrt(s2 / rows) if rows > 1 else math.nan
+    s2, m3, k = linearised_spread(parts, mean, weight_total, weight_exp)
+    se = math.ldexp(math.sqrt(s2 / rows), k) if rows > 1 else math.nan
     weighted = any(m.weighted for m, _, _ in parts) or any(a != 1.0 for _, _, a in parts)
     n_eff = effective_rows(parts, weight_total, weight_exp)
     floor = 0.0 if all(m.low >= 0.0 and c >= 0.0 for m, c, _ in parts if m.n) else -math.inf
@@ -300,8 +300,9 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
         return se, Interval(low, high, ci.level, ci.method, ci.samples, ci.seed, note=note,
                             mc_error=mc)
     method = "johnson" if resampled else ci.method
-    low, high = mean_interval(mean, s2, m3, rows, ci.level, method,
+    low, high = mean_interval(math.ldexp(mean, -k), s2, m3, rows, ci.level, method,
                               df=n_eff - 1.0 if weighted else None)
+    low, high = math.ldexp(low, k), math.ldexp(high, k)
     low = max(low, floor) if low == low else low
     if sqrt:
         se = _sqrt_se(se, mean)

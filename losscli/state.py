@@ -260,6 +260,9 @@ class RowMoments:
     w3: Moments = field(default_factory=lambda: Moments(3))
     #: the smallest per-row value: a loss whose rows are all >= 0 has intervals >= 0
     low: float = math.inf
+    #: the moments are of l * 2^-vscale: losses whose squares or cubes would overflow (above
+    #: about 1e100) or underflow (below about 1e-90) are rescaled by a power of two (exact)
+    vscale: int = 0
 
     @classmethod
     def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
@@ -268,7 +271,43 @@ class RowMoments:
         """The moments of one chunk's per-row losses under weights ``weight`` * 2^exp (the
         caller may have rescaled them). Unweighted, ``total`` is sum l and ``squares`` the
         array l^2 with its sum, when the caller has them (each saves passes). Without
-        ``skew`` the third moments are left out (one pass less unweighted, three weighted)."""
+        ``skew`` the third moments are left out (one pass less unweighted, three weighted).
+        Moments out of range are taken again of the values rescaled by a power of two."""
+        out = cls._of(values, weight, total, exp, squares, skew)
+        if out._in_range():
+            return out
+        top = float(np.max(np.abs(values)))
+        if not (top > 0.0 and math.isfinite(top)):
+            return out
+        e = math.frexp(top)[1]
+        scaled = cls._of(np.ldexp(values, -e), weight, None, exp, None, skew)
+        scaled.vscale, scaled.low = e, out.low
+        return scaled
+
+    def _in_range(self) -> bool:
+        """Whether the second and third moments neither overflowed nor underflowed."""
+        if self.n == 0:
+            return True
+        m2, m3 = ((self.w2.m2, self.w3.m3) if self.weighted else (self.plain.m2, self.plain.m3))
+        mean = self.w2.mean if self.weighted else self.plain.mean
+        if not math.isfinite(m2) or (self.skew and not math.isfinite(m3)):
+            return not math.isfinite(mean)  # NaN data stays as it is
+        return not (m2 < 2.0**-600 and abs(mean) < 2.0**-200)
+
+    def _rescale(self, vscale: int) -> None:
+        """Express the moments in units of 2^vscale (>= the current one)."""
+        k = self.vscale - vscale
+        if k == 0:
+            return
+        for m in (self.plain, self.w2, self.w3):
+            m.mean, m.m2, m.m3 = (math.ldexp(m.mean, k), math.ldexp(m.m2, 2 * k),
+                                  math.ldexp(m.m3, 3 * k))
+        self.vscale = vscale
+
+    @classmethod
+    def _of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
+            exp: int = 0, squares: tuple[np.ndarray, float] | None = None,
+            skew: bool = True) -> RowMoments:
         n = int(values.size)
         low = float(np.min(values)) if n else math.inf
         if weight is None:
@@ -323,10 +362,18 @@ class RowMoments:
         self.low = min(self.low, other.low)
         if self.n == 0:
             self.weighted, self.n, self.scale = other.weighted, other.n, other.scale
-            self.skew = other.skew
+            self.skew, self.vscale = other.skew, other.vscale
             self.plain, self.w2, self.w3 = (_scaled(other.plain, 1.0), _scaled(other.w2, 1.0),
                                             _scaled(other.w3, 1.0))
             return
+        if other.vscale != self.vscale:
+            if other.vscale < self.vscale:
+                other = RowMoments(other.weighted, other.skew, other.n, _scaled(other.plain, 1.0),
+                                   other.scale, _scaled(other.w2, 1.0), _scaled(other.w3, 1.0),
+                                   other.low, other.vscale)
+                other._rescale(self.vscale)
+            else:
+                self._rescale(other.vscale)
         self.n += other.n
         self.skew = self.skew and other.skew
         if not self.weighted:
@@ -345,7 +392,8 @@ class RowMoments:
 
     def sums(self, value: float, mult: float = 1.0, wmult: float = 1.0) -> tuple[float, float]:
         """(sum v^2 (c l - L)^2, sum v^3 (c l - L)^3) with v = wmult w 2^-scale (1 unweighted),
-        c = ``mult`` and L = ``value``: the pieces of the linearised terms' moments."""
+        c = ``mult`` and L = ``value``: the pieces of the linearised terms' moments, of the
+        values in units of 2^vscale (L is given in those units)."""
         if not self.weighted:
             m2, m3, n, mean = self.plain.m2, self.plain.m3, self.plain.n, self.plain.mean
             a2 = a3 = float(n)
@@ -433,9 +481,11 @@ class CoMoments:
 
 
 def linearised_spread(parts: Sequence[tuple[RowMoments, float, float]], value: float,
-                      weight_total: float, weight_exp: int) -> tuple[float, float]:
-    """(s^2, m3) of the linearised terms z_i = n v_i (c_i l_i - L) / sum(v) of a weighted mean
-    L = ``value``: their sample variance (ddof 1) and third central moment (over n).
+                      weight_total: float, weight_exp: int) -> tuple[float, float, int]:
+    """(s^2, m3, k) of the linearised terms z_i = n v_i (c_i l_i - L) / sum(v) of a weighted
+    mean L = ``value``: their sample variance (ddof 1) and third central moment (over n), of
+    the terms in units of 2^k (k = 0 unless the losses were rescaled: their SE is then
+    sqrt(s^2 / n) 2^k, which s^2 alone could not hold).
 
     ``parts`` are (moments, c, a) of groups of rows whose effective weights are v = a w (class
     weights, or 1) and whose per-row loss is c l; ``weight_total`` is sum(v) * 2^-weight_exp.
@@ -443,17 +493,19 @@ def linearised_spread(parts: Sequence[tuple[RowMoments, float, float]], value: f
     live = [p for p in parts if p[0].n]
     n = sum(p[0].n for p in live)
     if n < 2 or not live:
-        return math.nan, math.nan
+        return math.nan, math.nan, 0
     top = max(p[0].scale for p in live)
+    k = max(p[0].vscale for p in live)
     q2 = q3 = 0.0
     for m, c, a in live:
         f = 2.0 ** (m.scale - top)
-        s2, s3 = m.sums(value, c, a)
-        q2 += s2 * f * f
-        q3 += s3 * f * f * f
+        g = 2.0 ** (m.vscale - k)
+        s2, s3 = m.sums(math.ldexp(value, -m.vscale), c, a)
+        q2 += s2 * (f * f * g * g)
+        q3 += s3 * (f * f * f * g * g * g)
     r = 1.0 / math.ldexp(weight_total, weight_exp - top)  # 2^top / sum(v)
     nr = n * r
-    return nr * nr * q2 / (n - 1), nr * nr * nr * q3 / n
+    return nr * nr * q2 / (n - 1), nr * nr * nr * q3 / n, k
 
 
 def effective_rows(parts: Sequence[tuple[RowMoments, float, float]], weight_total: float,
