@@ -156,7 +156,8 @@ def compare(
                  task=task, logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
                  executor=executor, ci=ci, confidence=confidence,
                  bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha,
-                 primary=primary, figures=figures)
+                 primary=primary, figures=figures,
+                 ratio=tol.relative and (fail_if_worse or require_not_worse))
     result.check(fail_if_worse, require_not_worse, tol)
     return result
 

@@ -710,7 +710,8 @@ def compare_cmd(
             confidence=(st.confidence if st.origins.get("confidence") == "flag"
                         else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
-            primary=st.primary, figures=drawing)
+            primary=st.primary, ratio=tol.relative and (fail_if_worse or require_not_worse),
+            figures=drawing)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()

@@ -110,6 +110,9 @@ class LossComparison:
     p_below: bool = False
     #: 'primary' or 'secondary' with --primary
     role: str | None = None
+    #: Fieller's interval of candidate / baseline at the same level and critical value (with
+    #: a relative tolerance: its gates read it)
+    ratio_ci: Interval | None = None
 
     def sentence(self) -> str:
         """'significantly worse on mse, +3.1% [+1.9%, +4.3%], p = 0.0004' or the like."""
@@ -154,8 +157,18 @@ class CompareGate:
     margin: float
     bound: float
     passed: bool
+    #: bound and margin are of candidate / baseline - 1 (a relative tolerance)
+    relative: bool = False
 
     def message(self) -> str:
+        if self.relative:
+            end = "lower" if self.kind == "fail_if_worse" else "upper"
+            op = ((">" if not self.passed else "<=") if self.kind == "fail_if_worse"
+                  else ("<" if self.passed else ">="))
+            why = ("" if self.passed else " (a significant regression)"
+                   if self.kind == "fail_if_worse" else " (not shown to be not worse)")
+            return (f"{self.loss}: {end} end of candidate / baseline - 1 {self.bound:+.4%} "
+                    f"{op} tolerance {self.margin:.4%}{why}")
         if self.kind == "fail_if_worse":
             op = "<=" if self.passed else ">"
             return (f"{self.loss}: lower bound of delta {self.bound:.6g} {op} margin "
@@ -196,8 +209,9 @@ class Comparison(Result):
     def check(self, fail_if_worse: bool = False, require_not_worse: bool = False,
               tolerance: str | float | Tolerance | None = None) -> list[CompareGate]:
         """Apply compare's gates (``--fail-if-worse``, ``--require-not-worse`` with the margin
-        ``--tolerance``: 1% of the baseline value, or absolute 0.01). Sets and returns
-        :attr:`gates`; :attr:`passed` is the verdict."""
+        ``--tolerance``: 1% of the baseline value, or absolute 0.01; a relative one reads the
+        ratio interval when the comparison kept it, ``compare(..., ratio=True)``). Sets and
+        returns :attr:`gates`; :attr:`passed` is the verdict."""
         from losscli.gates import Tolerance as Tol
 
         tol = tolerance if isinstance(tolerance, Tol) else Tol.parse(tolerance)
@@ -210,8 +224,10 @@ class Comparison(Result):
             "schema": SCHEMA, "version": __version__, "baseline": self.baseline,
             "candidate": self.candidate, "task": self.task, "rows": self.rows,
             "settings": self.settings,
-            "losses": [{**{k: v for k, v in asdict(r).items() if k != "ci"},
-                        "ci": r.ci.to_dict()} for r in self.losses],
+            "losses": [{**{k: v for k, v in asdict(r).items() if k not in ("ci", "ratio_ci")},
+                        "ci": r.ci.to_dict(),
+                        **({} if r.ratio_ci is None else {"ratio_ci": r.ratio_ci.to_dict()})}
+                       for r in self.losses],
             "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
             "warnings": self.warnings, "notes": self.notes,
             "elapsed_seconds": round(self.elapsed_seconds, 6)}
@@ -236,6 +252,9 @@ class PairedLoss:
     rows_worse: int = 0
     boot_base: BootSums | None = None
     boot_cand: BootSums | None = None
+    #: both models' per-row moments, for the ratio candidate / baseline (relative tolerance)
+    base_rows: RowMoments | None = None
+    cand_rows: RowMoments | None = None
 
     def merge(self, other: PairedLoss) -> None:
         self.base.merge(other.base)
@@ -248,6 +267,10 @@ class PairedLoss:
             self.boot_base.merge(other.boot_base)
         if self.boot_cand is not None and other.boot_cand is not None:
             self.boot_cand.merge(other.boot_cand)
+        if self.base_rows is not None and other.base_rows is not None:
+            self.base_rows.merge(other.base_rows)
+        if self.cand_rows is not None and other.cand_rows is not None:
+            self.cand_rows.merge(other.cand_rows)
 
 
 @dataclass
@@ -266,6 +289,8 @@ class PairedState:
     figures: Any = None
     #: the co-moments of the losses' differences (the family's correlation), with 2+ losses
     joint: CoMoments | None = None
+    #: both models' own moments too (the ratio interval of a relative tolerance)
+    ratio: bool = False
 
     def __post_init__(self) -> None:
         if self.joint is None and len(self.specs) > 1:
@@ -273,13 +298,16 @@ class PairedState:
         if not self.losses:
             boot = self.boot_samples > 0
             self.losses = [PairedLoss(boot_base=BootSums() if boot else None,
-                                      boot_cand=BootSums() if boot else None)
+                                      boot_cand=BootSums() if boot else None,
+                                      base_rows=RowMoments(skew=False) if self.ratio else None,
+                                      cand_rows=RowMoments(skew=False) if self.ratio else None)
                            for _ in self.specs]
 
     def empty(self) -> PairedState:
         return PairedState(self.specs, self.boot_samples, self.boot_seed, skew=self.skew,
                            figures=None if self.figures is None else self.figures.empty(),
-                           joint=CoMoments() if self.joint is not None else None)
+                           joint=CoMoments() if self.joint is not None else None,
+                           ratio=self.ratio)
 
     def update(self, base: Batch, cand: Batch, rows: np.ndarray | None,
                first_row: int = 0) -> None:
@@ -305,6 +333,9 @@ class PairedState:
             if self.figures is not None:
                 self.figures.update_diff(i, d)
             st.diff.merge(RowMoments.of(d, w, skew=self.skew))
+            if st.base_rows is not None and st.cand_rows is not None:
+                st.base_rows.merge(RowMoments.of(lb, w, skew=False))
+                st.cand_rows.merge(RowMoments.of(lc, w, skew=False))
             if self.joint is not None:
                 diffs.append(d)
             better = int(np.count_nonzero(d < 0.0))
@@ -625,12 +656,15 @@ def compare(
     alpha: float = DEFAULT_ALPHA,
     figures: bool = False,
     primary: str | None = None,
+    ratio: bool = False,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
     One input with two prediction columns (``baseline_pred`` and ``pred``), or two inputs
     (the baseline file first) whose rows correspond in order or by ``key``. ``figures`` also
-    gathers the per-row differences for the report (``Comparison.figures``). The interval of
+    gathers the per-row differences for the report (``Comparison.figures``). ``ratio`` adds
+    each loss's interval of candidate / baseline (what a relative tolerance's gates read).
+    The interval of
     each delta is two-sided at 1 - ``alpha`` (``confidence`` is another name for it: give
     one) and simultaneous over the losses; ``primary`` names one loss as the confirmatory
     test (its own family, the only one gated), the others secondary.
@@ -737,7 +771,7 @@ def compare(
     task_name = "regression" if found_task == "counts" else found_task
 
     boot = bootstrap_samples if ci == "bootstrap" else 0
-    state = PairedState(specs, boot, seed, skew=ci != "t",
+    state = PairedState(specs, boot, seed, skew=ci != "t", ratio=ratio,
                         figures=_figure_state(specs) if figures else None)
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
@@ -859,13 +893,16 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
                 verdict = VERDICTS[1]
             elif interval.high < 0.0:
                 verdict = VERDICTS[0]
+            ratio = _ratio_interval(st, f, total_w, n, crit, level, method,
+                                    single is not None and single.reduce == "sqrt")
             results[i] = LossComparison(
                 spec.name, spec.spec, base, cand, delta,
                 delta / abs(base) if base != 0 else math.nan, se, interval, p_single, p_adj,
                 st.rows_better, st.rows_equal, st.rows_worse, verdict, family=fam.distinct,
                 p_below=bool(below),
                 role=None if primary is None else ("primary" if i == primary
-                                                   else "secondary"))
+                                                   else "secondary"),
+                ratio_ci=ratio)
     return [r for r in results if r is not None]
 
 
@@ -882,6 +919,37 @@ class _Facts:
     df: float
     effective_n: float | None
     replicates: np.ndarray | None = None
+
+
+def _mean_variance(m: RowMoments, value: float, total_w: float, n: int) -> float:
+    """The squared standard error of one side's weighted mean."""
+    s2, _, k = linearised_spread([(m, 1.0, 1.0)], value, total_w, 0)
+    return math.ldexp(s2 / n, 2 * k)
+
+
+def _ratio_interval(st: PairedLoss, f: _Facts, total_w: float, n: int, crit: float,
+                    level: float, method: str, sqrt: bool) -> Interval | None:
+    """Fieller's interval {rho : |L_c - rho L_b| <= c SE(L_c - rho L_b)} of the ratio of the
+    candidate's value to the baseline's (the roots of a quadratic; unbounded when the
+    baseline's value is not clearly above 0). rmse's is the square root of mse's."""
+    if st.base_rows is None or st.cand_rows is None:
+        return None
+    vb = _mean_variance(st.base_rows, f.base, total_w, n)
+    vc = _mean_variance(st.cand_rows, f.cand, total_w, n)
+    vd = _mean_variance(st.diff, f.delta, total_w, n)
+    cov = 0.5 * (vb + vc - vd)  # Var(d) = Var(c) + Var(b) - 2 Cov(c, b)
+    c2 = crit * crit
+    a = f.base * f.base - c2 * vb
+    b = f.cand * f.base - c2 * cov
+    disc = b * b - a * (f.cand * f.cand - c2 * vc)
+    low, high = -math.inf, math.inf
+    if a > 0.0 and disc >= 0.0:
+        root = math.sqrt(disc)
+        low, high = (b - root) / a, (b + root) / a
+    if sqrt:
+        low = math.sqrt(max(low, 0.0)) if low > -math.inf else 0.0
+        high = math.sqrt(high) if high >= 0.0 else math.nan
+    return Interval(low, high, level, f"fieller ({method})")
 
 
 def _replicates(f: _Facts) -> np.ndarray:
@@ -922,6 +990,15 @@ def check_gates(result: Comparison, fail_if_worse: bool, require_not_worse: bool
     gates = []
     for r in result.losses:
         if r.role == "secondary":
+            continue
+        if tolerance.relative and r.ratio_ci is not None:
+            m, low, high = tolerance.amount, r.ratio_ci.low - 1.0, r.ratio_ci.high - 1.0
+            if fail_if_worse:
+                gates.append(CompareGate(r.spec, "fail_if_worse", m, low, bool(low <= m),
+                                         relative=True))
+            if require_not_worse:
+                gates.append(CompareGate(r.spec, "require_not_worse", m, high, bool(high < m),
+                                         relative=True))
             continue
         m = tolerance.amount * abs(r.baseline) if tolerance.relative else tolerance.amount
         if fail_if_worse:

@@ -248,3 +248,68 @@ def test_bootstrap_p_value_is_floored_at_one_over_b(models: Path) -> None:
                   ci="bootstrap", bootstrap_samples=15)
     assert few.losses[0].verdict == "no significant difference"
     assert "cannot resolve alpha" in few.warnings[0]
+
+
+# --- a relative tolerance reads the ratio ------------------------------------------------------
+
+
+def test_fieller_interval_of_the_ratio(rng: np.random.Generator) -> None:
+    """candidate / baseline by Fieller's theorem, against the roots of the quadratic
+    (L_c - rho L_b)^2 = t^2 Var(L_c - rho L_b) built with np.cov and solved by np.roots."""
+    n = 600
+    eb = rng.standard_exponential(n) - 1
+    ec = 1.1 * (0.8 * eb + 0.6 * (rng.standard_exponential(n) - 1))
+    state = PairedState([DEFAULTS[0], parse_spec("rmse"), parse_spec("mae")], skew=False,
+                        ratio=True)
+    zero = np.zeros(n)
+    state.update(Batch(eb, zero, None), Batch(ec, zero, None), None, 0)
+    r = _finish(state.specs, state, float(n), "t", 0, 0, 0.05)
+    crit = (r[0].ci.high - r[0].ci.low) / (2 * r[0].se)
+    for got, lb, lc, root in ((r[0], eb**2, ec**2, False), (r[1], eb**2, ec**2, True),
+                              (r[2], np.abs(eb), np.abs(ec), False)):
+        cov = np.cov(np.stack([lb, lc])) / n
+        mb, mc = lb.mean(), lc.mean()
+        quad = [mb * mb - crit**2 * cov[0, 0], -2 * (mc * mb - crit**2 * cov[0, 1]),
+                mc * mc - crit**2 * cov[1, 1]]
+        lo, hi = np.sort(np.roots(quad).real)
+        if root:
+            lo, hi = math.sqrt(lo), math.sqrt(hi)
+        assert got.ratio_ci is not None
+        assert (got.ratio_ci.low, got.ratio_ci.high) == pytest.approx((lo, hi), rel=1e-9)
+        assert got.ratio_ci.low < got.candidate / got.baseline < got.ratio_ci.high
+
+
+def test_relative_tolerance_gates_keep_alpha_at_the_margin() -> None:
+    """The candidate's mse is exactly 2% above the baseline's (skewed residuals, n = 400):
+    --require-not-worse --tolerance 2% passes at most alpha of 300 seeded runs plus two
+    standard errors (about alpha / 2 is expected; the fixed margin passed 9-11%), and each
+    gate reads the ratio interval."""
+    rng = np.random.default_rng(102)
+    runs, passed = 300, 0
+    tol = Tolerance(0.02, True)
+    for _ in range(runs):
+        eb = rng.standard_exponential(400) - 1
+        ec = math.sqrt(1.02) * (0.9 * eb + math.sqrt(0.19) * (rng.standard_exponential(400) - 1))
+        state = PairedState(DEFAULTS[:1], ratio=True)
+        zero = np.zeros(400)
+        state.update(Batch(eb, zero, None), Batch(ec, zero, None), None, 0)
+        res = _finish(DEFAULTS[:1], state, 400.0, "johnson", 0, 0, 0.05)
+        gates = check_gates(Comparison({}, {}, "regression", 400, res), True, True, tol)
+        assert res[0].ratio_ci is not None
+        assert gates[0].passed == (res[0].ratio_ci.low - 1 <= 0.02)
+        assert gates[1].passed == (res[0].ratio_ci.high - 1 < 0.02) and gates[1].relative
+        passed += gates[1].passed
+    assert passed / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+
+
+def test_cli_relative_tolerance_reads_the_ratio(models: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    args = ["compare", str(models), "--baseline-pred", "old", "--pred", "new", "-t", "y",
+            "-l", "mse", "--tolerance", "200%", "--fail-if-worse", "-f", "json"]
+    assert run(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    gate, loss = doc["gates"][0], doc["losses"][0]
+    assert gate["relative"] and gate["margin"] == 2.0
+    assert gate["bound"] == pytest.approx(loss["ratio_ci"]["low"] - 1, rel=1e-12)
