@@ -201,12 +201,9 @@ class Interval:
         if self.samples is not None:
             d["samples"] = self.samples
             d["seed"] = self.seed
-        if self.effective_n is not None:
-            d["effective_n"] = self.effective_n
-        if self.note is not None:
-            d["note"] = self.note
-        if self.mc_error is not None:
-            d["mc_error"] = self.mc_error
+        for key in ("effective_n", "mc_error", "note"):  # stated only when there is one
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
         return d
 
 

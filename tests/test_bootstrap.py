@@ -50,18 +50,25 @@ def test_counts_depend_on_seed_row_and_replicate_only() -> None:
     assert abs(np.corrcoef(big[:-1].ravel(), big[1:].ravel())[0, 1]) < 0.01
 
 
+def three_losses(data: dict[str, np.ndarray], weighted: bool,
+                 ci: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """(mse, rmse and mae with their per-row losses and whether the value is a root),
+    the weights and the replicate counts of a 300-replicate run at 90%."""
+    n = data["y"].size
+    r = evaluate(data, "p", "y", "w" if weighted else None, losses=["mse", "rmse", "mae"],
+                 ci=ci, bootstrap_samples=300, seed=11, confidence=0.9, chunk_rows=1000)
+    e = data["p"] - data["y"]
+    cases = [(r.losses[0], e * e, False), (r.losses[1], e * e, True),
+             (r.losses[2], np.abs(e), False)]
+    counts = replicate_counts(stream_key(11), np.arange(n), 300).astype(float)
+    return cases, data["w"] if weighted else np.ones(n), counts
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_interval_is_the_percentile_of_the_replicates(data: dict[str, np.ndarray],
                                                       weighted: bool) -> None:
-    n = data["y"].size
-    w = data["w"] if weighted else np.ones(n)
-    r = evaluate(data, "p", "y", "w" if weighted else None, losses=["mse", "rmse", "mae"],
-                 ci="percentile", bootstrap_samples=300, seed=11, confidence=0.9,
-                 chunk_rows=1000)
-    counts = replicate_counts(stream_key(11), np.arange(n), 300).astype(float)
-    e = data["p"] - data["y"]
-    for loss, values, root in ((r.losses[0], e * e, False), (r.losses[1], e * e, True),
-                               (r.losses[2], np.abs(e), False)):
+    cases, w, counts = three_losses(data, weighted, "percentile")
+    for loss, values, root in cases:
         reps = (counts @ (w * values)) / (counts @ w)
         if root:
             reps = np.sqrt(reps)
@@ -76,15 +83,9 @@ def test_studentized_interval_from_the_replicates(data: dict[str, np.ndarray],
                                                   weighted: bool) -> None:
     """--ci bootstrap: the bootstrap-t interval [L - q_hi SE, L - q_lo SE], q the quantiles of
     (L_b - L) / SE_b with each replicate's own linearised SE, straight from the counts."""
-    n = data["y"].size
-    w = data["w"] if weighted else np.ones(n)
-    r = evaluate(data, "p", "y", "w" if weighted else None, losses=["mse", "rmse", "mae"],
-                 ci="bootstrap", bootstrap_samples=300, seed=11, confidence=0.9,
-                 chunk_rows=1000)
-    c = replicate_counts(stream_key(11), np.arange(n), 300).astype(float)
-    e = data["p"] - data["y"]
-    for loss, values, root in ((r.losses[0], e * e, False), (r.losses[1], e * e, True),
-                               (r.losses[2], np.abs(e), False)):
+    cases, w, c = three_losses(data, weighted, "bootstrap")
+    n = w.size
+    for loss, values, root in cases:
         value = np.sum(w * values) / w.sum()
         se = math.sqrt(n / (n - 1) * np.sum(w**2 * (values - value) ** 2)) / w.sum()
         reps = (c @ (w * values)) / (c @ w)
