@@ -332,7 +332,7 @@ class PairedState:
             d = lc - lb
             if self.figures is not None:
                 self.figures.update_diff(i, d)
-            st.diff.merge(RowMoments.of(d, w, skew=self.skew))
+            st.diff.merge(RowMoments.of(d, w, skew=self.skew, low=-math.inf))
             if st.base_rows is not None and st.cand_rows is not None:
                 st.base_rows.merge(RowMoments.of(lb, w, skew=False))
                 st.cand_rows.merge(RowMoments.of(lc, w, skew=False))
@@ -377,12 +377,15 @@ JOINT_ALL_ROWS = 1 << 16
 JOINT_STRIDE = 16
 
 
-def joint_rows(rows: np.ndarray | None, first_row: int, n: int) -> np.ndarray:
-    """The positions in a chunk of the rows the family's correlation reads."""
+def joint_rows(rows: np.ndarray | None, first_row: int, n: int) -> np.ndarray | slice:
+    """The positions in a chunk of the rows the family's correlation reads (a strided slice,
+    a view, past the first JOINT_ALL_ROWS rows of a chunk numbered from ``first_row``)."""
     if rows is not None:
         return np.flatnonzero((rows < JOINT_ALL_ROWS) | (rows % JOINT_STRIDE == 0))
     head = min(n, max(0, JOINT_ALL_ROWS - first_row))
     start = head + (-(first_row + head)) % JOINT_STRIDE
+    if head == 0:
+        return slice(start, n, JOINT_STRIDE)
     return np.concatenate([np.arange(head), np.arange(start, n, JOINT_STRIDE)])
 
 

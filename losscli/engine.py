@@ -412,15 +412,20 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
 
 
 def _tail_index(spec: LossSpec, state: EvalState) -> float | None:
-    """The tail index of a loss of the residual: Hill's on the |e| histogram over the power
-    p with which the loss grows in |e| (|g| ~ |e|^(p - 1): 2 for mse, 1 for mae or huber)."""
+    """The tail index of a loss of the residual: Hill's on the |e| histogram (the larger of
+    its estimates from the sqrt(n) and sqrt(n) / 2 largest) over the power p with which the
+    loss grows in |e| (|g| ~ |e|^(p - 1): 2 for mse, 1 for mae or huber)."""
     single = spec.single
     h = state.residual_hist
     if single is None or single.abs_grad_of_abs_residual is None or h is None:
         return None
-    alpha, k = hill_tail_index(*h.buckets())
+    buckets = h.buckets()
+    alpha, k = hill_tail_index(*buckets)
     if k == 0:
         return None
+    # the larger of the estimates from the k and k / 2 largest: a cluster of outliers as
+    # many as k (a contamination, not a tail) makes the first alone look heavy-tailed
+    alpha = max(alpha, hill_tail_index(*buckets, max(5, k // 2))[0])
     top = h.quantile(1.0)
     f = single.abs_grad_of_abs_residual
     params = spec.terms[0].params

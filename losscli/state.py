@@ -267,20 +267,22 @@ class RowMoments:
     @classmethod
     def of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
            exp: int = 0, squares: tuple[np.ndarray, float] | None = None,
-           skew: bool = True) -> RowMoments:
+           skew: bool = True, low: float | None = None) -> RowMoments:
         """The moments of one chunk's per-row losses under weights ``weight`` * 2^exp (the
         caller may have rescaled them). Unweighted, ``total`` is sum l and ``squares`` the
         array l^2 with its sum, when the caller has them (each saves passes). Without
         ``skew`` the third moments are left out (one pass less unweighted, three weighted).
-        Moments out of range are taken again of the values rescaled by a power of two."""
-        out = cls._of(values, weight, total, exp, squares, skew)
+        ``low`` is a lower bound of the values when the caller knows one (0 for e^2: a pass
+        saved; -inf when nobody reads it). Moments out of range are taken again of the values
+        rescaled by a power of two."""
+        out = cls._of(values, weight, total, exp, squares, skew, low)
         if out._in_range():
             return out
         top = float(np.max(np.abs(values)))
         if not (top > 0.0 and math.isfinite(top)):
             return out
         e = math.frexp(top)[1]
-        scaled = cls._of(np.ldexp(values, -e), weight, None, exp, None, skew)
+        scaled = cls._of(np.ldexp(values, -e), weight, None, exp, None, skew, out.low)
         scaled.vscale, scaled.low = e, out.low
         return scaled
 
@@ -307,9 +309,10 @@ class RowMoments:
     @classmethod
     def _of(cls, values: np.ndarray, weight: np.ndarray | None, total: float | None = None,
             exp: int = 0, squares: tuple[np.ndarray, float] | None = None,
-            skew: bool = True) -> RowMoments:
+            skew: bool = True, low: float | None = None) -> RowMoments:
         n = int(values.size)
-        low = float(np.min(values)) if n else math.inf
+        if low is None:
+            low = float(np.min(values)) if n else math.inf
         if weight is None:
             if n == 0:
                 return cls(False, skew=skew)
@@ -1108,9 +1111,10 @@ class _RowTerms:
 
     def add(self, st: LossState, key: object, values: Callable[[], np.ndarray] | np.ndarray,
             total: float | None = None, weight: np.ndarray | bool | None = True,
-            squares: tuple[np.ndarray, float] | None = None) -> None:
+            squares: tuple[np.ndarray, float] | None = None, low: float | None = None) -> None:
         """Per-row losses ``values`` (or a function that makes them) of ``st`` under the
-        chunk's weights (or ``weight``, with a key of its own in ``key``)."""
+        chunk's weights (or ``weight``, with a key of its own in ``key``); ``low``: a lower
+        bound of them, when known by construction."""
         if st.spread is None and st.boot is None:
             return
         w = self.weight if weight is True else weight
@@ -1118,7 +1122,7 @@ class _RowTerms:
         if key not in self.moments:
             v = values() if callable(values) else values
             self.moments[key] = RowMoments.of(v, w, total, self.exp,
-                                              squares if w is None else None, self.skew)
+                                              squares if w is None else None, self.skew, low)
             if self.boot:
                 self._vector(("num", key), lambda: v if w is None else v * w)
         if st.spread is not None:
@@ -1377,16 +1381,17 @@ class EvalState:
             if self.gradients:
                 st.grad.update_linear(1.0, clipped[key], self.opts)
             chunk = clipped[key]
-            terms.add(st, key, lambda: chunk.row_losses(key[1], res), chunk.value)
+            terms.add(st, key, lambda: chunk.row_losses(key[1], res), chunk.value, low=0.0)
             return
         assert loss.value_form is not None
         total = res.value_sum(loss.value_form, w, batch.residual())
         st.value.add(total)
         if loss.value_form == "square":
             if res.squares is not None:
-                terms.add(st, "square", res.squares, total)
+                terms.add(st, "square", res.squares, total, low=0.0)
         elif res.squares is not None:  # |e|^2 = e^2: its sum is known
-            terms.add(st, "abs", res.abs_values, total, squares=(res.squares, res.sum_sq))
+            terms.add(st, "abs", res.abs_values, total, squares=(res.squares, res.sum_sq),
+                      low=0.0)
         if not self.gradients:
             return
         if form == "linear":

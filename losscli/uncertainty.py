@@ -301,14 +301,17 @@ def interval_note(rows: int, n_eff: float | None, s2: float) -> str | None:
 TAIL_MIN_ROWS = 1000
 
 
-def hill_tail_index(values: np.ndarray, counts: np.ndarray) -> tuple[float, int]:
+def hill_tail_index(values: np.ndarray, counts: np.ndarray,
+                    want: int | None = None) -> tuple[float, int]:
     """Hill's (1975) estimate of the tail index alpha (P(X > x) ~ x^-alpha) from the largest
-    k ~ sqrt(n) (10 to 1,000) of values given as sorted (value, count) buckets, and k.
-    1 / alpha = mean over the k largest of log(X_i / X_(k+1)). NaN when there is no tail."""
+    k (``want``, by default sqrt(n), 10 to 1,000) of values given as sorted (value, count)
+    buckets, and k. 1 / alpha = mean over the k largest of log(X_i / X_(k+1)). NaN when there
+    is no tail."""
     n = int(counts.sum())
     if n < TAIL_MIN_ROWS:
         return math.nan, 0
-    want = min(1000, max(10, math.isqrt(n)))
+    if want is None:
+        want = min(1000, max(10, math.isqrt(n)))
     above = np.cumsum(counts[::-1])  # values at or above each bucket, from the top
     b = int(np.searchsorted(above, want + 1))  # the bucket holding X_(k+1), from the top
     if b >= counts.size:
