@@ -73,7 +73,8 @@ from losscli.uncertainty import (
 if TYPE_CHECKING:
     from losscli.gates import Tolerance
 
-SCHEMA = "losscli.compare/1"
+#: 2: one interval (p_adjusted, family, p_below, role, ratio_ci; no p_holm, lower, upper)
+SCHEMA = "losscli.compare/2"
 DEFAULT_ALPHA = 0.05
 VERDICTS = ("better", "worse", "no significant difference")
 

@@ -204,7 +204,7 @@ def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["compare", str(pair["base"]), str(pair["cand"]), "-t", "y", "-l", "mse", "-l", "mae"]
     assert run([*base, "-f", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == "losscli.compare/1" and doc["rows"] == pair["y"].size
+    assert doc["schema"] == "losscli.compare/2" and doc["rows"] == pair["y"].size
     assert [x["spec"] for x in doc["losses"]] == ["mse", "mae"]
     assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
                                      "ci", "p_value", "p_adjusted", "rows_better", "rows_equal",
