@@ -208,9 +208,9 @@ def compare_html(result: Any, plots: Sequence[Plot], prov: Provenance) -> str:
     rows = [[_e(r.spec), num(r.baseline), num(r.candidate), f"{r.delta:+.4g}",
              f"{num(r.ci.low, 4)} – {num(r.ci.high, 4)}",
              (f"{100 * r.relative_delta:+.3g}%" if math.isfinite(r.relative_delta) else "–"),
-             num(r.p_holm, 2), _e(r.verdict)] for r in result.losses]
+             num(r.p_adjusted, 2), _e(r.verdict)] for r in result.losses]
     table = "<h2>Losses</h2>" + _table(["loss", "baseline", "candidate", "delta", level,
-                                        "change", "p (Holm)", "verdict"], rows)
+                                        "change", "p (adj.)", "verdict"], rows)
     settings = [("baseline", result.baseline.get("path")),
                 ("candidate", result.candidate.get("path")),
                 ("rows", f"{result.rows:,} paired"), ("task", result.task),
