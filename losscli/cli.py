@@ -445,8 +445,7 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
 
 CiOpt = Annotated[str | None, typer.Option(
     "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
-    help="johnson (default; skew-corrected t), t, bootstrap (studentized), percentile (the "
-    "bootstrap's percentile interval) or none.")]
+    help="johnson (default; skew-corrected t), t, bootstrap, percentile or none.")]
 CompareCiOpt = Annotated[str | None, typer.Option(
     "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t or bootstrap.")]
