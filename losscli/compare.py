@@ -30,6 +30,7 @@ from losscli.engine import (
     check_prediction_shape,
     check_weights,
     json_safe,
+    reads_probabilities,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
@@ -777,8 +778,10 @@ def compare(
     state = PairedState(specs, boot, seed, skew=ci != "t", ratio=ratio,
                         figures=_figure_state(specs) if figures else None)
     reduction = PairedReduction(state, base_cols, cand_cols,
-                                TaskValidator(task_name, base_cols, logits, base_src.where),
-                                TaskValidator(task_name, cand_cols, logits, cand_src.where),
+                                TaskValidator(task_name, base_cols, logits, base_src.where,
+                                              probabilities=reads_probabilities(specs)),
+                                TaskValidator(task_name, cand_cols, logits, cand_src.where,
+                                              probabilities=reads_probabilities(specs)),
                                 logits, where, check_targets=not one_file or key is not None)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)

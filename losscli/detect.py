@@ -94,6 +94,27 @@ class TargetFacts:
         return self.rows > 0 and self.integer and self.minimum >= 0.0
 
 
+#: Predictions this far outside [0, 1] (below -MARGIN_REACH or above 1 + MARGIN_REACH) read
+#: as SVM-style decision values rather than probabilities off by rounding: the messages then
+#: name the hinge losses too.
+MARGIN_REACH = 0.5
+
+
+def margin_hint(outside: np.ndarray, loss: str) -> str:
+    """The hinge suggestion for predictions outside [0, 1], when they reach far enough out to
+    be margins; '' otherwise."""
+    if not outside.size:
+        return ""
+    return _margin_text(float(outside.min()), float(outside.max()), loss)
+
+
+def _margin_text(low: float, high: float, loss: str) -> str:
+    if not (low < -MARGIN_REACH or high > 1.0 + MARGIN_REACH):
+        return ""
+    return (f"; if they are SVM-style margins, score them with --loss {loss} (log loss on "
+            "margins needs them calibrated into probabilities first, e.g. Platt scaling)")
+
+
 @dataclass(frozen=True)
 class Detection:
     """A task and one sentence that says why."""
@@ -134,7 +155,7 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
             f"prediction '{pred}' leaves [0, 1] "
             f"(min {format_number(facts.pred_min)}, max {format_number(facts.pred_max)}): pass "
             "--logits if the predictions are logits of a binary model, or --task regression "
-            "to score them as values")
+            "to score them as values" + _margin_text(facts.pred_min, facts.pred_max, "hinge"))
     extra = ""
     if k == 2 and facts.distinct is not None:
         a, b = sorted(facts.distinct)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from losscli._version import __version__
-from losscli.detect import Detection, TargetFacts, Task, check_task, detect
+from losscli.detect import Detection, TargetFacts, Task, check_task, detect, margin_hint
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, LossDef, ParamValue, default_losses
 from losscli.options import DEFAULT_CHUNK_ROWS, EXPLODE_TOL, VANISH_TOL
@@ -458,6 +458,11 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
     return "binary" if "binary" in tasks else "regression"
 
 
+def reads_probabilities(specs: Sequence[LossSpec]) -> bool:
+    """Some loss reads the predictions as probabilities: not every one reads decision values."""
+    return not all(t.loss.decision_values for s in specs for t in s.terms)
+
+
 def check_prediction_shape(specs: Sequence[LossSpec], loss_task: str, cols: Columns) -> None:
     """Multiclass losses need one prediction column per class, the others a single column
     (eval and compare say it in the same words)."""
@@ -509,6 +514,9 @@ class TaskValidator:
     logits: bool
     where: str
     detected: bool = False  # the task was inferred from the data, not from --loss
+    #: a loss reads the predictions as probabilities (bce, focal, cce), so without --logits
+    #: they must lie in [0, 1]; hinge losses read decision values of any size
+    probabilities: bool = True
 
     def check(self, chunk: Chunk) -> int:
         """Raise InputError for rows outside the task's domain; return how many probability
@@ -536,19 +544,19 @@ class TaskValidator:
             if bad.any():
                 raise domain_error(chunk, bad, tname, self.where,
                                    f"must be a class index in 0..{c - 1} or a class label", t)
-        if self.task in ("binary", "multiclass") and not self.logits:
+        if self.task in ("binary", "multiclass") and not self.logits and self.probabilities:
             bad = (p < 0.0) | (p > 1.0)
             if bad.any():
+                what = ("is a probability outside [0, 1] (pass --logits if the predictions are "
+                        "logits)")
                 if p.ndim == 2:
                     rows_bad = np.asarray(bad.any(axis=0))
                     k = int(np.argmax(bad[:, int(np.argmax(rows_bad))]))
                     column = pname if self.cols.list_column else self.cols.pred[k]
                     raise domain_error(chunk, rows_bad, column, self.where,
-                                       "is a probability outside [0, 1] (pass --logits if the "
-                                       "predictions are logits)", p[k])
-                raise domain_error(chunk, bad, pname, self.where,
-                                   "is a probability outside [0, 1] (pass --logits if the "
-                                   "predictions are logits)", p)
+                                       what, p[k], margin_hint(p[k][rows_bad], "multi_hinge"))
+                raise domain_error(chunk, bad, pname, self.where, what, p,
+                                   margin_hint(p[bad], "hinge"))
             if p.ndim == 2:
                 sums = p.sum(axis=0)
                 return int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
@@ -744,7 +752,8 @@ def evaluate(
                       boot_seed=ci_opts.seed, boot_student=ci_opts.method == "bootstrap",
                       figures=_figure_state(task, specs, head, logits) if figures else None)
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
-                                                   not specs_given and asked_task is None),
+                                                   not specs_given and asked_task is None,
+                                                   reads_probabilities(specs)),
                               optional, logits, len(src.files) > 1)
     with np.errstate(all="ignore"):
         folded = runner.run(plan, reduction, progress)

@@ -139,7 +139,7 @@ def check_points(loss: LossDef, params: Params, pred: np.ndarray, target: np.nda
                  rows: np.ndarray | None = None) -> None:
     """Check the gradient at the given points (``rows``: their row numbers in a data file) and
     fold the worst error into ``worst``."""
-    probabilities = loss.task != "regression" and not logits
+    probabilities = loss.task != "regression" and not logits and not loss.decision_values
     with np.errstate(all="ignore"):
         base = _values(loss, params, pred, target, logits)
         inside = np.isfinite(base)
@@ -188,8 +188,8 @@ def _in_domain(loss: LossDef, params: Params, pred: np.ndarray, target: np.ndarr
 
 def grid(loss: LossDef, logits: bool) -> tuple[np.ndarray, np.ndarray]:
     """Points covering each task's inputs: residuals from 0.01 to 25 of either sign around
-    several targets; probabilities in (0, 1) or logits in [-8, 8] for both classes; three-class
-    probability and logit rows for every true class."""
+    several targets; probabilities in (0, 1) or logits (decision values) in [-8, 8] for both
+    classes; three-class probability and logit rows for every true class."""
     if loss.task == "regression":
         targets = np.array([-3.0, -1.0, -0.25, 0.0, 0.5, 2.0, 10.0])
         e = np.array([0.01, 0.05, 0.3, 0.9, 1.7, 4.0, 25.0])
@@ -197,11 +197,12 @@ def grid(loss: LossDef, logits: bool) -> tuple[np.ndarray, np.ndarray]:
         t = np.repeat(targets, errors.size)
         return t + np.tile(errors, targets.size), t
     if loss.task == "binary":
-        x = np.linspace(-8.0, 8.0, 33) if logits else np.linspace(0.02, 0.98, 25)
+        wide = logits or loss.decision_values
+        x = np.linspace(-8.0, 8.0, 33) if wide else np.linspace(0.02, 0.98, 25)
         return np.concatenate((x, x)), np.repeat([0.0, 1.0], x.size)
     rng = np.random.default_rng(0)
     z = rng.normal(0.0, 2.0, (3, 40))
-    if logits:
+    if logits or loss.decision_values:
         pred = z
     else:
         pred = np.exp(z - z.max(axis=0))
@@ -282,7 +283,8 @@ def _check_data(loss: LossDef, params: Params, logits: bool, atol: float, source
         raise UsageError(f"a {task} loss needs {need}; --data {source} gives "
                          f"{len(cols.pred)} ({', '.join(cols.pred)})")
     red = DataCheck(loss, params, logits, atol, source,
-                    TaskValidator(task, cols, logits, src.where))
+                    TaskValidator(task, cols, logits, src.where,
+                                  probabilities=not loss.decision_values))
     worst, _ = run(ReadPlan(src, cols, 1 << 16), red)
     return worst
 

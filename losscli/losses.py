@@ -66,8 +66,9 @@ class Param:
     doc: str
     valid: Callable[[float], bool]
     valid_text: str
-    #: "list": a comma list of numbers (``class_weights=1,2,3``)
-    kind: Literal["number", "list"] = "number"
+    #: "list": a comma list of numbers (``class_weights=1,2,3``); "bool": true or false (held
+    #: as 1.0 or 0.0)
+    kind: Literal["number", "list", "bool"] = "number"
     #: also accepts ``balanced``: measured from the class counts in the same pass
     balanced: bool = False
 
@@ -183,11 +184,18 @@ class LossDef:
     abs_grad_of_abs_residual: Callable[[float, Params], float] | None = None
     check: CheckFn | None = None
     uses_probabilities: bool = False
+    #: reads the predictions as decision values (margins) of any size, with or without --logits
+    #: (hinge losses): no [0, 1] check
+    decision_values: bool = False
     aliases: tuple[str, ...] = ()
     #: the class-weight parameter, when the loss has one
     class_weighting: ClassWeighting | None = None
     #: where a loss that is not in the built-in catalog came from (a plugin), for messages
     origin: str | None = None
+    #: the library function whose semantics the loss pins (``losses`` and the README say it)
+    reference: str = ""
+    #: parameters -> why they do not go together (None: they do); checked when a spec is parsed
+    validate: Callable[[Params], str | None] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -205,6 +213,18 @@ def _positive(v: float) -> bool:
 def _first(mask: np.ndarray) -> tuple[int, int]:
     count = int(np.count_nonzero(mask))
     return count, (int(np.argmax(mask)) if count else -1)
+
+
+#: (column, rows outside the domain, message)
+_Outside = tuple[Literal["pred", "target"], np.ndarray, str]
+
+
+def _earliest(*problems: _Outside) -> DomainProblem | None:
+    """The problem of (column, rows outside the domain, message) at the earliest row, so that
+    the message does not depend on how rows were chunked; None when every row is inside."""
+    found = [DomainProblem(col, *_first(mask), message) for col, mask, message in problems]
+    found = [x for x in found if x.count]
+    return min(found, key=lambda x: x.first) if found else None
 
 
 # --- regression -------------------------------------------------------------------------------
@@ -268,15 +288,138 @@ def _poisson(b: Batch, p: Params) -> Computed:
 
 
 def _poisson_check(b: Batch, p: Params) -> DomainProblem | None:
-    problems = [
-        DomainProblem("target", *_first(b.target < 0.0),
-                      "poisson cannot be used when targets contain negative values"),
-        DomainProblem("pred", *_first(b.pred <= 0.0),
-                      "poisson needs strictly positive predictions (a mean rate)"),
-    ]
-    found = [x for x in problems if x.count]
-    # The earliest row, so that the message does not depend on how rows were chunked.
-    return min(found, key=lambda x: x.first) if found else None
+    return _earliest(
+        ("target", b.target < 0.0, "poisson cannot be used when targets contain negative values"),
+        ("pred", b.pred <= 0.0, "poisson needs strictly positive predictions (a mean rate)"))
+
+
+def _log1p_parts(b: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(d, 1 + pred) with d = log1p(pred) - log1p(target), the residual of msle and rmsle."""
+    d = np.log1p(b.pred)
+    d -= np.log1p(b.target)
+    return d, 1.0 + b.pred
+
+
+def _msle(b: Batch, p: Params) -> Computed:
+    d, one_p = _log1p_parts(b)
+    return Computed(d * d, 2.0 * d / one_p)
+
+
+def _rmsle(b: Batch, p: Params) -> Computed:
+    # Per-sample squared log error; the engine takes sqrt of the mean and scales by 1/rmsle.
+    d, one_p = _log1p_parts(b)
+    return Computed(d * d, d / one_p)
+
+
+def _log1p_check(b: Batch, p: Params) -> DomainProblem | None:
+    return _earliest(
+        ("target", b.target <= -1.0, "msle and rmsle need targets > -1 (log1p of the target)"),
+        ("pred", b.pred <= -1.0, "msle and rmsle need predictions > -1 (log1p of the "
+                                 "prediction)"))
+
+
+#: mape divides by max(|target|, MAPE_EPS) (scikit-learn's mean_absolute_percentage_error).
+MAPE_EPS = EPS
+
+
+def _mape(b: Batch, p: Params) -> Computed:
+    scale = np.maximum(np.abs(b.target), MAPE_EPS)
+    return Computed(b.abs_residual() / scale, np.sign(b.residual()) / scale)
+
+
+def _gamma(b: Batch, p: Params) -> Computed:
+    y, mu = b.target, b.pred
+    # scikit-learn's mean_gamma_deviance term by term: 2 (log(mu / y) + y / mu - 1)
+    values = 2.0 * (np.log(mu / y) + y / mu - 1.0)
+    return Computed(values, 2.0 * (mu - y) / (mu * mu))
+
+
+def _gamma_check(b: Batch, p: Params) -> DomainProblem | None:
+    return _earliest(
+        ("target", b.target <= 0.0, "gamma needs strictly positive targets"),
+        ("pred", b.pred <= 0.0, "gamma needs strictly positive predictions (a mean)"))
+
+
+def _tweedie(b: Batch, p: Params) -> Computed:
+    power = float(p["power"])  # type: ignore[arg-type]
+    y, mu = b.target, b.pred
+    # scikit-learn's _mean_tweedie_deviance, case by case and term by term
+    if power == 0.0:
+        e = b.residual()
+        return Computed(e * e, 2.0 * e)
+    if power == 1.0:
+        ylogy = np.zeros_like(y)
+        pos = y > 0.0
+        ylogy[pos] = y[pos] * np.log(y[pos] / mu[pos])
+        values = 2.0 * (ylogy - y + mu)
+    elif power == 2.0:
+        values = 2.0 * (np.log(mu / y) + y / mu - 1.0)
+    else:
+        yp = np.where(y > 0.0, y, 0.0) if power < 0.0 else y
+        values = 2.0 * (np.power(yp, 2.0 - power) / ((1.0 - power) * (2.0 - power))
+                        - y * np.power(mu, 1.0 - power) / (1.0 - power)
+                        + np.power(mu, 2.0 - power) / (2.0 - power))
+    # d/dmu: 2 (mu^(1-p) - y mu^(-p)) = 2 (mu - y) / mu^p
+    return Computed(values, 2.0 * (mu - y) * np.power(mu, -power))
+
+
+def _tweedie_domain(power: float) -> str:
+    """The domain of a Tweedie power, in scikit-learn's cases."""
+    if power < 0.0:
+        return "any target, prediction > 0"
+    if power == 0.0:
+        return "any target and prediction"
+    if power < 2.0:
+        return "target >= 0, prediction > 0"
+    return "target > 0, prediction > 0"
+
+
+def _tweedie_check(b: Batch, p: Params) -> DomainProblem | None:
+    power = float(p["power"])  # type: ignore[arg-type]
+    if power == 0.0:
+        return None
+    name = f"tweedie:power={power:g}"
+    pred: _Outside = ("pred", b.pred <= 0.0, f"{name} needs strictly positive predictions (a mean)")
+    if power < 0.0:
+        return _earliest(pred)
+    if power < 2.0:
+        return _earliest(("target", b.target < 0.0,
+                          f"{name} cannot be used when targets contain negative values"), pred)
+    return _earliest(("target", b.target <= 0.0, f"{name} needs strictly positive targets"),
+                     pred)
+
+
+def _tweedie_power(v: float) -> bool:
+    return math.isfinite(v) and (v <= 0.0 or v >= 1.0)
+
+
+_TWO_PI = 2.0 * math.pi
+
+
+def _poisson_nll(b: Batch, p: Params) -> Computed:
+    y, x = b.target, b.pred
+    if p["log_input"]:
+        rate = np.exp(x)
+        values, grads = rate - y * x, rate - y
+    else:
+        shifted = x + float(p["eps"])  # type: ignore[arg-type]
+        values, grads = x - y * np.log(shifted), 1.0 - y / shifted
+    if p["full"]:
+        # Stirling's approximation of log(y!), for y > 1 (PoissonNLLLoss(full=True))
+        big = y > 1.0
+        yb = y[big]
+        values = values.copy()
+        values[big] += yb * np.log(yb) - yb + 0.5 * np.log(_TWO_PI * yb)
+    return Computed(values, grads)
+
+
+def _poisson_nll_check(b: Batch, p: Params) -> DomainProblem | None:
+    target: _Outside = ("target", b.target < 0.0,
+                        "poisson_nll cannot be used when targets contain negative values")
+    if p["log_input"]:
+        return _earliest(target)
+    return _earliest(target, ("pred", b.pred < 0.0, "poisson_nll:log_input=false needs "
+                                                    "non-negative predictions (a rate)"))
 
 
 # --- binary -----------------------------------------------------------------------------------
@@ -321,6 +464,9 @@ def _binary_parts(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def _bce(b: Batch, p: Params) -> Computed:
+    smoothing = float(p.get("label_smoothing") or 0.0)  # type: ignore[arg-type]
+    if smoothing:
+        return _bce_smoothed(b, smoothing, float(p.get("pos_weight", 1.0)))  # type: ignore[arg-type]
     s, pt, qt, logpt, clipped = _binary_parts(b)
     # logits: sigmoid(z) - y = -s (1 - p_t); probabilities: -1/p for y = 1, 1/(1 - p) for y = 0
     abs_grads = qt if b.logits else 1.0 / pt
@@ -332,6 +478,56 @@ def _bce(b: Batch, p: Params) -> Computed:
         values = values * a
         abs_grads = abs_grads * a
     return Computed(values, -s * abs_grads, clipped, abs_grads)
+
+
+def _bce_smoothed(b: Batch, smoothing: float, k: float) -> Computed:
+    """bce against the smoothed target t = y (1 - e) + e / 2 (Keras' label_smoothing), with the
+    positive term times K: l = -(K t log p + (1 - t) log(1 - p))."""
+    t = b.target * (1.0 - smoothing) + 0.5 * smoothing
+    kt = k * t
+    if b.logits:
+        # log sigmoid(z) and log sigmoid(-z) = log sigmoid(z) - z, from one exp(-|z|)
+        p1, _, log_p1 = sigmoid_parts(b.pred)
+        log_p0 = log_p1 - b.pred
+        values = -(kt * log_p1 + (1.0 - t) * log_p0)
+        # d/dz: -K t (1 - p) + (1 - t) p = p (K t + 1 - t) - K t
+        return Computed(values, p1 * (kt + 1.0 - t) - kt)
+    p1 = np.clip(b.pred, EPS, 1.0 - EPS)
+    clipped = int(np.count_nonzero(p1 != b.pred))
+    p0 = 1.0 - p1
+    values = -(kt * np.log(p1) + (1.0 - t) * np.log(p0))
+    return Computed(values, (1.0 - t) / p0 - kt / p1, clipped)
+
+
+def _no_balanced_smoothing(weight: str) -> Callable[[Params], str | None]:
+    """Label smoothing with a class-weight parameter at ``balanced`` is refused: balanced
+    weights are applied per class at the end of the pass, to a loss of the class alone."""
+    def check(p: Params) -> str | None:
+        if p.get("label_smoothing") and p.get(weight) == BALANCED:
+            return (f"label_smoothing and {weight}=balanced do not go together (balanced "
+                    f"weights scale each class's loss, a smoothed loss mixes the classes); "
+                    f"give {weight} as numbers")
+        return None
+    return check
+
+
+def _margins(b: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(s, 1 - s z) with s = 2y - 1: the labels {0, 1} read as {-1, +1}, z the decision
+    value."""
+    s = 2.0 * b.target - 1.0
+    return s, 1.0 - s * b.pred
+
+
+def _hinge(b: Batch, p: Params) -> Computed:
+    s, slack = _margins(b)
+    values = np.maximum(slack, 0.0)
+    return Computed(values, np.where(slack > 0.0, -s, 0.0))
+
+
+def _squared_hinge(b: Batch, p: Params) -> Computed:
+    s, slack = _margins(b)
+    h = np.maximum(slack, 0.0)
+    return Computed(h * h, -2.0 * s * h)
 
 
 def _focal(b: Batch, p: Params) -> Computed:
@@ -360,6 +556,10 @@ def _cce(b: Batch, p: Params) -> Computed:
     cols = np.arange(n)
     y = b.target.astype(np.intp, copy=False)
     cw = p.get("class_weights")
+    smoothing = float(p.get("label_smoothing") or 0.0)  # type: ignore[arg-type]
+    if smoothing:
+        c = np.ones(z.shape[0]) if cw is None else np.asarray(cw, dtype=np.float64)
+        return _cce_smoothed(b, y, cols, c, smoothing)
     # CrossEntropyLoss(weight=...): row i's loss and gradient times weight[y_i] (the engine
     # divides by sum w weight[y_i]).
     a = None if cw is None else np.asarray(cw, dtype=np.float64)[y]
@@ -390,6 +590,47 @@ def _cce(b: Batch, p: Params) -> Computed:
     return Computed(values, grads)
 
 
+def _cce_smoothed(b: Batch, y: np.ndarray, cols: np.ndarray, c: np.ndarray,
+                  smoothing: float) -> Computed:
+    """CrossEntropyLoss(weight=c, label_smoothing=e) per row: -sum_k c_k q_k log p_k with
+    q = (1 - e) onehot(y) + e / C; the engine divides by sum w c_y, as torch's mean does."""
+    z = b.pred
+    k = z.shape[0]
+    # a_k = c_k q_k, the weight of each class's log-probability in the row's loss
+    a = np.broadcast_to((c * (smoothing / k))[:, None], z.shape).copy()
+    a[y, cols] += (1.0 - smoothing) * c[y]
+    clipped = 0
+    if b.logits:
+        m = z.max(axis=0)
+        shifted = z - m
+        ex = np.exp(shifted)
+        total = ex.sum(axis=0)
+        log_p = shifted - np.log(total)
+        soft = ex / total
+        # d/dz_j of -sum_k a_k log softmax_k(z) = soft_j sum_k a_k - a_j
+        g = soft * a.sum(axis=0) - a
+    else:
+        pk = np.clip(z, EPS, 1.0 - EPS)
+        clipped = int(np.count_nonzero(pk != z))
+        log_p = np.log(pk)
+        g = a / pk  # d/dp_k = -a_k / p_k; only the norm is kept
+    values = -np.einsum("ij,ij->j", a, log_p)
+    return Computed(values, np.sqrt(np.einsum("ij,ij->j", g, g)), clipped)
+
+
+def _multi_hinge(b: Batch, p: Params) -> Computed:
+    z = b.pred  # (C, n) decision values
+    cols = np.arange(b.n)
+    y = b.target.astype(np.intp, copy=False)
+    zy = z[y, cols]
+    others = z.copy()
+    others[y, cols] = -np.inf
+    slack = 1.0 - zy + others.max(axis=0)
+    values = np.maximum(slack, 0.0)
+    # an active row's gradient is -1 at the true class and +1 at the runner-up: norm sqrt 2
+    return Computed(values, np.where(slack > 0.0, math.sqrt(2.0), 0.0))
+
+
 def _in_unit_interval(v: float) -> bool:
     return 0.0 < v < 1.0
 
@@ -401,49 +642,109 @@ def _in_closed_unit(v: float) -> bool:
 _DELTA = Param("delta", 1.0, "threshold between the quadratic and linear parts", _positive, "> 0")
 _BETA = Param("beta", 1.0, "threshold between the quadratic and linear parts", _positive, "> 0")
 
+
+def _smoothing(doc: str) -> Param:
+    return Param("label_smoothing", 0.0, doc, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+
+
+def _flag(name: str, default: bool, doc: str) -> Param:
+    return Param(name, 1.0 if default else 0.0, doc, lambda v: v in (0.0, 1.0), "true or false",
+                 kind="bool")
+
+
 CATALOG: dict[str, LossDef] = {
     d.name: d
     for d in (
         LossDef("mse", "regression", "mean squared error", "l = e^2, e = pred - target",
                 "g = 2e", _mse, grad_form="linear", grad_coef=2.0, value_form="square",
-                abs_grad_of_abs_residual=lambda a, p: 2.0 * a),
+                abs_grad_of_abs_residual=lambda a, p: 2.0 * a,
+                reference="scikit-learn mean_squared_error; torch MSELoss"),
         LossDef("rmse", "regression", "root mean squared error",
                 "L = sqrt(mean e^2)", "g_i = e_i / L (so dL/dpred_i = w_i g_i / sum w)", _rmse,
                 reduce="sqrt", grad_form="linear", value_form="square",
-                abs_grad_of_abs_residual=lambda a, p: a),
+                abs_grad_of_abs_residual=lambda a, p: a,
+                reference="scikit-learn root_mean_squared_error"),
         LossDef("mae", "regression", "mean absolute error", "l = |e|",
                 "g = sign(e), 0 at e = 0", _mae, grad_form="sign", value_form="abs",
-                abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0),
+                abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0,
+                reference="scikit-learn mean_absolute_error; torch L1Loss"),
         LossDef("huber", "regression", "Huber loss",
                 "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",
                 "g = clip(e, -delta, delta)", _huber, (_DELTA,), grad_form="clipped",
                 clip_of=lambda p: (float(p["delta"]), 1.0),  # type: ignore[arg-type]
-                abs_grad_of_abs_residual=lambda a, p: min(a, float(p["delta"]))),  # type: ignore[arg-type]
+                abs_grad_of_abs_residual=lambda a, p: min(a, float(p["delta"])),  # type: ignore[arg-type]
+                reference="torch HuberLoss"),
         LossDef("smooth_l1", "regression", "smooth L1 loss (huber(beta) / beta)",
                 "l = e^2/(2 beta) if |e| < beta else |e| - beta/2",
                 "g = clip(e / beta, -1, 1)", _smooth_l1, (_BETA,), grad_form="clipped",
                 clip_of=lambda p: (float(p["beta"]), float(p["beta"])),  # type: ignore[arg-type]
-                abs_grad_of_abs_residual=lambda a, p: min(a / float(p["beta"]), 1.0)),  # type: ignore[arg-type]
+                abs_grad_of_abs_residual=lambda a, p: min(a / float(p["beta"]), 1.0),  # type: ignore[arg-type]
+                reference="torch SmoothL1Loss"),
         LossDef("log_cosh", "regression", "log-cosh loss", "l = log(cosh(e))", "g = tanh(e)",
-                _log_cosh, abs_grad_of_abs_residual=lambda a, p: math.tanh(a)),
+                _log_cosh, abs_grad_of_abs_residual=lambda a, p: math.tanh(a),
+                reference="Keras LogCosh"),
         LossDef("quantile", "regression", "quantile (pinball) loss, as mean_pinball_loss",
                 "l = q max(target - pred, 0) + (1 - q) max(pred - target, 0)",
                 "g = -q if pred < target, 1 - q if pred > target, 0 if equal", _quantile,
                 (Param("q", 0.5, "quantile level", _in_unit_interval, "in (0, 1)"),),
-                aliases=("pinball",)),
+                aliases=("pinball",), reference="scikit-learn mean_pinball_loss(alpha=q)"),
         LossDef("poisson", "regression", "mean Poisson deviance, as mean_poisson_deviance",
                 "l = 2 (y log(y / mu) - y + mu), mu = pred > 0, y = target >= 0",
-                "g = 2 (1 - y / mu)", _poisson, check=_poisson_check),
+                "g = 2 (1 - y / mu)", _poisson, check=_poisson_check,
+                reference="scikit-learn mean_poisson_deviance"),
+        LossDef("msle", "regression", "mean squared log error",
+                "l = (log1p(pred) - log1p(target))^2; pred, target > -1",
+                "g = 2 (log1p(pred) - log1p(target)) / (1 + pred)", _msle, check=_log1p_check,
+                reference="scikit-learn mean_squared_log_error"),
+        LossDef("rmsle", "regression", "root mean squared log error",
+                "L = sqrt(mean (log1p(pred) - log1p(target))^2); pred, target > -1",
+                "g_i = (log1p(pred_i) - log1p(target_i)) / ((1 + pred_i) L)", _rmsle,
+                reduce="sqrt", check=_log1p_check,
+                reference="scikit-learn root_mean_squared_log_error"),
+        LossDef("mape", "regression", "mean absolute percentage error (a fraction, not %)",
+                "l = |e| / max(|target|, eps), eps = float64 machine epsilon",
+                "g = sign(e) / max(|target|, eps), 0 at e = 0", _mape,
+                reference="scikit-learn mean_absolute_percentage_error"),
+        LossDef("gamma", "regression", "mean Gamma deviance",
+                "l = 2 (log(mu / y) + y / mu - 1), mu = pred > 0, y = target > 0",
+                "g = 2 (mu - y) / mu^2", _gamma, check=_gamma_check,
+                reference="scikit-learn mean_gamma_deviance"),
+        LossDef("tweedie", "regression", "mean Tweedie deviance",
+                "l = 2 (max(y, 0)^(2-p) / ((1-p)(2-p)) - y mu^(1-p) / (1-p) + mu^(2-p) / "
+                "(2-p)), mu = pred; p = 0: e^2, p = 1: poisson, p = 2: gamma; domain: p < 0 "
+                "mu > 0; 1 <= p < 2 y >= 0, mu > 0; p >= 2 y > 0, mu > 0",
+                "g = 2 (mu - y) / mu^p", _tweedie,
+                (Param("power", 1.5, "Tweedie power p (scikit-learn's default 0 is mse; 1 < p "
+                       "< 2: compound Poisson-Gamma, zeros and positive amounts)",
+                       _tweedie_power, "<= 0 or >= 1"),),
+                check=_tweedie_check, reference="scikit-learn mean_tweedie_deviance(power=p)"),
+        LossDef("poisson_nll", "regression", "Poisson negative log-likelihood",
+                "log_input=true: l = exp(x) - y x, x = pred the log rate; false: l = x - y "
+                "log(x + eps), x = pred >= 0 the rate; full=true adds y log y - y + log(2 pi "
+                "y)/2 for y > 1; y = target >= 0. Relation: poisson = 2 (poisson_nll:"
+                "log_input=false + y log y - y) as eps -> 0: a term of the target only, so "
+                "the same gradient up to the factor 2",
+                "g = exp(x) - y (log_input=true); 1 - y / (x + eps) (false)", _poisson_nll,
+                (_flag("log_input", True, "the prediction is the log of the rate"),
+                 _flag("full", False, "add the Stirling term of log(y!)"),
+                 Param("eps", 1e-8, "added to the rate before its log (log_input=false)",
+                       lambda v: v >= 0.0 and math.isfinite(v), ">= 0")),
+                check=_poisson_nll_check, reference="torch PoissonNLLLoss"),
         LossDef("bce", "binary", "binary cross-entropy (log loss)",
-                "l = -(K y log p + (1 - y) log(1 - p)), K = pos_weight (p clipped to "
-                "[eps, 1 - eps]; logits: log-sigmoid, never clipped)",
-                "g = (p - y) / (p (1 - p)) w.r.t. p; sigmoid(z) - y w.r.t. the logit z "
-                "(both times pos_weight when y = 1)", _bce,
+                "l = -(K t log p + (1 - t) log(1 - p)), K = pos_weight, t = y (1 - e) + e/2, "
+                "e = label_smoothing (p clipped to [eps, 1 - eps]; logits: log-sigmoid, never "
+                "clipped)",
+                "g = (p - t) / (p (1 - p)) w.r.t. p; sigmoid(z) - t w.r.t. the logit z (at "
+                "K = 1); in general (1 - t)/(1 - p) - K t/p and p (K t + 1 - t) - K t", _bce,
                 (Param("pos_weight", 1.0, "weight of the positive rows' loss, as PyTorch's "
                        "BCEWithLogitsLoss(pos_weight); balanced: n_neg / n_pos", _positive,
-                       "> 0", balanced=True),),
+                       "> 0", balanced=True),
+                 _smoothing("the target y becomes y (1 - e) + e/2, as Keras' "
+                            "BinaryCrossentropy(label_smoothing)")),
                 uses_probabilities=True, aliases=("log_loss", "logloss"),
-                class_weighting=POS_WEIGHT),
+                class_weighting=POS_WEIGHT, validate=_no_balanced_smoothing("pos_weight"),
+                reference="scikit-learn log_loss; torch BCEWithLogitsLoss(pos_weight); Keras "
+                          "BinaryCrossentropy(label_smoothing)"),
         LossDef("focal", "binary", "focal loss (Lin et al. 2017)",
                 "l = -alpha_t (1 - p_t)^gamma log p_t, alpha_t = alpha if y = 1 else 1 - alpha "
                 "(1 without alpha)",
@@ -455,19 +756,40 @@ CATALOG: dict[str, LossDef] = {
                  Param("alpha", None, "weight of the positive class (1 - alpha for the "
                        "negative); balanced: n_neg / n", _in_closed_unit, "in [0, 1]",
                        balanced=True)),
-                uses_probabilities=True, class_weighting=FOCAL_ALPHA),
+                uses_probabilities=True, class_weighting=FOCAL_ALPHA,
+                reference="torchvision sigmoid_focal_loss"),
+        LossDef("hinge", "binary", "hinge loss on decision values (margins)",
+                "l = max(0, 1 - s z), s = 2y - 1 (labels 0/1 read as -1/+1), z = pred, a "
+                "decision value (with or without --logits)",
+                "g = -s if s z < 1 else 0", _hinge, decision_values=True,
+                reference="scikit-learn hinge_loss; Keras Hinge"),
+        LossDef("squared_hinge", "binary", "squared hinge loss on decision values",
+                "l = max(0, 1 - s z)^2, s = 2y - 1, z = pred a decision value",
+                "g = -2 s max(0, 1 - s z)", _squared_hinge, decision_values=True,
+                reference="Keras SquaredHinge"),
         LossDef("cce", "multiclass", "categorical cross-entropy",
-                "l = -c_y log p_y (p clipped to [eps, 1 - eps]); logits: c_y (logsumexp(z) - "
-                "z_y); c = class_weights (1 without); value sum(w c_y l) / sum(w c_y)",
-                "|g| = c_y / p_y w.r.t. p; c_y ||softmax(z) - onehot(y)||_2 w.r.t. z", _cce,
+                "l = -sum_k c_k q_k log p_k, q = (1 - e) onehot(y) + e/C, e = label_smoothing "
+                "(e = 0: -c_y log p_y), p clipped to [eps, 1 - eps]; logits: log softmax; c = "
+                "class_weights (1 without); value sum(w l) / sum(w c_y)",
+                "|g| = ||c q / p||_2 w.r.t. p (c_y / p_y at e = 0); ||softmax(z) sum_k c_k q_k "
+                "- c q||_2 w.r.t. z", _cce,
                 (Param("class_weights", None, "per-class weights in prediction-column order, "
                        "as PyTorch's CrossEntropyLoss(weight); balanced: n / (k n_c)",
                        lambda v: v >= 0 and math.isfinite(v), ">= 0 each", kind="list",
-                       balanced=True),),
+                       balanced=True),
+                 _smoothing("mixes the one-hot target with the uniform one, as PyTorch's "
+                            "CrossEntropyLoss(label_smoothing)")),
                 uses_probabilities=True, aliases=("cross_entropy", "ce"),
-                class_weighting=CLASS_WEIGHTS),
+                class_weighting=CLASS_WEIGHTS, validate=_no_balanced_smoothing("class_weights"),
+                reference="scikit-learn log_loss; torch CrossEntropyLoss(weight, "
+                          "label_smoothing)"),
+        LossDef("multi_hinge", "multiclass", "multiclass hinge loss (Crammer-Singer)",
+                "l = max(0, 1 - z_y + max_{k != y} z_k), z = the row of decision values",
+                "|g| = sqrt(2) (-1 at y, +1 at the runner-up) if l > 0 else 0", _multi_hinge,
+                decision_values=True, reference="scikit-learn hinge_loss (multiclass)"),
     )
 }
+
 
 ALIASES: dict[str, str] = {a: d.name for d in CATALOG.values() for a in d.aliases}
 
@@ -481,15 +803,20 @@ def losses_for_task(task: Task) -> list[LossDef]:
     return [d for d in CATALOG.values() if d.task == task]
 
 
-#: Left out of the default regression set: smooth_l1 at its default beta = 1 is huber at
-#: delta = 1, the same numbers twice; poisson needs counts (the ``counts`` task adds it).
-NOT_DEFAULT = ("smooth_l1", "poisson")
+#: The losses evaluated when no --loss is given, by detected task. Left out: smooth_l1 (at its
+#: default beta = 1 it is huber at delta = 1, the same numbers twice), poisson outside counts,
+#: and the losses that need a domain or a kind of prediction that the data cannot show: log
+#: errors, mape, the Gamma / Tweedie deviances, poisson_nll (a log rate?), hinge losses
+#: (decision values, not probabilities).
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "regression": ("mse", "rmse", "mae", "huber", "log_cosh", "quantile"),
+    "counts": ("mse", "rmse", "mae", "huber", "log_cosh", "quantile", "poisson"),
+    "binary": ("bce", "focal"),
+    "multiclass": ("cce",),
+}
 
 
 def default_losses(task: str) -> list[LossDef]:
     """The losses evaluated when no --loss is given, for a detected task (regression, counts,
-    binary, multiclass): every loss that applies, none twice."""
-    if task in ("regression", "counts"):
-        chosen = [d for d in losses_for_task("regression") if d.name not in NOT_DEFAULT]
-        return [*chosen, CATALOG["poisson"]] if task == "counts" else chosen
-    return losses_for_task(task)  # type: ignore[arg-type]
+    binary, multiclass): every general-purpose loss that applies, none twice."""
+    return [CATALOG[name] for name in DEFAULTS[task]]

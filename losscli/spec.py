@@ -43,6 +43,17 @@ def format_value(v: ParamValue) -> str:
     return format_number(v)  # type: ignore[arg-type]
 
 
+#: The words a true / false parameter reads (``poisson_nll:log_input=false``).
+_BOOLS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def format_param(param: Param, v: ParamValue) -> str:
+    """A parameter value as spec text: ``true`` / ``false`` for a flag, else format_value."""
+    if param.kind == "bool" and isinstance(v, float):
+        return "true" if v else "false"
+    return format_value(v)
+
+
 @dataclass(frozen=True)
 class Term:
     """One catalog loss with resolved parameters, scaled by a coefficient."""
@@ -54,7 +65,7 @@ class Term:
     @property
     def spec(self) -> str:
         shown = [
-            f"{p.name}={format_value(self.params[p.name])}"
+            f"{p.name}={format_param(p, self.params[p.name])}"
             for p in self.loss.params
             if self.params[p.name] is not None and self.params[p.name] != p.default
         ]
@@ -115,6 +126,12 @@ def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> ParamValue:
         return None
     if param.balanced and raw.lower() == BALANCED:
         return BALANCED
+    if param.kind == "bool":
+        flag = _BOOLS.get(raw.lower())
+        if flag is None:
+            raise UsageError(f"parameter '{key}' of loss '{loss.name}' must be true or false, "
+                             f"got '{raw}'")
+        return flag
     if param.kind == "list":
         items = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
         return tuple(_number(loss, key, x.strip(), param) for x in items.split(","))
@@ -174,6 +191,9 @@ def _parse_term(chunk: str, text: str) -> Term:
     if m["params"] is not None:
         for key, raw in _param_items(m["params"], loss, text):
             params[key] = _parse_value(loss, key, raw, text)
+    problem = None if loss.validate is None else loss.validate(params)
+    if problem is not None:
+        raise UsageError(f"{m['name']} in '{text}': {problem}")
     return Term(coef, loss, params)
 
 

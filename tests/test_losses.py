@@ -482,5 +482,8 @@ def test_rmse_gradient_of_reduced_loss_by_finite_differences(rng: np.random.Gene
 
 def test_every_catalog_loss_is_covered() -> None:
     covered = {"mse", "rmse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "poisson",
-               "bce", "focal", "cce"}
+               "bce", "focal", "cce",
+               # tests/test_loss_catalog.py
+               "msle", "rmsle", "mape", "gamma", "tweedie", "poisson_nll", "hinge",
+               "squared_hinge", "multi_hinge"}
     assert set(CATALOG) == covered

@@ -26,7 +26,8 @@ def _params(d: LossDef) -> str:
         if p.default is None:
             lines.append(f"{p.name}: not set ({valid})")
         else:
-            value = f"{p.default:g}" if isinstance(p.default, float) else str(p.default)
+            value = (("true" if p.default else "false") if p.kind == "bool"
+                     else f"{p.default:g}" if isinstance(p.default, float) else str(p.default))
             lines.append(f"{p.name}={value} ({valid})")
     return "\n".join(lines) or "-"
 
@@ -49,6 +50,7 @@ def footnote(eps: float) -> Text:
         "log_loss); logits are never clipped. Class weights follow PyTorch: bce pos_weight as "
         "BCEWithLogitsLoss(pos_weight), cce class_weights as CrossEntropyLoss(weight); "
         "'balanced' measures them in the same pass (n_neg / n_pos, n_neg / n, n / (k n_c)). "
+        "'as' names the library function whose numbers the loss gives. "
         "Weighted sums: '0.7*mse+0.3*mae'. Gradient statistics are over rows (row L2 norm for "
         "multiclass); norm is the L2 norm of the gradient of the reduced, weighted loss.")
 
@@ -62,7 +64,8 @@ def wide_table(losses: Sequence[LossDef]) -> Table:
         names = d.name + (f"\n({', '.join(d.aliases)})" if d.aliases else "")
         if d.origin:
             names += f"\nplugin {_short_path(d.origin)}"
-        table.add_row(Text(names), d.task, Text(_params(d)), Text(d.formula), Text(d.gradient))
+        formula = d.formula + (f"\nas {d.reference}" if d.reference else "")
+        table.add_row(Text(names), d.task, Text(_params(d)), Text(formula), Text(d.gradient))
     return table
 
 
@@ -79,6 +82,8 @@ def narrow_blocks(losses: Sequence[LossDef]) -> Group:
         grid.add_row("  loss", Text(d.formula))
         grid.add_row("  gradient", Text(d.gradient))
         grid.add_row("  params", Text(_params(d)))
+        if d.reference:
+            grid.add_row("  as", Text(d.reference))
         if d.origin:
             grid.add_row("  plugin", Text(_short_path(d.origin)))
         parts += [head, grid]
@@ -103,6 +108,7 @@ def losses_json(losses: Sequence[LossDef]) -> str:
     return dumps({"schema": "losscli.losses/1", "eps": EPS, "losses": [
         {"name": d.name, "task": d.task, "summary": d.summary, "formula": d.formula,
          "gradient": d.gradient, "aliases": list(d.aliases),
+         **({"reference": d.reference} if d.reference else {}),
          **({"origin": d.origin} if d.origin else {}),
          "params": [{"name": p.name, "default": p.default, "valid": p.valid_text,
                      "doc": p.doc} for p in d.params]} for d in losses]})

@@ -1,0 +1,487 @@
+"""The catalog's library losses (log errors, mape, deviances, Poisson NLL, hinge losses, label
+smoothing) against scikit-learn and hand-derived formulas of torch's and Keras' documented
+semantics, their gradients against finite differences, chunk and thread invariance, domain
+errors and spec parameters. torch itself, when installed, in tests/test_loss_catalog_torch.py."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import central_diff, per_sample, rel_close
+from sklearn.metrics import (
+    hinge_loss,
+    log_loss,
+    mean_absolute_percentage_error,
+    mean_gamma_deviance,
+    mean_squared_log_error,
+    mean_tweedie_deviance,
+    root_mean_squared_log_error,
+)
+from test_cli import assert_input_error, cli
+from test_losses import loss_and_params, wmean
+
+import losscli
+from losscli.errors import InputError, UsageError
+from losscli.gradcheck import check_gradient
+from losscli.losses import CATALOG, EPS
+from losscli.spec import parse_spec
+
+RTOL = 1e-12
+N = 2000
+
+
+def evaluate(spec: str, pred: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None,
+             logits: bool = False, **kw: Any) -> float:
+    """One loss's value through the public API; pred (n,) or (n, C)."""
+    data: dict[str, Any] = {"target": target}
+    if pred.ndim == 2:
+        for k in range(pred.shape[1]):
+            data[f"p_{k}"] = pred[:, k]
+    else:
+        data["pred"] = pred
+    if weight is not None:
+        data["w"] = weight
+    report = losscli.evaluate(data, pred="p_*" if pred.ndim == 2 else "pred", target="target",
+                              weight=None if weight is None else "w", losses=[spec],
+                              logits=logits, **kw)
+    return report.losses[0].value
+
+
+def weights() -> np.ndarray:
+    return np.random.default_rng(7).uniform(0.1, 3.0, N)
+
+
+# --- data: model-like predictions of each kind --------------------------------------------------
+
+
+def positive_skewed() -> tuple[np.ndarray, np.ndarray]:
+    """Gamma-distributed amounts (claim sizes, durations) and a log-linear model's means."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=N)
+    mu = np.exp(1.0 + 0.6 * x)
+    y = rng.gamma(2.0, mu / 2.0)
+    return mu * np.exp(rng.normal(0.0, 0.2, N)), y
+
+
+def zero_inflated() -> tuple[np.ndarray, np.ndarray]:
+    """Compound Poisson-Gamma amounts: a mass of exact zeros and a continuous positive part."""
+    rng = np.random.default_rng(12)
+    counts = rng.poisson(0.8, N)
+    y = np.array([rng.gamma(2.0, 3.0, k).sum() for k in counts])
+    assert (y == 0).mean() > 0.3
+    return np.full(N, y.mean()) * np.exp(rng.normal(0.0, 0.3, N)), y
+
+
+def any_sign() -> tuple[np.ndarray, np.ndarray]:
+    """Targets of both signs and positive predictions (Tweedie powers below 0)."""
+    rng = np.random.default_rng(13)
+    return rng.uniform(0.2, 5.0, N), rng.normal(1.0, 2.0, N)
+
+
+# --- regression against scikit-learn -------------------------------------------------------------
+
+SklearnFn = Callable[..., float]
+REGRESSION: list[tuple[str, SklearnFn, dict[str, float], Callable[[], Any]]] = [
+    ("msle", mean_squared_log_error, {}, positive_skewed),
+    ("rmsle", root_mean_squared_log_error, {}, positive_skewed),
+    ("mape", mean_absolute_percentage_error, {}, positive_skewed),
+    ("gamma", mean_gamma_deviance, {}, positive_skewed),
+    *[(f"tweedie:power={p:g}", mean_tweedie_deviance, {"power": p}, data)
+      for p, data in [(-1.5, any_sign), (-0.5, any_sign), (0.0, any_sign), (1.0, zero_inflated),
+                      (1.2, zero_inflated), (1.5, zero_inflated), (1.9, zero_inflated),
+                      (2.0, positive_skewed), (2.5, positive_skewed), (3.0, positive_skewed)]],
+]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(("spec", "fn", "kwargs", "data"), REGRESSION,
+                         ids=[r[0] for r in REGRESSION])
+def test_regression_matches_sklearn(spec: str, fn: SklearnFn, kwargs: dict[str, float],
+                                    data: Callable[[], Any], weighted: bool) -> None:
+    pred, y = data()
+    w = weights() if weighted else None
+    expected = fn(y, pred, sample_weight=w, **kwargs)
+    got = evaluate(spec, pred, y, w)
+    assert rel_close(got, expected, RTOL), (spec, got, expected)
+
+
+def test_msle_accepts_targets_between_minus_one_and_zero() -> None:
+    rng = np.random.default_rng(3)
+    y, pred = rng.uniform(-0.99, 3.0, 500), rng.uniform(-0.9, 3.0, 500)
+    assert rel_close(evaluate("msle", pred, y), mean_squared_log_error(y, pred), RTOL)
+
+
+def test_mape_pins_sklearn_epsilon_at_zero_targets() -> None:
+    y = np.array([0.0, 0.0, 2.0, -4.0])
+    pred = np.array([1e-3, 0.0, 1.0, -3.0])
+    expected = math.fsum([1e-3 / EPS, 0.0, 0.5, 0.25]) / 4
+    assert rel_close(evaluate("mape", pred, y), expected, RTOL)
+    assert rel_close(mean_absolute_percentage_error(y, pred), expected, RTOL)
+
+
+def test_tweedie_special_powers_are_the_named_losses() -> None:
+    pred, y = positive_skewed()
+    w = weights()
+    for power, other in ((0, "mse"), (1, "poisson"), (2, "gamma")):
+        assert rel_close(evaluate(f"tweedie:power={power}", pred, y, w),
+                         evaluate(other, pred, y, w), RTOL)
+
+
+# --- poisson_nll: torch's PoissonNLLLoss by its documented formula ------------------------------
+
+
+def poisson_nll_ref(x: float, y: float, log_input: bool, full: bool, eps: float = 1e-8) -> float:
+    value = math.exp(x) - y * x if log_input else x - y * math.log(x + eps)
+    if full and y > 1:
+        value += y * math.log(y) - y + 0.5 * math.log(2 * math.pi * y)
+    return value
+
+
+def counts() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=N)
+    rate = np.exp(0.5 + 0.4 * x)
+    return rate * np.exp(rng.normal(0.0, 0.1, N)), rng.poisson(rate).astype(float)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("full", [False, True], ids=["partial", "full"])
+@pytest.mark.parametrize("log_input", [True, False], ids=["log_input", "rate"])
+def test_poisson_nll_matches_torch_formula(log_input: bool, full: bool, weighted: bool) -> None:
+    rate, y = counts()
+    x = np.log(rate) if log_input else rate
+    w = weights() if weighted else None
+    expected = wmean([poisson_nll_ref(a, b, log_input, full)
+                      for a, b in zip(x.tolist(), y.tolist(), strict=True)], w)
+    spec = "poisson_nll" + ("" if log_input else ":log_input=false") + (
+        ("," if not log_input else ":") + "full=true" if full else "")
+    assert rel_close(evaluate(spec, x, y, w), expected, RTOL), spec
+
+
+def test_poisson_nll_is_half_the_deviance_up_to_a_target_term() -> None:
+    """poisson = 2 (poisson_nll:log_input=false,eps=0 + y log y - y): the relation `losses`
+    states."""
+    rate, y = counts()
+    ylogy = [b * math.log(b) if b > 0 else 0.0 for b in y.tolist()]
+    shift = math.fsum(ylogy) / N - math.fsum(y.tolist()) / N
+    nll = evaluate("poisson_nll:log_input=false,eps=0", rate, y)
+    assert rel_close(evaluate("poisson", rate, y), 2.0 * (nll + shift), 1e-10)
+
+
+# --- binary: hinge losses and label smoothing ----------------------------------------------------
+
+
+@functools.cache
+def margins() -> tuple[np.ndarray, np.ndarray]:
+    """Decision values of a linear SVM and 0/1 labels."""
+    from sklearn.datasets import make_classification
+    from sklearn.svm import LinearSVC
+
+    X, y = make_classification(n_samples=N, n_features=6, random_state=5, flip_y=0.08)
+    z = LinearSVC(C=0.5).fit(X[: N // 2], y[: N // 2]).decision_function(X)
+    assert np.abs(z).max() > 2.0
+    return z, y.astype(float)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_hinge_matches_sklearn_and_keras_formula(weighted: bool) -> None:
+    z, y = margins()
+    w = weights() if weighted else None
+    expected = hinge_loss(y, z, sample_weight=w)
+    # without --logits: decision values are not probabilities, and are not refused as such
+    assert rel_close(evaluate("hinge", z, y, w), expected, RTOL)
+    assert rel_close(evaluate("hinge", z, y, w, logits=True), expected, RTOL)
+    s = 2 * y - 1
+    keras_sq = wmean([max(0.0, 1.0 - a * b) ** 2 for a, b in zip(s.tolist(), z.tolist(),
+                                                                 strict=True)], w)
+    assert rel_close(evaluate("squared_hinge", z, y, w), keras_sq, RTOL)
+
+
+def bce_smoothed_ref(p: float, y: float, e: float, k: float = 1.0) -> float:
+    t = y * (1 - e) + e / 2
+    return -(k * t * math.log(p) + (1 - t) * math.log(1 - p))
+
+
+def log_sigmoid(z: float) -> float:
+    return -math.log1p(math.exp(-z)) if z >= 0 else z - math.log1p(math.exp(z))
+
+
+@functools.cache
+def binary_probs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(n_samples=N, n_features=6, random_state=6, flip_y=0.05)
+    m = LogisticRegression(max_iter=500).fit(X, y)
+    return m.predict_proba(X)[:, 1], m.decision_function(X), y.astype(float)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(("e", "k"), [(0.1, 1.0), (0.25, 1.0), (1.0, 1.0), (0.1, 3.0)])
+def test_bce_label_smoothing_matches_keras_formula(e: float, k: float, weighted: bool) -> None:
+    p, z, y = binary_probs()
+    w = weights() if weighted else None
+    spec = f"bce:label_smoothing={e:g}" + (f",pos_weight={k:g}" if k != 1.0 else "")
+    expected = wmean([bce_smoothed_ref(a, b, e, k) for a, b in zip(p.tolist(), y.tolist(),
+                                                                   strict=True)], w)
+    assert rel_close(evaluate(spec, p, y, w), expected, RTOL)
+    # logits: -(K t log sigmoid(z) + (1 - t) log sigmoid(-z)), no clipping
+    t = y * (1 - e) + e / 2
+    expected_z = wmean([-(k * a * log_sigmoid(b) + (1 - a) * log_sigmoid(-b))
+                        for a, b in zip(t.tolist(), z.tolist(), strict=True)], w)
+    assert rel_close(evaluate(spec, z, y, w, logits=True), expected_z, RTOL)
+
+
+def test_bce_smoothing_zero_is_log_loss() -> None:
+    p, _, y = binary_probs()
+    assert evaluate("bce:label_smoothing=0", p, y) == evaluate("bce", p, y)
+    assert rel_close(evaluate("bce", p, y), log_loss(y, p), RTOL)
+
+
+# --- multiclass: label smoothing and Crammer-Singer ------------------------------------------------
+
+
+@functools.cache
+def multiclass() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, C) probabilities, logits, targets of a 4-class model."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(n_samples=N, n_features=8, n_informative=6, n_classes=4,
+                               random_state=8)
+    m = LogisticRegression(max_iter=1000).fit(X, y)
+    return m.predict_proba(X), m.decision_function(X), y.astype(float)
+
+
+def cce_smoothed_rows(logp: np.ndarray, y: np.ndarray, e: float,
+                      c: np.ndarray) -> tuple[list[float], list[float]]:
+    """torch's cross_entropy(weight=c, label_smoothing=e), reduction none, row by row:
+    (1 - e) c_y (-log p_y) + e/C sum_k c_k (-log p_k); and each row's c_y (its mean's
+    denominator)."""
+    k = logp.shape[1]
+    values, denom = [], []
+    for row, t in zip(logp.tolist(), y.astype(int).tolist(), strict=True):
+        smooth = math.fsum(-ck * v for ck, v in zip(c.tolist(), row, strict=True))
+        values.append((1 - e) * c[t] * -row[t] + e / k * smooth)
+        denom.append(float(c[t]))
+    return values, denom
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+@pytest.mark.parametrize(("e", "cw"), [(0.1, None), (0.3, None), (0.1, (1.0, 2.0, 0.5, 3.0))])
+def test_cce_label_smoothing_matches_torch_formula(e: float, cw: tuple[float, ...] | None,
+                                                   logits: bool, weighted: bool) -> None:
+    p, z, y = multiclass()
+    w = weights() if weighted else np.ones(N)
+    c = np.ones(4) if cw is None else np.array(cw)
+    if logits:
+        zmax = z.max(axis=1, keepdims=True)
+        logp = z - zmax - np.log(np.exp(z - zmax).sum(axis=1, keepdims=True))
+    else:
+        logp = np.log(p)
+    values, denom = cce_smoothed_rows(logp, y, e, c)
+    expected = (math.fsum(v * float(a) for v, a in zip(values, w, strict=True))
+                / math.fsum(d * float(a) for d, a in zip(denom, w, strict=True)))
+    spec = f"cce:label_smoothing={e:g}" + ("" if cw is None else
+                                           ",class_weights=" + ",".join(f"{x:g}" for x in cw))
+    got = evaluate(spec, z if logits else p, y, w if weighted else None, logits)
+    assert rel_close(got, expected, RTOL), (got, expected)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_multi_hinge_matches_sklearn(weighted: bool) -> None:
+    _, z, y = multiclass()
+    w = weights() if weighted else None
+    expected = hinge_loss(y, z, labels=[0, 1, 2, 3], sample_weight=w)
+    assert rel_close(evaluate("multi_hinge", z, y, w), expected, RTOL)
+
+
+# --- gradients -----------------------------------------------------------------------------------
+
+GRID_SPECS = ["msle", "rmsle", "mape", "gamma", "tweedie", "tweedie:power=-0.5",
+              "tweedie:power=1", "tweedie:power=2.5", "poisson_nll",
+              "poisson_nll:log_input=false,full=true", "hinge", "squared_hinge",
+              "bce:label_smoothing=0.1", "bce:label_smoothing=0.2,pos_weight=3",
+              "cce:label_smoothing=0.1", "cce:label_smoothing=0.2,class_weights=1,2,0.5",
+              "multi_hinge"]
+
+
+@pytest.mark.parametrize("spec", GRID_SPECS)
+def test_gradient_check_passes_on_the_grid(spec: str) -> None:
+    loss, params = loss_and_params(spec)
+    for logits in ([False, True] if loss.uses_probabilities else [False]):
+        result = check_gradient(loss, params, logits=logits)
+        assert result.passed, (spec, logits, result.worst)
+        assert result.worst.points > 20
+
+
+@pytest.mark.parametrize(("spec", "data"), [
+    ("msle", positive_skewed), ("rmsle", positive_skewed), ("mape", positive_skewed),
+    ("gamma", positive_skewed), ("tweedie:power=1.5", zero_inflated),
+    ("tweedie:power=-1", any_sign), ("poisson_nll:log_input=false", counts)])
+def test_regression_gradients_against_finite_differences(spec: str,
+                                                         data: Callable[[], Any]) -> None:
+    loss, params = loss_and_params(spec)
+    pred, y = data()
+    pred, y = pred[:400], y[:400]
+    if spec == "mape":  # away from the kink at e = 0
+        pred = np.where(np.abs(pred - y) < 1e-3, pred + 1e-2, pred)
+    _, grads = per_sample(loss, params, pred, y)
+    fd = central_diff(loss, params, pred, y)
+    if loss.reduce == "sqrt":  # rmsle's g is half of d(log error^2)/dpred, before the 1/L
+        fd = fd / 2.0
+    np.testing.assert_allclose(grads, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_hinge_gradients_closed_form() -> None:
+    z = np.array([-2.0, 0.5, 1.0, 3.0, -2.0, 0.5, -1.0, -3.0])
+    y = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    values, grads = per_sample(CATALOG["hinge"], {}, z, y)
+    assert values.tolist() == [3.0, 0.5, 0.0, 0.0, 0.0, 1.5, 0.0, 0.0]
+    assert grads.tolist() == [-1.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]  # 0 at the kink
+    values, grads = per_sample(CATALOG["squared_hinge"], {}, z, y)
+    assert values.tolist() == [9.0, 0.25, 0.0, 0.0, 0.0, 2.25, 0.0, 0.0]
+    assert grads.tolist() == [-6.0, -1.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0]
+
+
+# --- chunking and threads --------------------------------------------------------------------------
+
+INVARIANT: list[tuple[str, Callable[[], Any], bool]] = [
+    ("msle", positive_skewed, False), ("rmsle", positive_skewed, False),
+    ("mape", positive_skewed, False), ("gamma", positive_skewed, False),
+    ("tweedie:power=1.5", zero_inflated, False), ("poisson_nll", counts, False),
+    ("hinge", lambda: margins(), False), ("squared_hinge", lambda: margins(), False),
+    ("bce:label_smoothing=0.1", lambda: binary_probs()[1:], True),
+    ("cce:label_smoothing=0.1", lambda: multiclass()[1:], True),
+    ("multi_hinge", lambda: multiclass()[1:], False),
+]
+
+
+@pytest.mark.parametrize(("spec", "data", "logits"), INVARIANT, ids=[s for s, _, _ in INVARIANT])
+def test_chunk_and_thread_invariant(spec: str, data: Callable[[], Any], logits: bool) -> None:
+    pred, y = data()
+    if spec == "poisson_nll":
+        pred = np.log(pred)
+    w = weights()
+    if pred.ndim == 2:  # --chunk-rows counts values: 7 is one or two rows of four classes
+        pred, y, w = pred[:300], y[:300], w[:300]
+    reports = []
+    for chunk_rows in (7, 1000):
+        for threads in (0, 2):
+            data_: dict[str, Any] = {"target": y, "w": w}
+            if pred.ndim == 2:
+                data_.update({f"p_{k}": pred[:, k] for k in range(pred.shape[1])})
+            else:
+                data_["pred"] = pred
+            reports.append(losscli.evaluate(
+                data_, pred="p_*" if pred.ndim == 2 else "pred", target="target", weight="w",
+                losses=[spec], logits=logits, chunk_rows=chunk_rows, threads=threads).losses[0])
+    first = reports[0]
+    for r in reports[1:]:
+        assert rel_close(r.value, first.value, 1e-13), (spec, r.value, first.value)
+        assert rel_close(r.gradient.mean, first.gradient.mean, 1e-12, 1e-15)
+        assert rel_close(r.gradient.abs_max, first.gradient.abs_max, 1e-15)
+        assert r.se is not None and first.se is not None
+        assert rel_close(r.se, first.se, 1e-10)
+
+
+# --- domains, parameters, messages ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "pred", "target", "column", "row"), [
+    ("gamma", [1.0, 2.0, 3.0], [1.0, -2.0, 3.0], "y", 2),
+    ("gamma", [1.0, 0.0, 3.0], [1.0, 2.0, 3.0], "pred", 2),
+    ("msle", [1.0, 2.0, 3.0], [0.5, 1.0, -1.0], "y", 3),
+    ("rmsle", [1.0, -1.5, 3.0], [0.5, 1.0, 1.0], "pred", 2),
+    ("tweedie:power=1.5", [1.0, 2.0, 3.0], [0.0, -1.0, 3.0], "y", 2),
+    ("tweedie:power=2", [1.0, 2.0, 3.0], [1.0, 0.0, 3.0], "y", 2),
+    ("tweedie:power=-1", [1.0, 2.0, -3.0], [-1.0, -5.0, 3.0], "pred", 3),
+    ("poisson_nll:log_input=false", [1.0, -2.0, 3.0], [1.0, 2.0, 3.0], "pred", 2),
+    ("poisson_nll", [-1.0, 2.0, 3.0], [1.0, 2.0, -3.0], "y", 3),
+])
+def test_domain_errors_name_column_and_row(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                           spec: str, pred: list[float], target: list[float],
+                                           column: str, row: int) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("y,pred\n" + "".join(f"{a},{b}\n" for a, b in zip(target, pred,
+                                                                     strict=True)))
+    assert_input_error(cli(capfd, "eval", path, "--pred", "pred", "--target", "y", "--loss",
+                           spec), f"column '{column}' row {row}", spec.split(":")[0])
+
+
+def test_tweedie_domain_is_sklearn_per_power() -> None:
+    pred = np.array([1.0, 2.0])
+    for power, y, ok in [(-1, [-1.0, 0.0], True), (0, [-1.0, 0.0], True), (1.5, [0.0, 1.0], True),
+                         (1.5, [-1.0, 1.0], False), (2, [0.0, 1.0], False), (3, [0.5, 1.0], True)]:
+        target = np.array(y)
+        try:
+            got: float | None = evaluate(f"tweedie:power={power}", pred, target)
+        except InputError:
+            got = None
+        try:
+            expected: float | None = mean_tweedie_deviance(target, pred, power=power)
+        except ValueError:
+            expected = None
+        assert (got is not None) == ok == (expected is not None), (power, y)
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ("tweedie:power=0.5", "<= 0 or >= 1"),
+    ("bce:label_smoothing=1.5", "in [0, 1]"),
+    ("poisson_nll:log_input=maybe", "true or false"),
+    ("bce:label_smoothing=0.1,pos_weight=balanced", "do not go together"),
+    ("cce:label_smoothing=0.1,class_weights=balanced", "do not go together"),
+])
+def test_bad_parameters_are_usage_errors(spec: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        parse_spec(spec)
+
+
+def test_flag_parameters_read_and_print_as_words() -> None:
+    assert parse_spec("poisson_nll:log_input=false").spec == "poisson_nll:log_input=false"
+    assert parse_spec("poisson_nll:log_input=true,full=1").spec == "poisson_nll:full=true"
+    assert parse_spec("tweedie:power=1.5").spec == "tweedie"
+
+
+def test_margins_against_bce_suggest_hinge(capfd: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    """SVM-style decision values on a 0/1 target: the messages name --logits and hinge, and
+    say that log loss needs calibrated probabilities."""
+    z, y = margins()
+    path = tmp_path / "svm.csv"
+    path.write_text("y,score\n" + "".join(f"{int(a)},{float(b)!r}\n" for a, b in zip(y, z,
+                                                                           strict=True)))
+    detected = assert_input_error(cli(capfd, "eval", path, "--pred", "score", "--target", "y"),
+                                  "--logits", "--loss hinge", "calibrat")
+    asked = assert_input_error(cli(capfd, "eval", path, "--pred", "score", "--target", "y",
+                                   "--loss", "bce"), "--logits", "--loss hinge", "calibrat")
+    assert "row" in asked and detected
+    rc, out, err = cli(capfd, "eval", path, "--pred", "score", "--target", "y", "--loss",
+                       "hinge", "--format", "json")
+    assert rc == 0, err
+    # probabilities just outside [0, 1] (rounding) get no hinge suggestion
+    path.write_text("y,p\n1,1.0000001\n0,0.2\n")
+    err = assert_input_error(cli(capfd, "eval", path, "--pred", "p", "--target", "y",
+                                 "--loss", "bce"), "--logits")
+    assert "hinge" not in err
+
+
+def test_losses_command_names_every_reference(capfd: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    rc, out, _ = cli(capfd, "losses", "--format", "json")
+    assert rc == 0
+    doc = {d["name"]: d for d in json.loads(out)["losses"]}
+    assert set(doc) == set(CATALOG)
+    assert all(d.get("reference") for d in doc.values())
+    assert "mean_tweedie_deviance" in doc["tweedie"]["reference"]
+    assert "PoissonNLLLoss" in doc["poisson_nll"]["reference"]
+    assert "poisson = 2 (poisson_nll:log_input=false + y log y - y)" in doc["poisson_nll"][
+        "formula"]
