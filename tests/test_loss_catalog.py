@@ -6,6 +6,7 @@ errors and spec parameters. torch itself, when installed, in tests/test_loss_cat
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -244,7 +245,7 @@ def test_bce_smoothing_zero_is_log_loss() -> None:
     assert rel_close(evaluate("bce", p, y), log_loss(y, p), RTOL)
 
 
-# --- multiclass: label smoothing and Crammer-Singer ------------------------------------------------
+# --- multiclass: label smoothing and Crammer-Singer ---------------------------------------------
 
 
 @functools.cache
@@ -351,7 +352,7 @@ def test_hinge_gradients_closed_form() -> None:
     assert grads.tolist() == [-6.0, -1.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0]
 
 
-# --- chunking and threads --------------------------------------------------------------------------
+# --- chunking and threads -----------------------------------------------------------------------
 
 INVARIANT: list[tuple[str, Callable[[], Any], bool]] = [
     ("msle", positive_skewed, False), ("rmsle", positive_skewed, False),
@@ -466,6 +467,7 @@ def test_margins_against_bce_suggest_hinge(capfd: pytest.CaptureFixture[str],
     rc, out, err = cli(capfd, "eval", path, "--pred", "score", "--target", "y", "--loss",
                        "hinge", "--format", "json")
     assert rc == 0, err
+    assert rel_close(json.loads(out)["losses"][0]["value"], hinge_loss(y, z), RTOL)
     # probabilities just outside [0, 1] (rounding) get no hinge suggestion
     path.write_text("y,p\n1,1.0000001\n0,0.2\n")
     err = assert_input_error(cli(capfd, "eval", path, "--pred", "p", "--target", "y",
@@ -474,8 +476,6 @@ def test_margins_against_bce_suggest_hinge(capfd: pytest.CaptureFixture[str],
 
 
 def test_losses_command_names_every_reference(capfd: pytest.CaptureFixture[str]) -> None:
-    import json
-
     rc, out, _ = cli(capfd, "losses", "--format", "json")
     assert rc == 0
     doc = {d["name"]: d for d in json.loads(out)["losses"]}
@@ -485,3 +485,17 @@ def test_losses_command_names_every_reference(capfd: pytest.CaptureFixture[str])
     assert "PoissonNLLLoss" in doc["poisson_nll"]["reference"]
     assert "poisson = 2 (poisson_nll:log_input=false + y log y - y)" in doc["poisson_nll"][
         "formula"]
+
+
+def test_catalog_prints_flags_and_references_at_80_columns() -> None:
+    from rich.console import Console
+
+    from losscli.render.catalog import print_catalog
+
+    console = Console(width=80, record=True)
+    print_catalog(list(CATALOG.values()), EPS, console)
+    text = console.export_text()
+    assert "log_input=true (true or false)" in text
+    assert "full=false (true or false)" in text
+    assert "as        torch PoissonNLLLoss" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
