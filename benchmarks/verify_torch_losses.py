@@ -1,5 +1,6 @@
 """The catalog's torch-pinned losses against PyTorch itself: ``poisson_nll`` against
-``poisson_nll_loss(log_input, full)``, ``bce:label_smoothing`` (with ``pos_weight``) against
+``poisson_nll_loss(log_input, full)``, ``gaussian_nll`` against ``gaussian_nll_loss(full)``
+(the variance column through ``var``), ``bce:label_smoothing`` (with ``pos_weight``) against
 ``binary_cross_entropy_with_logits`` / ``binary_cross_entropy`` on the smoothed target, and
 ``cce:label_smoothing`` (with ``class_weights``) against ``cross_entropy(weight,
 label_smoothing)``; on logits and probabilities, with and without sample weights (torch's
@@ -39,9 +40,11 @@ def t(x: np.ndarray) -> torch.Tensor:
 
 
 def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-         logits: bool = False) -> float:
+         logits: bool = False, var: np.ndarray | None = None) -> float:
     """losscli's value through the public API; pred (n,) or (n, C)."""
     data: dict[str, np.ndarray] = {"y": y}
+    if var is not None:
+        data["v"] = var
     if pred.ndim == 2:
         data.update({f"p_{k}": pred[:, k] for k in range(pred.shape[1])})
     else:
@@ -50,7 +53,7 @@ def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
         data["w"] = w
     return losscli.evaluate(data, pred="p_*" if pred.ndim == 2 else "pred", target="y",
                             weight=None if w is None else "w", losses=[spec],
-                            logits=logits).losses[0].value
+                            logits=logits, var=None if var is None else "v").losses[0].value
 
 
 def reduce(per_row: torch.Tensor, w: np.ndarray | None, denom: np.ndarray | None = None) -> float:
@@ -70,6 +73,10 @@ def _data(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "rate": rate * np.exp(rng.normal(0.0, 0.2, N)), "count": rng.poisson(rate).astype(float),
         "z": z, "y": (rng.random(N) < 1.0 / (1.0 + np.exp(-z))).astype(float),
         "zc": zc, "yc": rng.integers(0, 4, N).astype(float), "w": rng.uniform(0.1, 3.0, N),
+        # a mean, a predicted variance (some below the 1e-6 clamp) and a target drawn from them
+        "mu": x, "var": np.concatenate((rng.uniform(1e-9, 1e-6, 20), rng.uniform(0.2, 4.0,
+                                                                               N - 20))),
+        "yg": x + rng.normal(0.0, 1.5, N),
     }
 
 
@@ -88,6 +95,12 @@ def value_cases(rng: np.random.Generator) -> list[tuple[str, float, float]]:
                 ref = F.poisson_nll_loss(t(x), t(d["count"]), log_input=log_input, full=full,
                                          reduction="none")
                 out.append((spec + tag, ours(spec, x, d["count"], w), reduce(ref, w)))
+        for full in (False, True):
+            spec = f"gaussian_nll:full={'true' if full else 'false'}"
+            ref = F.gaussian_nll_loss(t(d["mu"]), t(d["yg"]), t(d["var"]), full=full,
+                                      reduction="none")
+            out.append((spec + tag, ours(spec, d["mu"], d["yg"], w, var=d["var"]),
+                        reduce(ref, w)))
         for e, k in ((0.1, 1.0), (0.3, 2.5)):
             spec = f"bce:label_smoothing={e:g},pos_weight={k:g}"
             soft = d["y"] * (1 - e) + e / 2
@@ -145,6 +158,16 @@ def gradient_cases(rng: np.random.Generator) -> list[tuple[str, float]]:
         got = _grad(spec, pred, y, logits)
         out.append((spec, float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-12)))))
 
+    mu, var = t(d["mu"]).requires_grad_(True), t(d["var"]).requires_grad_(True)
+    F.gaussian_nll_loss(mu, t(d["yg"]), var, reduction="sum").backward()
+    assert mu.grad is not None and var.grad is not None
+    term = parse_spec("gaussian_nll").terms[0]
+    c = term.loss.compute(Batch(d["mu"], d["yg"], None, False, var=d["var"]), term.params)
+    assert c.var_grads is not None
+    for name, got, ref in (("mean", c.grads, mu.grad.numpy()),
+                           ("variance", c.var_grads, var.grad.numpy())):
+        out.append((f"gaussian_nll w.r.t. the {name}",
+                    float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-12)))))
     count = t(d["count"])
     signed("poisson_nll", np.log(d["rate"]), d["count"], False,
            lambda x: F.poisson_nll_loss(x, count, reduction="none"))

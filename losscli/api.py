@@ -78,6 +78,7 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     losses: LossArg = None,
     figures: bool = False,
+    var: str | None = None,
 ) -> Report:
     """Loss values, intervals and gradient statistics of ``source`` (``losscli eval``).
 
@@ -88,6 +89,7 @@ def evaluate(
     ``report.passed``. They are checked before the pass, so that a bad one fails fast.
     ``figures`` also gathers the report's figures (``report.figures``, drawn by
     :mod:`losscli.render.plots`).
+    ``var`` names the predicted-variance column of gaussian_nll (``--var``).
     """
     _plugins(plugin)
     gates = None
@@ -102,7 +104,7 @@ def evaluate(
                  executor=executor, vanish_tol=vanish_tol, explode_tol=explode_tol,
                  grad_clip=grad_clip, ci=ci,
                  confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
-                 progress=progress, figures=figures)
+                 progress=progress, figures=figures, var=var)
     if gates is not None:
         report.gates = gates.check(report)
     return report

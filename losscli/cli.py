@@ -467,6 +467,9 @@ def eval_cmd(
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
+    var: Annotated[str | None, typer.Option(
+        "--var", rich_help_panel=INPUT, metavar="COL", show_default=False,
+        help="Predicted-variance column (gaussian_nll).")] = None,
     task: TaskOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
@@ -547,7 +550,7 @@ def eval_cmd(
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
-            figures=drawing)
+            figures=drawing, var=var)
     if gated:
         report.gates = gates.check(report)
     if show_config:

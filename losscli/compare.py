@@ -762,6 +762,9 @@ def compare(
     if specs:
         found_task = _task_of(specs)
         check_prediction_shape(specs, found_task, base_cols)
+        if any(t.loss.uses_var for s in specs for t in s.terms):
+            raise UsageError("gaussian_nll reads a predicted-variance column (eval --var), "
+                             "which compare does not read; evaluate each file with eval")
     else:
         if not head_chunks:
             raise InputError(f"{where}: no rows to compare")

@@ -34,6 +34,7 @@ from losscli.state import (
     BootSums,
     EvalState,
     GradientOptions,
+    GradState,
     LossState,
     RowMoments,
     effective_rows,
@@ -100,6 +101,8 @@ class LossResult:
     ci: Interval | None = None
     #: Hill's tail index of the per-row loss (regression losses of the residual, 1,000+ rows)
     tail_index: float | None = None
+    #: the gradient w.r.t. the predicted variance (gaussian_nll, --var)
+    var_gradient: GradientStats | None = None
 
 
 @dataclass
@@ -195,6 +198,8 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
         d["ci"] = r.ci.to_dict()
     if r.tail_index is not None:
         d["tail_index"] = r.tail_index
+    if r.var_gradient is not None:
+        d["var_gradient"] = asdict(r.var_gradient)
     return d
 
 
@@ -373,12 +378,8 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         hist_q = {k: f(state.residual_hist.quantile(q), params) for k, q in QUANTILES}
     else:
         hist_q = {k: hist.quantile(q) for k, q in QUANTILES}
-    # A bucket's midpoint can lie past the extreme value in it: the exact min and max bound
-    # every quantile (every |g| of the quantile loss is 0.5, its bucket's midpoint 0.502).
-    hist_q = {k: min(max(v, g.abs_min), g.abs_max) for k, v in hist_q.items()}
     if scale == 1.0:
-        vanishing, exploding = g.vanishing / n, g.exploding / n
-        clipped = None if opts.grad_clip is None else g.clipped / n
+        vanishing, exploding, clipped = _counted_fractions(g, opts)
     else:
         # Thresholds on g = scale * base are only known after the pass: read them off the
         # histogram of |base| (within its bucket accuracy).
@@ -388,19 +389,13 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         vanishing = below(opts.vanish_tol)
         exploding = 1.0 - below(opts.explode_tol * (1 - 1e-12))
         clipped = None if opts.grad_clip is None else 1.0 - below(opts.grad_clip)
-    mean_g, var_g = g.moments.mean, g.moments.variance
-    stats = GradientStats(
-        mean=scale * mean_g,
-        std=scale * math.sqrt(max(var_g, 0.0)),
-        abs_mean=scale * g.abs_sum.value / n,
-        abs_max=scale * g.abs_max,
-        rms=scale * math.sqrt(max(var_g, 0.0) + mean_g * mean_g),
-        norm=scale * math.sqrt(g.sq_weighted.value) / total_w,
-        vanishing_fraction=vanishing,
-        exploding_fraction=exploding,
-        clipped_fraction=clipped,
-        **{k: scale * v for k, v in hist_q.items()},
-    )
+    stats = _gradient_stats(g, total_w, scale, hist_q, (vanishing, exploding, clipped))
+    var_stats = None
+    if st.var_grad is not None and st.var_grad.hist is not None and st.var_grad.moments.n:
+        vh = st.var_grad.hist
+        var_stats = _gradient_stats(st.var_grad, total_w, 1.0,
+                                    {k: vh.quantile(q) for k, q in QUANTILES},
+                                    _counted_fractions(st.var_grad, opts))
     uses_p = any(t.loss.uses_probabilities for t in spec.terms) and not logits
     terms = None
     if spec.is_combination:
@@ -408,7 +403,8 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
                  for t in spec.terms]
     return LossResult(spec.name, spec.spec, spec.params, value, stats,
                       st.clipped_inputs if uses_p else None, terms, balanced, se, interval,
-                      _tail_index(spec, state) if ci.enabled else None)
+                      _tail_index(spec, state) if ci.enabled else None,
+                      var_gradient=var_stats)
 
 
 def _tail_index(spec: LossSpec, state: EvalState) -> float | None:
@@ -446,6 +442,35 @@ def tail_warnings(results: Sequence[LossResult], rows: int) -> list[str]:
             "loss (mae, huber) summarises these rows better"]
 
 
+def _counted_fractions(g: GradState, opts: GradientOptions) -> tuple[float, float, float | None]:
+    """The vanishing, exploding and clipped fractions of a gradient counted row by row."""
+    n = g.moments.n
+    return (g.vanishing / n, g.exploding / n,
+            None if opts.grad_clip is None else g.clipped / n)
+
+
+def _gradient_stats(g: GradState, total_w: float, scale: float, hist_q: dict[str, float],
+                    fractions: tuple[float, float, float | None]) -> GradientStats:
+    """The statistics of scale x g from its accumulated state, |g| quantiles and fractions."""
+    # A bucket's midpoint can lie past the extreme value in it: the exact min and max bound
+    # every quantile (every |g| of the quantile loss is 0.5, its bucket's midpoint 0.502).
+    hist_q = {k: min(max(v, g.abs_min), g.abs_max) for k, v in hist_q.items()}
+    n = g.moments.n
+    mean_g, var_g = g.moments.mean, g.moments.variance
+    return GradientStats(
+        mean=scale * mean_g,
+        std=scale * math.sqrt(max(var_g, 0.0)),
+        abs_mean=scale * g.abs_sum.value / n,
+        abs_max=scale * g.abs_max,
+        rms=scale * math.sqrt(max(var_g, 0.0) + mean_g * mean_g),
+        norm=scale * math.sqrt(g.sq_weighted.value) / total_w,
+        vanishing_fraction=fractions[0],
+        exploding_fraction=fractions[1],
+        clipped_fraction=fractions[2],
+        **{k: scale * v for k, v in hist_q.items()},
+    )
+
+
 # --- planning and the loop --------------------------------------------------------------------
 
 
@@ -456,6 +481,16 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
             raise UsageError("multiclass losses (cce) cannot be mixed with other tasks' losses")
         return "multiclass"
     return "binary" if "binary" in tasks else "regression"
+
+
+def check_var_losses(specs: Sequence[LossSpec], var: str | None) -> None:
+    """A loss of a predicted variance needs --var, and --var needs such a loss."""
+    named = [t.loss.name for s in specs for t in s.terms if t.loss.uses_var]
+    if named and var is None:
+        raise UsageError(f"{named[0]} needs the predicted variance: pass --var COL")
+    if var is not None and not named:
+        raise UsageError("--var names the predicted variance of gaussian_nll: pass --loss "
+                         "gaussian_nll")
 
 
 def reads_probabilities(specs: Sequence[LossSpec]) -> bool:
@@ -577,7 +612,7 @@ def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set
             prob = term.loss.check(batch, term.params)
             if prob is None:
                 continue
-            column = cols.target if prob.column == "target" else cols.pred[0]
+            column = {"target": cols.target, "var": cols.var}.get(prob.column) or cols.pred[0]
             row = chunk.row_number(prob.first)
             if optional[i]:
                 drop[i] = (f"{term.loss.name} skipped: {prob.message} (column '{column}' "
@@ -621,7 +656,7 @@ class EvalReduction:
             return acc
         acc.row_sum_off += self.validator.check(chunk)
         check_weights(chunk, cols, where)
-        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits)
+        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits, var=chunk.var)
         acc.drops.update(_check_losses(self.template.specs, self.optional, set(), batch, chunk,
                                        cols, where))
         rows = None
@@ -663,6 +698,7 @@ def evaluate(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
     figures: bool = False,
+    var: str | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -675,6 +711,7 @@ def evaluate(
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
     interval. ``figures`` also gathers the report's figures (``Report.figures``; the
     calibration bins go into the JSON).
+    interval. ``var`` names the predicted-variance column of gaussian_nll.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_input, resolve_columns
@@ -700,7 +737,8 @@ def evaluate(
         seen.add(s.spec)
 
     src = open_input(source)
-    cols = resolve_columns(src, pred, target, weight)
+    check_var_losses(specs, var)
+    cols = resolve_columns(src, pred, target, weight, var)
     where = src.where
 
     if specs:
@@ -788,6 +826,8 @@ def evaluate(
     input_kind = ("values" if task in ("regression", "counts")
                   else "logits" if logits else "probabilities")
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
+    if cols.var is not None:
+        columns["var"] = cols.var
     if cols.multiclass:
         columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]
     figure_data = None

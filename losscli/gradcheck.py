@@ -76,8 +76,18 @@ class CheckResult:
 
 def _values(loss: LossDef, params: Params, pred: np.ndarray, target: np.ndarray,
             logits: bool) -> np.ndarray:
-    c = loss.compute(Batch(pred, target, None, logits), params)
+    c = loss.compute(_batch(loss, pred, target, logits), params)
     return np.asarray(c.values, dtype=np.float64)
+
+
+#: The predicted variance at which a loss of one (gaussian_nll) is checked: its gradient w.r.t.
+#: the mean at a fixed variance.
+CHECK_VAR = 1.7
+
+
+def _batch(loss: LossDef, pred: np.ndarray, target: np.ndarray, logits: bool) -> Batch:
+    var = np.full(target.shape[0], CHECK_VAR) if loss.uses_var else None
+    return Batch(pred, target, None, logits, var=var)
 
 
 def _steps(x: np.ndarray, probabilities: bool) -> np.ndarray:
@@ -125,7 +135,7 @@ def _declared(loss: LossDef, params: Params, pred: np.ndarray, target: np.ndarra
         g = np.asarray(fn(pred.copy(), target.copy(), **kwargs)[1], dtype=np.float64)
         if g.shape == pred.shape:
             return g, False
-    c = loss.compute(Batch(pred, target, None, logits), params)
+    c = loss.compute(_batch(loss, pred, target, logits), params)
     g = np.asarray(c.grads, dtype=np.float64)
     if loss.reduce == "sqrt":
         # rmse: l_i = e_i^2 and the per-row g_i = e_i / rmse = (d l_i / d pred_i) / (2 rmse);
@@ -182,7 +192,7 @@ def _in_domain(loss: LossDef, params: Params, pred: np.ndarray, target: np.ndarr
     ok = np.ones(target.shape[0], dtype=bool)
     for i in range(target.shape[0]):
         p = pred[i:i + 1] if pred.ndim == 1 else pred[:, i:i + 1]
-        ok[i] = loss.check(Batch(p, target[i:i + 1], None, logits), params) is None
+        ok[i] = loss.check(_batch(loss, p, target[i:i + 1], logits), params) is None
     return ok
 
 

@@ -38,6 +38,8 @@ class Batch:
     weight: np.ndarray | None
     logits: bool = False
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: the predicted variance (``--var``), for the losses that read one (gaussian_nll)
+    var: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -82,6 +84,8 @@ class Computed:
     clipped: int = 0
     #: |grads|, when the loss has it at hand anyway (saves the engine a pass)
     abs_grads: np.ndarray | None = None
+    #: d l_i / d var_i, for a loss of a predicted variance (gaussian_nll)
+    var_grads: np.ndarray | None = None
 
 
 ComputeFn = Callable[[Batch, Params], Computed]
@@ -151,7 +155,7 @@ def row_multipliers(a: np.ndarray, target: np.ndarray) -> np.ndarray:
 class DomainProblem:
     """Rows of a chunk outside a loss's domain: which column, how many, the first, and why."""
 
-    column: Literal["pred", "target"]
+    column: Literal["pred", "target", "var"]
     count: int
     first: int
     message: str
@@ -184,6 +188,8 @@ class LossDef:
     abs_grad_of_abs_residual: Callable[[float, Params], float] | None = None
     check: CheckFn | None = None
     uses_probabilities: bool = False
+    #: reads a second prediction column, the predicted variance (``--var COL``, gaussian_nll)
+    uses_var: bool = False
     #: reads the predictions as decision values (margins) of any size, with or without --logits
     #: (hinge losses): no [0, 1] check
     decision_values: bool = False
@@ -216,7 +222,7 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
 
 
 #: (column, rows outside the domain, message)
-_Outside = tuple[Literal["pred", "target"], np.ndarray, str]
+_Outside = tuple[Literal["pred", "target", "var"], np.ndarray, str]
 
 
 def _earliest(*problems: _Outside) -> DomainProblem | None:
@@ -394,6 +400,7 @@ def _tweedie_power(v: float) -> bool:
 
 
 _TWO_PI = 2.0 * math.pi
+_LOG_2PI = math.log(_TWO_PI)
 
 
 def _poisson_nll(b: Batch, p: Params) -> Computed:
@@ -420,6 +427,26 @@ def _poisson_nll_check(b: Batch, p: Params) -> DomainProblem | None:
         return _earliest(target)
     return _earliest(target, ("pred", b.pred < 0.0, "poisson_nll:log_input=false needs "
                                                     "non-negative predictions (a rate)"))
+
+
+def _gaussian_nll(b: Batch, p: Params) -> Computed:
+    assert b.var is not None  # the engine refuses gaussian_nll without --var
+    # GaussianNLLLoss: the variance clamped at eps (its gradient as if unclamped, as torch's
+    # clamp under no_grad)
+    v = np.maximum(b.var, float(p["eps"]))  # type: ignore[arg-type]
+    e = b.residual()
+    ratio = e * e / v
+    values = 0.5 * (np.log(v) + ratio)
+    if p["full"]:
+        values += 0.5 * _LOG_2PI
+    return Computed(values, e / v, var_grads=0.5 * (1.0 - ratio) / v)
+
+
+def _gaussian_nll_check(b: Batch, p: Params) -> DomainProblem | None:
+    if b.var is None:
+        return None
+    return _earliest(("var", ~(b.var > 0.0), "gaussian_nll needs a strictly positive "
+                                             "predicted variance"))
 
 
 # --- binary -----------------------------------------------------------------------------------
@@ -730,6 +757,15 @@ CATALOG: dict[str, LossDef] = {
                  Param("eps", 1e-8, "added to the rate before its log (log_input=false)",
                        lambda v: v >= 0.0 and math.isfinite(v), ">= 0")),
                 check=_poisson_nll_check, reference="torch PoissonNLLLoss"),
+        LossDef("gaussian_nll", "regression", "Gaussian negative log-likelihood",
+                "l = (log v + e^2 / v) / 2, v = max(var, eps), var = the --var column > 0; "
+                "full=true adds log(2 pi) / 2",
+                "g = e / v w.r.t. the mean; (1 - e^2 / v) / (2 v) w.r.t. the variance, also "
+                "reported", _gaussian_nll,
+                (_flag("full", False, "add the constant log(2 pi) / 2"),
+                 Param("eps", 1e-6, "the variance is clamped below at eps", _positive, "> 0")),
+                check=_gaussian_nll_check, uses_var=True,
+                reference="torch GaussianNLLLoss(full, eps)"),
         LossDef("bce", "binary", "binary cross-entropy (log loss)",
                 "l = -(K t log p + (1 - t) log(1 - p)), K = pos_weight, t = y (1 - e) + e/2, "
                 "e = label_smoothing (p clipped to [eps, 1 - eps]; logits: log-sigmoid, never "

@@ -62,6 +62,8 @@ class Columns:
     #: a list column's number of classes: the length of its first non-null row in the input,
     #: which every later row, in any chunk, row group or file, must have too
     width: int | None = None
+    #: the predicted variance (``--var``), for gaussian_nll
+    var: str | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -72,6 +74,8 @@ class Columns:
         cols = [*self.pred, self.target]
         if self.weight:
             cols.append(self.weight)
+        if self.var:
+            cols.append(self.var)
         return list(dict.fromkeys(cols))
 
 
@@ -87,6 +91,8 @@ class Chunk:
     weight: np.ndarray | None
     first_row: int
     rows: np.ndarray | None = None  # None: the rows are first_row, first_row + 1, ...
+    #: the predicted variance (``--var``), when read
+    var: np.ndarray | None = None
 
     def row_number(self, i: int) -> int:
         """1-based data row (header excluded) of chunk row i."""
@@ -483,8 +489,8 @@ def _listed(src: Source, names: Sequence[str], shown: str) -> tuple[list[str], l
 
 
 def resolve_columns(src: Source, pred: PredArg, target: str | None,
-                    weight: str | None) -> Columns:
-    """Map --pred/--target/--weight (or the recognised names) to the source's columns."""
+                    weight: str | None, var: str | None = None) -> Columns:
+    """Map --pred/--target/--weight/--var (or the recognised names) to the source's columns."""
     names: list[str] | None = None
     if pred is not None and not isinstance(pred, str):
         names = list(pred)
@@ -531,6 +537,11 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
+    if var is not None:
+        cols.var = find_column(src, var, "variance")
+        if cols.var in (*cols.pred, tgt):
+            raise UsageError(f"column '{cols.var}' is both the variance and a "
+                             f"{'target' if cols.var == tgt else 'prediction'} column")
     check_unique(src, cols)
     if len(cols.pred) == 1:
         import pyarrow as pa
@@ -1115,8 +1126,9 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
         target = _numeric(batch.column(cols.target), cols.target, where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
-    if _all_finite(pred, target, weight):
-        return Chunk(pred, target, weight, first)
+    var = _numeric(batch.column(cols.var), cols.var, where) if cols.var else None
+    if _all_finite(pred, target, weight, var):
+        return Chunk(pred, target, weight, first, var=var)
     ok = np.isfinite(target)
     named = [(cols.target, ok.copy())]
     if pred.ndim == 2:
@@ -1130,9 +1142,13 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         wfin = np.isfinite(weight)
         named.append((cols.weight, wfin))  # type: ignore[arg-type]
         ok &= wfin
+    if var is not None:
+        vfin = np.isfinite(var)
+        named.append((cols.var, vfin))  # type: ignore[arg-type]
+        ok &= vfin
     bad = n - int(np.count_nonzero(ok))
     if bad == 0:
-        return Chunk(pred, target, weight, first)
+        return Chunk(pred, target, weight, first, var=var)
     if stats.count == 0:
         i = int(np.argmin(ok))
         stats.first_row = first + i + 1
@@ -1141,4 +1157,4 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
     stats.count += bad
     keep = np.flatnonzero(ok)
     return Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
-                 first, rows=keep + first)
+                 first, rows=keep + first, var=None if var is None else var[keep])

@@ -1166,10 +1166,14 @@ class LossState:
     spread: RowMoments | None = None
     #: Poisson bootstrap replicate sums, with --ci bootstrap
     boot: BootSums | None = None
+    #: the gradient w.r.t. a predicted variance (gaussian_nll)
+    var_grad: GradState | None = None
 
     def merge(self, other: LossState, weight_exp: int = 0) -> None:
         self.value.merge(other.value, weight_exp)
         self.grad.merge(other.grad, weight_exp)
+        if self.var_grad is not None and other.var_grad is not None:
+            self.var_grad.merge(other.var_grad, weight_exp)
         self.clipped_inputs += other.clipped_inputs
         if self.denom is not None and other.denom is not None:
             self.denom.merge(other.denom, weight_exp)
@@ -1211,13 +1215,16 @@ def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
         return t.loss.compute(batch, t.params)
     values = np.zeros(batch.n)
     grads = np.zeros(batch.n)
+    var_grads = None
     clipped = 0
     for t in spec.terms:
         c = t.loss.compute(batch, t.params)
         values += t.coef * c.values
         grads += t.coef * c.grads
+        if c.var_grads is not None:
+            var_grads = t.coef * c.var_grads + (0.0 if var_grads is None else var_grads)
         clipped = max(clipped, c.clipped)
-    return Computed(values, grads, clipped)
+    return Computed(values, grads, clipped, var_grads=var_grads)
 
 
 #: Weights whose largest lies in [2**-WEIGHT_EXP_BAND, 1) are used as they are; others are
@@ -1283,7 +1290,9 @@ class EvalState:
                          if not s.is_combination and s.terms[0].balanced else None),
                 spread=RowMoments() if self.spread else None,
                 boot=BootSums() if self.boot_samples and not (
-                    not s.is_combination and s.terms[0].balanced) else None)
+                    not s.is_combination and s.terms[0].balanced) else None,
+                var_grad=(GradState(hist=LogHistogram())
+                          if any(t.loss.uses_var for t in s.terms) else None))
                 for s in self.specs]
         if self.residual_hist is None and self.gradients and any(
                 _shares_residual_hist(s) for s in self.specs):
@@ -1359,6 +1368,8 @@ class EvalState:
             st.value.add_array(c.values if w is None else c.values * w)
             if self.gradients:
                 st.grad.update(c.grads, w, self.opts, c.abs_grads)
+                if st.var_grad is not None and c.var_grads is not None:
+                    st.var_grad.update(c.var_grads, w, self.opts)
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")

@@ -306,7 +306,8 @@ def test_multi_hinge_matches_sklearn(weighted: bool) -> None:
 
 # --- gradients -----------------------------------------------------------------------------------
 
-GRID_SPECS = ["msle", "rmsle", "mape", "gamma", "tweedie", "tweedie:power=-0.5",
+GRID_SPECS = ["gaussian_nll", "gaussian_nll:full=true,eps=0.01", "msle", "rmsle", "mape",
+              "gamma", "tweedie", "tweedie:power=-0.5",
               "tweedie:power=1", "tweedie:power=2.5", "poisson_nll",
               "poisson_nll:log_input=false,full=true", "hinge", "squared_hinge",
               "bce:label_smoothing=0.1", "bce:label_smoothing=0.2,pos_weight=3",
@@ -499,3 +500,115 @@ def test_catalog_prints_flags_and_references_at_80_columns() -> None:
     assert "full=false (true or false)" in text
     assert "as        torch PoissonNLLLoss" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+# --- gaussian_nll: a predicted-variance column -------------------------------------------------
+
+
+def gaussian() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, variance, target): heteroscedastic, with a few variances below torch's 1e-6 clamp."""
+    rng = np.random.default_rng(15)
+    mu = rng.normal(0.0, 2.0, N)
+    var = rng.uniform(0.2, 4.0, N)
+    var[:7] = rng.uniform(1e-9, 1e-6, 7)
+    return mu, var, mu + rng.normal(0.0, 1.0, N) * np.sqrt(var)
+
+
+def gaussian_nll_ref(m: float, v: float, y: float, full: bool, eps: float = 1e-6) -> float:
+    """torch's GaussianNLLLoss per row: (log max(v, eps) + (m - y)^2 / max(v, eps)) / 2."""
+    v = max(v, eps)
+    return 0.5 * (math.log(v) + (m - y) ** 2 / v) + (0.5 * math.log(2 * math.pi) if full else 0)
+
+
+def evaluate_gaussian(spec: str, w: np.ndarray | None = None,
+                      **kw: Any) -> losscli.engine.LossResult:
+    mu, var, y = gaussian()
+    data: dict[str, Any] = {"y": y, "mu": mu, "v": var}
+    if w is not None:
+        data["w"] = w
+    return losscli.evaluate(data, pred="mu", target="y", var="v", losses=[spec],
+                            weight=None if w is None else "w", **kw).losses[0]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("full", [False, True], ids=["partial", "full"])
+def test_gaussian_nll_matches_torch_formula(full: bool, weighted: bool) -> None:
+    mu, var, y = gaussian()
+    w = weights() if weighted else None
+    expected = wmean([gaussian_nll_ref(m, v, t, full) for m, v, t in zip(
+        mu.tolist(), var.tolist(), y.tolist(), strict=True)], w)
+    got = evaluate_gaussian("gaussian_nll:full=true" if full else "gaussian_nll", w)
+    assert rel_close(got.value, expected, RTOL), (got.value, expected)
+
+
+def test_gaussian_nll_gradients_for_mean_and_variance() -> None:
+    """The per-row gradients against central differences in the mean and in the variance, and
+    the reported statistics of both against the per-row values."""
+    mu, var, y = gaussian()
+    loss, params = loss_and_params("gaussian_nll")
+    from losscli.losses import Batch
+
+    def values(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return loss.compute(Batch(m, y, None, var=v), params).values
+
+    c = loss.compute(Batch(mu, y, None, var=var), params)
+    hm, hv = 1e-6 * np.maximum(1.0, np.abs(mu)), 1e-4 * var
+    fd_mean = (values(mu + hm, var) - values(mu - hm, var)) / (2 * hm)
+    inside = var > 1e-6  # at the clamp the value is flat in v; torch's gradient is not
+    fd_var = (values(mu, var + hv) - values(mu, var - hv)) / (2 * hv)
+    np.testing.assert_allclose(c.grads, fd_mean, rtol=1e-6, atol=1e-8)
+    assert c.var_grads is not None
+    np.testing.assert_allclose(c.var_grads[inside], fd_var[inside], rtol=1e-6, atol=1e-8)
+    r = evaluate_gaussian("gaussian_nll")
+    assert r.var_gradient is not None
+    assert rel_close(r.var_gradient.mean, math.fsum(c.var_grads.tolist()) / N, 1e-12)
+    assert r.var_gradient.abs_max == float(np.abs(c.var_grads).max())
+    assert rel_close(r.gradient.mean, math.fsum(c.grads.tolist()) / N, 1e-12)
+    p99 = float(np.quantile(np.abs(c.var_grads), 0.99, method="inverted_cdf"))
+    assert rel_close(r.var_gradient.p99, p99, 0.01)
+
+
+def test_gaussian_nll_chunk_and_thread_invariant() -> None:
+    w = weights()
+    results = [evaluate_gaussian("gaussian_nll", w, chunk_rows=rows, threads=threads)
+               for rows in (7, 1000) for threads in (0, 2)]
+    for r in results[1:]:
+        assert r.value == results[0].value
+        assert r.var_gradient == results[0].var_gradient
+        assert r.gradient == results[0].gradient
+
+
+def test_gaussian_nll_cli(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    mu, var, y = gaussian()
+    path = tmp_path / "g.csv"
+    path.write_text("y,mu,v\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in zip(
+        y.tolist(), mu.tolist(), var.tolist(), strict=True)))
+    rc, out, err = cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--var", "v",
+                       "--loss", "gaussian_nll", "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["columns"]["var"] == "v"
+    loss = doc["losses"][0]
+    expected = wmean([gaussian_nll_ref(m, v, t, False) for m, v, t in zip(
+        mu.tolist(), var.tolist(), y.tolist(), strict=True)], None)
+    assert rel_close(loss["value"], expected, RTOL)
+    assert set(loss["var_gradient"]) == set(loss["gradient"])
+    rc, out, _ = cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--var", "v",
+                     "--loss", "gaussian_nll")
+    assert rc == 0 and "gradient w.r.t. the variance" in out
+    assert_input_error(cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--loss",
+                           "gaussian_nll"), "--var")
+    assert_input_error(cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--var", "v"),
+                       "--var", "gaussian_nll")
+    assert_input_error(cli(capfd, "compare", path, path, "--pred", "mu", "--target", "y",
+                           "--loss", "gaussian_nll"), "compare")
+    path.write_text("y,mu,v\n1,1,1\n2,2,0.5\n3,3,0\n4,4,-1\n")
+    assert_input_error(cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--var", "v",
+                           "--loss", "gaussian_nll"), "column 'v' row 3", "variance")
+    path.write_text("y,mu,v\n1,1,1\n2,2,\n3,3,2\n")
+    rc, out, err = cli(capfd, "eval", path, "--pred", "mu", "--target", "y", "--var", "v",
+                       "--loss", "gaussian_nll", "--nan", "drop", "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["source"]["rows_dropped"] == 1
+    assert rel_close(doc["losses"][0]["value"], (0.0 + 0.5 * math.log(2.0)) / 2, RTOL)

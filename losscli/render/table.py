@@ -133,11 +133,18 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
         ("task ", "dim"), (report.task, "bold"), ("  input ", "dim"), report.input,
         ("  pred ", "dim"), pred, ("  target ", "dim"), cols["target"],
         *((("  weight ", "dim"), cols["weight"]) if cols.get("weight") else ()),
+        *((("  var ", "dim"), cols["var"]) if cols.get("var") else ()),
     )
     parts: list[Any] = [head, *loss_tables(report, width)]
     for r in report.losses:
         if r.balanced is not None:  # the class weights measured in the pass
             parts.append(Text(f"balanced: {r.balanced['text']}", "dim"))
+        if r.var_gradient is not None:  # gaussian_nll: its gradient w.r.t. the variance too
+            v = r.var_gradient
+            parts.append(Text(
+                f"{r.spec}: gradient w.r.t. the variance: mean {fmt(v.mean)}, std "
+                f"{fmt(v.std)}, |g| mean {fmt(v.abs_mean)}, p50 {fmt(v.p50)}, p99 "
+                f"{fmt(v.p99)}, max {fmt(v.abs_max)}", "dim"))
     if report.gates:
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "value", "limit", "result"):
