@@ -1,6 +1,8 @@
 """The catalog's torch-pinned losses against PyTorch itself: ``poisson_nll`` against
 ``poisson_nll_loss(log_input, full)``, ``gaussian_nll`` against ``gaussian_nll_loss(full)``
-(the variance column through ``var``), ``bce:label_smoothing`` (with ``pos_weight``) against
+(the variance column through ``var``), soft targets (``--target 'q_*'``) in ``cce`` and
+``kl_div`` against ``cross_entropy`` with probability targets and ``kl_div(reduction=
+"batchmean")``, ``bce:label_smoothing`` (with ``pos_weight``) against
 ``binary_cross_entropy_with_logits`` / ``binary_cross_entropy`` on the smoothed target, and
 ``cce:label_smoothing`` (with ``class_weights``) against ``cross_entropy(weight,
 label_smoothing)``; on logits and probabilities, with and without sample weights (torch's
@@ -41,8 +43,10 @@ def t(x: np.ndarray) -> torch.Tensor:
 
 def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
          logits: bool = False, var: np.ndarray | None = None) -> float:
-    """losscli's value through the public API; pred (n,) or (n, C)."""
-    data: dict[str, np.ndarray] = {"y": y}
+    """losscli's value through the public API; pred (n,) or (n, C); y (n,), or (n, C) soft
+    targets."""
+    data: dict[str, np.ndarray] = {"y": y} if y.ndim == 1 else {
+        f"q_{k}": y[:, k] for k in range(y.shape[1])}
     if var is not None:
         data["v"] = var
     if pred.ndim == 2:
@@ -51,7 +55,8 @@ def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
         data["pred"] = pred
     if w is not None:
         data["w"] = w
-    return losscli.evaluate(data, pred="p_*" if pred.ndim == 2 else "pred", target="y",
+    return losscli.evaluate(data, pred="p_*" if pred.ndim == 2 else "pred",
+                            target="y" if y.ndim == 1 else "q_*",
                             weight=None if w is None else "w", losses=[spec],
                             logits=logits, var=None if var is None else "v").losses[0].value
 
@@ -77,6 +82,8 @@ def _data(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "mu": x, "var": np.concatenate((rng.uniform(1e-9, 1e-6, 20), rng.uniform(0.2, 4.0,
                                                                                N - 20))),
         "yg": x + rng.normal(0.0, 1.5, N),
+        "q": np.concatenate((rng.dirichlet(np.full(4, 0.8), N - 30),
+                             np.eye(4)[rng.integers(0, 4, 30)])),
     }
 
 
@@ -95,6 +102,14 @@ def value_cases(rng: np.random.Generator) -> list[tuple[str, float, float]]:
                 ref = F.poisson_nll_loss(t(x), t(d["count"]), log_input=log_input, full=full,
                                          reduction="none")
                 out.append((spec + tag, ours(spec, x, d["count"], w), reduce(ref, w)))
+        log_p = F.log_softmax(t(d["zc"]), dim=1)
+        ref = F.kl_div(log_p, t(d["q"]), reduction="none").sum(dim=1)
+        out.append(("kl_div soft logits" + tag, ours("kl_div", d["zc"], d["q"], w, True),
+                    reduce(ref, w)))
+        if not weighted:
+            out.append(("kl_div soft logits torch batchmean",
+                        ours("kl_div", d["zc"], d["q"], None, True),
+                        float(F.kl_div(log_p, t(d["q"]), reduction="batchmean"))))
         for full in (False, True):
             spec = f"gaussian_nll:full={'true' if full else 'false'}"
             ref = F.gaussian_nll_loss(t(d["mu"]), t(d["yg"]), t(d["var"]), full=full,
@@ -128,6 +143,11 @@ def value_cases(rng: np.random.Generator) -> list[tuple[str, float, float]]:
                                              label_smoothing=e))
                 out.append((spec + " logits torch mean", ours(spec, d["zc"], d["yc"], None,
                                                                True), mean))
+            if c is None:  # soft targets: torch's probability-target cross_entropy
+                ref = F.cross_entropy(t(d["zc"]), t(d["q"]), label_smoothing=e,
+                                      reduction="none")
+                out.append((spec + " soft logits" + tag, ours(spec, d["zc"], d["q"], w, True),
+                            reduce(ref, w)))
             zc = d["zc"] - d["zc"].max(axis=1, keepdims=True)
             probs = np.exp(zc) / np.exp(zc).sum(axis=1, keepdims=True)
             # probabilities: torch takes log-probabilities as logits (log_softmax leaves them)

@@ -675,7 +675,7 @@ def compare(
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import eval_only_columns, open_input, resolve_columns
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -710,7 +710,8 @@ def compare(
     else:
         assert candidate is not None
         cand_src = open_input(candidate)
-    base_cols = resolve_columns(base_src, baseline_pred or pred, target, weight)
+    base_cols = eval_only_columns(
+        resolve_columns(base_src, baseline_pred or pred, target, weight), "compare")
     cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
     if base_cols.multiclass != cand_cols.multiclass or (
             base_cols.multiclass and len(base_cols.pred) != len(cand_cols.pred)):

@@ -553,6 +553,23 @@ class TaskValidator:
     #: they must lie in [0, 1]; hinge losses read decision values of any size
     probabilities: bool = True
 
+    def _check_soft(self, chunk: Chunk) -> None:
+        """Soft targets are probabilities in [0, 1] whose row sums to one (ROW_SUM_RTOL)."""
+        q = chunk.soft
+        assert q is not None
+        out = (q < 0.0) | (q > 1.0)
+        if out.any():
+            rows = np.asarray(out.any(axis=0))
+            k = int(np.argmax(out[:, int(np.argmax(rows))]))
+            raise domain_error(chunk, rows, self.cols.soft[k], self.where,
+                               "is a soft target outside [0, 1]", q[k])
+        sums = q.sum(axis=0)
+        off = np.abs(sums - 1.0) > ROW_SUM_RTOL
+        if off.any():
+            raise domain_error(chunk, off, ",".join(self.cols.soft), self.where,
+                               "are soft targets that must sum to 1 in each row (tolerance "
+                               f"{ROW_SUM_RTOL:g}), sum", sums)
+
     def check(self, chunk: Chunk) -> int:
         """Raise InputError for rows outside the task's domain; return how many probability
         rows do not sum to one (a warning, not an error)."""
@@ -573,7 +590,9 @@ class TaskValidator:
                         "pass --loss to choose the losses") if self.detected else ""
                 raise domain_error(chunk, bad, tname, self.where,
                                    "must be a binary target 0 or 1", t, hint)
-        if self.task == "multiclass":
+        if chunk.soft is not None:
+            self._check_soft(chunk)
+        elif self.task == "multiclass":
             c = p.shape[0]
             bad = (t < 0) | (t >= c) | (t != np.floor(t))
             if bad.any():
@@ -596,6 +615,23 @@ class TaskValidator:
                 sums = p.sum(axis=0)
                 return int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
         return 0
+
+
+def check_soft_targets(specs: Sequence[LossSpec], cols: Columns) -> None:
+    """Soft targets go with the losses that take them, without per-class weights (torch
+    reduces those by the batch size for soft targets, by sum c_y for labels)."""
+    if not cols.soft:
+        return
+    if not specs:
+        raise UsageError("soft targets (several --target columns) need --loss cce or kl_div")
+    for s in specs:
+        for t in s.terms:
+            if not t.loss.soft_targets:
+                raise UsageError(f"{t.loss.name} needs class labels; soft targets (several "
+                                 "--target columns) go with cce and kl_div")
+            cw = t.loss.class_weighting
+            if cw is not None and t.params.get(cw.param) is not None:
+                raise UsageError(f"{t.spec}: class weights do not go with soft targets")
 
 
 def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set[int],
@@ -656,7 +692,8 @@ class EvalReduction:
             return acc
         acc.row_sum_off += self.validator.check(chunk)
         check_weights(chunk, cols, where)
-        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits, var=chunk.var)
+        batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits, var=chunk.var,
+                      soft=chunk.soft)
         acc.drops.update(_check_losses(self.template.specs, self.optional, set(), batch, chunk,
                                        cols, where))
         rows = None
@@ -739,6 +776,7 @@ def evaluate(
     src = open_input(source)
     check_var_losses(specs, var)
     cols = resolve_columns(src, pred, target, weight, var)
+    check_soft_targets(specs, cols)
     where = src.where
 
     if specs:

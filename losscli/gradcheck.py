@@ -283,10 +283,10 @@ def _check_data(loss: LossDef, params: Params, logits: bool, atol: float, source
                 pred: str | None, target: str | None) -> Worst:
     from losscli.engine import TaskValidator
     from losscli.run import ReadPlan, run
-    from losscli.sources import open_source, resolve_columns
+    from losscli.sources import eval_only_columns, open_source, resolve_columns
 
     src = open_source(source)
-    cols = resolve_columns(src, pred, target, None)
+    cols = eval_only_columns(resolve_columns(src, pred, target, None), "losses --check")
     task = loss.task
     if cols.multiclass != (task == "multiclass"):
         need = "several prediction columns" if task == "multiclass" else "one prediction column"

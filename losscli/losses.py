@@ -40,6 +40,9 @@ class Batch:
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: the predicted variance (``--var``), for the losses that read one (gaussian_nll)
     var: np.ndarray | None = None
+    #: soft targets (C, n), class-major like ``pred`` (``--target 'q_*'``); ``target`` then
+    #: holds each row's most probable class
+    soft: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -188,6 +191,8 @@ class LossDef:
     abs_grad_of_abs_residual: Callable[[float, Params], float] | None = None
     check: CheckFn | None = None
     uses_probabilities: bool = False
+    #: takes soft targets (one probability column per class) as well as class labels
+    soft_targets: bool = False
     #: reads a second prediction column, the predicted variance (``--var COL``, gaussian_nll)
     uses_var: bool = False
     #: reads the predictions as decision values (margins) of any size, with or without --logits
@@ -584,7 +589,7 @@ def _cce(b: Batch, p: Params) -> Computed:
     y = b.target.astype(np.intp, copy=False)
     cw = p.get("class_weights")
     smoothing = float(p.get("label_smoothing") or 0.0)  # type: ignore[arg-type]
-    if smoothing:
+    if smoothing or b.soft is not None:
         c = np.ones(z.shape[0]) if cw is None else np.asarray(cw, dtype=np.float64)
         return _cce_smoothed(b, y, cols, c, smoothing)
     # CrossEntropyLoss(weight=...): row i's loss and gradient times weight[y_i] (the engine
@@ -620,12 +625,16 @@ def _cce(b: Batch, p: Params) -> Computed:
 def _cce_smoothed(b: Batch, y: np.ndarray, cols: np.ndarray, c: np.ndarray,
                   smoothing: float) -> Computed:
     """CrossEntropyLoss(weight=c, label_smoothing=e) per row: -sum_k c_k q_k log p_k with
-    q = (1 - e) onehot(y) + e / C; the engine divides by sum w c_y, as torch's mean does."""
+    q = (1 - e) t + e / C, t = onehot(y) or the soft target; the engine divides by sum w c_y
+    for class labels, as torch's mean does."""
     z = b.pred
     k = z.shape[0]
     # a_k = c_k q_k, the weight of each class's log-probability in the row's loss
     a = np.broadcast_to((c * (smoothing / k))[:, None], z.shape).copy()
-    a[y, cols] += (1.0 - smoothing) * c[y]
+    if b.soft is not None:
+        a += (1.0 - smoothing) * c[:, None] * b.soft
+    else:
+        a[y, cols] += (1.0 - smoothing) * c[y]
     clipped = 0
     if b.logits:
         m = z.max(axis=0)
@@ -643,6 +652,20 @@ def _cce_smoothed(b: Batch, y: np.ndarray, cols: np.ndarray, c: np.ndarray,
         g = a / pk  # d/dp_k = -a_k / p_k; only the norm is kept
     values = -np.einsum("ij,ij->j", a, log_p)
     return Computed(values, np.sqrt(np.einsum("ij,ij->j", g, g)), clipped)
+
+
+def _kl_div(b: Batch, p: Params) -> Computed:
+    """KLDivLoss per row: sum_k q_k (log q_k - log p_k), 0 log 0 = 0; the cross-entropy against
+    q less q's entropy, so the same gradient."""
+    c = _cce_smoothed(b, b.target.astype(np.intp, copy=False), np.arange(b.n),
+                      np.ones(b.pred.shape[0]), 0.0)
+    if b.soft is None:  # a class label: q is one-hot, of entropy 0
+        return c
+    q = b.soft
+    qlogq = np.zeros_like(q)
+    np.log(q, out=qlogq, where=q > 0.0)
+    qlogq *= q
+    return Computed(c.values + qlogq.sum(axis=0), c.grads, c.clipped)
 
 
 def _multi_hinge(b: Batch, p: Params) -> Computed:
@@ -804,9 +827,10 @@ CATALOG: dict[str, LossDef] = {
                 "g = -2 s max(0, 1 - s z)", _squared_hinge, decision_values=True,
                 reference="Keras SquaredHinge"),
         LossDef("cce", "multiclass", "categorical cross-entropy",
-                "l = -sum_k c_k q_k log p_k, q = (1 - e) onehot(y) + e/C, e = label_smoothing "
-                "(e = 0: -c_y log p_y), p clipped to [eps, 1 - eps]; logits: log softmax; c = "
-                "class_weights (1 without); value sum(w l) / sum(w c_y)",
+                "l = -sum_k c_k q_k log p_k, q = (1 - e) t + e/C, t = onehot(y) or the soft "
+                "targets, e = label_smoothing (e = 0: -c_y log p_y), p clipped to [eps, "
+                "1 - eps]; logits: log softmax; c = class_weights (1 without); value sum(w l) "
+                "/ sum(w c_y)",
                 "|g| = ||c q / p||_2 w.r.t. p (c_y / p_y at e = 0); ||softmax(z) sum_k c_k q_k "
                 "- c q||_2 w.r.t. z", _cce,
                 (Param("class_weights", None, "per-class weights in prediction-column order, "
@@ -815,10 +839,17 @@ CATALOG: dict[str, LossDef] = {
                        balanced=True),
                  _smoothing("mixes the one-hot target with the uniform one, as PyTorch's "
                             "CrossEntropyLoss(label_smoothing)")),
-                uses_probabilities=True, aliases=("cross_entropy", "ce"),
+                uses_probabilities=True, aliases=("cross_entropy", "ce"), soft_targets=True,
                 class_weighting=CLASS_WEIGHTS, validate=_no_balanced_smoothing("class_weights"),
                 reference="scikit-learn log_loss; torch CrossEntropyLoss(weight, "
                           "label_smoothing)"),
+        LossDef("kl_div", "multiclass", "Kullback-Leibler divergence from soft targets",
+                "l = sum_k q_k (log q_k - log p_k), q = the soft targets (--target 'q_*'; a "
+                "class label is one-hot: l = -log p_y), 0 log 0 = 0; p clipped to [eps, 1 - "
+                "eps]; logits: log softmax",
+                "as cce against q: |g| = ||q / p||_2 w.r.t. p; ||softmax(z) - q||_2 w.r.t. z",
+                _kl_div, uses_probabilities=True, soft_targets=True,
+                reference="torch KLDivLoss(reduction='batchmean') on log-probabilities"),
         LossDef("multi_hinge", "multiclass", "multiclass hinge loss (Crammer-Singer)",
                 "l = max(0, 1 - z_y + max_{k != y} z_k), z = the row of decision values",
                 "|g| = sqrt(2) (-1 at y, +1 at the runner-up) if l > 0 else 0", _multi_hinge,

@@ -64,6 +64,9 @@ class Columns:
     width: int | None = None
     #: the predicted variance (``--var``), for gaussian_nll
     var: str | None = None
+    #: soft targets (``--target 'q_*'``): one probability column per class, in the order of
+    #: the prediction columns; ``target`` is then the first of them
+    soft: list[str] = field(default_factory=list)
 
     @property
     def multiclass(self) -> bool:
@@ -71,7 +74,7 @@ class Columns:
 
     @property
     def selected(self) -> list[str]:
-        cols = [*self.pred, self.target]
+        cols = [*self.pred, self.target, *self.soft]
         if self.weight:
             cols.append(self.weight)
         if self.var:
@@ -93,6 +96,8 @@ class Chunk:
     rows: np.ndarray | None = None  # None: the rows are first_row, first_row + 1, ...
     #: the predicted variance (``--var``), when read
     var: np.ndarray | None = None
+    #: soft targets (C, n), when read; ``target`` then holds each row's most probable class
+    soft: np.ndarray | None = None
 
     def row_number(self, i: int) -> int:
         """1-based data row (header excluded) of chunk row i."""
@@ -488,6 +493,50 @@ def _listed(src: Source, names: Sequence[str], shown: str) -> tuple[list[str], l
     return found, _common_prefix_labels(found)
 
 
+def _soft_targets(src: Source, target: str) -> list[str]:
+    """The columns of a soft target given as a glob or a comma list ('q_*', 'q_a,q_b'); []
+    for the name of one column."""
+    if target in src.names:
+        return []
+    if any(ch in target for ch in "*?[") and not _all_names(src, target):
+        matched = [n for n in src.names if fnmatch.fnmatchcase(n, target)]
+        if not matched:
+            raise InputError(f"{src.path}: no column matches --target '{target}' "
+                             f"(columns: {_available(src)})")
+        return matched
+    if "," in target:
+        return [find_column(src, t.strip(), "target") for t in target.split(",") if t.strip()]
+    return []
+
+
+def _pair_soft_targets(cols: Columns, soft: list[str], given: str) -> None:
+    """Soft target columns, one per prediction column, in the predictions' class order (by
+    their labels when both name them)."""
+    if cols.list_column or len(cols.pred) < 2:
+        raise UsageError(f"soft targets (--target '{given}') go with one prediction column per "
+                         "class (--pred as a comma list or a glob such as 'p_*')")
+    if len(soft) != len(cols.pred):
+        raise UsageError(f"--target '{given}' selects {len(soft)} soft-target column(s), but "
+                         f"--pred selects {len(cols.pred)}: give one target column per class")
+    if overlap := set(soft) & set(cols.pred):
+        raise UsageError(f"column '{sorted(overlap)[0]}' is both a target and a prediction "
+                         "column")
+    labels = (_glob_labels(given, soft) if any(ch in given for ch in "*?[")
+              else _common_prefix_labels(soft))
+    if cols.labels and sorted(labels) == sorted(cols.labels) and labels != cols.labels:
+        soft = [soft[labels.index(k)] for k in cols.labels]
+    cols.soft, cols.target = soft, soft[0]
+
+
+def eval_only_columns(cols: Columns, command: str) -> Columns:
+    """Soft targets are read by eval alone: other commands refuse them rather than read each
+    row's most probable class as its label."""
+    if cols.soft:
+        raise UsageError(f"soft targets (several --target columns) are read by eval, not by "
+                         f"{command}")
+    return cols
+
+
 def resolve_columns(src: Source, pred: PredArg, target: str | None,
                     weight: str | None, var: str | None = None) -> Columns:
     """Map --pred/--target/--weight/--var (or the recognised names) to the source's columns."""
@@ -500,7 +549,9 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
         pred = names[0] if len(names) == 1 else ",".join(names)  # one name in a list is it
         names = None if len(names) == 1 else names
     assert pred is None or isinstance(pred, str)
-    tgt = find_column(src, target, "target") if target else guess_column(src, TARGET_NAMES, set())
+    soft = _soft_targets(src, target) if target else []
+    tgt = soft[0] if soft else (find_column(src, target, "target") if target
+                                else guess_column(src, TARGET_NAMES, set()))
     if tgt is None:
         raise InputError(f"{src.path}: no target column recognised; pass --target "
                          f"(columns: {_available(src)})")
@@ -535,6 +586,8 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
             src, [p.strip() for p in pred.split(",") if p.strip()], pred)
     else:
         cols.pred = [find_column(src, pred, "prediction")]
+    if soft:
+        _pair_soft_targets(cols, soft, target or "")
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
     if var is not None:
@@ -1055,7 +1108,9 @@ def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
     seen: dict[str, int] = {}
     # A chunk holds about ``rows`` prediction values: fewer rows when a row has C classes.
     rows_per_chunk = max(1, min(rows, MAX_CHUNK_ROWS) // row_width(src, cols))
-    for where, whole in record_batches(src, cols, rows_per_chunk, string_target=cols.multiclass):
+    # class labels may be text; soft targets are numbers
+    text = cols.multiclass and not cols.soft
+    for where, whole in record_batches(src, cols, rows_per_chunk, string_target=text):
         for batch in _slice(whole, rows_per_chunk):
             if cols.list_column and cols.width is None:
                 # Fixed on this thread before the first chunk with a row is handed on, so every
@@ -1119,7 +1174,15 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
     counted in ``stats``."""
     batch, where, first = raw.batch, raw.where, raw.first_row
     n = batch.num_rows
-    if cols.multiclass:
+    soft = None
+    if cols.soft:
+        pred = _multiclass_pred(batch, cols, where)
+        soft = np.empty((len(cols.soft), n))
+        for k, name in enumerate(cols.soft):
+            soft[k] = _numeric(batch.column(name), name, where)
+        # each row's most probable class: the class-index checks and counts read it
+        target = np.argmax(soft, axis=0).astype(np.float64)
+    elif cols.multiclass:
         pred = _multiclass_pred(batch, cols, where)
         target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
     else:
@@ -1127,10 +1190,14 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         target = _numeric(batch.column(cols.target), cols.target, where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     var = _numeric(batch.column(cols.var), cols.var, where) if cols.var else None
-    if _all_finite(pred, target, weight, var):
-        return Chunk(pred, target, weight, first, var=var)
+    if _all_finite(pred, target, weight, var, soft):
+        return Chunk(pred, target, weight, first, var=var, soft=soft)
     ok = np.isfinite(target)
     named = [(cols.target, ok.copy())]
+    if soft is not None:
+        sfin = np.isfinite(soft.max(axis=0)) & np.isfinite(soft.min(axis=0))
+        named = [(",".join(cols.soft), sfin)]
+        ok = sfin.copy()
     if pred.ndim == 2:
         # max propagates NaN and +inf, min -inf: two reductions instead of a C x n mask.
         pfin = np.isfinite(pred.max(axis=0)) & np.isfinite(pred.min(axis=0))
@@ -1148,7 +1215,7 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         ok &= vfin
     bad = n - int(np.count_nonzero(ok))
     if bad == 0:
-        return Chunk(pred, target, weight, first, var=var)
+        return Chunk(pred, target, weight, first, var=var, soft=soft)
     if stats.count == 0:
         i = int(np.argmin(ok))
         stats.first_row = first + i + 1
@@ -1157,4 +1224,5 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
     stats.count += bad
     keep = np.flatnonzero(ok)
     return Chunk(pred[..., keep], target[keep], None if weight is None else weight[keep],
-                 first, rows=keep + first, var=None if var is None else var[keep])
+                 first, rows=keep + first, var=None if var is None else var[keep],
+                 soft=None if soft is None else soft[:, keep])

@@ -612,3 +612,127 @@ def test_gaussian_nll_cli(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> 
     doc = json.loads(out)
     assert doc["source"]["rows_dropped"] == 1
     assert rel_close(doc["losses"][0]["value"], (0.0 + 0.5 * math.log(2.0)) / 2, RTOL)
+
+
+# --- soft targets: kl_div and soft-label cce -----------------------------------------------------
+
+
+@functools.cache
+def soft_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, C) logits, (n, C) soft targets (a teacher's probabilities, some one-hot rows with
+    exact zeros), and the same as probabilities."""
+    rng = np.random.default_rng(16)
+    z = rng.normal(0.0, 2.0, (N, 4))
+    q = rng.dirichlet(np.full(4, 0.7), N)
+    q[:50] = np.eye(4)[rng.integers(0, 4, 50)]
+    zmax = z.max(axis=1, keepdims=True)
+    p = np.exp(z - zmax) / np.exp(z - zmax).sum(axis=1, keepdims=True)
+    return z, q, p
+
+
+def soft_frame(pred: np.ndarray, q: np.ndarray, w: np.ndarray | None = None,
+               order: list[int] | None = None) -> dict[str, Any]:
+    names = "abcd"
+    data: dict[str, Any] = {f"p_{names[k]}": pred[:, k] for k in range(pred.shape[1])}
+    for k in order or range(q.shape[1]):
+        data[f"q_{names[k]}"] = q[:, k]
+    if w is not None:
+        data["w"] = w
+    return data
+
+
+def soft_rows(logp: np.ndarray, q: np.ndarray, kind: str, e: float = 0.0) -> list[float]:
+    """torch's per-row soft-label losses from log-probabilities: cross_entropy with probability
+    targets (and label_smoothing e: q -> (1 - e) q + e / C), KLDivLoss's sum q (log q - log p)
+    with 0 log 0 = 0."""
+    out = []
+    c = q.shape[1]
+    for lp, qs in zip(logp.tolist(), q.tolist(), strict=True):
+        if kind == "cce":
+            out.append(-math.fsum(((1 - e) * a + e / c) * b for a, b in zip(qs, lp,
+                                                                             strict=True)))
+        else:
+            out.append(math.fsum(a * (math.log(a) - b) if a > 0 else 0.0
+                                 for a, b in zip(qs, lp, strict=True)))
+    return out
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+@pytest.mark.parametrize(("spec", "kind", "e"), [("cce", "cce", 0.0), ("kl_div", "kl", 0.0),
+                                                 ("cce:label_smoothing=0.2", "cce", 0.2)])
+def test_soft_targets_match_torch_formula(spec: str, kind: str, e: float, logits: bool,
+                                          weighted: bool) -> None:
+    z, q, p = soft_data()
+    w = weights() if weighted else None
+    logp = z - z.max(axis=1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    expected = wmean(soft_rows(logp if logits else np.log(p), q, kind, e), w)
+    report = losscli.evaluate(soft_frame(z if logits else p, q, w), pred="p_*", target="q_*",
+                              weight=None if w is None else "w", losses=[spec], logits=logits)
+    assert rel_close(report.losses[0].value, expected, RTOL), (report.losses[0].value, expected)
+
+
+def test_soft_targets_follow_the_prediction_classes_and_chunking() -> None:
+    """Target columns pair with prediction columns by their labels, not their file order; the
+    values do not depend on chunks or threads; kl_div = cce - the targets' mean entropy."""
+    z, q, _ = soft_data()
+    w = weights()
+    values = []
+    for order in ([0, 1, 2, 3], [3, 1, 0, 2]):
+        for rows, threads in ((7, 0), (1000, 2)):
+            r = losscli.evaluate(soft_frame(z[:400], q[:400], w[:400], order), pred="p_*",
+                                 target="q_*", weight="w", losses=["cce", "kl_div"],
+                                 logits=True, chunk_rows=rows, threads=threads)
+            values.append((r.losses[0].value, r.losses[1].value, r.losses[1].gradient))
+    assert all(v == values[0] for v in values[1:])
+    ent = [-math.fsum(a * math.log(a) for a in row if a > 0) for row in q[:400].tolist()]
+    assert rel_close(values[0][1], values[0][0] - wmean(ent, w[:400]), 1e-12)
+
+
+def test_soft_target_gradients_against_finite_differences() -> None:
+    z, q, p = soft_data()
+    for spec in ("cce", "kl_div", "cce:label_smoothing=0.1"):
+        loss, params = loss_and_params(spec)
+        for logits, pred in ((True, z[:200].T.copy()), (False, p[:200].T.copy())):
+            from losscli.losses import Batch
+
+            def values(x: np.ndarray, loss: Any = loss, params: Any = params,
+                       logits: bool = logits) -> np.ndarray:
+                b = Batch(x, np.argmax(q[:200], axis=1).astype(float), None, logits,
+                          soft=q[:200].T.copy())
+                return loss.compute(b, params).values
+
+            c = loss.compute(Batch(pred, np.argmax(q[:200], axis=1).astype(float), None,
+                                   logits, soft=q[:200].T.copy()), params)
+            fd = np.empty_like(pred)
+            for k in range(pred.shape[0]):
+                h = 1e-6 * (np.maximum(1.0, np.abs(pred[k])) if logits else pred[k])
+                up, down = pred.copy(), pred.copy()
+                up[k] += h
+                down[k] -= h
+                fd[k] = (values(up) - values(down)) / (2 * h)
+            np.testing.assert_allclose(c.grads, np.sqrt((fd * fd).sum(axis=0)), rtol=1e-6,
+                                       atol=1e-8, err_msg=f"{spec} logits={logits}")
+
+
+def test_soft_target_errors(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+
+    def run_(*args: str) -> tuple[int, str, str]:
+        return cli(capfd, "eval", path, "--pred", "p_*", "--target", "q_*", *args)
+
+    path.write_text("p_a,p_b,q_a,q_b\n0.2,0.8,0.3,0.7\n0.6,0.4,1.2,-0.2\n")
+    assert_input_error(run_("--loss", "cce"), "column 'q_a' row 2", "[0, 1]")
+    path.write_text("p_a,p_b,q_a,q_b\n0.2,0.8,0.3,0.7\n0.6,0.4,0.5,0.4\n")
+    assert_input_error(run_("--loss", "kl_div"), "row 2", "sum to 1", "q_a,q_b")
+    path.write_text("p_a,p_b,q_a,q_b\n0.2,0.8,0.3,0.7\n")
+    assert_input_error(run_("--loss", "multi_hinge"), "class labels")
+    assert_input_error(run_("--loss", "cce:class_weights=1,2"), "class weights")
+    assert_input_error(run_(), "--loss cce or kl_div")
+    assert_input_error(cli(capfd, "eval", path, "--pred", "p_a,p_b", "--target", "q_a",
+                           "--loss", "kl_div"), "column 'q_a' row 1")
+    assert_input_error(cli(capfd, "compare", path, path, "--pred", "p_*", "--target", "q_*",
+                           "--loss", "cce"), "compare")
+    path.write_text("p_a,p_b,p_c,q_a,q_b\n0.2,0.7,0.1,0.3,0.7\n")
+    assert_input_error(run_("--loss", "cce"), "3", "2")
