@@ -2,7 +2,8 @@
 ``poisson_nll_loss(log_input, full)``, ``gaussian_nll`` against ``gaussian_nll_loss(full)``
 (the variance column through ``var``), soft targets (``--target 'q_*'``) in ``cce`` and
 ``kl_div`` against ``cross_entropy`` with probability targets and ``kl_div(reduction=
-"batchmean")``, ``bce:label_smoothing`` (with ``pos_weight``) against
+"batchmean")``, ``--task multilabel`` bce against ``binary_cross_entropy_with_logits`` on
+(n, L), ``bce:label_smoothing`` (with ``pos_weight``) against
 ``binary_cross_entropy_with_logits`` / ``binary_cross_entropy`` on the smoothed target, and
 ``cce:label_smoothing`` (with ``class_weights``) against ``cross_entropy(weight,
 label_smoothing)``; on logits and probabilities, with and without sample weights (torch's
@@ -42,7 +43,7 @@ def t(x: np.ndarray) -> torch.Tensor:
 
 
 def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-         logits: bool = False, var: np.ndarray | None = None) -> float:
+         logits: bool = False, var: np.ndarray | None = None, task: str | None = None) -> float:
     """losscli's value through the public API; pred (n,) or (n, C); y (n,), or (n, C) soft
     targets."""
     data: dict[str, np.ndarray] = {"y": y} if y.ndim == 1 else {
@@ -58,7 +59,8 @@ def ours(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
     return losscli.evaluate(data, pred="p_*" if pred.ndim == 2 else "pred",
                             target="y" if y.ndim == 1 else "q_*",
                             weight=None if w is None else "w", losses=[spec],
-                            logits=logits, var=None if var is None else "v").losses[0].value
+                            logits=logits, var=None if var is None else "v",
+                            task=task).losses[0].value
 
 
 def reduce(per_row: torch.Tensor, w: np.ndarray | None, denom: np.ndarray | None = None) -> float:
@@ -102,6 +104,14 @@ def value_cases(rng: np.random.Generator) -> list[tuple[str, float, float]]:
                 ref = F.poisson_nll_loss(t(x), t(d["count"]), log_input=log_input, full=full,
                                          reduction="none")
                 out.append((spec + tag, ours(spec, x, d["count"], w), reduce(ref, w)))
+        labels = (d["zc"] + rng.normal(0.0, 1.0, d["zc"].shape) > 0).astype(float)
+        for k in (1.0, 2.5):
+            ref = F.binary_cross_entropy_with_logits(
+                t(d["zc"]), t(labels), pos_weight=torch.tensor(k, dtype=torch.float64),
+                reduction="none").mean(dim=1)
+            out.append((f"bce:pos_weight={k:g} multilabel logits" + tag,
+                        ours(f"bce:pos_weight={k:g}", d["zc"], labels, w, True,
+                             task="multilabel"), reduce(ref, w)))
         log_p = F.log_softmax(t(d["zc"]), dim=1)
         ref = F.kl_div(log_p, t(d["q"]), reduction="none").sum(dim=1)
         out.append(("kl_div soft logits" + tag, ours("kl_div", d["zc"], d["q"], w, True),

@@ -390,7 +390,7 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     help="Compute threads (results never change).")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
-    help="regression, counts, binary, multiclass.")]
+    help="regression, counts, binary, multiclass (eval: also multilabel).")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
     help="Logits, or probabilities (default).")]

@@ -24,7 +24,8 @@ import numpy as np
 from losscli.errors import UsageError
 from losscli.spec import format_number
 
-Task = Literal["regression", "counts", "binary", "multiclass"]
+#: "multilabel" is eval's alone (``--task multilabel``): TASKS lists the detected ones
+Task = Literal["regression", "counts", "binary", "multiclass", "multilabel"]
 TASKS: tuple[Task, ...] = ("regression", "counts", "binary", "multiclass")
 
 #: Distinct target values remembered (beyond that the target is "many-valued").

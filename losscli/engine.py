@@ -103,6 +103,8 @@ class LossResult:
     tail_index: float | None = None
     #: the gradient w.r.t. the predicted variance (gaussian_nll, --var)
     var_gradient: GradientStats | None = None
+    #: multilabel: each label's loss, by label
+    per_label: dict[str, float] | None = None
 
 
 @dataclass
@@ -200,6 +202,8 @@ def _loss_dict(r: LossResult) -> dict[str, Any]:
         d["tail_index"] = r.tail_index
     if r.var_gradient is not None:
         d["var_gradient"] = asdict(r.var_gradient)
+    if r.per_label is not None:
+        d["per_label"] = r.per_label
     return d
 
 
@@ -483,6 +487,15 @@ def _task_of(specs: Sequence[LossSpec]) -> Task:
     return "binary" if "binary" in tasks else "regression"
 
 
+#: eval's --task for several binary targets, each scored against its own prediction column
+MULTILABEL: Task = "multilabel"
+
+
+def _label_names(cols: Columns) -> list[str]:
+    """The labels of a multilabel input: the prediction columns' suffixes, or their names."""
+    return cols.labels or list(cols.pred)
+
+
 def check_var_losses(specs: Sequence[LossSpec], var: str | None) -> None:
     """A loss of a predicted variance needs --var, and --var needs such a loss."""
     named = [t.loss.name for s in specs for t in s.terms if t.loss.uses_var]
@@ -553,6 +566,17 @@ class TaskValidator:
     #: they must lie in [0, 1]; hinge losses read decision values of any size
     probabilities: bool = True
 
+    def _check_labels(self, chunk: Chunk) -> None:
+        """Multilabel targets are 0 or 1."""
+        y = chunk.soft
+        assert y is not None
+        bad = (y != 0.0) & (y != 1.0)
+        if bad.any():
+            rows = np.asarray(bad.any(axis=0))
+            k = int(np.argmax(bad[:, int(np.argmax(rows))]))
+            raise domain_error(chunk, rows, self.cols.soft[k], self.where,
+                               "must be a multilabel target 0 or 1", y[k])
+
     def _check_soft(self, chunk: Chunk) -> None:
         """Soft targets are probabilities in [0, 1] whose row sums to one (ROW_SUM_RTOL)."""
         q = chunk.soft
@@ -590,7 +614,9 @@ class TaskValidator:
                         "pass --loss to choose the losses") if self.detected else ""
                 raise domain_error(chunk, bad, tname, self.where,
                                    "must be a binary target 0 or 1", t, hint)
-        if chunk.soft is not None:
+        if chunk.soft is not None and self.task == "multilabel":
+            self._check_labels(chunk)
+        elif chunk.soft is not None:
             self._check_soft(chunk)
         elif self.task == "multiclass":
             c = p.shape[0]
@@ -598,7 +624,8 @@ class TaskValidator:
             if bad.any():
                 raise domain_error(chunk, bad, tname, self.where,
                                    f"must be a class index in 0..{c - 1} or a class label", t)
-        if self.task in ("binary", "multiclass") and not self.logits and self.probabilities:
+        if self.task in ("binary", "multiclass", "multilabel") and not self.logits and \
+                self.probabilities:
             bad = (p < 0.0) | (p > 1.0)
             if bad.any():
                 what = ("is a probability outside [0, 1] (pass --logits if the predictions are "
@@ -611,10 +638,28 @@ class TaskValidator:
                                        what, p[k], margin_hint(p[k][rows_bad], "multi_hinge"))
                 raise domain_error(chunk, bad, pname, self.where, what, p,
                                    margin_hint(p[bad], "hinge"))
-            if p.ndim == 2:
+            if p.ndim == 2 and self.task == "multiclass":
                 sums = p.sum(axis=0)
                 return int(np.count_nonzero(np.abs(sums - 1.0) > ROW_SUM_RTOL))
         return 0
+
+
+def check_multilabel(specs: Sequence[LossSpec], cols: Columns) -> list[LossSpec]:
+    """--task multilabel: one 0/1 target column per prediction column, binary losses (each
+    averaged over the labels), no balanced class weights; the losses, bce and focal without
+    --loss."""
+    if not cols.soft:
+        raise UsageError("--task multilabel needs one target column per label: pass --pred "
+                         "and --target as globs such as 'p_*' and 'y_*' (or comma lists)")
+    for s in specs:
+        for t in s.terms:
+            if t.loss.task != "binary":
+                raise UsageError(f"--task multilabel scores binary losses per label; "
+                                 f"{t.loss.name} is a {t.loss.task} loss")
+            if t.balanced:
+                raise UsageError(f"{t.spec}: balanced class weights are not measured per "
+                                 "label; give the weight as a number")
+    return list(specs) or [parse_spec(d.name) for d in default_losses("binary")]
 
 
 def check_soft_targets(specs: Sequence[LossSpec], cols: Columns) -> None:
@@ -692,8 +737,10 @@ class EvalReduction:
             return acc
         acc.row_sum_off += self.validator.check(chunk)
         check_weights(chunk, cols, where)
+        multilabel = self.validator.task == "multilabel"
         batch = Batch(chunk.pred, chunk.target, chunk.weight, self.logits, var=chunk.var,
-                      soft=chunk.soft)
+                      soft=None if multilabel else chunk.soft,
+                      labels=chunk.soft if multilabel else None)
         acc.drops.update(_check_losses(self.template.specs, self.optional, set(), batch, chunk,
                                        cols, where))
         rows = None
@@ -765,7 +812,8 @@ def evaluate(
                      ("--grad-clip", grad_clip)):
         if v is not None and not (v >= 0 and math.isfinite(v)):
             raise UsageError(f"{label} must be a finite number >= 0, got {v}")
-    asked_task = check_task(task)
+    multilabel = task == "multilabel"
+    asked_task = None if multilabel else check_task(task)
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     seen: set[str] = set()
     for s in specs:
@@ -776,10 +824,12 @@ def evaluate(
     src = open_input(source)
     check_var_losses(specs, var)
     cols = resolve_columns(src, pred, target, weight, var)
-    check_soft_targets(specs, cols)
     where = src.where
 
-    if specs:
+    if multilabel:
+        specs = check_multilabel(specs, cols)
+    elif specs:
+        check_soft_targets(specs, cols)
         loss_task = _task_of(specs)
         if asked_task is not None and loss_task != (
                 "regression" if asked_task == "counts" else asked_task):
@@ -788,6 +838,8 @@ def evaluate(
         check_prediction_shape(specs, loss_task, cols)
         if logits and loss_task == "regression":
             raise UsageError("--logits applies to bce, focal and cce (logit predictions)")
+    elif cols.soft:
+        check_soft_targets(specs, cols)
     elif asked_task == "multiclass" and not cols.multiclass:
         raise UsageError("--task multiclass needs one prediction column per class: pass --pred "
                          "as a comma list, a glob such as 'prob_*', or a list column")
@@ -800,7 +852,9 @@ def evaluate(
     optional = [False] * len(specs)
     specs_given = bool(specs)
     facts = _head_facts(head, cols)
-    if specs:
+    if multilabel:
+        task = MULTILABEL
+    elif specs:
         # the losses decide; the report says counts when the first rows are counts
         task = ("counts" if loss_task == "regression" and (asked_task == "counts" or (
             asked_task is None and facts.counts)) else loss_task)
@@ -854,6 +908,11 @@ def evaluate(
     results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
                if i not in dropped]
+    if multilabel:
+        for r, st in zip(results, state.losses, strict=True):
+            assert st.labels is not None
+            r.per_label = {name: sums.ratio(state.weight_sum)
+                           for name, sums in zip(_label_names(cols), st.labels, strict=True)}
     notes += interval_notes(results)
     if ci in ("bootstrap", "percentile") and bootstrap_samples * (1 - confidence) < 2:
         warnings.append(f"--bootstrap-samples {bootstrap_samples:,} cannot resolve a "
@@ -866,7 +925,10 @@ def evaluate(
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
     if cols.var is not None:
         columns["var"] = cols.var
-    if cols.multiclass:
+    if multilabel:
+        columns["target"] = cols.soft
+        columns["labels"] = _label_names(cols)
+    elif cols.multiclass:
         columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]
     figure_data = None
     if state.figures is not None:

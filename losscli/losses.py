@@ -43,6 +43,8 @@ class Batch:
     #: soft targets (C, n), class-major like ``pred`` (``--target 'q_*'``); ``target`` then
     #: holds each row's most probable class
     soft: np.ndarray | None = None
+    #: multilabel targets (L, n) of 0 and 1, one row per label of ``pred`` (L, n)
+    labels: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -89,6 +91,8 @@ class Computed:
     abs_grads: np.ndarray | None = None
     #: d l_i / d var_i, for a loss of a predicted variance (gaussian_nll)
     var_grads: np.ndarray | None = None
+    #: multilabel: each label's loss (L, n), whose mean over labels is ``values``
+    label_values: np.ndarray | None = None
 
 
 ComputeFn = Callable[[Batch, Params], Computed]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from losscli.losses import Batch, Computed, row_multipliers
+from losscli.losses import Batch, Computed, LossDef, Params, row_multipliers
 from losscli.spec import LossSpec
 from losscli.uncertainty import bootstrap_sums, stream_key
 
@@ -1168,12 +1168,19 @@ class LossState:
     boot: BootSums | None = None
     #: the gradient w.r.t. a predicted variance (gaussian_nll)
     var_grad: GradState | None = None
+    #: multilabel: sum w_i l_ki for each label k
+    labels: list[ExactSum] | None = None
 
     def merge(self, other: LossState, weight_exp: int = 0) -> None:
         self.value.merge(other.value, weight_exp)
         self.grad.merge(other.grad, weight_exp)
         if self.var_grad is not None and other.var_grad is not None:
             self.var_grad.merge(other.var_grad, weight_exp)
+        if other.labels is not None:
+            if self.labels is None:
+                self.labels = [ExactSum() for _ in other.labels]
+            for mine, theirs in zip(self.labels, other.labels, strict=True):
+                mine.merge(theirs, weight_exp)
         self.clipped_inputs += other.clipped_inputs
         if self.denom is not None and other.denom is not None:
             self.denom.merge(other.denom, weight_exp)
@@ -1205,26 +1212,46 @@ def _normalised_weights(spec: LossSpec) -> np.ndarray | None:
     return None if value is None else cw.multipliers(value, 0)
 
 
+def _per_label(loss: LossDef, batch: Batch, params: Params) -> Computed:
+    """A binary loss on multilabel rows: the loss of every (label, row) at once, l_i the mean
+    over the L labels (torch's BCEWithLogitsLoss on (n, L), mean reduction), g_i the L2 norm
+    of the row's gradient d l_i / d pred_ki = g_ki / L."""
+    assert batch.labels is not None
+    c = loss.compute(Batch(batch.pred, batch.labels, None, batch.logits), params)
+    width = batch.labels.shape[0]
+    g = np.asarray(c.grads)
+    norm = np.sqrt(np.einsum("ij,ij->j", g, g)) / width
+    return Computed(c.values.mean(axis=0), norm, c.clipped, label_values=c.values)
+
+
+def _compute(loss: LossDef, batch: Batch, params: Params) -> Computed:
+    return loss.compute(batch, params) if batch.labels is None else _per_label(loss, batch,
+                                                                              params)
+
+
 def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     if not spec.is_combination:
         t = spec.terms[0]
         if t.balanced:  # the unscaled loss; ClassSplit applies the class weights at the end
             cw = t.loss.class_weighting
             assert cw is not None
-            return t.loss.compute(batch, {**t.params, cw.param: cw.neutral})
-        return t.loss.compute(batch, t.params)
+            return _compute(t.loss, batch, {**t.params, cw.param: cw.neutral})
+        return _compute(t.loss, batch, t.params)
     values = np.zeros(batch.n)
     grads = np.zeros(batch.n)
-    var_grads = None
+    var_grads = label_values = None
     clipped = 0
     for t in spec.terms:
-        c = t.loss.compute(batch, t.params)
+        c = _compute(t.loss, batch, t.params)
         values += t.coef * c.values
         grads += t.coef * c.grads
         if c.var_grads is not None:
             var_grads = t.coef * c.var_grads + (0.0 if var_grads is None else var_grads)
+        if c.label_values is not None:
+            label_values = t.coef * c.label_values + (
+                0.0 if label_values is None else label_values)
         clipped = max(clipped, c.clipped)
-    return Computed(values, grads, clipped, var_grads=var_grads)
+    return Computed(values, grads, clipped, var_grads=var_grads, label_values=label_values)
 
 
 #: Weights whose largest lies in [2**-WEIGHT_EXP_BAND, 1) are used as they are; others are
@@ -1370,6 +1397,11 @@ class EvalState:
                 st.grad.update(c.grads, w, self.opts, c.abs_grads)
                 if st.var_grad is not None and c.var_grads is not None:
                     st.var_grad.update(c.var_grads, w, self.opts)
+            if c.label_values is not None:
+                if st.labels is None:
+                    st.labels = [ExactSum() for _ in c.label_values]
+                for k, sums in enumerate(st.labels):
+                    sums.add_array(c.label_values[k] if w is None else c.label_values[k] * w)
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")

@@ -736,3 +736,93 @@ def test_soft_target_errors(capfd: pytest.CaptureFixture[str], tmp_path: Path) -
                            "--loss", "cce"), "compare")
     path.write_text("p_a,p_b,p_c,q_a,q_b\n0.2,0.7,0.1,0.3,0.7\n")
     assert_input_error(run_("--loss", "cce"), "3", "2")
+
+
+# --- multilabel: a binary loss per label, averaged over the labels -------------------------------
+
+
+@functools.cache
+def multilabel_data() -> tuple[np.ndarray, np.ndarray]:
+    """(n, L) logits and 0/1 targets of three labels of different prevalence."""
+    rng = np.random.default_rng(17)
+    z = rng.normal(0.0, 2.0, (N, 3))
+    y = (rng.random((N, 3)) < 1.0 / (1.0 + np.exp(-(z + rng.normal(0.0, 1.5, (N, 3)))))) * 1.0
+    return z, y
+
+
+def multilabel_frame(pred: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
+                     order: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
+    names = ("cat", "dog", "owl")
+    data: dict[str, Any] = {f"p_{names[k]}": pred[:, k] for k in range(3)}
+    data.update({f"y_{names[k]}": y[:, k] for k in order})
+    if w is not None:
+        data["w"] = w
+    return data
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
+@pytest.mark.parametrize(("spec", "k"), [("bce", 1.0), ("bce:pos_weight=3", 3.0)])
+def test_multilabel_bce_matches_torch_formula(spec: str, k: float, logits: bool,
+                                              weighted: bool) -> None:
+    """BCEWithLogitsLoss on (n, L): the mean over rows of each row's mean over labels; and
+    each label's own mean."""
+    z, y = multilabel_data()
+    w = weights() if weighted else None
+    p = 1.0 / (1.0 + np.exp(-z))
+    per = [[-(k * t * log_sigmoid(a) + (1 - t) * log_sigmoid(-a)) for a, t in zip(zr, yr,
+                                                                                 strict=True)]
+           for zr, yr in zip(z.tolist(), y.tolist(), strict=True)]
+    expected = wmean([math.fsum(row) / 3 for row in per], w)
+    r = losscli.evaluate(multilabel_frame(z if logits else p, y, w), pred="p_*",
+                         target="y_*", weight=None if w is None else "w", task="multilabel",
+                         losses=[spec], logits=logits)
+    got = r.losses[0]
+    assert r.task == "multilabel"
+    tol = RTOL if logits else 1e-9  # sigmoid then log: the probabilities carry rounding
+    assert rel_close(got.value, expected, tol), (got.value, expected)
+    assert got.per_label is not None and list(got.per_label) == ["cat", "dog", "owl"]
+    for j, name in enumerate(("cat", "dog", "owl")):
+        assert rel_close(got.per_label[name], wmean([row[j] for row in per], w), tol)
+    assert rel_close(math.fsum(got.per_label.values()) / 3, got.value, 1e-12)
+
+
+def test_multilabel_pairs_labels_gradients_and_chunks() -> None:
+    z, y = multilabel_data()
+    w = weights()[:300]
+    runs = [losscli.evaluate(multilabel_frame(z[:300], y[:300], w, order), pred="p_*",
+                             target="y_*", weight="w", task="multilabel", logits=True,
+                             chunk_rows=rows, threads=threads).losses
+            for order in ((0, 1, 2), (2, 0, 1)) for rows, threads in ((7, 0), (1000, 2))]
+    assert [x.spec for x in runs[0]] == ["bce", "focal"]
+    for r in runs[1:]:
+        assert [(x.value, x.per_label, x.gradient) for x in r] == [
+            (x.value, x.per_label, x.gradient) for x in runs[0]]
+    # per-row gradient: the L2 norm of (sigmoid(z_k) - y_k) / L over the labels
+    s = 1.0 / (1.0 + np.exp(-z[:300]))
+    g = np.sqrt((((s - y[:300]) / 3) ** 2).sum(axis=1))
+    assert rel_close(runs[0][0].gradient.abs_max, float(g.max()), 1e-12)
+    assert rel_close(runs[0][0].gradient.mean, math.fsum(g.tolist()) / 300, 1e-12)
+
+
+def test_multilabel_errors(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("p_a,p_b,y_a,y_b\n0.2,0.8,0,1\n0.6,0.4,1,2\n")
+
+    def run_(*args: str) -> tuple[int, str, str]:
+        return cli(capfd, "eval", path, "--pred", "p_*", "--target", "y_*", "--task",
+                   "multilabel", *args)
+
+    assert_input_error(run_(), "column 'y_b' row 2", "0 or 1")
+    path.write_text("p_a,p_b,y_a,y_b\n0.2,1.8,0,1\n")
+    assert_input_error(run_(), "[0, 1]", "--logits")
+    path.write_text("p_a,p_b,y_a,y_b\n0.2,0.8,0,1\n")
+    assert_input_error(run_("--loss", "mse"), "binary")
+    assert_input_error(run_("--loss", "bce:pos_weight=balanced"), "balanced")
+    assert_input_error(cli(capfd, "eval", path, "--pred", "p_*", "--target", "y_a", "--task",
+                           "multilabel"), "one target column per label")
+    assert_input_error(cli(capfd, "compare", path, path, "--pred", "p_*", "--target", "y_*",
+                           "--task", "multilabel"), "--task")
+    rc, out, err = run_()
+    assert rc == 0, err
+    assert "bce per label: a " in out

@@ -139,6 +139,9 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
     for r in report.losses:
         if r.balanced is not None:  # the class weights measured in the pass
             parts.append(Text(f"balanced: {r.balanced['text']}", "dim"))
+        if r.per_label is not None:  # multilabel: the loss of each label
+            parts.append(Text(f"{r.spec} per label: " + ", ".join(
+                f"{k} {fmt(v)}" for k, v in r.per_label.items()), "dim"))
         if r.var_gradient is not None:  # gaussian_nll: its gradient w.r.t. the variance too
             v = r.var_gradient
             parts.append(Text(
