@@ -232,7 +232,8 @@ class PassState:
     vmax: float = -math.inf
     # target facts (task detection)
     tfacts: TargetFacts = field(default_factory=TargetFacts)
-    t_moments: Moments = field(default_factory=Moments)
+    t_moments: Moments = field(default_factory=lambda: Moments(order=3))
+    target_zeros: int = 0
     class_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # candidate losses (None once a chunk rules them out)
     reg: EvalState | None = None
@@ -302,6 +303,7 @@ class PassState:
         self.tfacts = facts = TargetFacts.of(t, p if self.has_pred else None)
         self.t_moments.update(t)
         self.target_negative = int(np.count_nonzero(t < 0.0))
+        self.target_zeros = int(np.count_nonzero(t == 0.0))
         if not self.has_pred:
             if facts.binary:
                 self.class_counts = np.bincount(t.astype(np.intp), minlength=2)
@@ -370,6 +372,7 @@ class PassState:
         self.cls = merged(self.cls, o.cls)
         self.pred_nonpositive += o.pred_nonpositive
         self.target_negative += o.target_negative
+        self.target_zeros += o.target_zeros
         self.abs_err.merge(o.abs_err)
         self.brier.merge(o.brier)
         self.mean_p.merge(o.mean_p)

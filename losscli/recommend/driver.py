@@ -220,6 +220,11 @@ def recommend(
         quartile_skewness=evidence.quartile_skewness,
         robust_scale=scale if scale > 0 else None,
     )
+    if not multiclass and detected == "regression":
+        tgt = evidence.target
+        facts.target_min, facts.target_skewness = tgt.get("min"), tgt.get("skewness")
+        facts.zero_fraction, facts.target_integer = tgt.get("zero_fraction"), acc.tfacts.integer
+        facts.pred_min = acc.tfacts.pred_min if has_pred else None
     if evidence.class_balance is not None:
         cb = evidence.class_balance
         facts.class_counts = list(cb["counts"].values())
@@ -256,7 +261,7 @@ def recommend(
         columns={"pred": cols.pred if has_pred else None, "pred_from": pred_from,
                  "target": cols.target, "weight": cols.weight,
                  **({"classes": class_labels(cols, acc)} if multiclass else {})},
-        notes=notes, warnings=warnings, rules=rules_for(detected))
+        notes=notes, warnings=warnings, rules=rules_for(detected, measured=True))
 
 
 def _figure_state(has_pred: bool, multiclass: bool, classes: int, logits: bool) -> Any:

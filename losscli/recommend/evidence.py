@@ -50,7 +50,8 @@ def evidence_of(acc: PassState, robust: Robust, scale: float, stats: NanStats, p
         k = len(f.distinct) if f.distinct is not None else None
         target = {"distinct": k, "integer": f.integer, "min": f.minimum,
                   "max": f.maximum, "mean": acc.t_moments.mean,
-                  "variance": acc.t_moments.variance}
+                  "variance": acc.t_moments.variance, "skewness": acc.t_moments.skewness,
+                  "zero_fraction": acc.target_zeros / acc.rows if acc.rows else math.nan}
         if task == "counts" and acc.t_moments.mean > 0:
             target["dispersion"] = acc.t_moments.variance / acc.t_moments.mean
     ev = Evidence(
@@ -90,12 +91,18 @@ def evidence_of(acc: PassState, robust: Robust, scale: float, stats: NanStats, p
     return ev
 
 
+#: Candidates evaluated in the second pass beside huber: losses on the target's scale.
+SECOND_PASS = ("gamma", "tweedie", "msle", "rmsle")
+
+
 def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> list[str]:
     """Fill ``value`` of each candidate (sum w l / sum w); returns notes on those that cannot be
     computed. Parameter-free losses and the class-weighted variants come from the first pass;
     huber's delta is known only after it, so huber takes another pass when ``plan`` allows."""
     notes: list[str] = []
     huber_deltas: dict[float, list[Choice]] = {}
+    #: the target-scale candidates (their domain checked by the rule that offers them), by spec
+    others: dict[str, list[Choice]] = {}
     for c in choices:
         if c.name in ("mse", "mae"):
             if acc.reg is None:
@@ -112,6 +119,11 @@ def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> l
                 notes.append(f"poisson: {c.value_note}.")
             else:
                 c.value_note = "poisson cannot be used with negative targets"
+        elif c.name in SECOND_PASS and c.spec is not None:
+            if acc.reg is None:
+                c.value_note = "not computed for logit predictions"
+            else:
+                others.setdefault(c.spec, []).append(c)
         elif c.name == "huber":
             delta = c.params.get("delta")
             if not isinstance(delta, float):
@@ -134,13 +146,20 @@ def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> l
                                     normalise=isinstance(weights, list))
         else:
             c.value_note = "not computable for these predictions"
-    if huber_deltas:
+    if others and plan is None:
+        for group in others.values():
+            for c in group:
+                c.value_note = "needs a second pass; run its command"
+    if huber_deltas or (others and plan is not None):
         if plan is not None:
-            state, _ = plan.scan(EvalState([parse_spec(f"huber:delta={format_number(d)}")
-                                            for d in huber_deltas], gradients=False))
-            for st, group in zip(state.losses, huber_deltas.values(), strict=True):
+            specs = [f"huber:delta={format_number(d)}" for d in huber_deltas] + list(others)
+            groups = [*huber_deltas.values(), *others.values()]
+            state, _ = plan.scan(EvalState([parse_spec(s) for s in specs], gradients=False))
+            for spec, st, group in zip(specs, state.losses, groups, strict=True):
+                value = st.value.value / state.weight_sum.value
+                single = parse_spec(spec).single
                 for c in group:
-                    c.value = st.value.value / state.weight_sum.value
+                    c.value = math.sqrt(value) if single and single.reduce == "sqrt" else value
         else:
             for group in huber_deltas.values():
                 for c in group:

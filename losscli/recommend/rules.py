@@ -32,9 +32,21 @@ from losscli.recommend.thresholds import (
     OUTLIER_SHARE_LARGE,
     OUTLIER_SHARE_NOTABLE,
     OUTLIER_Z,
+    POSITIVE_SKEW,
     QUARTILE_SKEW_NOTABLE,
     RARE_MINORITY,
+    TWEEDIE_POWER,
+    ZERO_MASS,
     RecTask,
+)
+
+#: Rules on the measured shape of the target, tried before RULES (with data only).
+TARGET_RULES: tuple[Rule, ...] = (
+    Rule("regression", f"targets >= 0 with >= {ZERO_MASS:.0%} exact zeros and non-integer "
+         "positive values (zero-inflated amounts)", "tweedie",
+         f"power = {TWEEDIE_POWER:g}, predictions > 0"),
+    Rule("regression", f"targets > 0 with skewness > {POSITIVE_SKEW:g} (positive, "
+         "right-skewed)", "gamma", "predictions > 0 (else msle, predictions > -1)"),
 )
 
 RULES: tuple[Rule, ...] = (
@@ -81,9 +93,68 @@ class Facts:
     imbalanced_stated: bool = False
     class_counts: list[int] | None = None
     labels: list[str] | None = None
+    # the target's shape (regression, measured)
+    target_min: float | None = None
+    target_skewness: float | None = None
+    zero_fraction: float | None = None
+    target_integer: bool = False
+    #: the smallest prediction (None without predictions)
+    pred_min: float | None = None
 
 
 def regression_rules(f: Facts) -> tuple[Choice, list[Choice], list[str]]:
+    """The target's shape first (zero-inflated amounts, positive right-skewed values), then the
+    residuals' (outliers, heavy tails)."""
+    rec, alts, reasons = residual_rules(f)
+    shaped = target_shape_rules(f, rec)
+    if shaped is None:
+        return rec, alts, reasons
+    # the residual rules' notes (the asymmetry of the values) still hold
+    return shaped[0], shaped[1], shaped[2] + [r for r in reasons if r.startswith("Note:")]
+
+
+def target_shape_rules(f: Facts, robust: Choice) -> tuple[Choice, list[Choice],
+                                                          list[str]] | None:
+    """Losses on the target's own scale: Tweedie for zero-inflated amounts, Gamma / squared
+    log error for positive right-skewed ones; None when neither applies (or the predictions
+    leave their domain). ``robust`` is the residual rules' choice, kept as an alternative."""
+    lo, skew, zeros = f.target_min, f.target_skewness, f.zero_fraction
+    if lo is None or skew is None or zeros is None or not math.isfinite(skew):
+        return None
+    positive_preds = f.pred_min is None or f.pred_min > 0.0
+    kept = ("If the errors should count in the target's own units (no relative scale): the "
+            "residual rules' choice.")
+    if lo == 0.0 and zeros >= ZERO_MASS and not f.target_integer and positive_preds:
+        reasons = [f"{pct(zeros)} of the targets are exactly 0 (at or above the "
+                   f"{pct(ZERO_MASS)} zero-mass threshold) and the rest are positive "
+                   "non-integer amounts: zero-inflated amounts.",
+                   f"Tweedie deviance with power {TWEEDIE_POWER:g} (compound Poisson-Gamma, "
+                   "1 < p < 2) gives the zeros a probability mass and a Gamma-like spread to "
+                   "the positive part; tune the power on held-out data."]
+        rec = choice("tweedie", {"power": TWEEDIE_POWER})
+        alts = [choice("poisson", {}, "Tweedie at power 1: the same mean model, with the "
+                       "variance growing as the mean instead of mean^1.5."), robust]
+        robust.reason = kept
+        return rec, alts, reasons
+    if lo > 0.0 and skew > POSITIVE_SKEW and (f.pred_min is None or f.pred_min > -1.0):
+        reasons = [f"Every target is > 0 (min {num(lo)}) and their skewness {num(skew)} is "
+                   f"above the {num(POSITIVE_SKEW)} threshold (normal 0, exponential 2): "
+                   "positive, right-skewed amounts whose errors grow with their level."]
+        msle = choice("msle", {}, "The squared error of log(1 + value): relative errors, "
+                      "robust to the largest values, and defined down to -1.")
+        robust.reason = kept
+        if positive_preds:
+            reasons.append("The Gamma deviance measures errors relative to the prediction "
+                           "(its variance grows as the mean squared), so large and small "
+                           "amounts count alike.")
+            return choice("gamma"), [msle, robust], reasons
+        reasons.append(f"Some predictions are <= 0 (min {num(f.pred_min or 0.0)}), outside "
+                       "the Gamma deviance's domain: the squared log error takes them.")
+        return msle, [robust], reasons
+    return None
+
+
+def residual_rules(f: Facts) -> tuple[Choice, list[Choice], list[str]]:
     if f.robust_scale is not None and f.robust_scale > 0:
         delta: float | None = sig(HUBER_K * f.robust_scale)
         dtext = (f"delta = {HUBER_K} x robust scale {num(f.robust_scale)} = "
@@ -290,9 +361,10 @@ RULE_FNS: dict[RecTask, Callable[[Facts], tuple[Choice, list[Choice], list[str]]
 }
 
 
-def rules_for(task: RecTask) -> list[Rule]:
-    """The selection rules of one task, in the order they are tried."""
-    return [r for r in RULES if r.task == task]
+def rules_for(task: RecTask, measured: bool = False) -> list[Rule]:
+    """The selection rules of one task, in the order they are tried (those on the target's
+    measured shape first, with data)."""
+    return [r for r in (*(TARGET_RULES if measured else ()), *RULES) if r.task == task]
 
 
 # --- no data: the rules -----------------------------------------------------------------------

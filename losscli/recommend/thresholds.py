@@ -32,6 +32,19 @@ HEAVY_TAIL_KURTOSIS = 1.0
 #: are called asymmetric: a note, it changes no rule. Normal and Student-t 0, exponential 0.26,
 #: lognormal(sigma=1) 0.32. Quartiles, unlike the moment skewness, are not swayed by heavy tails.
 QUARTILE_SKEW_NOTABLE = 0.1
+#: Regression: every target > 0 and the target's moment skewness above this is "positive and
+#: right-skewed" (prices, durations, claim sizes): errors grow with the level, so a loss on the
+#: relative scale (Gamma deviance, squared log error) replaces mse / huber. Gamma(shape 4) has
+#: skewness 1.0, exponential 2, lognormal(sigma 0.5) 1.75, normal 0; its sampling error is about
+#: sqrt(6 / n), 0.05 at 2,000 rows.
+POSITIVE_SKEW = 1.0
+#: Regression: non-negative targets, non-integer positive values and at least this share of
+#: exact zeros are "zero-inflated amounts" (claims, demand, rainfall): Tweedie deviance with a
+#: power in (1, 2), a compound Poisson-Gamma, gives the zeros a probability mass.
+ZERO_MASS = 0.05
+#: The Tweedie power recommended for zero-inflated amounts: the middle of (1, 2) (LightGBM's
+#: tweedie_variance_power default); tune it by the deviance on held-out data.
+TWEEDIE_POWER = 1.5
 #: Binary: a minority share below this is "rare": bce with pos_weight = n_neg / n_pos.
 RARE_MINORITY = 0.10
 #: Binary: a minority share below this is "extremely rare": focal loss.
@@ -62,6 +75,9 @@ THRESHOLDS: dict[str, float] = {
     "rare_minority": RARE_MINORITY,
     "extremely_rare_minority": EXTREMELY_RARE_MINORITY,
     "imbalance_ratio": IMBALANCE_RATIO,
+    "positive_skew": POSITIVE_SKEW,
+    "zero_mass": ZERO_MASS,
+    "tweedie_power": TWEEDIE_POWER,
     "focal_gamma": FOCAL_GAMMA,
     "confident_wrong_p": CONFIDENT_WRONG_P,
 }
