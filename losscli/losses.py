@@ -358,22 +358,15 @@ def _gamma_check(b: Batch, p: Params) -> DomainProblem | None:
 def _tweedie(b: Batch, p: Params) -> Computed:
     power = float(p["power"])  # type: ignore[arg-type]
     y, mu = b.target, b.pred
-    # scikit-learn's _mean_tweedie_deviance, case by case and term by term
-    if power == 0.0:
-        e = b.residual()
-        return Computed(e * e, 2.0 * e)
-    if power == 1.0:
-        ylogy = np.zeros_like(y)
-        pos = y > 0.0
-        ylogy[pos] = y[pos] * np.log(y[pos] / mu[pos])
-        values = 2.0 * (ylogy - y + mu)
-    elif power == 2.0:
-        values = 2.0 * (np.log(mu / y) + y / mu - 1.0)
-    else:
-        yp = np.where(y > 0.0, y, 0.0) if power < 0.0 else y
-        values = 2.0 * (np.power(yp, 2.0 - power) / ((1.0 - power) * (2.0 - power))
-                        - y * np.power(mu, 1.0 - power) / (1.0 - power)
-                        + np.power(mu, 2.0 - power) / (2.0 - power))
+    # scikit-learn's _mean_tweedie_deviance, case by case and term by term: powers 0, 1 and 2
+    # are the squared error, the Poisson and the Gamma deviance
+    special = {0.0: _mse, 1.0: _poisson, 2.0: _gamma}.get(power)
+    if special is not None:
+        return special(b, p)
+    yp = np.where(y > 0.0, y, 0.0) if power < 0.0 else y
+    values = 2.0 * (np.power(yp, 2.0 - power) / ((1.0 - power) * (2.0 - power))
+                    - y * np.power(mu, 1.0 - power) / (1.0 - power)
+                    + np.power(mu, 2.0 - power) / (2.0 - power))
     # d/dmu: 2 (mu^(1-p) - y mu^(-p)) = 2 (mu - y) / mu^p
     return Computed(values, 2.0 * (mu - y) * np.power(mu, -power))
 
