@@ -485,5 +485,5 @@ def test_every_catalog_loss_is_covered() -> None:
                "bce", "focal", "cce",
                # tests/test_loss_catalog.py
                "msle", "rmsle", "mape", "gamma", "tweedie", "poisson_nll", "hinge",
-               "squared_hinge", "multi_hinge", "gaussian_nll"}
+               "squared_hinge", "multi_hinge", "gaussian_nll", "kl_div"}
     assert set(CATALOG) == covered
