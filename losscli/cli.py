@@ -379,6 +379,9 @@ TargetOpt = Annotated[str | None, typer.Option(
 WeightOpt = Annotated[str | None, typer.Option(
     "--weight", "-w", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Sample-weight column.")]
+VarOpt = Annotated[str | None, typer.Option(
+    "--var", rich_help_panel=INPUT, metavar="COL", show_default=False,
+    help="Predicted-variance column (gaussian_nll).")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
     help="NaN, inf, empty: error (default) or drop.")]
@@ -467,9 +470,7 @@ def eval_cmd(
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
-    var: Annotated[str | None, typer.Option(
-        "--var", rich_help_panel=INPUT, metavar="COL", show_default=False,
-        help="Predicted-variance column (gaussian_nll).")] = None,
+    var: VarOpt = None,
     task: TaskOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
@@ -822,6 +823,7 @@ def recommend_cmd(
     pred: PredOpt = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
+    var: VarOpt = None,
     task: TaskOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
@@ -881,7 +883,7 @@ def recommend_cmd(
             source, st_pred, st_target, st_weight, st.task,  # type: ignore[arg-type]
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             threads=st.threads, progress=progress.callback,
-            target_only=target_only,
+            target_only=target_only, var=var,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
             figures=drawing)
     if show_config:

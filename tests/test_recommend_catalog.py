@@ -138,3 +138,62 @@ def test_skewness_threshold_separates_shapes_by_seeded_simulation() -> None:
         assert all(stats.skew(x) > POSITIVE_SKEW for x in above)
         assert all(stats.skew(x) < POSITIVE_SKEW for x in below)
     assert math.isclose(2.0 / math.sqrt(4.0), POSITIVE_SKEW)  # Gamma(shape 4) sits on it
+
+
+# --- soft targets and a predicted variance ---------------------------------------------------
+
+
+def soft_frame(q: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    data = {f"p_{k}": z[:, i] for i, k in enumerate("abc")}
+    data.update({f"q_{k}": q[:, i] for i, k in enumerate("abc")})
+    return data
+
+
+def test_soft_targets_get_kl_div_with_their_entropy() -> None:
+    rng = np.random.default_rng(8)
+    z = rng.normal(0.0, 2.0, (N, 3))
+    q = rng.dirichlet(np.ones(3), N)
+    rec = recommend(soft_frame(q, z), pred="p_*", target="q_*", logits=True)
+    assert rec.task == "multiclass" and rec.recommended.name == "kl_div"
+    assert rec.alternatives[0].name == "cce"
+    ref = losscli.evaluate(soft_frame(q, z), pred="p_*", target="q_*", logits=True,
+                           losses=["kl_div", "cce"]).losses
+    assert rec.recommended.value == ref[0].value and rec.alternatives[0].value == ref[1].value
+    entropy = math.fsum(-a * math.log(a) for a in q.ravel().tolist()) / N
+    assert any(f"mean entropy is {entropy:.4g} nats" in r for r in rec.reasons), rec.reasons
+    onehot = np.eye(3)[rng.integers(0, 3, N)]
+    labels = recommend(soft_frame(onehot, z), pred="p_*", target="q_*", logits=True)
+    assert labels.recommended.name == "cce"
+
+
+def gaussian_frame(scale_var: float, seed: int = 9) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0.0, 3.0, N)
+    var = rng.uniform(0.5, 4.0, N)
+    return {"y": mu + rng.normal(0.0, 1.0, N) * np.sqrt(var), "mu": mu, "v": var * scale_var}
+
+
+@pytest.mark.parametrize(("scale", "verdict"), [(1.0, "consistent with calibrated"),
+                                                (4.0, "too large"), (0.25, "too small")])
+def test_a_variance_column_gets_gaussian_nll(scale: float, verdict: str) -> None:
+    data = gaussian_frame(scale)
+    rec = recommend(data, pred="mu", target="y", var="v")
+    assert rec.recommended.name == "gaussian_nll" and rec.alternatives[0].name == "mse"
+    ref = losscli.evaluate(data, pred="mu", target="y", var="v",
+                           losses=["gaussian_nll", "mse"]).losses
+    assert rec.recommended.value == ref[0].value and rec.alternatives[0].value == ref[1].value
+    assert any(verdict in r for r in rec.reasons), rec.reasons
+
+
+def test_variance_recommendation_command(tmp_path: Path) -> None:
+    import pandas as pd
+
+    path = tmp_path / "g.csv"
+    pd.DataFrame(gaussian_frame(1.0)).to_csv(path, index=False)
+    rec = recommend(str(path), pred="mu", target="y", var="v")
+    assert rec.recommended.command is not None
+    assert rec.recommended.command.endswith("--loss gaussian_nll --var v")
+    from losscli.errors import UsageError
+
+    with pytest.raises(UsageError, match="--pred"):
+        recommend(str(path), target="y", var="v", target_only=True)

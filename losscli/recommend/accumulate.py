@@ -463,7 +463,6 @@ def rec_columns(src: Source, pred: PredArg, target: str | None, weight: str | No
     from losscli.sources import (
         TARGET_NAMES,
         check_unique,
-        eval_only_columns,
         find_column,
         guess_column,
         resolve_columns,
@@ -472,8 +471,7 @@ def rec_columns(src: Source, pred: PredArg, target: str | None, weight: str | No
     if pred is not None and target_only:
         raise UsageError("--target-only and --pred exclude each other")
     if pred is not None:
-        return eval_only_columns(resolve_columns(src, pred, target, weight), "recommend"), True, \
-            "given"
+        return resolve_columns(src, pred, target, weight), True, "given"
     tgt = find_column(src, target, "target") if target else guess_column(src, TARGET_NAMES, set())
     if tgt is None:
         raise InputError(f"{src.path}: no target column recognised; pass --target "

@@ -78,6 +78,7 @@ def recommend(
     target_only: bool = False,
     hints: Hints | None = None,
     figures: bool = False,
+    var: str | None = None,
 ) -> Recommendation:
     """Recommend a loss for a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -85,7 +86,8 @@ def recommend(
     its median. ``source=None`` explains the rules of ``task`` applied to ``hints``.
     ``second_pass=False`` forbids re-reading the source (as for stdin); ``target_only`` ignores
     recognised prediction columns; ``figures`` also gathers the report's figures
-    (``Recommendation.figures``). Raises
+    (``Recommendation.figures``); ``var`` names a predicted-variance column (gaussian_nll).
+    Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input.
     """
     task = check_task(task)
@@ -112,6 +114,15 @@ def recommend(
     src = open_input(source)
     where = src.where
     cols, has_pred, pred_from = rec_columns(src, pred, target, weight, target_only)
+    if cols.soft:
+        return soft_target_recommendation(source, src, cols, logits, nan, chunk_rows, threads,
+                                          executor)
+    if var is not None:
+        if not has_pred or cols.multiclass:
+            raise UsageError("--var is the predicted variance of a regression: pass --pred, the "
+                             "predicted mean")
+        return variance_recommendation(source, src, cols, var, nan, chunk_rows, threads,
+                                       executor)
     if not has_pred:
         import pyarrow as pa
 
@@ -284,6 +295,98 @@ def _figure_data(acc: PassState, task: str, cols: Columns) -> Any:
         data.calibration = data.prob_counts = None
     data.task = task
     return data
+
+
+def soft_target_recommendation(source: Any, src: Source, cols: Columns, logits: bool,
+                               nan: NanPolicy, chunk_rows: int, threads: int | bool | None,
+                               executor: str | Executor | None) -> Recommendation:
+    """Soft targets (a teacher's probabilities, ``--target 'q_*'``): kl_div, whose minimum is 0
+    at a perfect match, unless every row is one-hot (zero entropy), where cce is the same loss.
+    One eval pass gives both values, and their difference the targets' mean entropy."""
+    from losscli.engine import evaluate
+    from losscli.recommend.model import choice
+
+    report = evaluate(src, ",".join(cols.pred), ",".join(cols.soft), cols.weight,
+                      ["kl_div", "cce"], logits=logits, nan=nan, chunk_rows=chunk_rows,
+                      threads=threads, executor=executor, ci="none")
+    kl, ce = report.losses[0].value, report.losses[1].value
+    entropy = max(ce - kl, 0.0)
+    kl_choice, ce_choice = choice("kl_div"), choice("cce")
+    kl_choice.value, ce_choice.value = kl, ce
+    if entropy > 0.0:
+        reasons = [f"The targets are soft: their mean entropy is {num(entropy)} nats (0 for "
+                   "one-hot labels), a distribution to match (distillation, label noise).",
+                   "kl_div measures the distance to it and is 0 at a perfect match; cce has "
+                   "the same gradient and exceeds it by the targets' entropy."]
+        ce_choice.reason = (f"The same gradient; its value includes the targets' entropy "
+                            f"{num(entropy)}, so it never reaches 0.")
+        rec, alts = kl_choice, [ce_choice]
+    else:
+        reasons = ["Every soft target is one-hot (entropy 0): they are class labels, for which "
+                   "cce is the log-likelihood and kl_div the same number."]
+        kl_choice.reason = "Equal to cce on one-hot targets."
+        rec, alts = ce_choice, [kl_choice]
+    path = str(source) if isinstance(source, (str, Path)) else None
+    if path is not None:
+        add_commands([rec, *alts], EvalArgs(path, cols.pred, ",".join(cols.soft), cols.weight,
+                                             logits, nan))
+    rows = report.source
+    return Recommendation(
+        task="multiclass", task_reason=f"Several target columns ({', '.join(cols.soft)}) hold "
+        "one probability per class: soft targets.", recommended=rec, alternatives=alts,
+        reasons=reasons, mode="residuals",
+        source={"path": src.where, "format": src.display_format, "rows": rows.rows,
+                "rows_used": rows.rows_used, "rows_dropped": rows.rows_dropped},
+        columns={"pred": cols.pred, "pred_from": "given", "target": ",".join(cols.soft),
+                 "weight": cols.weight}, warnings=list(report.warnings),
+        notes=["The evidence is the targets' mean entropy, cce - kl_div over the same rows."])
+
+
+def variance_recommendation(source: Any, src: Source, cols: Columns, var: str, nan: NanPolicy,
+                            chunk_rows: int, threads: int | bool | None,
+                            executor: str | Executor | None) -> Recommendation:
+    """A predicted variance beside the mean: gaussian_nll, the log-likelihood of N(mean, var),
+    scores both; the mean gradient w.r.t. the variance says whether the variances are too
+    large (> 0) or too small (< 0) on average."""
+    from losscli.engine import evaluate
+    from losscli.recommend.model import choice
+
+    report = evaluate(src, cols.pred[0], cols.target, cols.weight, ["gaussian_nll", "mse"],
+                      nan=nan, chunk_rows=chunk_rows, threads=threads, executor=executor,
+                      ci="none", var=var)
+    nll, mse = report.losses
+    g = nll.var_gradient
+    assert g is not None
+    rec, alt = choice("gaussian_nll"), choice("mse")
+    rec.value, alt.value = nll.value, mse.value
+    alt.reason = "Scores the mean alone: the predicted variance is left unchecked."
+    se = g.std / math.sqrt(max(report.source.rows_used, 1))
+    lean = ("consistent with calibrated variances (within 2 standard errors)"
+            if abs(g.mean) <= 2.0 * se else
+            "the predicted variances are too large on average" if g.mean > 0 else
+            "the predicted variances are too small on average")
+    reasons = [f"A predicted variance is given (column '{var}'): gaussian_nll scores the mean "
+               "and the variance together, as the log-likelihood of N(mean, var) (torch's "
+               "GaussianNLLLoss).",
+               f"Its gradient w.r.t. the variance, (1 - e^2 / v) / (2 v), averages "
+               f"{num(g.mean)} (standard error {num(se)}) over the rows, 0 when the variances "
+               f"are calibrated: {lean}."]
+    path = str(source) if isinstance(source, (str, Path)) else None
+    if path is not None:
+        add_commands([rec, alt], EvalArgs(path, cols.pred, cols.target, cols.weight, False,
+                                          nan))
+        for c in (rec, alt):
+            if c.name == "gaussian_nll" and c.command is not None:
+                c.command += f" --var {var}"
+    rows = report.source
+    return Recommendation(
+        task="regression", task_reason=f"A predicted-variance column ('{var}') is given beside "
+        "the predicted mean.", recommended=rec, alternatives=[alt], reasons=reasons,
+        mode="residuals",
+        source={"path": src.where, "format": src.display_format, "rows": rows.rows,
+                "rows_used": rows.rows_used, "rows_dropped": rows.rows_dropped},
+        columns={"pred": cols.pred, "pred_from": "given", "target": cols.target,
+                 "weight": cols.weight, "var": var}, warnings=list(report.warnings))
 
 
 def pilot_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
