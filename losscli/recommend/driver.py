@@ -33,7 +33,15 @@ from losscli.recommend.evidence import (
     histogram_of,
     loss_values,
 )
-from losscli.recommend.model import EvalArgs, Hints, Recommendation, add_commands, num, pct
+from losscli.recommend.model import (
+    EvalArgs,
+    Hints,
+    Recommendation,
+    add_commands,
+    choice,
+    num,
+    pct,
+)
 from losscli.recommend.rules import RULE_FNS, Facts, rules_for, rules_only
 from losscli.recommend.thresholds import (
     MAX_CENTRING_PASSES,
@@ -297,6 +305,13 @@ def _figure_data(acc: PassState, task: str, cols: Columns) -> Any:
     return data
 
 
+def _source_of(src: Source, report: Any) -> dict[str, Any]:
+    """The recommendation's source block from the eval report of its rows."""
+    rows = report.source
+    return {"path": src.where, "format": src.display_format, "rows": rows.rows,
+            "rows_used": rows.rows_used, "rows_dropped": rows.rows_dropped}
+
+
 def soft_target_recommendation(source: Any, src: Source, cols: Columns, logits: bool,
                                nan: NanPolicy, chunk_rows: int, threads: int | bool | None,
                                executor: str | Executor | None) -> Recommendation:
@@ -304,7 +319,6 @@ def soft_target_recommendation(source: Any, src: Source, cols: Columns, logits: 
     at a perfect match, unless every row is one-hot (zero entropy), where cce is the same loss.
     One eval pass gives both values, and their difference the targets' mean entropy."""
     from losscli.engine import evaluate
-    from losscli.recommend.model import choice
 
     report = evaluate(src, ",".join(cols.pred), ",".join(cols.soft), cols.weight,
                       ["kl_div", "cce"], logits=logits, nan=nan, chunk_rows=chunk_rows,
@@ -330,13 +344,10 @@ def soft_target_recommendation(source: Any, src: Source, cols: Columns, logits: 
     if path is not None:
         add_commands([rec, *alts], EvalArgs(path, cols.pred, ",".join(cols.soft), cols.weight,
                                              logits, nan))
-    rows = report.source
     return Recommendation(
         task="multiclass", task_reason=f"Several target columns ({', '.join(cols.soft)}) hold "
         "one probability per class: soft targets.", recommended=rec, alternatives=alts,
-        reasons=reasons, mode="residuals",
-        source={"path": src.where, "format": src.display_format, "rows": rows.rows,
-                "rows_used": rows.rows_used, "rows_dropped": rows.rows_dropped},
+        reasons=reasons, mode="residuals", source=_source_of(src, report),
         columns={"pred": cols.pred, "pred_from": "given", "target": ",".join(cols.soft),
                  "weight": cols.weight}, warnings=list(report.warnings),
         notes=["The evidence is the targets' mean entropy, cce - kl_div over the same rows."])
@@ -349,7 +360,6 @@ def variance_recommendation(source: Any, src: Source, cols: Columns, var: str, n
     scores both; the mean gradient w.r.t. the variance says whether the variances are too
     large (> 0) or too small (< 0) on average."""
     from losscli.engine import evaluate
-    from losscli.recommend.model import choice
 
     report = evaluate(src, cols.pred[0], cols.target, cols.weight, ["gaussian_nll", "mse"],
                       nan=nan, chunk_rows=chunk_rows, threads=threads, executor=executor,
@@ -378,13 +388,10 @@ def variance_recommendation(source: Any, src: Source, cols: Columns, var: str, n
         for c in (rec, alt):
             if c.name == "gaussian_nll" and c.command is not None:
                 c.command += f" --var {var}"
-    rows = report.source
     return Recommendation(
         task="regression", task_reason=f"A predicted-variance column ('{var}') is given beside "
         "the predicted mean.", recommended=rec, alternatives=[alt], reasons=reasons,
-        mode="residuals",
-        source={"path": src.where, "format": src.display_format, "rows": rows.rows,
-                "rows_used": rows.rows_used, "rows_dropped": rows.rows_dropped},
+        mode="residuals", source=_source_of(src, report),
         columns={"pred": cols.pred, "pred_from": "given", "target": cols.target,
                  "weight": cols.weight, "var": var}, warnings=list(report.warnings))
 
