@@ -363,10 +363,16 @@ def _tweedie(b: Batch, p: Params) -> Computed:
     special = {0.0: _mse, 1.0: _poisson, 2.0: _gamma}.get(power)
     if special is not None:
         return special(b, p)
-    yp = np.where(y > 0.0, y, 0.0) if power < 0.0 else y
-    values = 2.0 * (np.power(yp, 2.0 - power) / ((1.0 - power) * (2.0 - power))
-                    - y * np.power(mu, 1.0 - power) / (1.0 - power)
-                    + np.power(mu, 2.0 - power) / (2.0 - power))
+    # y > 0: the three terms y^a / (a (a - 1)) - y mu^(a-1) / (a - 1) + mu^a / a, a = 2 - p,
+    # as 2 mu^a (expm1(a t) - a expm1(t)) / (a (a - 1)), t = log(y / mu): the same deviance
+    # without cancelling the terms' size near y = mu (where its gradient is checked); y <= 0
+    # (p < 0 only): y^a is 0 there, as scikit-learn's max(y, 0)^a.
+    a = 2.0 - power
+    pos = y > 0.0
+    values = 2.0 * (np.power(mu, a) / a - y * np.power(mu, 1.0 - power) / (1.0 - power))
+    t = np.log(y[pos] / mu[pos])
+    values[pos] = 2.0 * np.power(mu[pos], a) * (np.expm1(a * t) - a * np.expm1(t)) / (
+        a * (a - 1.0))
     # d/dmu: 2 (mu^(1-p) - y mu^(-p)) = 2 (mu - y) / mu^p
     return Computed(values, 2.0 * (mu - y) * np.power(mu, -power))
 

@@ -307,7 +307,8 @@ def test_multi_hinge_matches_sklearn(weighted: bool) -> None:
 # --- gradients -----------------------------------------------------------------------------------
 
 GRID_SPECS = ["gaussian_nll", "gaussian_nll:full=true,eps=0.01", "msle", "rmsle", "mape",
-              "gamma", "tweedie", "tweedie:power=-0.5",
+              "gamma", "tweedie", "tweedie:power=-0.5", "tweedie:power=-1", "tweedie:power=-3",
+              "tweedie:power=1.2", "tweedie:power=3",
               "tweedie:power=1", "tweedie:power=2.5", "poisson_nll",
               "poisson_nll:log_input=false,full=true", "hinge", "squared_hinge",
               "bce:label_smoothing=0.1", "bce:label_smoothing=0.2,pos_weight=3",
