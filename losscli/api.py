@@ -184,6 +184,7 @@ def recommend(
     minority_share: float | None = None,
     progress: Callable[[int], None] | None = None,
     figures: bool = False,
+    var: str | None = None,
 ) -> Recommendation:
     """A loss for ``source``, from the task and the measured outliers, tails or class
     imbalance (``losscli recommend``): ``rec.recommended.spec`` is the spec to pass to
@@ -191,13 +192,14 @@ def recommend(
 
     Without a source, with ``task``: the selection rules applied to what you say of the data
     (``outliers``, ``heavy_tails``, ``outlier_fraction``, ``imbalanced``, ``minority_share``).
-    ``target_only`` analyses the target alone, ignoring predictions.
+    ``target_only`` analyses the target alone, ignoring predictions; ``var`` names a
+    predicted-variance column (gaussian_nll).
     """
     from losscli.recommend import recommend as run
 
     return run(source, pred, target, weight, task,  # type: ignore[arg-type]
                logits=logits, nan=nan, chunk_rows=chunk_rows, threads=threads,
-               executor=executor, progress=progress, target_only=target_only,
+               executor=executor, progress=progress, target_only=target_only, var=var,
                hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
                figures=figures)
 
