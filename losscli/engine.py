@@ -925,8 +925,9 @@ def evaluate(
     columns: dict[str, Any] = {"pred": cols.pred, "target": cols.target, "weight": cols.weight}
     if cols.var is not None:
         columns["var"] = cols.var
+    if cols.soft:  # several target columns: soft targets, or one per label
+        columns["target"] = ",".join(cols.soft)
     if multilabel:
-        columns["target"] = cols.soft
         columns["labels"] = _label_names(cols)
     elif cols.multiclass:
         columns["classes"] = cols.labels or [str(i) for i in range(head[0].pred.shape[0])]

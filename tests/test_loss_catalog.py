@@ -824,6 +824,7 @@ def test_multilabel_errors(capfd: pytest.CaptureFixture[str], tmp_path: Path) ->
                            "multilabel"), "one target column per label")
     assert_input_error(cli(capfd, "compare", path, path, "--pred", "p_*", "--target", "y_*",
                            "--task", "multilabel"), "--task")
+    path.write_text("p_a,p_b,p_c,y_a,y_b,y_c\n0.2,0.8,0.5,0,1,1\n0.6,0.4,0.1,1,0,0\n")
     rc, out, err = run_()
     assert rc == 0, err
-    assert "bce per label: a " in out
+    assert "bce per label: a " in out and "target y_a,y_b,y_c" in out
