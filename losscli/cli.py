@@ -381,10 +381,10 @@ WeightOpt = Annotated[str | None, typer.Option(
     help="Sample-weight column.")]
 VarOpt = Annotated[str | None, typer.Option(
     "--var", rich_help_panel=INPUT, metavar="COL", show_default=False,
-    help="Predicted-variance column (gaussian_nll).")]
+    help="Variance column (gaussian_nll).")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
-    help="NaN, inf, empty: error (default) or drop.")]
+    help="NaN, inf, empty: error (default), drop.")]
 ChunkOpt = Annotated[int | None, typer.Option(
     "--chunk-rows", rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Rows per chunk: speed and memory only.")]
@@ -393,7 +393,7 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     help="Compute threads (results never change).")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
-    help="regression, counts, binary, multiclass (eval: also multilabel).")]
+    help="regression, counts, binary, multiclass.")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
     help="Logits, or probabilities (default).")]

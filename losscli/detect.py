@@ -181,11 +181,12 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
     return Detection("regression", f"The {tname} is continuous: {what}, {ktext}." + extra)
 
 
-def check_task(name: str | None) -> Task | None:
-    """A ``--task`` value, checked."""
+def check_task(name: str | None, also: tuple[str, ...] = ()) -> Task | None:
+    """A ``--task`` value, checked; ``also`` names the command's own tasks for the message
+    (eval's multilabel, which the caller handles)."""
     if name is None:
         return None
     for task in TASKS:
         if name == task:
             return task
-    raise UsageError(f"--task must be one of {', '.join(TASKS)}, got '{name}'")
+    raise UsageError(f"--task must be one of {', '.join((*TASKS, *also))}, got '{name}'")

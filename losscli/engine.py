@@ -813,7 +813,7 @@ def evaluate(
         if v is not None and not (v >= 0 and math.isfinite(v)):
             raise UsageError(f"{label} must be a finite number >= 0, got {v}")
     multilabel = task == "multilabel"
-    asked_task = None if multilabel else check_task(task)
+    asked_task = None if multilabel else check_task(task, also=(MULTILABEL,))
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     seen: set[str] = set()
     for s in specs:
