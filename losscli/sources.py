@@ -62,6 +62,10 @@ class Columns:
     #: a list column's number of classes: the length of its first non-null row in the input,
     #: which every later row, in any chunk, row group or file, must have too
     width: int | None = None
+    #: slice key columns (``--by``), read beside the others; those in ``numeric_keys`` are
+    #: binned, read from CSV as numbers (the others as text)
+    keys: list[str] = field(default_factory=list)
+    numeric_keys: list[str] = field(default_factory=list)
 
     @property
     def multiclass(self) -> bool:
@@ -72,7 +76,7 @@ class Columns:
         cols = [*self.pred, self.target]
         if self.weight:
             cols.append(self.weight)
-        return list(dict.fromkeys(cols))
+        return list(dict.fromkeys([*cols, *self.keys]))
 
 
 @dataclass
@@ -807,7 +811,10 @@ def record_batches(src: Source, cols: Columns, rows: int,
 
     columns = cols.selected
     if src.format in ("csv", "tsv"):
-        types: dict[str, Any] = {c: pa.float64() for c in columns}
+        types: dict[str, Any] = {c: pa.string() for c in cols.keys}
+        types.update({c: pa.float64() for c in cols.numeric_keys})
+        types.update({c: pa.float64() for c in columns if c not in cols.keys})
+        types.update({c: pa.float64() for c in (*cols.pred, cols.target, cols.weight) if c})
         if string_target:
             types[cols.target] = pa.string()
         where = src.where
