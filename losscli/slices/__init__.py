@@ -69,8 +69,9 @@ def encoders(groupings: Sequence[Grouping], head: Iterable[RawChunk], cols: Colu
     (the ``head``), and what each binned column's edges came from."""
     from losscli.slices.keys import numeric_values
 
-    wanted = {c.column: c.bins for g in groupings for c in g.columns if c.bins is not None}
-    edges: dict[str, tuple[float, ...]] = {}
+    wanted = {c.column for g in groupings for c in g.columns if c.bins is not None}
+    bins_of = {(c.column, c.bins) for g in groupings for c in g.columns if c.bins is not None}
+    edges: dict[tuple[str, int], tuple[float, ...]] = {}
     edges_from: dict[str, str] = {}
     text_keys = [c for c in cols.keys if c not in cols.numeric_keys
                  and c not in (*cols.pred, cols.target, cols.weight)]
@@ -89,13 +90,14 @@ def encoders(groupings: Sequence[Grouping], head: Iterable[RawChunk], cols: Colu
             count += raw.batch.num_rows
             if count >= rows:
                 break
-        for c, bins in wanted.items():
+        for c, bins in sorted(bins_of):
             values = np.concatenate(seen[c])[:rows] if seen[c] else np.zeros(0)
-            edges[c] = quantile_edges(values, bins)
+            edges[(c, bins)] = quantile_edges(values, bins)
             edges_from[c] = f"the first {min(count, rows):,} rows"
         for c in text_keys:
             _refuse_float_text(c, texts[c])
-    return [Encoder(g, dict(edges)) for g in groupings], edges_from
+    return [Encoder(g, {c.column: edges[(c.column, c.bins)] for c in g.columns
+                        if c.bins is not None}) for g in groupings], edges_from
 
 
 def _refuse_float_text(column: str, values: list[str]) -> None:

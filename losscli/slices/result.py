@@ -267,7 +267,9 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
             c = s.losses[0].contribution
             return (-c if math.isfinite(c) else math.inf, -s.rows, repr(s.by))
         slices.sort(key=harm)
-    bins = {name: {"edges": list(e), "from": edges_from.get(name, "--by")}
+    given = {c.column for c in grouping.columns if c.edges is not None}
+    bins = {name: {"edges": list(e),
+                   "from": "--by" if name in given else edges_from.get(name, "--by")}
             for name, e in encoder.edges.items()}
     return SliceGroup(grouping.names, grouping.text, slices,
                       sum(1 for k in keys if k is not None), merged, sampled, bins,
