@@ -705,6 +705,10 @@ def compare_cmd(
         "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
         help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
     ] = None,
+    by: ByOpt = None,
+    max_slices: MaxSlicesOpt = None,
+    top: TopOpt = None,
+    min_rows: MinRowsOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
@@ -730,7 +734,8 @@ def compare_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
-        "alpha": alpha}, config, no_config)
+        "alpha": alpha, "by": by, "max_slices": max_slices, "top": top,
+        "min_rows": min_rows}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
 
@@ -742,7 +747,7 @@ def compare_cmd(
             task=st.task, logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,
             threads=st.threads, ci=st.ci, confidence=st.confidence,
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
-            figures=drawing)
+            figures=drawing, slices=slice_options(st))
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()

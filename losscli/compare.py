@@ -25,6 +25,7 @@ from losscli.engine import (
     _check_losses,
     _detect,
     _head_facts,
+    _slice_groupings,
     _task_of,
     check_class_weights,
     check_prediction_shape,
@@ -163,6 +164,8 @@ class Comparison(Result):
     config: dict[str, Any] | None = None
     #: the report's figures (a losscli.figures.FigureData), when asked for
     figures: Any = None
+    #: slices.SliceGroup per --by (None: no --by): per-slice deltas
+    slices: list[Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -192,6 +195,10 @@ class Comparison(Result):
             "elapsed_seconds": round(self.elapsed_seconds, 6)}
         if self.config is not None:
             d["config"] = self.config
+        if self.slices is not None:
+            d["slicing"] = [g.to_dict() for g in self.slices]
+            d["slices"] = [{"grouping": g.text, "other": s.other, **s.to_dict()}
+                           for g in self.slices for s in g.slices]
         return json_safe(d)
 
 
@@ -409,6 +416,8 @@ class PairedFold:
 
     state: PairedState
     nan: NanStats = field(default_factory=NanStats)
+    #: the slices' states, one per --by
+    slices: list[Any] | None = None
 
 
 @dataclass
@@ -424,6 +433,8 @@ class PairedReduction:
     logits: bool
     where: str
     check_targets: bool
+    #: the slices' fold (slices.Slicer), with --by
+    slicer: Any = None
 
     def empty(self) -> PairedFold:
         return PairedFold(self.template.empty())
@@ -431,6 +442,9 @@ class PairedReduction:
     def merge(self, earlier: PairedFold, later: PairedFold) -> PairedFold:
         earlier.state.merge(later.state)
         earlier.nan.merge(later.nan)
+        if later.slices is not None:
+            earlier.slices = (later.slices if earlier.slices is None
+                              else self.slicer.merge(earlier.slices, later.slices))
         return earlier
 
     def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
@@ -466,6 +480,10 @@ class PairedReduction:
             rows = base.rows if base.rows is not None else np.arange(
                 base.first_row, base.first_row + base.target.shape[0])
         state.update(bb, cb, rows)
+        if self.slicer is not None:
+            losses = [(_row_losses(sp, bb), _row_losses(sp, cb)) for sp in specs]
+            acc.slices = self.slicer.fold(ra, base, [(c - b, None) for b, c in losses],
+                                          [[b] for b, _ in losses])
         return acc
 
 
@@ -568,12 +586,15 @@ def compare(
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
     figures: bool = False,
+    slices: Any = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
     One input with two prediction columns (``baseline_pred`` and ``pred``), or two inputs
     (the baseline file first) whose rows correspond in order or by ``key``. ``figures`` also
-    gathers the per-row differences for the report (``Comparison.figures``).
+    gathers the per-row differences for the report (``Comparison.figures``). ``slices`` (a
+    :class:`losscli.slices.SliceOptions` or ``--by`` texts) adds per-slice deltas with paired
+    intervals; the slice columns are read from the baseline's input.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
@@ -627,6 +648,10 @@ def compare(
             base_src, cand_src, base_cols, cand_cols, key, unmatched)
         one_file = True
     where = base_src.where if one_file else f"{base_src.where} vs {cand_src.where}"
+    if slices and key is not None:
+        raise UsageError("compare --by reads the slice columns in row order; it does not "
+                         "combine with --key yet")
+    slice_opts, groupings = _slice_groupings(slices, base_src, base_cols)
 
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     if len({s.spec for s in specs}) != len(specs):
@@ -642,7 +667,9 @@ def compare(
     plan: ReadPlan[RawChunk] | PairedPlan
     if one_file:
         both = _Both(base_cols.pred, base_cols.target, base_cols.weight, base_cols.list_column,
-                     base_cols.labels, extra=[*cand_cols.pred, cand_cols.target])
+                     base_cols.labels, keys=base_cols.keys,
+                     numeric_keys=base_cols.numeric_keys,
+                     extra=[*cand_cols.pred, cand_cols.target])
         plan = ReadPlan(base_src, both, chunk_rows)
     else:
         plan = PairedPlan(ReadPlan(base_src, base_cols, chunk_rows),
@@ -679,10 +706,20 @@ def compare(
     boot = bootstrap_samples if ci == "bootstrap" else 0
     state = PairedState(specs, boot, seed, skew=ci != "t",
                         figures=_figure_state(specs) if figures else None)
+    slicer = edges_from = None
+    if groupings:
+        from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+
+        coders, edges_from = encoders(groupings, (p[0] for p in head), base_cols, base_src,
+                                      DETECT_ROWS)
+        slicer = Slicer(coders, len(specs), base_cols.weight is not None,
+                        base_cols.weight is not None,
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where),
-                                logits, where, check_targets=not one_file or key is not None)
+                                logits, where, check_targets=not one_file or key is not None,
+                                slicer=slicer)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)
     state, stats = folded.state, folded.nan
@@ -695,6 +732,16 @@ def compare(
     if total_w <= 0.0:
         raise InputError(f"{where}: the weights sum to zero; the weighted means are undefined")
     results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
+    sliced = None
+    if slicer is not None:
+        from losscli.engine import CiOptions
+        from losscli.slices import finish
+
+        overall = {r.spec: r.delta for r in results}
+        sliced = [finish(st, enc.grouping, enc, list(enumerate(specs)), overall,
+                         CiOptions(ci, confidence), slice_opts, edges_from or {},
+                         slicer.input_weighted, paired=True)
+                  for enc, st in zip(slicer.encoders, folded.slices or [], strict=True)]
     warnings: list[str] = []
     if stats.count:
         warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
@@ -715,7 +762,8 @@ def compare(
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
         warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,
-        figures=None if state.figures is None else _figure_data(state.figures, specs))
+        figures=None if state.figures is None else _figure_data(state.figures, specs),
+        slices=sliced)
 
 
 def _figure_state(specs: Sequence[LossSpec]) -> Any:

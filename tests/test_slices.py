@@ -390,3 +390,65 @@ def test_config_keys(data: Path, tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["slicing"][0]["min_rows"] == 40
     assert any(g["kind"] == "slice" and not g["passed"] for g in doc["gates"])
+
+
+# --- compare --by ---------------------------------------------------------------------------
+
+
+def paired_frame(seed: int = 8, n: int = 20_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    country = np.array([f"c{i:02d}" for i in range(20)])[rng.integers(0, 20, n)]
+    y = rng.normal(size=n)
+    return pd.DataFrame({"y": y, "base": y + rng.normal(size=n), "country": country,
+                         "cand": y + rng.normal(size=n) * np.where(country == "c03", 1.6, 0.97),
+                         "w": rng.uniform(0.2, 2.0, n)})
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compare_slices_are_paired_deltas(weighted: bool) -> None:
+    from losscli.compare import compare
+    from losscli.sources import open_table
+
+    df = paired_frame()
+    c = compare(open_table(df), None, pred="cand", baseline_pred="base", target="y",
+                weight="w" if weighted else None, losses=["mse", "rmse", "mae"], ci="t",
+                slices=["country"])
+    for s in c.slices[0].slices:
+        part = df[df.country == s.by["country"]]
+        w = part.w.to_numpy() if weighted else None
+        for spec, fn in (("mse", mean_squared_error), ("mae", mean_absolute_error)):
+            x = s.loss(spec)
+            base, cand = fn(part.y, part.base, sample_weight=w), fn(part.y, part.cand,
+                                                                   sample_weight=w)
+            assert (x.baseline, x.candidate) == pytest.approx((base, cand), rel=1e-12)
+            assert x.value == pytest.approx(cand - base, rel=1e-10)
+        x = s.loss("rmse")
+        rb = math.sqrt(mean_squared_error(part.y, part.base, sample_weight=w))
+        rc = math.sqrt(mean_squared_error(part.y, part.cand, sample_weight=w))
+        assert x.value == pytest.approx(rc - rb, rel=1e-10)
+        if not weighted:  # the paired interval is the one-sample t interval of d
+            d = ((part.cand - part.y) ** 2 - (part.base - part.y) ** 2).to_numpy()
+            low, high = sps.t.interval(0.95, d.size - 1, loc=d.mean(), scale=sps.sem(d))
+            m = s.loss("mse")
+            assert (m.ci.low, m.ci.high) == pytest.approx((low, high), rel=1e-9, abs=1e-12)
+            ref = sps.ttest_1samp(d, 0.0, alternative="greater")
+            if m.p is not None:
+                assert m.p == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300)
+    flagged = [s.values for s in c.slices[0].flagged("mse")]
+    assert flagged == ["c03"] and c.slices[0].slices[0].values == "c03"
+
+
+def test_compare_by_two_files_cli(tmp_path: Path) -> None:
+    df = paired_frame(n=6000)
+    base, cand = tmp_path / "base.parquet", tmp_path / "cand.parquet"
+    df[["y", "base", "country"]].rename(columns={"base": "p"}).to_parquet(base)
+    df[["y", "cand"]].rename(columns={"cand": "p"}).to_parquet(cand)
+    res = invoke("compare", str(base), str(cand), "-p", "p", "-t", "y", "-l", "mse",
+                 "--by", "country", "--format", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    first = doc["slices"][0]
+    assert first["by"] == {"country": "c03"} and first["losses"][0]["flag"] == "regressed"
+    md = invoke("compare", str(base), str(cand), "-p", "p", "-t", "y", "-l", "mse",
+                "--by", "country", "--format", "markdown")
+    assert "**regressed**" in md.stdout

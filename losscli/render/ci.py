@@ -182,13 +182,7 @@ def github(report: Report) -> str:
     lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in report.warnings]
     lines += [f"::notice title={_gh_property(f'losscli {r.spec}')}::"
               f"{_gh_escape(f'{r.spec} = {r.value:.10g}{_ci_note(r)}')}" for r in report.losses]
-    for group in report.slices or []:
-        for s in group.slices:
-            for x in s.losses:
-                if x.flag:
-                    text = (f"{x.spec} = {x.value:.6g} in slice {s.label} ({s.rows:,} rows), "
-                            f"overall {x.value - x.gap:.6g}: worse than the other rows "
-                            f"(Welch p = {x.p:.3g}, Benjamini-Hochberg q = {x.q:.3g})")
-                    lines.append(f"::warning title={_gh_property(f'losscli slice {s.label}')}::"
-                                 f"{_gh_escape(text)}")
+    from losscli.render.slices import github_lines
+
+    lines += github_lines(report.slices, _gh_escape, _gh_property)
     return "\n".join(lines) + "\n"

@@ -67,6 +67,10 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
             else ""
         parts.append(Text(r.sentence(), style))
     parts += [Text("note: " + note, style="dim") for note in c.notes]
+    if c.slices:
+        from losscli.render.slices import slice_tables
+
+        parts += slice_tables(c, width, paired=True)
     if c.gates:
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "bound", "margin", "result"):
@@ -103,6 +107,10 @@ def markdown(c: Comparison) -> str:
                    f"{_wtl(r)} | {r.verdict} |")
     out.append("")
     out += [f"- {md_cell(r.sentence())}" for r in c.losses]
+    if c.slices:
+        from losscli.render.slices import markdown_lines
+
+        out += markdown_lines(c, paired=True)
     if c.gates:
         out += ["", "| gate | loss | bound | margin | result |", "|---|---|---:|---:|---|"]
         for g in c.gates:
@@ -160,4 +168,7 @@ def github(c: Comparison) -> str:
         kind = "warning" if r.verdict == "worse" else "notice"
         lines.append(f"::{kind} title={_gh_property(f'losscli compare {r.spec}')}::"
                      f"{_gh_escape(r.sentence())}")
+    from losscli.render.slices import github_lines
+
+    lines += github_lines(c.slices, _gh_escape, _gh_property)
     return "\n".join(lines) + "\n"

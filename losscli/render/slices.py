@@ -11,6 +11,9 @@ from losscli.render import ci_text, fmt, pct
 #: one-line description of the flag, for notes
 TEST = ("WORSE: a one-sided Welch t-test against the other rows, at a Benjamini-Hochberg "
         "false-discovery rate of {alpha:g} over the {tested} slice(s) tested")
+PAIRED_TEST = ("REGRESSED: a one-sided paired t-test of delta > 0 in the slice, at a "
+               "Benjamini-Hochberg false-discovery rate of {alpha:g} over the {tested} "
+               "slice(s) tested")
 
 
 def _status_text(status: str) -> str:
@@ -19,11 +22,11 @@ def _status_text(status: str) -> str:
 
 
 def flag_cell(x: Any) -> str:
-    """'WORSE', '' (tested, not flagged), 'small', 'skewed' or '-'."""
-    return "WORSE" if x.flag else _status_text(x.status)
+    """'WORSE' (or 'REGRESSED'), '' (tested, not flagged), 'small', 'skewed' or '-'."""
+    return x.flag.upper() if x.flag else _status_text(x.status)
 
 
-def group_notes(group: Any, spec: str | None = None) -> list[str]:
+def group_notes(group: Any, spec: str | None = None, paired: bool = False) -> list[str]:
     """What the reader needs to read a grouping's slices: bins, (other), the test, the slices
     not tested."""
     lines = []
@@ -43,7 +46,8 @@ def group_notes(group: Any, spec: str | None = None) -> list[str]:
                     if x.spec == s and x.status == "too small")
         skewed = sum(1 for sl in group.slices for x in sl.losses
                      if x.spec == s and x.status == "heavy-tailed")
-        text = TEST.format(alpha=group.alpha, tested=group.tested(s))
+        text = (PAIRED_TEST if paired else TEST).format(alpha=group.alpha,
+                                                         tested=group.tested(s))
         if small:
             text += f"; {small} small (under --min-rows {group.min_rows})"
         if skewed:
@@ -56,8 +60,9 @@ def group_notes(group: Any, spec: str | None = None) -> list[str]:
     return lines
 
 
-def slice_tables(report: Any, width: int) -> list[Any]:
-    """A table per grouping and loss, the worst slices first, with its notes."""
+def slice_tables(report: Any, width: int, paired: bool = False) -> list[Any]:
+    """A table per grouping and loss, the worst slices first, with its notes; ``paired``
+    (compare): the values are deltas, candidate - baseline."""
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
@@ -65,17 +70,19 @@ def slice_tables(report: Any, width: int) -> list[Any]:
     parts: list[Any] = []
     level = next((x.ci.level for g in report.slices for s in g.slices for x in s.losses
                   if x.ci is not None), None)
-    overall = {r.spec: r.value for r in report.losses}
+    overall = {r.spec: r.delta if paired else r.value for r in report.losses}
+    value = "delta" if paired else "value"
     for group in report.slices:
         specs = [x.spec for x in group.slices[0].losses] if group.slices else []
         shown = group.shown()
         for spec in specs:
-            title = (f"Slices by {group.text}: {spec} (overall {fmt(overall.get(spec), 6)}), "
-                     f"{len(shown)} of {len(group.slices)} by contribution")
+            title = (f"Slices by {group.text}: {spec} (overall {value} "
+                     f"{fmt(overall.get(spec), 6)}), {len(shown)} of {len(group.slices)} by "
+                     "contribution")
             table = Table(title=escape(title), title_justify="left", header_style="bold",
                           box=None, padding=(0, 1), pad_edge=False)
             table.add_column(escape(group.text), overflow="fold")
-            for name in ("rows", "share", "value"):
+            for name in ("rows", "share", value):
                 table.add_column(name, justify="right", no_wrap=True)
             if level is not None:
                 table.add_column(f"{100 * level:g}% CI", justify="right", no_wrap=True)
@@ -93,15 +100,16 @@ def slice_tables(report: Any, width: int) -> list[Any]:
                 flag = flag_cell(x)
                 table.add_row(*cells, Text(flag, "bold red") if x.flag else flag)
             parts.append(table)
-            for line in group_notes(group, spec):
+            for line in group_notes(group, spec, paired):
                 parts.append(Text(line, "dim"))
     return parts
 
 
-def markdown_lines(report: Any) -> list[str]:
+def markdown_lines(report: Any, paired: bool = False) -> list[str]:
     """The slices as markdown: a table per grouping and loss, then the notes."""
     from losscli.render import md_cell
 
+    value = "delta" if paired else "value"
     out: list[str] = []
     for group in report.slices:
         specs = [x.spec for x in group.slices[0].losses] if group.slices else []
@@ -109,18 +117,18 @@ def markdown_lines(report: Any) -> list[str]:
         for spec in specs:
             out += ["", f"**Slices by {md_cell(group.text)}: `{md_cell(spec)}`** "
                     f"({len(shown)} of {len(group.slices)}, worst contribution first)", "",
-                    f"| {md_cell(group.text)} | rows | share | value | CI | gap | contribution "
+                    f"| {md_cell(group.text)} | rows | share | {value} | CI | gap | contribution "
                     "| flag |", "|---|---:|---:|---:|---:|---:|---:|---|"]
             for s in shown:
                 x = s.loss(spec)
                 if x is None:
                     continue
                 ci = "-" if x.ci is None else ci_text(x.ci.low, x.ci.high, 4)
-                flag = "**worse**" if x.flag else _status_text(x.status)
+                flag = f"**{x.flag}**" if x.flag else _status_text(x.status)
                 out.append(f"| {md_cell(s.values)} | {s.rows:,} | {pct(s.weight)} | "
                            f"{fmt(x.value, 6)} | {ci} | {fmt(x.gap, 4)} | "
                            f"{fmt(x.contribution, 4)} | {flag} |")
-        out += [""] + [f"{md_cell(line)}  " for line in group_notes(group)]
+        out += [""] + [f"{md_cell(line)}  " for line in group_notes(group, None, paired)]
     return out
 
 
@@ -138,3 +146,20 @@ def shown_gates(gates: Sequence[Any]) -> list[tuple[Any, str | None]]:
         top = max(group, key=lambda g: g.value)
         rows.append((top, f"pass: {len(group)} slice(s), the highest {top.detail}"))
     return rows
+
+
+def github_lines(slices: Any, escape: Any, prop: Any) -> list[str]:
+    """A ::warning per flagged slice and loss."""
+    lines = []
+    for group in slices or []:
+        for s in group.slices:
+            for x in s.losses:
+                if not x.flag:
+                    continue
+                what = "delta" if x.baseline is not None else x.spec
+                text = (f"{x.spec}: {what} = {x.value:.6g} in slice {s.label} ({s.rows:,} rows), "
+                        f"overall {x.value - x.gap:.6g}: {x.flag} (one-sided p = {x.p:.3g}, "
+                        f"Benjamini-Hochberg q = {x.q:.3g})")
+                lines.append(f"::warning title={prop(f'losscli slice {s.label}')}::"
+                             f"{escape(text)}")
+    return lines

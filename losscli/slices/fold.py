@@ -27,24 +27,10 @@ def sliceable(spec: LossSpec) -> bool:
 def row_values(spec: LossSpec, batch: Batch) -> Measure:
     """A loss's per-row values l and weight multipliers a, its value being sum(w l) / sum(w a)
     (a is the class weight of losses reduced by their class-weighted total, else 1)."""
-    from losscli.state import _evaluate_spec, _normalised_weights
+    from losscli.compare import _row_losses
+    from losscli.state import _normalised_weights
 
-    loss = spec.single
-    if loss is not None and loss.value_form == "square":
-        e = batch.residual()
-        return e * e, None
-    if loss is not None and loss.value_form == "abs":
-        return batch.abs_residual(), None
-    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
-        d, s = loss.clip_of(spec.terms[0].params)
-        a = batch.abs_residual()
-        m = np.minimum(a, d)
-        values = a - 0.5 * m
-        values *= m
-        if s != 1.0:
-            values /= s
-        return values, None
-    values = _evaluate_spec(spec, batch).values
+    values = _row_losses(spec, batch)
     mult = _normalised_weights(spec)
     if mult is None:
         return values, None
@@ -99,7 +85,7 @@ class Slicer:
                 wi = w if a is None else (a if w is None else w * a)
                 if wi is None and self.weighted:  # class multipliers elsewhere: unit weights
                     wi = np.ones(v.shape[0])
-                data.append(block_arrays(g, len(keys), v, wi, more))
+                data.append(block_arrays(g, len(keys), v, wi, more, rows))
             if w is not None and self.input_weighted:
                 totals = np.zeros((fields_of(True), len(keys)))
                 totals[0] = np.bincount(g, weights=w, minlength=len(keys))

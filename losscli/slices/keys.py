@@ -223,12 +223,16 @@ class Encoder:
                 codes[nan] = len(values)
                 values.append(None)
             return codes, values
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.dictionary_decode()
-        enc = pc.dictionary_encode(arr)
+        enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
         values = [v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
                   for v in enc.dictionary.to_pylist()]
         idx = enc.indices
+        if len(set(values)) != len(values):  # a dictionary may repeat a value: one code each
+            first: dict[Any, int] = {}
+            remap = np.array([first.setdefault(v, len(first)) for v in values])
+            values = list(first)
+            idx = pa.array(remap[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))],
+                           mask=np.asarray(idx.is_null().to_numpy(zero_copy_only=False)))
         if idx.null_count:
             codes = idx.fill_null(len(values)).to_numpy(zero_copy_only=False)
             values.append(None)

@@ -57,12 +57,18 @@ class SliceLoss:
     #: one-sided Welch p-value against the other rows, and its Benjamini-Hochberg q-value
     p: float | None = None
     q: float | None = None
+    #: compare: the two models' values in the slice (``value`` is their difference)
+    baseline: float | None = None
+    candidate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"spec": self.spec, "value": self.value, "se": self.se,
-                "ci": None if self.ci is None else self.ci.to_dict(), "gap": self.gap,
-                "contribution": self.contribution, "flag": self.flag, "status": self.status,
-                "p": self.p, "q": self.q}
+        d = {"spec": self.spec, "value": self.value, "se": self.se,
+             "ci": None if self.ci is None else self.ci.to_dict(), "gap": self.gap,
+             "contribution": self.contribution, "flag": self.flag, "status": self.status,
+             "p": self.p, "q": self.q}
+        if self.baseline is not None:
+            d |= {"baseline": self.baseline, "candidate": self.candidate}
+        return d
 
 
 def key_text(value: Any) -> str:
@@ -172,10 +178,15 @@ def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int) -> R
 def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
            specs: Sequence[tuple[int, LossSpec]], overall: Mapping[str, float],
            ci: Any, opts: SliceOptions, edges_from: Mapping[str, str],
-           input_weighted: bool = False) -> SliceGroup:
+           input_weighted: bool = False, paired: bool = False) -> SliceGroup:
     """A grouping's slices from its merged state. ``specs`` are (measure index, spec) of the
     losses reported; ``overall`` their overall values; ``ci`` the run's interval options
-    (engine.CiOptions)."""
+    (engine.CiOptions).
+
+    ``paired`` (compare): each measure is the per-row difference d = l_cand - l_base with the
+    baseline's sum kept beside it; a slice's value is its mean difference with the paired
+    interval, and its flag ``regressed`` tests the mean d > 0 in the slice (a one-sample t-test,
+    Benjamini-Hochberg over the slices) instead of the slice against the other rows."""
     from losscli.engine import CiOptions, _uncertainty
 
     order = _order(state)
@@ -202,7 +213,7 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         w, s = d[0], d[1]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(w > 0, s / np.where(w > 0, w, 1.0), math.nan)
-        sqrt = spec.single is not None and spec.single.reduce == "sqrt"
+        sqrt = spec.single is not None and spec.single.reduce == "sqrt" and not paired
         value = np.sqrt(mean) if sqrt else mean
         L = overall[spec.spec]
         tot = combine(d, weighted)
@@ -224,6 +235,9 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
             se2_r = n_r / (n_r - 1) * q_r / (w_r * w_r)
             df_s = w * w / v2 - 1.0
             df_r = w_r * w_r / (v2_t - v2) - 1.0
+        if paired:  # against zero: the slice's own mean difference
+            mean_r, se2_r, df_r = (np.zeros_like(mean), np.zeros_like(mean),
+                                   np.full_like(mean, math.inf))
         results: list[SliceLoss] = []
         status: list[str] = []
         for k, key in enumerate(keys):
@@ -237,7 +251,7 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
                 st = "not tested"
             elif rows < opts.min_rows:
                 st = "too small"
-            elif not (s2 > 0) or not math.isfinite(se2_r[k]) or n_r[k] < 2:
+            elif not (s2 > 0) or not math.isfinite(se2_r[k]) or (n_r[k] < 2 and not paired):
                 st = "no variance"
             elif rows < COCHRAN_FACTOR * (m3 * m3 / (s2 * s2 * s2)):
                 st = "heavy-tailed"
@@ -254,7 +268,9 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         for k, r in enumerate(results):
             if tested[k]:
                 r.p, r.q = float(p[k]), float(q[k])
-                r.flag = "worse" if rejected[k] else None
+                r.flag = ("regressed" if paired else "worse") if rejected[k] else None
+        if paired:
+            _paired_values(results, d, w, spec, overall[spec.spec], share)
         per_loss.append(results)
     slices = []
     for k, key in enumerate(keys):
@@ -274,6 +290,30 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
     return SliceGroup(grouping.names, grouping.text, slices,
                       sum(1 for k in keys if k is not None), merged, sampled, bins,
                       opts.min_rows, opts.alpha, opts.max_slices, opts.top, rank_by)
+
+
+def _paired_values(results: list[SliceLoss], d: np.ndarray, w: np.ndarray, spec: LossSpec,
+                   overall: float, share: np.ndarray) -> None:
+    """Each slice's baseline and candidate values from the baseline's sum (the row after the
+    moments) and the mean difference; rmse's difference is (mse_c - mse_b) / (rmse_c +
+    rmse_b), its SE and interval scaled by the same factor (as compare's overall)."""
+    from dataclasses import replace
+
+    base_row = d.shape[0] - 1
+    sqrt = spec.single is not None and spec.single.reduce == "sqrt"
+    for k, r in enumerate(results):
+        base = float(d[base_row, k] / w[k]) if w[k] > 0 else math.nan
+        cand = base + r.value
+        if sqrt:
+            rb, rc = math.sqrt(max(base, 0.0)), math.sqrt(max(cand, 0.0))
+            f = 1.0 / (rb + rc) if rb + rc > 0 else math.nan
+            r.value, base, cand = rc - rb, rb, rc
+            r.se = None if r.se is None else r.se * f
+            if r.ci is not None:
+                r.ci = replace(r.ci, low=r.ci.low * f, high=r.ci.high * f)
+        r.baseline, r.candidate = base, cand
+        r.gap = r.value - overall
+        r.contribution = float(share[k]) * r.gap
 
 
 def key_of(slice_: Slice) -> Key | None:

@@ -46,10 +46,10 @@ def fields_of(weighted: bool) -> int:
 
 
 def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray | None,
-                 extras: Sequence[np.ndarray] = ()) -> np.ndarray:
+                 extras: Sequence[np.ndarray] = (), rows: np.ndarray | None = None) -> np.ndarray:
     """One block's array of a measure: rows as in the module's layout, a column per group;
     ``g`` is each row's group, ``w`` the (rescaled) weights, ``extras`` more per-row values
-    whose (weighted) sums are kept."""
+    whose (weighted) sums are kept, ``rows`` each group's row count when known."""
     def count(x: np.ndarray | None) -> np.ndarray:
         return np.bincount(g, weights=x, minlength=groups)
 
@@ -58,7 +58,23 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
 
     sums = [count(e if w is None else e * w) for e in extras]
     if w is None:
-        n = count(None)
+        n = count(None) if rows is None else rows.astype(np.float64)
+        # Sums of powers of d = l - c about the block's mean c, one pass each, then central
+        # moments per slice; where a slice's mean is far from c (its M2 under a quarter of
+        # sum d^2) they would cancel, and the block takes two passes about each slice's mean.
+        c = float(np.sum(values)) / values.size if values.size else 0.0
+        d = values - c
+        s1 = count(d)
+        d2 = d * d
+        s2 = count(d2)
+        mean_d = ratio(s1, n)
+        m2 = s2 - s1 * mean_d
+        if np.all(4.0 * m2 >= s2):
+            d2 *= d
+            s3 = count(d2)
+            m3 = s3 - 3.0 * mean_d * s2 + 2.0 * n * mean_d * mean_d * mean_d
+            mean = np.where(n > 0, c + mean_d, 0.0)
+            return np.stack([n, n * c + s1, mean, m2, m3, *sums])
         s = count(values)
         mean = ratio(s, n)
         d = values - mean[g]
