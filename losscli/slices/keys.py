@@ -191,6 +191,15 @@ def numeric_values(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _integers(arr: pa.Array) -> np.ndarray:
+    """An integer array without nulls as int64, read from its data buffer (``to_numpy``
+    takes a slow path, 20 ms for 131,072 dictionary indices, when a validity buffer exists)."""
+    dtype = np.dtype(arr.type.to_pandas_dtype())
+    data = np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset
+                         * dtype.itemsize)
+    return data.astype(np.int64)
+
+
 @dataclass
 class Encoder:
     """Maps a block's rows to slice keys: ``encode`` gives each row a group number in
@@ -234,11 +243,9 @@ class Encoder:
             idx = pa.array(remap[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))],
                            mask=np.asarray(idx.is_null().to_numpy(zero_copy_only=False)))
         if idx.null_count:
-            codes = idx.fill_null(len(values)).to_numpy(zero_copy_only=False)
+            idx = idx.fill_null(len(values))
             values.append(None)
-        else:
-            codes = idx.to_numpy(zero_copy_only=False)
-        return np.asarray(codes, dtype=np.int64), values
+        return _integers(idx), values
 
     def encode(self, batch: pa.RecordBatch,
                keep: np.ndarray | None) -> tuple[np.ndarray, list[Key]]:
