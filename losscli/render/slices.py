@@ -76,9 +76,8 @@ def slice_tables(report: Any, width: int, paired: bool = False) -> list[Any]:
         specs = [x.spec for x in group.slices[0].losses] if group.slices else []
         shown = group.shown()
         for spec in specs:
-            title = (f"Slices by {group.text}: {spec} (overall {value} "
-                     f"{fmt(overall.get(spec), 6)}), {len(shown)} of {len(group.slices)} by "
-                     "contribution")
+            title = (f"Slices by {group.text}: {spec}, overall {fmt(overall.get(spec), 6)}; "
+                     f"worst {len(shown)} of {len(group.slices)}")
             table = Table(title=escape(title), title_justify="left", header_style="bold",
                           box=None, padding=(0, 1), pad_edge=False)
             table.add_column(escape(group.text), overflow="fold")
