@@ -463,17 +463,16 @@ SeedOpt = Annotated[int | None, typer.Option(
 
 ByOpt = Annotated[list[str] | None, typer.Option(
     "--by", rich_help_panel=SLICES, metavar="COL[,COL]", show_default=False,
-    help="Losses per slice: by value, crossed with ','; 'age:bins=5' or "
-    "'age:edges=18,30'. Repeatable.")]
+    help="Per-slice losses: COL, a,b, 'x:bins=5'. Repeatable.")]
 MaxSlicesOpt = Annotated[int | None, typer.Option(
     "--max-slices", rich_help_panel=SLICES, metavar="N", show_default=False,
-    help="Slices kept; the rarest past N merge into (other) (default 1000).")]
+    help="Rarest past N into (other) (default 1000).")]
 TopOpt = Annotated[int | None, typer.Option(
     "--top", rich_help_panel=SLICES, metavar="K", show_default=False,
-    help="Slices shown per grouping, worst first (default 10; 0 all).")]
+    help="Slices shown (default 10; 0 all).")]
 MinRowsOpt = Annotated[int | None, typer.Option(
     "--min-rows", rich_help_panel=SLICES, metavar="N", show_default=False,
-    help="Smaller slices are listed, never flagged or gated (default 30).")]
+    help="Smaller: never flagged or gated (default 30).")]
 
 
 def slice_options(st: Settings) -> Any:
@@ -526,14 +525,14 @@ def eval_cmd(
         show_default=False, help="Record a baseline in FILE (no comparison).")] = None,
     max_slice: Annotated[list[str] | None, typer.Option(
         "--max-slice", rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
-        help="Exit 1 if LOSS > V in a slice of --min-rows rows. Repeatable.")] = None,
+        help="Exit 1 if LOSS > V in a slice. Repeatable.")] = None,
     by: ByOpt = None,
     max_slices: MaxSlicesOpt = None,
     top: TopOpt = None,
     min_rows: MinRowsOpt = None,
     alpha: Annotated[float | None, typer.Option(
         "--alpha", rich_help_panel=SLICES, metavar="A", show_default=False,
-        help="False-discovery rate of the slices flagged worse (default 0.05).")] = None,
+        help="Slices' false-discovery rate (default 0.05).")] = None,
     fmt: FormatOpt = None,
     ci: CiOpt = None,
     confidence: ConfidenceOpt = None,
