@@ -49,7 +49,7 @@ from losscli.sources import (
     to_chunk,
 )
 from losscli.spec import LossSpec, parse_spec
-from losscli.state import BootSums, ExactSum, RowMoments, _evaluate_spec, linearised_spread
+from losscli.state import BootSums, ExactSum, RowMoments, linearised_spread, row_losses
 from losscli.uncertainty import (
     DEFAULT_BOOTSTRAP_SAMPLES,
     DEFAULT_CONFIDENCE,
@@ -271,7 +271,7 @@ class PairedState:
         if self.boot_samples:
             vectors.append(np.ones(n) if w is None else w)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
-            lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
+            lb, lc = row_losses(spec, base), row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
@@ -305,26 +305,6 @@ class PairedState:
             self.figures.merge(other.figures)
 
 
-def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
-    """The per-row losses of a batch, without the gradients that compare does not need: from
-    the batch's shared residual for the losses whose value is e^2, |e| or Huber-shaped."""
-    loss = spec.single
-    if loss is not None and loss.value_form == "square":
-        e = batch.residual()
-        return e * e
-    if loss is not None and loss.value_form == "abs":
-        return batch.abs_residual()
-    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
-        d, scale = loss.clip_of(spec.terms[0].params)
-        a = batch.abs_residual()
-        m = np.minimum(a, d)
-        values = m * -0.5
-        values += a
-        values *= m
-        if scale != 1.0:
-            values /= scale
-        return values
-    return _evaluate_spec(spec, batch).values
 
 
 # --- reading both sides ------------------------------------------------------------------------
@@ -481,7 +461,7 @@ class PairedReduction:
                 base.first_row, base.first_row + base.target.shape[0])
         state.update(bb, cb, rows)
         if self.slicer is not None:
-            losses = [(_row_losses(sp, bb), _row_losses(sp, cb)) for sp in specs]
+            losses = [(row_losses(sp, bb), row_losses(sp, cb)) for sp in specs]
             acc.slices = self.slicer.fold(ra, base, [(c - b, None) for b, c in losses],
                                           [[b] for b, _ in losses])
         return acc
@@ -734,13 +714,13 @@ def compare(
     results = _finish(specs, state, total_w, ci, confidence, bootstrap_samples, seed, alpha)
     sliced = None
     if slicer is not None:
-        from losscli.engine import CiOptions
+        from losscli.engine import CiOptions, _uncertainty
         from losscli.slices import finish
 
         overall = {r.spec: r.delta for r in results}
         sliced = [finish(st, enc.grouping, enc, list(enumerate(specs)), overall,
                          CiOptions(ci, confidence), slice_opts, edges_from or {},
-                         slicer.input_weighted, paired=True)
+                         slicer.input_weighted, paired=True, uncertainty=_uncertainty)
                   for enc, st in zip(slicer.encoders, folded.slices or [], strict=True)]
     warnings: list[str] = []
     if stats.count:

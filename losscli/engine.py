@@ -724,7 +724,7 @@ def evaluate(
         for enc, st in zip(slicer.encoders, folded.slices or [], strict=True):
             group = finish(st, enc.grouping, enc, [(i, s) for i, s in reported if sliceable(s)],
                            overall, ci_opts, slice_opts, edges_from or {},
-                           slicer.input_weighted)
+                           slicer.input_weighted, uncertainty=_uncertainty)
             group.unsliced = unsliced
             sliced.append(group)
     total_rows = state.rows + stats.count

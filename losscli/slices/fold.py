@@ -27,10 +27,9 @@ def sliceable(spec: LossSpec) -> bool:
 def row_values(spec: LossSpec, batch: Batch) -> Measure:
     """A loss's per-row values l and weight multipliers a, its value being sum(w l) / sum(w a)
     (a is the class weight of losses reduced by their class-weighted total, else 1)."""
-    from losscli.compare import _row_losses
-    from losscli.state import _normalised_weights
+    from losscli.state import _normalised_weights, row_losses
 
-    values = _row_losses(spec, batch)
+    values = row_losses(spec, batch)
     mult = _normalised_weights(spec)
     if mult is None:
         return values, None

@@ -178,7 +178,8 @@ def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int) -> R
 def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
            specs: Sequence[tuple[int, LossSpec]], overall: Mapping[str, float],
            ci: Any, opts: SliceOptions, edges_from: Mapping[str, str],
-           input_weighted: bool = False, paired: bool = False) -> SliceGroup:
+           input_weighted: bool = False, paired: bool = False,
+           uncertainty: Any = None) -> SliceGroup:
     """A grouping's slices from its merged state. ``specs`` are (measure index, spec) of the
     losses reported; ``overall`` their overall values; ``ci`` the run's interval options
     (engine.CiOptions).
@@ -186,8 +187,10 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
     ``paired`` (compare): each measure is the per-row difference d = l_cand - l_base with the
     baseline's sum kept beside it; a slice's value is its mean difference with the paired
     interval, and its flag ``regressed`` tests the mean d > 0 in the slice (a one-sample t-test,
-    Benjamini-Hochberg over the slices) instead of the slice against the other rows."""
-    from losscli.engine import CiOptions, _uncertainty
+    Benjamini-Hochberg over the slices) instead of the slice against the other rows.
+    ``uncertainty`` is the engine's standard error and interval of a mean (engine._uncertainty:
+    the slices use the overall figures' code)."""
+    from dataclasses import replace
 
     order = _order(state)
     merged = max(0, len(order) - opts.max_slices)
@@ -205,7 +208,7 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
     else:
         share = n / total_rows if total_rows else np.zeros_like(n)
     method = ci.method if ci.enabled and ci.method in ("johnson", "t") else "johnson"
-    use_ci = CiOptions(method, ci.level)
+    use_ci = replace(ci, method=method)
     other = np.array([k is None for k in keys])
     per_loss: list[list[SliceLoss]] = []
     for index, spec in specs:
@@ -244,8 +247,8 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
             rows = int(state.rows[k])
             rm = _row_moments(d, rows, k, weighted, state.scale)
             parts = [(rm, 1.0, 1.0)]
-            se, interval = _uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
-                                        use_ci)
+            se, interval = uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
+                                       use_ci)
             s2, m3 = linearised_spread(parts, float(mean[k]), float(w[k]), exp)
             if key is None:
                 st = "not tested"
