@@ -452,3 +452,32 @@ def test_compare_by_two_files_cli(tmp_path: Path) -> None:
     md = invoke("compare", str(base), str(cand), "-p", "p", "-t", "y", "-l", "mse",
                 "--by", "country", "--format", "markdown")
     assert "**regressed**" in md.stdout
+
+
+def test_csv_rows_per_slice_match_json(data: Path, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    args = ["-p", "p", "-t", "y", "-l", "mse", "--by", "country"]
+    doc = json.loads(invoke("eval", str(data), *args, "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(invoke("eval", str(data), *args,
+                                                  "--format", "csv").stdout)))
+    sliced = [r for r in rows if r["slice"]]
+    assert len(sliced) == 50 and rows[0]["slice"] == ""
+    by_label = {s["label"]: s for s in doc["slices"]}
+    for r in sliced:
+        want = by_label[r["slice"]]
+        assert float(r["value"]) == want["losses"][0]["value"]
+        assert int(r["rows"]) == want["rows"]
+        assert r["flag"] == (want["losses"][0]["flag"] or "")
+    df = paired_frame(n=6000)
+    path = tmp_path / "pair.parquet"
+    df.to_parquet(path)
+    out = invoke("compare", str(path), "--baseline-pred", "base", "--pred", "cand", "-t", "y",
+                 "-l", "mse", "--by", "country", "--format", "csv")
+    crow = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r["slice"]]
+    first = next(r for r in crow if r["slice"] == "country=c03")
+    part = df[df.country == "c03"]
+    assert float(first["delta"]) == pytest.approx(
+        mean_squared_error(part.y, part.cand) - mean_squared_error(part.y, part.base), rel=1e-10)
+    assert first["verdict"] == "regressed"

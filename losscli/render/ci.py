@@ -84,8 +84,9 @@ def csv_text(report: Report) -> str:
     slices, then one row per slice and loss (its gates' verdict in 'passed')."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    sliced = ["grouping", "slice", "rows", "weight", "gap", "contribution", "flag", "status",
-              "p", "q"] if report.slices else []
+    from losscli.render.slices import CSV_COLUMNS, csv_cells, csv_rows
+
+    sliced = CSV_COLUMNS if report.slices else []
     writer.writerow(["loss", "spec", "value", "se", "ci_low", "ci_high", "ci_level", "ci_method",
                      *(f"gradient_{f}" for f in GRADIENT_FIELDS), "gates", "passed", *sliced])
     for r in report.losses:
@@ -101,22 +102,17 @@ def csv_text(report: Report) -> str:
                          "" if not gates else str(all(x.passed for x in gates)).lower(),
                          *([""] * len(sliced))])
     blank = [""] * len(GRADIENT_FIELDS)
-    for group in report.slices or []:
-        for s in group.slices:
-            for x in s.losses:
-                gates = [g for g in report.gates if g.kind == "slice" and g.loss == x.spec
-                         and g.detail == s.label]
-                ci = x.ci
-                writer.writerow([
-                    x.spec.split(":")[0], x.spec, repr(x.value),
-                    "" if x.se is None else repr(x.se),
-                    *(("", "", "", "") if ci is None else
-                      (repr(ci.low), repr(ci.high), repr(ci.level), ci.method)),
-                    *blank, ";".join(g.kind for g in gates),
-                    "" if not gates else str(all(g.passed for g in gates)).lower(),
-                    group.text, s.label, s.rows, repr(s.weight), repr(x.gap),
-                    repr(x.contribution), x.flag or "", x.status,
-                    "" if x.p is None else repr(x.p), "" if x.q is None else repr(x.q)])
+    for group, s, x in csv_rows(report.slices):
+        gates = [g for g in report.gates if g.kind == "slice" and g.loss == x.spec
+                 and g.detail == s.label]
+        ci = x.ci
+        writer.writerow([
+            x.spec.split(":")[0], x.spec, repr(x.value), "" if x.se is None else repr(x.se),
+            *(("", "", "", "") if ci is None else
+              (repr(ci.low), repr(ci.high), repr(ci.level), ci.method)),
+            *blank, ";".join(g.kind for g in gates),
+            "" if not gates else str(all(g.passed for g in gates)).lower(),
+            *csv_cells(group, s, x)])
     return buf.getvalue()
 
 

@@ -162,3 +162,20 @@ def github_lines(slices: Any, escape: Any, prop: Any) -> list[str]:
                 lines.append(f"::warning title={prop(f'losscli slice {s.label}')}::"
                              f"{escape(text)}")
     return lines
+
+
+#: the columns a csv adds for slices, after its own
+CSV_COLUMNS = ["grouping", "slice", "rows", "weight", "gap", "contribution", "flag", "status",
+               "p", "q"]
+
+
+def csv_cells(group: Any, s: Any, x: Any) -> list[Any]:
+    """A slice and loss's cells under CSV_COLUMNS."""
+    return [group.text, s.label, s.rows, repr(s.weight), repr(x.gap), repr(x.contribution),
+            x.flag or "", x.status, "" if x.p is None else repr(x.p),
+            "" if x.q is None else repr(x.q)]
+
+
+def csv_rows(slices: Any) -> list[tuple[Any, Any, Any]]:
+    """(group, slice, loss) of every slice and loss, in order."""
+    return [(g, s, x) for g in slices or [] for s in g.slices for x in s.losses]
