@@ -21,6 +21,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,8 +37,10 @@ _WEIGHTED_MOMENTS = ((2, 3, 4, None), (5, 6, 7, 8))
 _SCALE_POWERS = (1, 1, 2, 0, 2, 3, 0, 3, 3)
 
 
+@lru_cache(maxsize=1 << 16)
 def key_hash(key: Key) -> int:
-    """A hash of a key that is the same in every process (``hash`` of a str is salted)."""
+    """A hash of a key that is the same in every process (``hash`` of a str is salted);
+    cached, since past the cap every merge looks up its keys' hashes again."""
     return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big")
 
 
@@ -213,7 +216,7 @@ class GroupState:
         real = [i for i, k in enumerate(self.keys) if k is not None]
         if len(real) <= cap and self.threshold is None:
             return self
-        hashes = {i: key_hash(self.keys[i]) for i in real}  # type: ignore[arg-type]
+        hashes = {i: key_hash(self.keys[i]) for i in real}
         if len(real) > cap:
             cut = sorted(hashes.values())[cap]
             self.threshold = _low(self.threshold, cut)
