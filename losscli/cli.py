@@ -363,8 +363,9 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 # --- options shared by every command that reads data (one text each) --------------------------
 
-INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
-    "Input", "Task", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
+INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, SLICES, GATES, OUTPUT, SETTINGS = (
+    "Input", "Task", "Losses", "Gradients", "Intervals", "Slices", "Gates", "Output",
+    "Settings")
 
 
 Source = Annotated[str, typer.Argument(
@@ -460,6 +461,29 @@ SeedOpt = Annotated[int | None, typer.Option(
     help="Bootstrap seed (default 0).")]
 
 
+ByOpt = Annotated[list[str] | None, typer.Option(
+    "--by", rich_help_panel=SLICES, metavar="COL[,COL]", show_default=False,
+    help="Per-slice losses: COL, a,b, 'x:bins=5'. Repeatable.")]
+MaxSlicesOpt = Annotated[int | None, typer.Option(
+    "--max-slices", rich_help_panel=SLICES, metavar="N", show_default=False,
+    help="Rarest past N into (other) (default 1000).")]
+TopOpt = Annotated[int | None, typer.Option(
+    "--top", rich_help_panel=SLICES, metavar="K", show_default=False,
+    help="Slices shown (default 10; 0 all).")]
+MinRowsOpt = Annotated[int | None, typer.Option(
+    "--min-rows", rich_help_panel=SLICES, metavar="N", show_default=False,
+    help="Smaller: never flagged or gated (default 30).")]
+
+
+def slice_options(st: Settings) -> Any:
+    """The slices asked for (None without --by)."""
+    if not st.by:
+        return None
+    from losscli.slices import SliceOptions
+
+    return SliceOptions(list(st.by), st.max_slices, st.min_rows, st.alpha, st.top)
+
+
 @app.command("eval")
 @boundary
 def eval_cmd(
@@ -499,6 +523,16 @@ def eval_cmd(
     write_baseline: Annotated[Path | None, typer.Option(
         "--write-baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
         show_default=False, help="Record a baseline in FILE (no comparison).")] = None,
+    max_slice: Annotated[list[str] | None, typer.Option(
+        "--max-slice", rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
+        help="Exit 1 if LOSS > V in a slice. Repeatable.")] = None,
+    by: ByOpt = None,
+    max_slices: MaxSlicesOpt = None,
+    top: TopOpt = None,
+    min_rows: MinRowsOpt = None,
+    alpha: Annotated[float | None, typer.Option(
+        "--alpha", rich_help_panel=SLICES, metavar="A", show_default=False,
+        help="Slices' false-discovery rate (default 0.05).")] = None,
     fmt: FormatOpt = None,
     ci: CiOpt = None,
     confidence: ConfidenceOpt = None,
@@ -530,15 +564,21 @@ def eval_cmd(
         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
         "max": max_, "baseline": None if baseline is None else str(baseline),
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
-        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin}, config, no_config)
+        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin, "by": by,
+        "max_slices": max_slices, "top": top, "min_rows": min_rows, "alpha": alpha,
+        "max_slice": max_slice}, config, no_config)
     _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
-    gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
+    gated = bool(st.max or st.max_slice
+                 or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
-        from losscli.gates import Gates
+        from losscli.gates import Gates, parse_max
 
         gates = Gates.parse(st.max, st.baseline if compare and st.baseline else None,
                             st.tolerance if compare else None)
+        slice_limits = parse_max(st.max_slice, "--max-slice")
+        if slice_limits and not st.by:
+            raise UsageError("--max-slice needs --by (the slices it limits)")
 
     with _Progress(source, quiet) as progress:
         report = evaluate(
@@ -547,9 +587,11 @@ def eval_cmd(
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
-            figures=drawing)
+            figures=drawing, slices=slice_options(st))
     if gated:
-        report.gates = gates.check(report)
+        from losscli.gates import check_slices
+
+        report.gates = gates.check(report) + check_slices(report, slice_limits)
     if show_config:
         report.config = st.shown()
     _warn(report.warnings, quiet)
@@ -667,6 +709,10 @@ def compare_cmd(
         "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
         help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
     ] = None,
+    by: ByOpt = None,
+    max_slices: MaxSlicesOpt = None,
+    top: TopOpt = None,
+    min_rows: MinRowsOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
@@ -692,7 +738,8 @@ def compare_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
-        "alpha": alpha, "primary": primary}, config, no_config)
+        "alpha": alpha, "primary": primary, "by": by, "max_slices": max_slices, "top": top,
+        "min_rows": min_rows}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
     from losscli.uncertainty import DEFAULT_CONFIDENCE
@@ -710,7 +757,7 @@ def compare_cmd(
                         else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
             primary=st.primary, ratio=tol.relative and (fail_if_worse or require_not_worse),
-            figures=drawing)
+            figures=drawing, slices=slice_options(st))
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()

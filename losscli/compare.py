@@ -25,6 +25,7 @@ from losscli.engine import (
     _check_losses,
     _detect,
     _head_facts,
+    _slice_groupings,
     _task_of,
     check_class_weights,
     check_prediction_shape,
@@ -53,9 +54,9 @@ from losscli.state import (
     CoMoments,
     ExactSum,
     RowMoments,
-    _evaluate_spec,
     effective_rows,
     linearised_spread,
+    row_losses,
 )
 from losscli.uncertainty import (
     DEFAULT_BOOTSTRAP_SAMPLES,
@@ -202,6 +203,8 @@ class Comparison(Result):
     config: dict[str, Any] | None = None
     #: the report's figures (a losscli.figures.FigureData), when asked for
     figures: Any = None
+    #: slices.SliceGroup per --by (None: no --by): per-slice deltas
+    slices: list[Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -234,6 +237,10 @@ class Comparison(Result):
             "elapsed_seconds": round(self.elapsed_seconds, 6)}
         if self.config is not None:
             d["config"] = self.config
+        if self.slices is not None:
+            d["slicing"] = [g.to_dict() for g in self.slices]
+            d["slices"] = [{"grouping": g.text, "other": s.other, **s.to_dict()}
+                           for g in self.slices for s in g.slices]
         return json_safe(d)
 
 
@@ -327,7 +334,7 @@ class PairedState:
         if self.boot_samples:
             vectors.append(np.ones(n) if w is None else w)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
-            lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
+            lb, lc = row_losses(spec, base), row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
@@ -389,26 +396,6 @@ def joint_rows(rows: np.ndarray | None, first_row: int, n: int) -> np.ndarray | 
     return np.concatenate([np.arange(head), np.arange(start, n, JOINT_STRIDE)])
 
 
-def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
-    """The per-row losses of a batch, without the gradients that compare does not need: from
-    the batch's shared residual for the losses whose value is e^2, |e| or Huber-shaped."""
-    loss = spec.single
-    if loss is not None and loss.value_form == "square":
-        e = batch.residual()
-        return e * e
-    if loss is not None and loss.value_form == "abs":
-        return batch.abs_residual()
-    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
-        d, scale = loss.clip_of(spec.terms[0].params)
-        a = batch.abs_residual()
-        m = np.minimum(a, d)
-        values = m * -0.5
-        values += a
-        values *= m
-        if scale != 1.0:
-            values /= scale
-        return values
-    return _evaluate_spec(spec, batch).values
 
 
 # --- reading both sides ------------------------------------------------------------------------
@@ -500,6 +487,8 @@ class PairedFold:
 
     state: PairedState
     nan: NanStats = field(default_factory=NanStats)
+    #: the slices' states, one per --by
+    slices: list[Any] | None = None
 
 
 @dataclass
@@ -515,6 +504,8 @@ class PairedReduction:
     logits: bool
     where: str
     check_targets: bool
+    #: the slices' fold (slices.Slicer), with --by
+    slicer: Any = None
 
     def empty(self) -> PairedFold:
         return PairedFold(self.template.empty())
@@ -522,6 +513,9 @@ class PairedReduction:
     def merge(self, earlier: PairedFold, later: PairedFold) -> PairedFold:
         earlier.state.merge(later.state)
         earlier.nan.merge(later.nan)
+        if later.slices is not None:
+            earlier.slices = (later.slices if earlier.slices is None
+                              else self.slicer.merge(earlier.slices, later.slices))
         return earlier
 
     def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
@@ -556,6 +550,10 @@ class PairedReduction:
         if state.boot_samples and rows is None:
             rows = np.arange(base.first_row, base.first_row + base.target.shape[0])
         state.update(bb, cb, rows, base.first_row)
+        if self.slicer is not None:
+            losses = [(row_losses(sp, bb), row_losses(sp, cb)) for sp in specs]
+            acc.slices = self.slicer.fold(ra, base, [(c - b, None) for b, c in losses],
+                                          [[b] for b, _ in losses])
         return acc
 
 
@@ -660,6 +658,7 @@ def compare(
     figures: bool = False,
     primary: str | None = None,
     ratio: bool = False,
+    slices: Any = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
@@ -670,7 +669,9 @@ def compare(
     The interval of
     each delta is two-sided at 1 - ``alpha`` (``confidence`` is another name for it: give
     one) and simultaneous over the losses; ``primary`` names one loss as the confirmatory
-    test (its own family, the only one gated), the others secondary.
+    test (its own family, the only one gated), the others secondary. ``slices`` (a
+    :class:`losscli.slices.SliceOptions` or ``--by`` texts) adds per-slice deltas with paired
+    intervals; the slice columns are read from the baseline's input.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
@@ -724,6 +725,10 @@ def compare(
             base_src, cand_src, base_cols, cand_cols, key, unmatched)
         one_file = True
     where = base_src.where if one_file else f"{base_src.where} vs {cand_src.where}"
+    if slices and key is not None:
+        raise UsageError("compare --by reads the slice columns in row order; it does not "
+                         "combine with --key yet")
+    slice_opts, groupings = _slice_groupings(slices, base_src, base_cols)
 
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     if len({s.spec for s in specs}) != len(specs):
@@ -739,7 +744,9 @@ def compare(
     plan: ReadPlan[RawChunk] | PairedPlan
     if one_file:
         both = _Both(base_cols.pred, base_cols.target, base_cols.weight, base_cols.list_column,
-                     base_cols.labels, extra=[*cand_cols.pred, cand_cols.target])
+                     base_cols.labels, keys=base_cols.keys,
+                     numeric_keys=base_cols.numeric_keys,
+                     extra=[*cand_cols.pred, cand_cols.target])
         plan = ReadPlan(base_src, both, chunk_rows)
     else:
         plan = PairedPlan(ReadPlan(base_src, base_cols, chunk_rows),
@@ -776,10 +783,20 @@ def compare(
     boot = bootstrap_samples if ci == "bootstrap" else 0
     state = PairedState(specs, boot, seed, skew=ci != "t", ratio=ratio,
                         figures=_figure_state(specs) if figures else None)
+    slicer = edges_from = None
+    if groupings:
+        from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+
+        coders, edges_from = encoders(groupings, (p[0] for p in head), base_cols, base_src,
+                                      DETECT_ROWS)
+        slicer = Slicer(coders, len(specs), base_cols.weight is not None,
+                        base_cols.weight is not None,
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where),
-                                logits, where, check_targets=not one_file or key is not None)
+                                logits, where, check_targets=not one_file or key is not None,
+                                slicer=slicer)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)
     state, stats = folded.state, folded.nan
@@ -799,6 +816,16 @@ def compare(
             raise UsageError(f"--primary {primary} is not one of the losses compared "
                              f"({', '.join(s.spec for s in specs)})")
     results = _finish(specs, state, total_w, ci, bootstrap_samples, seed, alpha, first)
+    sliced = None
+    if slicer is not None:
+        from losscli.engine import CiOptions, _uncertainty
+        from losscli.slices import finish
+
+        overall = {r.spec: r.delta for r in results}
+        sliced = [finish(st, enc.grouping, enc, list(enumerate(specs)), overall,
+                         CiOptions(ci, 1.0 - alpha), slice_opts, edges_from or {},
+                         slicer.input_weighted, paired=True, uncertainty=_uncertainty)
+                  for enc, st in zip(slicer.encoders, folded.slices or [], strict=True)]
     warnings: list[str] = []
     if ci == "bootstrap" and alpha * bootstrap_samples <= 1.0:
         warnings.append(f"--bootstrap-samples {bootstrap_samples} cannot resolve alpha "
@@ -824,7 +851,8 @@ def compare(
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
         warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,
-        figures=None if state.figures is None else _figure_data(state.figures, specs))
+        figures=None if state.figures is None else _figure_data(state.figures, specs),
+        slices=sliced)
 
 
 def _figure_state(specs: Sequence[LossSpec]) -> Any:

@@ -135,6 +135,8 @@ class Report(Result):
     config: dict[str, Any] | None = None
     #: what the report's figures show (a losscli.figures.FigureData), when asked for
     figures: Any = None
+    #: slices.SliceGroup per --by (None: no --by)
+    slices: list[Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -177,6 +179,10 @@ class Report(Result):
             d["config"] = self.config
         if self.figures is not None and self.figures.calibration is not None:
             d["calibration"] = self.figures.calibration
+        if self.slices is not None:
+            d["slicing"] = [g.to_dict() for g in self.slices]
+            d["slices"] = [{"grouping": g.text, "other": s.other, **s.to_dict()}
+                           for g in self.slices for s in g.slices]
         return json_safe(d)
 
 
@@ -590,6 +596,8 @@ class EvalFold:
     nan: NanStats = field(default_factory=NanStats)
     drops: dict[int, str] = field(default_factory=dict)
     row_sum_off: int = 0
+    #: the slices' states, one per --by (None: no rows yet, or no --by)
+    slices: list[Any] | None = None
 
 
 @dataclass
@@ -602,6 +610,8 @@ class EvalReduction:
     logits: bool
     #: the input has several files: each is a bootstrap stream of its own
     files: bool = False
+    #: the slices' fold (slices.Slicer), with --by
+    slicer: Any = None
 
     def empty(self) -> EvalFold:
         return EvalFold(self.template.empty())
@@ -622,6 +632,11 @@ class EvalReduction:
                 chunk.first_row, chunk.first_row + chunk.target.shape[0])
         acc.state.update(batch, acc.drops.keys(), rows,
                          zlib.crc32(raw.where.encode()) if self.files else 0)
+        if self.slicer is not None:
+            from losscli.slices import measures_of
+
+            acc.slices = self.slicer.fold(raw, chunk, measures_of(self.template.specs, batch,
+                                                                  acc.drops.keys()))
         return acc
 
     def merge(self, earlier: EvalFold, later: EvalFold) -> EvalFold:
@@ -630,6 +645,9 @@ class EvalReduction:
         for i, message in later.drops.items():
             earlier.drops.setdefault(i, message)
         earlier.row_sum_off += later.row_sum_off
+        if later.slices is not None:
+            earlier.slices = (later.slices if earlier.slices is None
+                              else self.slicer.merge(earlier.slices, later.slices))
         return earlier
 
 
@@ -655,6 +673,7 @@ def evaluate(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
     figures: bool = False,
+    slices: Any = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -667,6 +686,8 @@ def evaluate(
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
     interval. ``figures`` also gathers the report's figures (``Report.figures``; the
     calibration bins go into the JSON).
+    ``slices`` (a :class:`losscli.slices.SliceOptions`, or a list of ``--by``
+    texts) adds the losses per slice of the rows to the report, from the same pass.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.sources import open_input, resolve_columns
@@ -694,6 +715,7 @@ def evaluate(
     src = open_input(source)
     cols = resolve_columns(src, pred, target, weight)
     where = src.where
+    slice_opts, groupings = _slice_groupings(slices, src, cols)
 
     if specs:
         loss_task = _task_of(specs)
@@ -743,9 +765,19 @@ def evaluate(
                                     if ci_opts.method in ("bootstrap", "percentile") else 0),
                       boot_seed=ci_opts.seed, boot_student=ci_opts.method == "bootstrap",
                       figures=_figure_state(task, specs, head, logits) if figures else None)
+    slicer = edges_from = None
+    if groupings:
+        from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+        from losscli.state import _normalised_weights
+
+        coders, edges_from = encoders(groupings, plan.peek(), cols, src, DETECT_ROWS)
+        weighted = cols.weight is not None or any(
+            _normalised_weights(s) is not None for s in specs)
+        slicer = Slicer(coders, len(specs), weighted, cols.weight is not None,
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None),
-                              optional, logits, len(src.files) > 1)
+                              optional, logits, len(src.files) > 1, slicer)
     with np.errstate(all="ignore"):
         folded = runner.run(plan, reduction, progress)
     state, stats, dropped, row_sum_off = (folded.state, folded.nan, folded.drops,
@@ -775,6 +807,20 @@ def evaluate(
                         f"{100 * confidence:g}% interval: its ends are the replicates' "
                         f"extremes; pass {math.ceil(20 / (1 - confidence)):,} or more")
     warnings += tail_warnings(results, state.rows)
+    sliced = None
+    if slicer is not None:
+        from losscli.slices import finish, sliceable
+
+        overall = {r.spec: r.value for r in results}
+        reported = [(i, s) for i, s in enumerate(state.specs) if i not in dropped]
+        unsliced = [s.spec for _, s in reported if not sliceable(s)]
+        sliced = []
+        for enc, st in zip(slicer.encoders, folded.slices or [], strict=True):
+            group = finish(st, enc.grouping, enc, [(i, s) for i, s in reported if sliceable(s)],
+                           overall, ci_opts, slice_opts, edges_from or {},
+                           slicer.input_weighted, uncertainty=_uncertainty)
+            group.unsliced = unsliced
+            sliced.append(group)
     total_rows = state.rows + stats.count
     input_kind = ("values" if task in ("regression", "counts")
                   else "logits" if logits else "probabilities")
@@ -797,6 +843,7 @@ def evaluate(
         notes=notes,
         elapsed_seconds=time.perf_counter() - started,
         figures=figure_data,
+        slices=sliced,
     )
 
 
@@ -835,6 +882,21 @@ def _figure_data(state: EvalState, dropped: Mapping[int, str], results: list[Los
                 spec.spec, state.residual_hist, qs,
                 lambda v, f=f, params=params: f(v, params), scale))
     return data
+
+
+def _slice_groupings(slices: Any, src: Source, cols: Columns) -> tuple[Any, list[Any]]:
+    """The slice options (from SliceOptions or a list of --by texts) and the groupings checked
+    against the input, their columns added to those read."""
+    if not slices:
+        return None, []
+    from losscli.slices import SliceOptions, add_key_columns, check_options, resolve_groupings
+
+    opts = slices if isinstance(slices, SliceOptions) else SliceOptions(
+        [slices] if isinstance(slices, str) else list(slices))
+    check_options(opts)
+    groupings = resolve_groupings(src, opts.by)
+    add_key_columns(src, cols, groupings)
+    return opts, groupings
 
 
 def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,

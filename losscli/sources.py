@@ -62,6 +62,10 @@ class Columns:
     #: a list column's number of classes: the length of its first non-null row in the input,
     #: which every later row, in any chunk, row group or file, must have too
     width: int | None = None
+    #: slice key columns (``--by``), read beside the others; those in ``numeric_keys`` are
+    #: binned, read from CSV as numbers (the others as text)
+    keys: list[str] = field(default_factory=list)
+    numeric_keys: list[str] = field(default_factory=list)
 
     @property
     def multiclass(self) -> bool:
@@ -72,7 +76,7 @@ class Columns:
         cols = [*self.pred, self.target]
         if self.weight:
             cols.append(self.weight)
-        return list(dict.fromkeys(cols))
+        return list(dict.fromkeys([*cols, *self.keys]))
 
 
 @dataclass
@@ -563,12 +567,16 @@ def _slice(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
         yield batch.slice(start, rows)
 
 
-def _parquet_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(path: str, columns: list[str], rows: int,
+                     dictionary: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+    """The columns' batches; ``dictionary`` columns (slice keys) read as dictionary arrays
+    (their values are not materialised per row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE) as pf:
+        with pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE,
+                            read_dictionary=list(dictionary) or None) as pf:
             missing = [c for c in columns if c not in pf.schema_arrow.names]
             if missing:
                 raise InputError(f"{path}: column '{missing[0]}' not found "
@@ -807,7 +815,10 @@ def record_batches(src: Source, cols: Columns, rows: int,
 
     columns = cols.selected
     if src.format in ("csv", "tsv"):
-        types: dict[str, Any] = {c: pa.float64() for c in columns}
+        types: dict[str, Any] = {c: pa.dictionary(pa.int32(), pa.string()) for c in cols.keys}
+        types.update({c: pa.float64() for c in cols.numeric_keys})
+        types.update({c: pa.float64() for c in columns if c not in cols.keys})
+        types.update({c: pa.float64() for c in (*cols.pred, cols.target, cols.weight) if c})
         if string_target:
             types[cols.target] = pa.string()
         where = src.where
@@ -828,7 +839,11 @@ def record_batches(src: Source, cols: Columns, rows: int,
             yield src.path, batch
     else:
         for path in src.files:
-            for batch in _parquet_batches(path, columns, rows):
+            for batch in _parquet_batches(path, columns, rows, [
+                    c for c in cols.keys if c not in cols.numeric_keys
+                    and c not in (*cols.pred, cols.target, cols.weight)
+                    and src.arrow_types.get(c) is not None
+                    and _is_text(src.arrow_types[c])]):
                 yield path, batch.select(columns)
 
 

@@ -163,6 +163,7 @@ def t_ppf(p: float, df: float) -> float:
     tail = 1.0 - p
     log_c = (math.lgamma(0.5 * (df + 1.0)) - math.lgamma(0.5 * df)
              - 0.5 * math.log(df * math.pi))
+    last = math.inf
     for _ in range(100):
         density = math.exp(log_c - 0.5 * (df + 1.0) * math.log1p(t * t / df))
         step = (t_sf(t, df) - tail) / density
@@ -171,6 +172,9 @@ def t_ppf(p: float, df: float) -> float:
             t_new = 0.5 * t
         if abs(t_new - t) <= 1e-14 * t_new:
             return t_new
+        if abs(step) >= last:  # steps no longer shrink: t_sf's rounding (large df) is reached
+            return t
+        last = abs(step)
         t = t_new
     return t
 

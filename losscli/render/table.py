@@ -138,15 +138,25 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
     for r in report.losses:
         if r.balanced is not None:  # the class weights measured in the pass
             parts.append(Text(f"balanced: {r.balanced['text']}", "dim"))
+    if report.slices:
+        from losscli.render.slices import slice_tables
+
+        parts += slice_tables(report, width)
     if report.gates:
+        from losscli.render.slices import shown_gates
+
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "value", "limit", "result"):
             gates.add_column(name, justify="right" if name in ("value", "limit") else "left")
-        for g in report.gates:
+        for g, collapsed in shown_gates(report.gates):
             value, limit = distinct(g.value, g.limit) if g.limit is not None else (
                 fmt(g.value, 10), "-")
-            result = Text("pass", "green") if g.passed else Text(
-                "FAIL" + (f": {g.detail}" if g.limit is None else ""), "bold red")
+            if collapsed is not None:
+                result = Text(collapsed, "green")
+            else:
+                result = Text("pass", "green") if g.passed else Text(
+                    "FAIL" + (f": {g.detail}" if g.limit is None or g.kind == "slice" else ""),
+                    "bold red")
             gates.add_row(g.kind, escape(g.loss), value, limit, result)
         parts.append(gates)
         line, ok = gates_summary(report.gates)
