@@ -34,6 +34,16 @@ def format_number(v: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def message_number(v: float, *others: float) -> str:
+    """A number in a message: 6 significant digits, or as many more as tell it apart from
+    ``others`` (two values that differ never read alike)."""
+    for digits in range(6, 18):
+        text = f"{v:.{digits}g}"
+        if all(f"{o:.{digits}g}" != text for o in others if o != v):
+            return text
+    return format_number(v)
+
+
 def format_value(v: ParamValue) -> str:
     """A parameter value as spec text: a number, a comma list, or ``balanced``."""
     if isinstance(v, str):

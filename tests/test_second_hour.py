@@ -1,0 +1,67 @@
+"""The second hour of a new user: each case starts from a file a user could have written and
+fails on the behaviour that was silently wrong, contradictory or led nowhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_cli import assert_input_error, cli
+
+
+def _two_versions(tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Path, pd.DataFrame,
+                                                                      pd.DataFrame]:
+    n = 60
+    y = rng.normal(10.0, 3.0, n)
+    v1 = pd.DataFrame({"id": np.arange(n), "y": y, "pred": y + rng.normal(0, 1, n)})
+    v2 = pd.DataFrame({"id": np.arange(n), "y": y, "pred": y + rng.normal(0, 1, n)})
+    a, b = tmp_path / "v1.parquet", tmp_path / "v2.parquet"
+    v1.to_parquet(a, index=False)
+    v2.sample(frac=1.0, random_state=1).to_parquet(b, index=False)
+    return a, b, v1, v2
+
+
+# --- 1: compare --key checks the candidate's target -------------------------------------------
+
+
+def test_keyed_compare_refuses_a_changed_candidate_target(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    a, _, _, v2 = _two_versions(tmp_path, rng)
+    v2.loc[3, "y"] += 100.0  # the candidate file holds another target for id 3
+    b = tmp_path / "v2_changed.parquet"
+    v2.sample(frac=1.0, random_state=2).to_parquet(b, index=False)
+    err = assert_input_error(cli(capfd, "compare", a, b, "--key", "id"), "--key id",
+                             "id 3", "the targets differ")
+    y3 = float(v2.loc[3, "y"])
+    assert f"= {y3 - 100.0:.6g}," in err and f"= {y3:.6g};" in err
+
+
+def test_keyed_compare_scores_both_against_the_same_target(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    a, b, v1, v2 = _two_versions(tmp_path, rng)
+    rc, out, err = cli(capfd, "compare", a, b, "--key", "id", "--loss", "mse", "--format",
+                       "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    (mse,) = doc["losses"]
+    assert mse["baseline"] == pytest.approx(np.mean((v1.pred - v1.y) ** 2), rel=1e-12)
+    assert mse["candidate"] == pytest.approx(np.mean((v2.pred - v2.y) ** 2), rel=1e-12)
+    # the sides are named as their files name them, not by internal join names
+    assert doc["baseline"]["pred"] == ["pred"] and doc["candidate"]["target"] == "y"
+    assert doc["baseline"]["path"] == str(a) and doc["candidate"]["path"] == str(b)
+
+
+def test_keyed_compare_target_of_one_side_only(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    a, _, v1, v2 = _two_versions(tmp_path, rng)
+    b = tmp_path / "preds_only.parquet"
+    v2[["id", "pred"]].iloc[::-1].to_parquet(b, index=False)
+    rc, out, err = cli(capfd, "compare", a, b, "--key", "id", "--target", "y", "--loss",
+                       "mae", "--format", "json")
+    assert rc == 0, err
+    (mae,) = json.loads(out)["losses"]
+    assert mae["candidate"] == pytest.approx(np.mean(np.abs(v2.pred - v1.y)), rel=1e-12)
