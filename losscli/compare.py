@@ -517,7 +517,8 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
     ctarget = _side_name("c:", cand_cols.target) if target_of != "b:" else btarget
     bcols = Columns([_side_name("b:", c) for c in base_cols.pred], btarget,
                     None if base_cols.weight is None else _side_name("b:", base_cols.weight),
-                    base_cols.list_column, base_cols.labels)
+                    base_cols.list_column, base_cols.labels,
+                    float_target=base_cols.float_target)
     ccols = Columns([_side_name("c:", c) for c in cand_cols.pred], ctarget, None,
                     cand_cols.list_column, cand_cols.labels)
     return src, bcols, ccols, missing

@@ -9,7 +9,9 @@ Rules, first match wins (documented once, in the README under "Task detection"):
    binary model, or values of a regression on a 0/1 target): an error that names ``--logits``
    and ``--task regression`` instead of a guess. So is a target of two other values (-1/1)
    with predictions in [0, 1].
-4. Non-negative integer targets: counts.
+4. Non-negative integer targets of an integer column: counts. Whole numbers stored as floats
+   (scikit-learn's diabetes target, a CSV written with ``151.0``) are amounts: regression,
+   unless ``--task counts``.
 5. Anything else: regression.
 """
 
@@ -104,12 +106,13 @@ class Detection:
 
 def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
            task: Task | None = None, classes: int | None = None, how: str = "",
-           where: str = "") -> Detection:
+           where: str = "", float_target: bool = False) -> Detection:
     """The task of the data (see the module docstring for the rules).
 
     ``pred`` names the prediction column (None: target-only); ``classes`` is the number of
     classes when several prediction columns (or a list column) were selected, ``how`` says
     which. ``where`` names the input in the error raised when the data reads two ways.
+    ``float_target``: the target column is stored as floating point (never counts).
     """
     if task is not None:
         return Detection(task, f"--task {task} was given.")
@@ -146,6 +149,11 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
                 f"prediction '{pred}' lies in [0, 1], as for a binary model: recode the target "
                 f"as 0/1 to score it as binary, or pass --task regression to score the values")
         extra = f" It takes two values ({pair}); recode them as 0/1 to treat it as binary."
+    if facts.counts and float_target:
+        lo, hi = format_number(facts.minimum), format_number(facts.maximum)
+        return Detection("regression", f"The {tname} is a float column of whole numbers "
+                                       f"({ktext}, {lo}..{hi}): measured amounts. Pass --task "
+                                       "counts if they are counts." + extra)
     if facts.counts:
         lo, hi = format_number(facts.minimum), format_number(facts.maximum)
         text = f"The {tname} holds non-negative integers ({ktext}, {lo}..{hi}): counts." + extra

@@ -879,7 +879,7 @@ def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
         return detect(facts, target=cols.target, pred=None, logits=logits, task=task,
                       classes=int(head[0].pred.shape[0]), how=how, where=where)
     return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task,
-                  where=where)
+                  where=where, float_target=cols.float_target)
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

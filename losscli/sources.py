@@ -62,6 +62,8 @@ class Columns:
     #: a list column's number of classes: the length of its first non-null row in the input,
     #: which every later row, in any chunk, row group or file, must have too
     width: int | None = None
+    #: the target is stored as floating point (whole numbers there are amounts, not counts)
+    float_target: bool = False
 
     @property
     def multiclass(self) -> bool:
@@ -176,6 +178,9 @@ class Source:
     reader_used: bool = field(default=False, repr=False)
     #: the CSV line break: b"\n" (also for \r\n), or b"\r" for old Mac / Excel exports
     newline: bytes = b"\n"
+    #: the first bytes of a CSV input (the header and the rows of the first read, up to 64 KiB
+    #: or one line): the types its columns would be read as
+    head: bytes = b""
 
     @property
     def where(self) -> str:
@@ -313,7 +318,7 @@ def open_source(path: str) -> Source:
     if not head.strip():
         raise InputError(f"{path}: file is empty")
     return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter,
-                  newline=_line_break(head))
+                  newline=_line_break(head), head=head)
 
 
 def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
@@ -328,7 +333,7 @@ def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
     delimiter = "\t" if fmt == "tsv" else ","
     names = _csv_header(head, where, delimiter)
     return Source(path, fmt, names, delimiter=delimiter, newline=_line_break(head),
-                  _stdin=io.BufferedReader(ChainedReader(head, stream)))
+                  _stdin=io.BufferedReader(ChainedReader(head, stream)), head=head)
 
 
 def open_input(data: Any) -> Source:
@@ -531,6 +536,7 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
+    cols.float_target = float_column(src, tgt)
     check_unique(src, cols)
     if len(cols.pred) == 1:
         import pyarrow as pa
@@ -540,6 +546,29 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
                                 or pa.types.is_fixed_size_list(typ)):
             cols.list_column = True
     return cols  # a list column has no labels: its classes are the indices 0..C-1
+
+
+def float_column(src: Source, name: str) -> bool:
+    """The column is stored as floating point: its Arrow type, or for CSV the type pyarrow
+    infers from the first rows (``151.0`` is a float, ``151`` an integer)."""
+    import pyarrow as pa
+
+    typ = src.arrow_types.get(name)
+    if typ is None and src.format in ("csv", "tsv") and src.head:
+        import pyarrow.csv as pcsv
+
+        end = src.head.rfind(src.newline)
+        try:
+            sample = pcsv.read_csv(
+                pa.BufferReader(src.head[:end + 1] if end >= 0 else src.head),
+                read_options=pcsv.ReadOptions(column_names=src.names, skip_rows=1,
+                                              use_threads=False),
+                parse_options=pcsv.ParseOptions(delimiter=src.delimiter),
+                convert_options=pcsv.ConvertOptions(include_columns=[name]))
+        except (pa.ArrowException, OSError):
+            return False  # a sample cut inside a quoted cell, a ragged row: the values decide
+        typ = sample.schema.field(name).type if sample.num_rows else None
+    return typ is not None and pa.types.is_floating(typ)
 
 
 def check_unique(src: Source, cols: Columns) -> Columns:

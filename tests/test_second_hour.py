@@ -65,3 +65,49 @@ def test_keyed_compare_target_of_one_side_only(
     assert rc == 0, err
     (mae,) = json.loads(out)["losses"]
     assert mae["candidate"] == pytest.approx(np.mean(np.abs(v2.pred - v1.y)), rel=1e-12)
+
+
+# --- 2: whole numbers in a float column are amounts, not counts --------------------------------
+
+
+def _diabetes(tmp_path: Path, suffix: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    x, y = load_diabetes(return_X_y=True)
+    pred = Ridge(alpha=0.1).fit(x, y).predict(x)
+    path = tmp_path / f"diabetes.{suffix}"
+    frame = pd.DataFrame({"y": y, "pred": pred})  # y is float64 holding whole numbers
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path, index=False)
+    return path, y, pred
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_float_whole_number_target_is_regression(capfd: pytest.CaptureFixture[str],
+                                                 tmp_path: Path, suffix: str) -> None:
+    from sklearn.metrics import mean_squared_error
+
+    path, y, pred = _diabetes(tmp_path, suffix)
+    rc, out, err = cli(capfd, "eval", path, "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["task"] == "regression"
+    assert "poisson" not in [r["name"] for r in doc["losses"]]
+    mse = next(r for r in doc["losses"] if r["name"] == "mse")
+    assert mse["value"] == pytest.approx(mean_squared_error(y, pred), rel=1e-12)
+    rc, out, err = cli(capfd, "recommend", path, "--format", "json")
+    rec = json.loads(out)
+    assert rc == 0 and rec["task"] == "regression" and rec["recommended"]["name"] != "poisson"
+    assert "--task counts" in rec["task_reason"]
+    # --task counts still scores them as counts
+    rc, out, err = cli(capfd, "eval", path, "--task", "counts", "--format", "json")
+    assert rc == 0 and json.loads(out)["task"] == "counts"
+
+
+def test_integer_target_column_is_still_counts(capfd: pytest.CaptureFixture[str],
+                                               tmp_path: Path, rng: np.random.Generator) -> None:
+    mu = np.exp(rng.normal(1.0, 0.4, 500))
+    path = tmp_path / "counts.csv"
+    pd.DataFrame({"y": rng.poisson(mu), "pred": mu}).to_csv(path, index=False)
+    rc, out, _ = cli(capfd, "eval", path, "--format", "json")
+    assert rc == 0 and json.loads(out)["task"] == "counts"

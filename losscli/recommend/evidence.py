@@ -30,7 +30,7 @@ def detect_task(acc: PassState, cols: Columns, has_pred: bool, logits: bool,
     """The task (the one detector, over every row) and one sentence saying why."""
     how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
     found = detect(acc.tfacts, target=cols.target, pred=cols.pred[0] if has_pred else None,
-                   logits=logits, task=task,
+                   logits=logits, task=task, float_target=cols.float_target,
                    classes=acc.n_classes if cols.multiclass else None, how=how, where=where)
     return found.task, found.reason
 
