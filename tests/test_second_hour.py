@@ -111,3 +111,33 @@ def test_integer_target_column_is_still_counts(capfd: pytest.CaptureFixture[str]
     pd.DataFrame({"y": rng.poisson(mu), "pred": mu}).to_csv(path, index=False)
     rc, out, _ = cli(capfd, "eval", path, "--format", "json")
     assert rc == 0 and json.loads(out)["task"] == "counts"
+
+
+# --- 3: recommend never recommends a loss the data rule out; every printed command runs -------
+
+
+def test_counts_with_nonpositive_predictions_recommend_a_loss_that_runs(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    import shlex
+
+    mu = np.exp(rng.normal(1.0, 0.5, 2000))
+    y = rng.poisson(mu)
+    pred = mu + rng.normal(0.0, 1.5, mu.size)  # a linear model: some predictions <= 0
+    assert (pred <= 0).sum() > 10
+    path = tmp_path / "counts.csv"
+    pd.DataFrame({"y": y, "pred": pred}).to_csv(path, index=False)
+    rc, out, err = cli(capfd, "recommend", path, "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["task"] == "counts"
+    rec = doc["recommended"]
+    assert rec["name"] == "mse" and rec["value"] == pytest.approx(np.mean((pred - y) ** 2),
+                                                                  rel=1e-12)
+    poisson = doc["alternatives"][-1]
+    assert poisson["name"] == "poisson" and poisson["command"] is None
+    assert f"{int((pred <= 0).sum()):,} prediction(s) are <= 0" in doc["reasons"][0]
+    for choice in [rec, *doc["alternatives"]]:
+        if choice["command"] is None:
+            continue
+        rc, out, err = cli(capfd, *shlex.split(choice["command"])[1:], "--format", "json")
+        assert rc == 0, (choice["command"], err)

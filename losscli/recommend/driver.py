@@ -32,6 +32,8 @@ from losscli.recommend.evidence import (
     evidence_of,
     histogram_of,
     loss_values,
+    ruled_out,
+    usable_first,
 )
 from losscli.recommend.model import EvalArgs, Hints, Recommendation, add_commands, num, pct
 from losscli.recommend.rules import RULE_FNS, Facts, rules_for, rules_only
@@ -237,6 +239,7 @@ def recommend(
                      "(pass --pred) and are not shown.")
     else:
         notes.extend(loss_values(acc, [rec, *alts], passes_ if rereadable else None))
+        rec, alts, reasons = usable_first(rec, alts, reasons, acc)
     if robust.bound > HIST_ALPHA * (1 + 2 * PILOT_TOLERANCE):
         notes.append(f"The robust scale is within {pct(robust.bound)}: the pilot centre was "
                      f"{num(abs(robust.offset) / robust.mad if robust.mad else math.inf)} MADs "
@@ -245,8 +248,9 @@ def recommend(
     path = str(source) if isinstance(source, (str, Path)) else (
         src.path if isinstance(source, Source) else None)
     if path is not None:
-        add_commands([rec, *alts], EvalArgs(path, cols.pred if has_pred else None,
-                                             cols.target, cols.weight, logits, nan))
+        add_commands([c for c in [rec, *alts] if not ruled_out(c, acc)],
+                     EvalArgs(path, cols.pred if has_pred else None, cols.target, cols.weight,
+                              logits, nan))
     return Recommendation(
         figures=None if acc.figures is None else _figure_data(acc, detected, cols),
         task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,

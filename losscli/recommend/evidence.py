@@ -90,6 +90,31 @@ def evidence_of(acc: PassState, robust: Robust, scale: float, stats: NanStats, p
     return ev
 
 
+def ruled_out(c: Choice, acc: PassState) -> bool:
+    """The data rule the loss out: eval would refuse it on these rows (poisson with a
+    prediction <= 0 or a negative target)."""
+    return c.name == "poisson" and c.value is None and bool(acc.pred_nonpositive
+                                                            or acc.target_negative)
+
+
+def usable_first(rec: Choice, alts: list[Choice], reasons: list[str],
+                 acc: PassState) -> tuple[Choice, list[Choice], list[str]]:
+    """A recommendation the data rule out gives way to the first alternative they allow; it
+    stays last among the alternatives, with its note and without a command."""
+    if not ruled_out(rec, acc):
+        return rec, alts, reasons
+    usable = next((c for c in alts if not ruled_out(c, acc)), None)
+    if usable is None:
+        return rec, alts, reasons
+    why = (f"needs predictions > 0 (a mean rate) and {acc.pred_nonpositive:,} prediction(s) "
+           "are <= 0" if acc.pred_nonpositive else
+           f"needs targets >= 0 and {acc.target_negative:,} target(s) are negative")
+    reasons = [f"Counts call for {rec.name}, but it {why}: {usable.name} instead. "
+               f"{usable.reason}", *reasons[1:]]
+    rec.reason = f"Ruled out by the data: {why.split(' and ', 1)[1]}."
+    return usable, [c for c in alts if c is not usable] + [rec], reasons
+
+
 def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> list[str]:
     """Fill ``value`` of each candidate (sum w l / sum w); returns notes on those that cannot be
     computed. Parameter-free losses and the class-weighted variants come from the first pass;
