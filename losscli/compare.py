@@ -598,12 +598,15 @@ class PairedReduction:
 
     def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
         ra, rb = item if isinstance(item, tuple) else (item, item)
-        nan = acc.nan
-        base = to_chunk(ra, self.base_cols, nan)
+        base_nan, cand_nan = NanStats(), NanStats()
+        base = to_chunk(ra, self.base_cols, base_nan)
         cand = _same_rows_chunk(rb, self.cand_cols, base) if rb is ra else None
         if cand is None:
-            cand = to_chunk(rb, self.cand_cols, nan)
+            cand = to_chunk(rb, self.cand_cols, cand_nan)
         base, cand = _common_rows(base, cand)
+        # a row either side dropped counts once
+        acc.nan.merge(NanStats.of_pair(base_nan, cand_nan,
+                                       ra.batch.num_rows - base.target.shape[0]))
         state = acc.state
         if base.target.shape[0] == 0:
             return acc
@@ -887,8 +890,7 @@ def compare(
                         f"{alpha:g} (it needs more than {math.ceil(1 / alpha):,} replicates): "
                         "no difference can be called significant")
     if stats.count:
-        warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
-                        f"at row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
     if missing:
         warnings.append(f"--unmatched drop: {missing:,} row(s) without a match were left out")
 

@@ -763,8 +763,7 @@ def evaluate(
         warnings.append(f"{row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); cce uses the probability of the true class as given")
     if stats.count:
-        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
-                        f"row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
 
     results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))

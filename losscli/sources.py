@@ -117,6 +117,20 @@ class NanStats:
             f"{self.first_file}: {self.count} row(s) with NaN, inf or empty values, first at "
             f"row {self.first_row} in column '{self.first_column}'; pass --nan drop to skip them")
 
+    def dropped(self) -> str:
+        """The warning of ``--nan drop``."""
+        return (f"dropped {self.count:,} row(s) with NaN, inf or empty values (first at row "
+                f"{self.first_row}, column '{self.first_column}')")
+
+    @classmethod
+    def of_pair(cls, base: NanStats, cand: NanStats, rows: int) -> NanStats:
+        """The rows of two sides read in step that either side dropped: ``rows`` of them (a
+        row with a bad cell on both sides counts once), the first where the earlier side's."""
+        first = base if not cand.count or (base.count and base.first_row <= cand.first_row) \
+            else cand
+        return cls(rows, first.first_row, first.first_column, first.first_file) if rows \
+            else cls()
+
     def all_dropped(self, where: str) -> InputError:
         """The error of ``--nan drop`` when no row is left to evaluate."""
         return InputError(f"{where}: no rows left after dropping {self.count} row(s) with NaN, "

@@ -141,3 +141,33 @@ def test_counts_with_nonpositive_predictions_recommend_a_loss_that_runs(
             continue
         rc, out, err = cli(capfd, *shlex.split(choice["command"])[1:], "--format", "json")
         assert rc == 0, (choice["command"], err)
+
+
+# --- 4: compare counts rows, not cells, as eval does -------------------------------------------
+
+
+def test_compare_counts_rows_with_bad_cells(capfd: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    one = tmp_path / "both.csv"
+    # row 2: no target (both sides lose it), row 3: no baseline prediction
+    one.write_text("y,old,new\n1,1.1,1.2\n,2.1,2.0\n3,,3.1\n4,4.2,4.1\n5,5.1,5.3\n")
+    assert_input_error(cli(capfd, "compare", one, "--baseline-pred", "old", "--pred", "new",
+                           "--loss", "mse"), "2 row(s) with NaN", "row 2", "'y'")
+    rc, out, _ = cli(capfd, "compare", one, "--baseline-pred", "old", "--pred", "new",
+                       "--loss", "mse", "--nan", "drop", "--format", "json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["rows"] == 3
+    assert doc["warnings"] == ["dropped 2 row(s) with NaN, inf or empty values (first at row 2, "
+                               "column 'y')"]
+    # two files: a row bad on both sides counts once; the first is the candidate's
+    base, cand = tmp_path / "base.csv", tmp_path / "cand.csv"
+    base.write_text("y,pred\n1,1.1\n2,2.1\n3,3.3\n4,nan\n5,5.2\n")
+    cand.write_text("y,pred\n1,1.2\n2,\n3,3.1\n4,inf\n5,5.1\n")
+    rc, out, _ = cli(capfd, "compare", base, cand, "--loss", "mae", "--nan", "drop",
+                       "--format", "json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["rows"] == 3
+    assert doc["warnings"] == ["dropped 2 row(s) with NaN, inf or empty values (first at row 2, "
+                               "column 'pred')"]
+    assert doc["losses"][0]["delta"] == pytest.approx(((0.2 + 0.1 + 0.1) - (0.1 + 0.3 + 0.2)) / 3)

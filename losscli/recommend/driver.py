@@ -171,8 +171,7 @@ def recommend(
         raise stats.all_dropped(where)
     warnings: list[str] = []
     if stats.count:
-        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
-                        f"row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
     if acc.row_sum_off:
         warnings.append(f"{acc.row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); the probability of the true class is used as given")
