@@ -244,6 +244,40 @@ def _sniff(path: Path) -> Format:
     return "csv"
 
 
+#: What losscli reads, as messages name it.
+FORMATS_READ = "CSV, TSV, Parquet (files or directories) and Arrow IPC / Feather"
+
+#: Leading bytes of formats that are not read, and their names: refused by content, never
+#: parsed as CSV (a JSON file's first line read as a header of 500 characters).
+_FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x80", "a Python pickle"),
+    (b"Obj\x01", "an Avro file"),
+    (b"ORC", "an ORC file"),
+)
+
+
+def refuse_foreign(head: bytes, where: str) -> None:
+    """Raise InputError when the first bytes of an input are not CSV or TSV text: JSON, an
+    Excel workbook, another binary format; one line naming the formats that are read."""
+    import re
+
+    what = next((name for magic, name in _FOREIGN_MAGIC if head.startswith(magic)), None)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if what is None and re.match(rb'(\{\s*("|\})|\[\s*[\[{"\]\d-])', text):
+        what = "JSON (or JSON lines)"
+    if what is None:
+        return
+    reader = "read_json" if what.startswith("JSON") else "read_excel" if "Excel" in what else ""
+    hint = f" (convert it with pandas: pd.{reader}(...).to_parquet(...))" if reader else ""
+    raise InputError(f"{where}: this is {what}; losscli reads {FORMATS_READ}{hint}")
+
+
 #: A CSV header longer than this is taken for a file that is not CSV (such as /dev/zero).
 MAX_HEADER_BYTES = 64 << 20
 
@@ -331,6 +365,7 @@ def open_source(path: str) -> Source:
         raise _arrow_error(exc, path) from None
     if not head.strip():
         raise InputError(f"{path}: file is empty")
+    refuse_foreign(head, path)
     return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter,
                   newline=_line_break(head), head=head)
 
@@ -344,6 +379,7 @@ def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
                          "the end); only CSV can be read from a pipe")
     if not head.strip():
         raise InputError(f"{where}: no CSV data (empty input)")
+    refuse_foreign(head, where)
     delimiter = "\t" if fmt == "tsv" else ","
     names = _csv_header(head, where, delimiter)
     return Source(path, fmt, names, delimiter=delimiter, newline=_line_break(head),

@@ -172,7 +172,7 @@ def test_a_default_loss_compare_leaves_out_is_a_note_as_in_eval(
     import pyarrow.parquet as pq
 
     path = tmp_path / "counts.parquet"
-    y = [float(i % 5) for i in range(50)]
+    y = [i % 5 for i in range(50)]  # an integer column: counts
     pq.write_table(pa.table({"y": y, "old": [v + 0.3 for v in y],
                              "new": [v - 0.2 for v in y]}), path)
     docs = []

@@ -171,3 +171,30 @@ def test_compare_counts_rows_with_bad_cells(capfd: pytest.CaptureFixture[str],
     assert doc["warnings"] == ["dropped 2 row(s) with NaN, inf or empty values (first at row 2, "
                                "column 'pred')"]
     assert doc["losses"][0]["delta"] == pytest.approx(((0.2 + 0.1 + 0.1) - (0.1 + 0.3 + 0.2)) / 3)
+
+
+# --- 5: formats that are not read are refused by content, in one line --------------------------
+
+
+def test_json_and_excel_are_refused_naming_the_formats_read(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    frame = pd.DataFrame({"y": [20.18, 1.0, 3.0], "pred": [19.0, 1.5, 2.5]})
+    cases = {"preds.json": (lambda p: frame.to_json(p), "JSON"),
+             "preds.jsonl": (lambda p: frame.to_json(p, orient="records", lines=True), "JSON"),
+             "preds.csv": (lambda p: frame.to_json(p, orient="records"), "JSON"),
+             "preds.xlsx": (lambda p: p.write_bytes(b"PK\x03\x04\x14\x00" + bytes(200)), "Excel"),
+             "preds.xls": (lambda p: p.write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(99)),
+                           "Excel")}
+    for name, (write_it, what) in cases.items():
+        path = tmp_path / name
+        write_it(path)
+        err = assert_input_error(cli(capfd, "eval", path), what, "CSV, TSV, Parquet")
+        assert "column" not in err and len(err) - len(str(path)) < 220, err
+        assert_input_error(cli(capfd, "recommend", path), what)
+
+
+def test_json_on_stdin_is_refused() -> None:
+    from tests.test_cli import cli_stdin
+
+    result = cli_stdin(b'{"y":{"0":1.0},"pred":{"0":2.0}}', "eval", "-")
+    assert_input_error(result, "stdin: this is JSON")
