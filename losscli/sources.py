@@ -680,13 +680,16 @@ def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Reco
         raise _arrow_error(exc, path) from None
 
 
-def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memoryview]:
+def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n"
+                ) -> Iterator[tuple[memoryview, bool]]:
     """The data lines of a CSV stream (the header line left out) in pieces of about ``size``
     bytes that end at a line break, the last one at the end of the data.
 
     A piece is cut at its last newline, as pyarrow cuts blocks (its default ParseOptions do not
     allow newlines inside quoted values either); a line longer than ``size`` grows the piece.
-    Each piece is a fresh buffer that the bytes are read into once.
+    Each piece is a fresh buffer that the bytes are read into once. A piece with a double quote
+    is cut at its last line break outside quotes instead, and comes with True when a quoted
+    value in it holds a line break (pyarrow must then parse it minding quotes, which is slower).
     """
     tail = b""
     header = True
@@ -710,16 +713,38 @@ def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memo
                 tail = bytes(view[:end])
                 continue
             start, header = nl + 1, False
-        if got < size:  # the end of the data
+        last = got < size  # the end of the data
+        if bytes(view[start:end]).find(b'"') >= 0:
+            cut, quoted = _row_end_outside_quotes(view, start, end, newline, last)
+        else:
+            cut, quoted = (end - 1 if last else _last_newline(view, start, end, newline)), False
+        if last:
             if end > start:
-                yield view[start:end]
+                yield view[start:end], quoted
             return
-        cut = _last_newline(view, start, end, newline)
         if cut < 0:
             tail = bytes(view[start:end])
             continue
-        yield view[start:cut + 1]
+        yield view[start:cut + 1], quoted
         tail = bytes(view[cut + 1:end])
+
+
+def _row_end_outside_quotes(view: memoryview, start: int, end: int, newline: bytes,
+                            last: bool) -> tuple[int, bool]:
+    """(index of the last ``newline`` in view[start:end] outside double quotes or -1 (end - 1
+    when ``last``), whether a line break before it lies inside quotes). The piece starts
+    outside quotes; an escaped quote ("") keeps the parity of the count."""
+    data = np.frombuffer(view, dtype=np.uint8, count=end - start, offset=start)
+    quotes = np.flatnonzero(data == ord('"'))
+    breaks = np.flatnonzero((data == 10) | (data == 13))
+    inside = np.searchsorted(quotes, breaks) % 2 == 1
+    if last:
+        return end - 1, bool(inside.any())
+    ends = breaks[~inside & (data[breaks] == newline[0])]
+    if not ends.size:
+        return -1, False
+    cut = int(ends[-1])
+    return start + cut, bool(inside[breaks < cut].any())
 
 
 def _last_newline(view: memoryview, start: int, end: int, newline: bytes = b"\n") -> int:
@@ -744,14 +769,16 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
     # No invalid_row_handler: a Python callback held by pyarrow's reader is released on one of
     # its threads, which aborts the process about 1 run in 100 when that happens during the
     # interpreter's shutdown. Ragged rows are an error; _csv_error locates them afterwards.
-    parse = pcsv.ParseOptions(delimiter=src.delimiter)
+    plain = pcsv.ParseOptions(delimiter=src.delimiter)
+    quoted = pcsv.ParseOptions(delimiter=src.delimiter, newlines_in_values=True)
     convert = pcsv.ConvertOptions(include_columns=columns, column_types=types,
                                   strings_can_be_null=True)
     seen = 0
     try:
         with (nullcontext(src._stdin) if src.is_stream
               else pa.input_stream(src.path, compression="detect")) as stream:
-            for piece in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+            for piece, quoted_breaks in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+                parse = quoted if quoted_breaks else plain
                 try:
                     table = pcsv.read_csv(pa.BufferReader(pa.py_buffer(piece)),
                                           read_options=read, parse_options=parse,

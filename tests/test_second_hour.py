@@ -198,3 +198,69 @@ def test_json_on_stdin_is_refused() -> None:
 
     result = cli_stdin(b'{"y":{"0":1.0},"pred":{"0":2.0}}', "eval", "-")
     assert_input_error(result, "stdin: this is JSON")
+
+
+# --- 6: a quoted cell of megabytes, with line breaks -------------------------------------------
+
+
+def _notes_csv(path: Path, rng: np.random.Generator, big: int) -> pd.DataFrame:
+    n = 3000
+    y = rng.normal(size=n)
+    notes = np.array(["ok"] * n, dtype=object)
+    notes[::97] = 'said "hi",\nthen left'
+    notes[1500] = ("x" * 499 + "\n") * (big // 500)  # a multi-megabyte cell, 8,000 lines
+    frame = pd.DataFrame({"y": y, "pred": y + rng.normal(size=n), "a": 1, "b": 2, "c": 3,
+                          "d": 4, "note": notes})
+    frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.mark.parametrize("piece", [None, 4096])
+def test_quoted_cells_with_line_breaks(capfd: pytest.CaptureFixture[str], tmp_path: Path,
+                                       rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
+                                       piece: int | None) -> None:
+    import losscli.sources
+
+    path = tmp_path / "notes.csv"
+    frame = _notes_csv(path, rng, 4_000_000)
+    assert path.stat().st_size > 4_000_000
+    if piece is not None:
+        monkeypatch.setattr(losscli.sources, "CSV_PIECE_SIZE", piece)
+    rc, out, err = cli(capfd, "eval", path, "--loss", "mse", "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["source"]["rows"] == len(pd.read_csv(path)) == 3000
+    assert doc["losses"][0]["value"] == pytest.approx(
+        float(np.mean((frame.pred - frame.y) ** 2)), rel=1e-12)
+
+
+def test_quoted_cells_with_line_breaks_on_stdin(tmp_path: Path,
+                                                rng: np.random.Generator) -> None:
+    from tests.test_cli import cli_stdin
+
+    path = tmp_path / "notes.csv"
+    frame = _notes_csv(path, rng, 200_000)
+    rc, out, err = cli_stdin(path.read_bytes(), "eval", "-", "--loss", "mae", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == pytest.approx(
+        float(np.mean(np.abs(frame.pred - frame.y))), rel=1e-12)
+
+
+def test_csv_pieces_end_outside_quotes(rng: np.random.Generator) -> None:
+    import csv
+    import io
+
+    from losscli.sources import _csv_pieces
+
+    rows = [["y", "note"]] + [[str(i), rng.choice(["a", 'b "q" \n c', "d\n\ne", ""])]
+                              for i in range(400)]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    data = buf.getvalue().encode()
+    for size in (7, 64, 1000):
+        pieces = list(_csv_pieces(io.BytesIO(data), size))
+        assert b"".join(bytes(p) for p, _ in pieces) == data[data.index(b"\n") + 1:]
+        for piece, breaks in pieces:
+            got = list(csv.reader(io.StringIO(bytes(piece).decode())))
+            assert all(len(r) == 2 for r in got)  # whole rows: no piece ends inside quotes
+            assert breaks == any("\n" in r[1] for r in got)
