@@ -391,6 +391,9 @@ ThreadsOpt = Annotated[int | None, typer.Option(
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
     help="regression, counts, binary, multiclass.")]
+PositiveOpt = Annotated[str | None, typer.Option(
+    "--positive", rich_help_panel=TASK, metavar="LABEL", show_default=False,
+    help="Binary target of two labels (text or numbers): the label that is 1.")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
     help="Logits, or probabilities (default).")]
@@ -468,6 +471,7 @@ def eval_cmd(
     target: TargetOpt = None,
     weight: WeightOpt = None,
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
@@ -530,7 +534,8 @@ def eval_cmd(
         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
         "max": max_, "baseline": None if baseline is None else str(baseline),
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
-        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin}, config, no_config)
+        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
+        "positive": positive}, config, no_config)
     _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
     gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
@@ -547,7 +552,7 @@ def eval_cmd(
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
-            figures=drawing)
+            figures=drawing, positive=st.positive)
     if gated:
         report.gates = gates.check(report)
     if show_config:
@@ -635,6 +640,7 @@ def compare_cmd(
         help="Rows of one side without a match: error (default), or drop and count them.")
     ] = "error",
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
@@ -692,7 +698,7 @@ def compare_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
-        "alpha": alpha, "primary": primary}, config, no_config)
+        "alpha": alpha, "primary": primary, "positive": positive}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
     from losscli.uncertainty import DEFAULT_CONFIDENCE
@@ -710,7 +716,7 @@ def compare_cmd(
                         else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
             primary=st.primary, ratio=tol.relative and (fail_if_worse or require_not_worse),
-            figures=drawing)
+            figures=drawing, positive=st.positive)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()
@@ -820,6 +826,7 @@ def recommend_cmd(
     target: TargetOpt = None,
     weight: WeightOpt = None,
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
@@ -867,8 +874,8 @@ def recommend_cmd(
     drawing = _check_report(report_file, figures)
     st = _settings("recommend", {
         "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
-        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt},
-        config, no_config)
+        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt,
+        "positive": positive}, config, no_config)
     if source is None:  # the rules need no columns: only what was given as flags counts
         st_pred, st_target, st_weight = pred, target, weight
     else:
@@ -878,7 +885,7 @@ def recommend_cmd(
             source, st_pred, st_target, st_weight, st.task,  # type: ignore[arg-type]
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             threads=st.threads, progress=progress.callback,
-            target_only=target_only,
+            target_only=target_only, positive=st.positive,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
             figures=drawing)
     if show_config:

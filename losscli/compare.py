@@ -518,9 +518,9 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
     bcols = Columns([_side_name("b:", c) for c in base_cols.pred], btarget,
                     None if base_cols.weight is None else _side_name("b:", base_cols.weight),
                     base_cols.list_column, base_cols.labels,
-                    float_target=base_cols.float_target)
+                    float_target=base_cols.float_target, positive=base_cols.positive)
     ccols = Columns([_side_name("c:", c) for c in cand_cols.pred], ctarget, None,
-                    cand_cols.list_column, cand_cols.labels)
+                    cand_cols.list_column, cand_cols.labels, positive=cand_cols.positive)
     return src, bcols, ccols, missing
 
 
@@ -735,6 +735,7 @@ def compare(
     figures: bool = False,
     primary: str | None = None,
     ratio: bool = False,
+    positive: str | None = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
@@ -749,7 +750,7 @@ def compare(
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -793,8 +794,10 @@ def compare(
             lacking = replace(base_src if in_cand else cand_src,
                               names=[*(base_src if in_cand else cand_src).names, target])
             base_src, cand_src = (lacking, cand_src) if in_cand else (base_src, lacking)
-    base_cols = resolve_columns(base_src, baseline_pred or pred, target, weight)
-    cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
+    base_cols = set_positive(resolve_columns(base_src, baseline_pred or pred, target, weight),
+                             positive)
+    cand_cols = set_positive(resolve_columns(cand_src, pred, target if target else
+                                             base_cols.target, None), positive)
     if base_cols.multiclass != cand_cols.multiclass or (
             base_cols.multiclass and len(base_cols.pred) != len(cand_cols.pred)):
         raise UsageError(f"the two sides have different prediction shapes ("
@@ -905,7 +908,7 @@ def compare(
         task=found_task, rows=state.rows, losses=results,
         settings={"ci": ci, "confidence": 1.0 - alpha, "alpha": alpha, "primary": primary,
                   "chunk_rows": chunk_rows,
-                  "nan": nan, "key": key, "unmatched": unmatched,
+                  "nan": nan, "key": key, "unmatched": unmatched, "positive": positive,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
         warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,

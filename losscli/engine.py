@@ -655,6 +655,7 @@ def evaluate(
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
     seed: int = 0,
     figures: bool = False,
+    positive: str | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -666,10 +667,11 @@ def evaluate(
     task (regression, counts, binary, multiclass; see :mod:`losscli.detect`). ``ci``
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
     interval. ``figures`` also gathers the report's figures (``Report.figures``; the
-    calibration bins go into the JSON).
+    calibration bins go into the JSON). ``positive`` names the label of a binary target of two
+    labels that is 1 (scikit-learn's ``pos_label``).
     """
     from losscli._alloc import keep_temporaries_in_heap
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -692,7 +694,7 @@ def evaluate(
         seen.add(s.spec)
 
     src = open_input(source)
-    cols = resolve_columns(src, pred, target, weight)
+    cols = set_positive(resolve_columns(src, pred, target, weight), positive)
     where = src.where
 
     if specs:

@@ -64,6 +64,8 @@ class Columns:
     width: int | None = None
     #: the target is stored as floating point (whole numbers there are amounts, not counts)
     float_target: bool = False
+    #: the positive label of a binary target of two labels (text or numbers): 1, the other 0
+    positive: str | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -914,11 +916,17 @@ def record_batches(src: Source, cols: Columns, rows: int,
     columns = cols.selected
     if src.format in ("csv", "tsv"):
         types: dict[str, Any] = {c: pa.float64() for c in columns}
-        if string_target:
+        if string_target or cols.positive is not None:
             types[cols.target] = pa.string()
         where = src.where
-        for batch in _csv_batches(src, columns, types, rows):
-            yield where, batch.select(columns)
+        try:
+            for batch in _csv_batches(src, columns, types, rows):
+                yield where, batch.select(columns)
+        except InputError as exc:
+            if f"column '{cols.target}' has a non-numeric value" in str(exc) and \
+                    not cols.multiclass and cols.positive is None:
+                raise InputError(f"{exc}{_TEXT_TARGET_HINT}") from None
+            raise
     elif src.reader is not None:
         if src.reader_used:
             raise InputError("<memory>: the RecordBatchReader was read already (a reader "
@@ -941,7 +949,7 @@ def record_batches(src: Source, cols: Columns, rows: int,
 # --- chunks -----------------------------------------------------------------------------------
 
 
-def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
+def _numeric(arr: pa.Array, column: str, where: str, binary_hint: bool = False) -> np.ndarray:
     import pyarrow as pa
 
     if pa.types.is_dictionary(arr.type):  # a pandas Categorical in Feather / Arrow IPC
@@ -949,8 +957,83 @@ def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     t = arr.type
     if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t)):
-        raise InputError(f"{where}: column '{column}' is not numeric (type {t})")
+        hint = _TEXT_TARGET_HINT if binary_hint and _is_text(t) else ""
+        raise InputError(f"{where}: column '{column}' is not numeric (type {t}){hint}")
     return float64_view(arr)
+
+
+#: What to do with a text target of one prediction column.
+_TEXT_TARGET_HINT = ("; a binary target of two labels needs --positive LABEL (the label that is "
+                     "1), classes one prediction column per class")
+
+
+def set_positive(cols: Columns, positive: str | None) -> Columns:
+    """``--positive LABEL``: the target's label that is 1 (scikit-learn's ``pos_label``)."""
+    if positive is None:
+        return cols
+    if not positive.strip():
+        raise UsageError("--positive needs a label (the target value that is the positive "
+                         "class)")
+    if cols.multiclass:
+        raise UsageError("--positive applies to a binary target (one prediction column); "
+                         "this input has one per class")
+    cols.positive = positive
+    return cols
+
+
+def _positive_target(arr: pa.Array, cols: Columns, where: str) -> np.ndarray:
+    """A target of two labels as 1.0 (``cols.positive``) and 0.0 (the other), NaN where
+    missing. Text compares as text, numbers as numbers (``--positive 1`` matches 1.0); a third
+    label, or two labels of which none is the positive one, is an InputError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from losscli.spec import format_number
+
+    label = cols.positive
+    assert label is not None
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if _is_text(arr.type):
+        stripped = pc.utf8_trim_whitespace(arr)
+        try:
+            as_numbers = pc.cast(stripped, pa.float64())
+            float(label)
+        except (pa.ArrowInvalid, ValueError):
+            as_numbers = None
+        if as_numbers is not None:
+            arr = as_numbers
+        else:
+            arr = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
+    if _is_text(arr.type):
+        values = [v for v in pc.unique(arr).to_pylist() if v is not None]
+        hit = pc.fill_null(pc.equal(arr, label), False)
+        out = float64_view(pc.cast(hit, pa.float64()))
+        if arr.null_count:
+            out = out.copy()
+            out[float64_view(pc.cast(pc.is_null(arr), pa.float64())) == 1.0] = math.nan
+        shown = [repr(v) for v in values]
+    else:
+        x = _numeric(arr, cols.target, where)
+        try:
+            wanted = float(label)
+        except ValueError:
+            raise InputError(f"{where}: --positive {label!r} is not a value of the numeric "
+                             f"target column '{cols.target}'") from None
+        values = np.unique(x[~np.isnan(x)]).tolist()
+        out = (x == wanted).astype(np.float64)
+        out[np.isnan(x)] = math.nan
+        shown = [format_number(v) for v in values]
+        values = [wanted if v == wanted else v for v in values]
+        label = wanted  # type: ignore[assignment]
+    if len(values) > 2:
+        raise InputError(f"{where}: column '{cols.target}' holds more than two labels "
+                         f"({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''}); "
+                         "--positive needs a binary target of two labels")
+    if len(values) == 2 and label not in values:
+        raise InputError(f"{where}: --positive {cols.positive!r} is neither of the target's "
+                         f"labels ({', '.join(shown)})")
+    return out
 
 
 #: pyarrow's names of the fixed-width numeric types whose buffer NumPy reads as is.
@@ -1218,8 +1301,11 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         pred = _multiclass_pred(batch, cols, where)
         target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
     else:
-        pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
-        target = _numeric(batch.column(cols.target), cols.target, where)
+        target = (_numeric(batch.column(cols.target), cols.target, where, binary_hint=True)
+                  if cols.positive is None else
+                  _positive_target(batch.column(cols.target), cols, where))
+        pred = target if cols.pred[0] == cols.target else _numeric(  # target-only: the same
+            batch.column(cols.pred[0]), cols.pred[0], where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     if _all_finite(pred, target, weight):
         return Chunk(pred, target, weight, first)

@@ -54,6 +54,7 @@ from losscli.sources import (
     RawChunk,
     Source,
     open_input,
+    set_positive,
     to_chunk,
 )
 from losscli.state import (
@@ -80,6 +81,7 @@ def recommend(
     target_only: bool = False,
     hints: Hints | None = None,
     figures: bool = False,
+    positive: str | None = None,
 ) -> Recommendation:
     """Recommend a loss for a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -87,7 +89,8 @@ def recommend(
     its median. ``source=None`` explains the rules of ``task`` applied to ``hints``.
     ``second_pass=False`` forbids re-reading the source (as for stdin); ``target_only`` ignores
     recognised prediction columns; ``figures`` also gathers the report's figures
-    (``Recommendation.figures``). Raises
+    (``Recommendation.figures``); ``positive`` names the label of a binary target of two
+    labels that is 1. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input.
     """
     task = check_task(task)
@@ -114,7 +117,8 @@ def recommend(
     src = open_input(source)
     where = src.where
     cols, has_pred, pred_from = rec_columns(src, pred, target, weight, target_only)
-    if not has_pred:
+    set_positive(cols, positive)
+    if not has_pred and positive is None:
         import pyarrow as pa
 
         typ = src.arrow_types.get(cols.target)
@@ -249,7 +253,7 @@ def recommend(
     if path is not None:
         add_commands([c for c in [rec, *alts] if not ruled_out(c, acc)],
                      EvalArgs(path, cols.pred if has_pred else None, cols.target, cols.weight,
-                              logits, nan))
+                              logits, nan, positive))
     return Recommendation(
         figures=None if acc.figures is None else _figure_data(acc, detected, cols),
         task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,
