@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from losscli.errors import UsageError
-from losscli.spec import format_number
+from losscli.spec import format_number, message_number
 
 Task = Literal["regression", "counts", "binary", "multiclass"]
 TASKS: tuple[Task, ...] = ("regression", "counts", "binary", "multiclass")
@@ -132,12 +132,14 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
         if facts.unit_pred:
             return Detection("binary", f"The {tname} takes only the values 0 and 1 and the "
                                        "predictions lie in [0, 1].")
+        lo = message_number(facts.pred_min, 0.0, 1.0)
+        hi = message_number(facts.pred_max, 0.0, 1.0)
         raise UsageError(
             f"{where + ': ' if where else ''}the {tname} takes only the values 0 and 1, but "
-            f"prediction '{pred}' leaves [0, 1] "
-            f"(min {format_number(facts.pred_min)}, max {format_number(facts.pred_max)}): pass "
-            "--logits if the predictions are logits of a binary model, or --task regression "
-            "to score them as values")
+            f"prediction '{pred}' leaves [0, 1] (min {lo}, max {hi}): pass --logits if they "
+            "are log-odds (logits) of a binary model; margins (an SVM's decision_function) "
+            "are not: calibrate them into probabilities (scikit-learn's "
+            "CalibratedClassifierCV), or pass --task regression to score them as values")
     extra = ""
     if k == 2 and facts.distinct is not None:
         a, b = sorted(facts.distinct)

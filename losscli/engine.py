@@ -29,7 +29,7 @@ from losscli.sources import (
     Source,
     to_chunk,
 )
-from losscli.spec import LossSpec, Term, parse_spec
+from losscli.spec import LossSpec, Term, message_number, parse_spec
 from losscli.state import (
     BootSums,
     EvalState,
@@ -485,10 +485,12 @@ def check_class_weights(specs: Sequence[LossSpec], n_classes: int) -> None:
 
 def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
              values: np.ndarray, hint: str = "") -> InputError:
-    count = int(np.count_nonzero(mask))
     i = int(np.argmax(mask))
+    v = float(values[i])
+    # 6 digits, more when they would make the value read as a bound or an integer it is not
+    shown = message_number(v, 0.0, 1.0, float(round(v))) if math.isfinite(v) else str(v)
     return InputError(f"{where}: column '{column}' row {chunk.row_number(i)} {what}, got "
-                      f"{values[i]:.10g} ({count} row(s) in this chunk){hint}")
+                      f"{shown}{hint}")
 
 
 def check_weights(chunk: Chunk, cols: Columns, where: str) -> None:
@@ -526,8 +528,10 @@ class TaskValidator:
         if self.task == "binary":
             bad = (t != 0.0) & (t != 1.0)
             if bad.any():
-                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows, "
-                        "pass --loss to choose the losses") if self.detected else ""
+                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows "
+                        "(targets 0 and 1): pass --task regression to score the targets as "
+                        "values, or one prediction column per class for classes"
+                        ) if self.detected else ""
                 raise domain_error(chunk, bad, tname, self.where,
                                    "must be a binary target 0 or 1", t, hint)
         if self.task == "multiclass":
@@ -575,8 +579,7 @@ def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set
                 drop[i] = (f"{term.loss.name} skipped: {prob.message} (column '{column}' "
                            f"row {row})")
                 break
-            raise InputError(f"{where}: {prob.message}: column '{column}' row {row} "
-                             f"({prob.count} row(s) in this chunk)")
+            raise InputError(f"{where}: {prob.message}: column '{column}' row {row}")
     return drop
 
 

@@ -264,3 +264,111 @@ def test_csv_pieces_end_outside_quotes(rng: np.random.Generator) -> None:
             got = list(csv.reader(io.StringIO(bytes(piece).decode())))
             assert all(len(r) == 2 for r in got)  # whole rows: no piece ends inside quotes
             assert breaks == any("\n" in r[1] for r in got)
+
+
+# --- 7: binary targets of two text (or other) labels: --positive, as scikit-learn's pos_label --
+
+
+def _cancer(tmp_path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    prob = model.fit(data.data, data.target).predict_proba(data.data)[:, 1]  # P(benign)
+    labels = np.asarray(data.target_names)[data.target]  # 'malignant' / 'benign'
+    return pd.DataFrame({"label": labels, "prob": prob}), data.target
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_positive_label_scores_a_text_target(capfd: pytest.CaptureFixture[str],
+                                             tmp_path: Path, suffix: str) -> None:
+    from sklearn.metrics import log_loss
+
+    frame, y = _cancer(tmp_path)
+    path = tmp_path / f"cancer.{suffix}"
+    frame.to_csv(path, index=False) if suffix == "csv" else frame.to_parquet(path, index=False)
+    # without it: the way forward is named
+    assert_input_error(cli(capfd, "eval", path), "'label'", "--positive LABEL")
+    rc, out, err = cli(capfd, "eval", path, "--positive", "benign", "--loss", "bce", "-f", "json")
+    assert rc == 0, err
+    bce = json.loads(out)["losses"][0]["value"]
+    assert bce == pytest.approx(log_loss(y, frame.prob), rel=1e-12)
+    # a typo is refused, never read as "every row negative"
+    assert_input_error(cli(capfd, "eval", path, "--positive", "benin"), "'benin'",
+                       "'malignant'", "'benign'")
+    # recommend prints a command that carries --positive and runs
+    rc, out, err = cli(capfd, "recommend", path, "--positive", "benign", "-f", "json")
+    rec = json.loads(out)["recommended"]
+    assert rc == 0 and "--positive benign" in rec["command"]
+
+
+def test_positive_from_the_settings_file_and_numeric_labels(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        rng: np.random.Generator) -> None:
+    from sklearn.metrics import log_loss
+
+    y = rng.integers(0, 2, 300)
+    p = np.clip(0.5 + 0.3 * (2 * y - 1) + rng.normal(0, 0.15, 300), 0.01, 0.99)
+    frame = pd.DataFrame({"y": np.where(y == 1, 1, -1), "prob": p})  # an SVM's -1 / 1 labels
+    frame.to_csv(tmp_path / "svm.csv", index=False)
+    (tmp_path / "losscli.toml").write_text("positive = 1\n")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = cli(capfd, "eval", "svm.csv", "--loss", "bce", "-f", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == pytest.approx(log_loss(y, p), rel=1e-12)
+    frame.assign(y=np.where(y == 1, "yes", "no")).loc[:9].assign(
+        y=["yes", "no", "maybe"] + ["no"] * 7).to_csv(tmp_path / "three.csv", index=False)
+    assert_input_error(cli(capfd, "eval", "three.csv", "--positive", "yes", "--loss", "bce"),
+                       "more than two labels", "'maybe'")
+
+
+# --- 9, 17: a late bad label names a way forward; no chunk sizes in messages ---------------------
+
+
+def test_a_late_bad_binary_label_advises_what_helps(capfd: pytest.CaptureFixture[str],
+                                                    tmp_path: Path,
+                                                    rng: np.random.Generator) -> None:
+    n = 70_000
+    y = rng.integers(0, 2, n)
+    y[69_000] = 2
+    path = tmp_path / "late.parquet"
+    pd.DataFrame({"y": y, "prob": rng.uniform(0.01, 0.99, n)}).to_parquet(path)
+    err = assert_input_error(cli(capfd, "eval", path), "row 69001", "--task regression")
+    assert "--loss" not in err and "chunk" not in err
+
+
+def test_domain_errors_name_no_chunk(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text("y,pred\n1,0.5\n2,-16.858020159730973\n3,1.5\n")
+    err = assert_input_error(cli(capfd, "eval", path, "--loss", "poisson"), "row 2")
+    assert "chunk" not in err
+    path.write_text("label,prob\n1,0.5\n0,1.0000000001\n")
+    err = assert_input_error(cli(capfd, "eval", path, "--task", "binary"), "row 2",
+                             "1.0000000001")
+    assert "chunk" not in err
+
+
+# --- 8: margins are not logits; numbers in messages in 6 significant digits -------------------
+
+
+def test_svm_margins_get_advice_that_fits_them(capfd: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    import re
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    data = load_breast_cancer()
+    svm = make_pipeline(StandardScaler(), LinearSVC()).fit(data.data, data.target)
+    margins = svm.decision_function(data.data)
+    path = tmp_path / "svm.csv"
+    pd.DataFrame({"y": data.target, "score": margins}).to_csv(path, index=False)
+    err = assert_input_error(cli(capfd, "eval", path), "--logits", "calibrate",
+                             "--task regression")
+    assert f"min {margins.min():.6g}, max {margins.max():.6g}" in err
+    assert not re.search(r"\d\.\d{6,}", err), err  # no 17-digit numbers
