@@ -44,8 +44,9 @@ PARQUET_BUFFER_SIZE = 1 << 16
 #: as this many, since pyarrow takes batch sizes as C integers.
 MAX_CHUNK_ROWS = (1 << 31) - 1
 TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "y_test")
-PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
-              "probability", "predictions", "preds", "output", "logit", "logits")
+PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "y_score", "p", "prob",
+              "probs", "proba", "y_prob", "y_proba", "probability", "probabilities",
+              "predictions", "preds", "scores", "output", "logit", "logits")
 MULTI_PRED_GLOBS = ("prob_*", "proba_*", "p_*", "logit_*", "logits_*", "score_*", "pred_*")
 
 

@@ -172,6 +172,11 @@ def _param_items(params: str, loss: LossDef, text: str) -> list[tuple[str, str]]
 def _parse_term(chunk: str, text: str) -> Term:
     m = _TERM.match(chunk)
     if not m:
+        names = [n.strip() for n in text.split(",")]
+        if len(names) > 1 and all(lookup(n) is not None for n in names):
+            repeated = " ".join(f"--loss {n}" for n in names)
+            raise UsageError(f"cannot parse loss spec '{text}': several losses are asked for "
+                             f"one --loss each ({repeated})")
         raise UsageError(f"cannot parse loss spec '{text}': expected name[:param=value,...] "
                          "or a weighted sum such as '0.7*mse+0.3*mae'")
     loss = lookup(m["name"])

@@ -372,3 +372,40 @@ def test_svm_margins_get_advice_that_fits_them(capfd: pytest.CaptureFixture[str]
                              "--task regression")
     assert f"min {margins.min():.6g}, max {margins.max():.6g}" in err
     assert not re.search(r"\d\.\d{6,}", err), err  # no 17-digit numbers
+
+
+# --- 11: a comma list of losses; scikit-learn's column names --------------------------------
+
+
+def test_comma_list_of_losses_suggests_repeated_loss(capfd: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("y,pred\n1,1.5\n2,2.5\n")
+    assert_input_error(cli(capfd, "eval", path, "--loss", "mse,mae"),
+                       "--loss mse --loss mae")
+
+
+def test_y_score_and_a_probs_list_column_are_recognised(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    x, y = load_iris(return_X_y=True)
+    probs = LogisticRegression(max_iter=1000).fit(x, y).predict_proba(x)
+    path = tmp_path / "iris.parquet"
+    pq.write_table(pa.table({"y": y, "probs": pa.array(list(probs))}), path)
+    rc, out, err = cli(capfd, "eval", path, "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["task"] == "multiclass"
+    assert doc["losses"][0]["value"] == pytest.approx(log_loss(y, probs), rel=1e-12)
+    binary = tmp_path / "scores.csv"
+    pd.DataFrame({"y_true": (y == 2).astype(int), "y_score": probs[:, 2]}).to_csv(binary,
+                                                                                  index=False)
+    rc, out, err = cli(capfd, "eval", binary, "--loss", "bce", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["losses"][0]["value"] == pytest.approx(
+        log_loss(y == 2, probs[:, 2]), rel=1e-12)
