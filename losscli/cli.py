@@ -538,6 +538,12 @@ def eval_cmd(
         "positive": positive}, config, no_config)
     _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
+    if tolerance is not None and not st.baseline:
+        from losscli.gates import Tolerance
+
+        Tolerance.parse(tolerance)  # a bad value is named first
+        raise UsageError("--tolerance is the allowed worsening against a baseline: pass "
+                         "--baseline FILE too (or set baseline in the settings file)")
     gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
         from losscli.gates import Gates
@@ -565,6 +571,9 @@ def eval_cmd(
             raise UsageError(f"--write-baseline {write_baseline}: cannot make its directory "
                              f"({exc.strerror})") from None
         write_output(_render("eval", report, "json"), write_baseline)
+        if not quiet:
+            print(f"losscli: wrote baseline {write_baseline} ({len(report.losses)} loss(es)); "
+                  f"compare with it: --baseline {write_baseline}", file=sys.stderr)
     _write_report(report, report_file, figures)
     try:
         _emit_result("eval", report, st.format, output)
@@ -704,6 +713,9 @@ def compare_cmd(
     from losscli.uncertainty import DEFAULT_CONFIDENCE
 
     tol = Tolerance.parse(st.tolerance)
+    if tolerance is not None and not (fail_if_worse or require_not_worse):
+        raise UsageError("--tolerance is the margin of a gate: pass --fail-if-worse or "
+                         "--require-not-worse too")
     with _Progress(baseline, quiet) as _:
         result = compare(
             baseline, candidate, pred=st.pred, baseline_pred=baseline_pred, target=st.target,

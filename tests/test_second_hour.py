@@ -409,3 +409,22 @@ def test_y_score_and_a_probs_list_column_are_recognised(
     assert rc == 0, err
     assert json.loads(out)["losses"][0]["value"] == pytest.approx(
         log_loss(y == 2, probs[:, 2]), rel=1e-12)
+
+
+# --- 13: confirmations, a tolerance without a gate, re-recording a baseline -------------------
+
+
+def test_baseline_written_confirmed_and_tolerance_needs_a_gate(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("y,pred\n1,1.5\n2,2.5\n3,2.0\n")
+    base = tmp_path / "ci" / "base.json"
+    rc, _, err = cli(capfd, "eval", path, "--loss", "mse", "--write-baseline", base)
+    assert rc == 0 and f"wrote baseline {base}" in err and base.is_file()
+    rc, _, err = cli(capfd, "eval", path, "--loss", "mse", "-q", "--write-baseline", base)
+    assert rc == 0 and err == ""
+    assert_input_error(cli(capfd, "eval", path, "--tolerance", "2%"), "--baseline FILE")
+    assert_input_error(cli(capfd, "compare", path, path, "--tolerance", "1%"),
+                       "--fail-if-worse")
+    rc, _, err = cli(capfd, "eval", path, "--loss", "mse", "--loss", "mae", "--baseline", base)
+    assert rc == 1 and "mae" in err and "--write-baseline" in err
