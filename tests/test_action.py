@@ -172,3 +172,29 @@ def test_readme_workflow_runs_as_written(tmp_path: Path) -> None:
 
 def test_action_script_is_executable() -> None:
     assert os.access(ROOT / "action" / "run.sh", os.X_OK)
+
+
+def test_readme_action_example_runs_with_the_readme_settings(tmp_path: Path) -> None:
+    """The README's action step, with its [tool.losscli] example in pyproject.toml: the gates
+    name losses that are evaluated, so the step exits 0 or 1 and writes the JUnit report."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    step = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+                if "uses: OWNER/losscli@REF" in b)
+    inputs = yaml.safe_load(step)[0]["with"]
+    [toml] = [b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+              if b.startswith("[tool.losscli]")]
+    shutil.copy(SAMPLES / "regression.parquet", tmp_path / inputs["file"])
+    (tmp_path / "pyproject.toml").write_text(toml.replace('baseline = "ci/baseline.json"\n', ""))
+    rc, err, outputs, _ = run_step(tmp_path, **{k: str(v) for k, v in inputs.items()})
+    assert rc in (0, 1) and "losscli: error" not in err, err
+    assert (tmp_path / outputs["junit"]).is_file()
+
+
+def test_action_step_refused_input_still_writes_the_report(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES / "regression.parquet", tmp_path / "preds.parquet")
+    rc, err, outputs, _ = run_step(tmp_path, file="preds.parquet", losses="mse", gates="mae=2")
+    assert rc == 2 and "losscli: error: --max mae" in err
+    root = ET.parse(tmp_path / "losscli.xml").getroot()
+    [error] = list(root.iter("error"))
+    assert error.get("message", "").startswith("--max mae: that loss is not evaluated")
+    assert outputs["passed"] == "false"
