@@ -34,6 +34,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples:\n  losscli eval sample_data/regression.parquet\n  losscli recommend "
+           "preds.parquet\n  losscli compare base.parquet cand.parquet\n\nEach command: "
+           "losscli COMMAND --help",
 )
 
 
@@ -363,16 +366,33 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 # --- options shared by every command that reads data (one text each) --------------------------
 
+
+def _help_all(ctx: typer.Context, value: bool) -> None:
+    """--help-all: the help with every option, also those that --help leaves out."""
+    if not value or ctx.resilient_parsing:
+        return
+    for param in ctx.command.params:
+        if hasattr(param, "hidden"):  # options (arguments are never hidden)
+            param.hidden = False
+    text = ctx.get_help()  # Typer's rich help prints itself and returns ""
+    if text:
+        typer.echo(text)
+    raise typer.Exit()
+
+
+HelpAllOpt = Annotated[bool, typer.Option(
+    "--help-all", is_eager=True, callback=_help_all, help="Show every option.")]
+
 INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
     "Input", "Task", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
 
 
 Source = Annotated[str, typer.Argument(
     metavar="SOURCE", show_default=False,
-    help="CSV, TSV, Parquet file or directory, Arrow IPC, or - (CSV on stdin).")]
+    help="CSV, TSV, Parquet (file or directory), Arrow IPC, - for stdin.")]
 PredOpt = Annotated[str | None, typer.Option(
     "--pred", "-p", rich_help_panel=INPUT, metavar="COL", show_default=False,
-    help="Prediction column(s): name, a,b list or 'prob_*'.")]
+    help="Column(s): name, a,b or 'prob_*'.")]
 TargetOpt = Annotated[str | None, typer.Option(
     "--target", "-t", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Target column.")]
@@ -381,26 +401,29 @@ WeightOpt = Annotated[str | None, typer.Option(
     help="Sample-weight column.")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
-    help="NaN, inf, empty: error (default) or drop.")]
+    help="NaN, inf, empty: error or drop.")]
 ChunkOpt = Annotated[int | None, typer.Option(
-    "--chunk-rows", rich_help_panel=INPUT, metavar="N", show_default=False,
+    "--chunk-rows", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Rows per chunk: speed and memory only.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", rich_help_panel=INPUT, metavar="N", show_default=False,
+    "--threads", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Compute threads (results never change).")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
-    help="regression, counts, binary, multiclass.")]
+    help="The task (default: detected).")]
 PositiveOpt = Annotated[str | None, typer.Option(
     "--positive", rich_help_panel=TASK, metavar="LABEL", show_default=False,
-    help="Binary target of two labels (text or numbers): the label that is 1.")]
+    help="Label of a binary target that is 1.")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
     help="Logits, or probabilities (default).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
-    help="table, json, markdown, csv, junit, github (recommend: the first three).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
+    help="table, json, markdown, csv, junit or github.")]
+RecFormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
+    help="table, json or markdown.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", hidden=True, rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE",
@@ -413,17 +436,18 @@ FiguresOpt = Annotated[Path | None, typer.Option(
     "--figures", rich_help_panel=OUTPUT, file_okay=False, metavar="DIR", show_default=False,
     help="Also write each figure as a PNG into DIR (needs losscli[report]).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE", show_default=False,
-    help="Settings file (default: pyproject.toml).")]
+    "--config", hidden=True, rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE",
+    show_default=False,
+    help="Settings file (default: \\[tool.losscli] in ./pyproject.toml, or ./losscli.toml).")]
 NoConfigOpt = Annotated[bool, typer.Option(
-    "--no-config", rich_help_panel=SETTINGS, help="Read no settings file.")]
+    "--no-config", hidden=True, rich_help_panel=SETTINGS, help="Read no settings file.")]
 ShowConfigOpt = Annotated[bool, typer.Option(
-    "--show-config", rich_help_panel=SETTINGS,
+    "--show-config", hidden=True, rich_help_panel=SETTINGS,
     help="Show each setting and where it came from.")]
 
 
 PluginOpt = Annotated[list[str] | None, typer.Option(
-    "--plugin", rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
+    "--plugin", hidden=True, rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
     help="Load custom losses from a Python file or module (repeatable); see README.")]
 
 
@@ -447,23 +471,64 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
     return resolve(command, flags, find_config(config, use=not no_config))
 
 CiOpt = Annotated[str | None, typer.Option(
-    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    "--ci", hidden=True, rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t, bootstrap, percentile or none.")]
 CompareCiOpt = Annotated[str | None, typer.Option(
-    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    "--ci", hidden=True, rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t or bootstrap.")]
 ConfidenceOpt = Annotated[float | None, typer.Option(
-    "--confidence", rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
+    "--confidence", hidden=True, rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
     help="Confidence level (default 0.95).")]
 BootstrapOpt = Annotated[int | None, typer.Option(
-    "--bootstrap-samples", rich_help_panel=INTERVALS, metavar="B", show_default=False,
-    help="Bootstrap replicates (default 2000).")]
+    "--bootstrap-samples", hidden=True, rich_help_panel=INTERVALS, metavar="B",
+    show_default=False, help="Bootstrap replicates (default 2000).")]
 SeedOpt = Annotated[int | None, typer.Option(
-    "--seed", rich_help_panel=INTERVALS, metavar="N", show_default=False,
+    "--seed", hidden=True, rich_help_panel=INTERVALS, metavar="N", show_default=False,
     help="Bootstrap seed (default 0).")]
 
 
-@app.command("eval")
+#: The help pages' texts: paragraphs without line breaks (Rich wraps them to the terminal) and
+#: examples one per line; --help shows the common options, --help-all every one.
+EXIT_CODES = "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error."
+MORE = "Every option: losscli {} --help-all"
+
+
+def _examples(command: str, *lines: str) -> str:
+    return "Examples:\n" + "\n".join(f"  {x}" for x in lines) + "\n\n" + MORE.format(command)
+
+
+EVAL_HELP = ("Evaluate losses and gradient statistics over a prediction file, in one pass.\n\n"
+             + EXIT_CODES)
+EVAL_EXAMPLES = _examples(
+    "eval",
+    "losscli eval preds.parquet",
+    "losscli eval preds.csv --pred y_hat --target y --loss mse --loss mae",
+    "losscli eval preds.parquet --baseline ci/baseline.json --tolerance 2%")
+COMPARE_HELP = ("Compare two models on the same rows, paired: each loss's delta and verdict."
+                "\n\n" + EXIT_CODES)
+COMPARE_EXAMPLES = _examples(
+    "compare",
+    "losscli compare base.parquet cand.parquet",
+    "losscli compare preds.parquet --baseline-pred old_score --pred new_score",
+    "losscli compare baseline.parquet candidate.parquet --key id --fail-if-worse")
+RECOMMEND_HELP = ("Recommend a loss from the task and the measured outliers or class "
+                  "imbalance.\n\nExit codes: 0 ok, 2 bad input or usage, 3 internal error.")
+RECOMMEND_EXAMPLES = _examples(
+    "recommend",
+    "losscli recommend preds.parquet",
+    "losscli recommend train.csv --target price --target-only",
+    "losscli recommend --task binary --imbalanced")
+LOSSES_HELP = ("The loss catalog: formulas, parameters, gradients; --check tests a gradient."
+               "\n\nExit codes: 0 ok (the check passed), 1 the check failed, 2 bad input or "
+               "usage.")
+LOSSES_EXAMPLES = _examples(
+    "losses",
+    "losscli losses",
+    "losscli losses --check huber:delta=2",
+    "losscli losses --check bce --data sample_data/binary.csv --pred prob")
+
+
+@app.command("eval", help=EVAL_HELP, epilog=EVAL_EXAMPLES)
 @boundary
 def eval_cmd(
     source: Source,
@@ -483,13 +548,13 @@ def eval_cmd(
     )] = None,
     plugin: PluginOpt = None,
     vanish_tol: Annotated[float | None, typer.Option(
-        "--vanish-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--vanish-tol", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="|g| <= X is vanishing (default 1e-6).")] = None,
     explode_tol: Annotated[float | None, typer.Option(
-        "--explode-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--explode-tol", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="|g| >= X is exploding (default 1e3).")] = None,
     grad_clip: Annotated[float | None, typer.Option(
-        "--grad-clip", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--grad-clip", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="Report the share of |g| > X.")] = None,
     max_: Annotated[list[str] | None, typer.Option(
         "--max", rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
@@ -515,6 +580,7 @@ def eval_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Evaluate losses and gradient statistics over a prediction file, in one pass.
 
@@ -623,29 +689,27 @@ def _append_summary(text: str) -> None:
               file=sys.stderr)
 
 
-@app.command("compare")
+@app.command("compare", help=COMPARE_HELP, epilog=COMPARE_EXAMPLES)
 @boundary
 def compare_cmd(
     baseline: Annotated[str, typer.Argument(
         metavar="BASELINE", show_default=False,
-        help="The baseline's predictions (or both models' columns, with --baseline-pred).")],
+        help="Baseline predictions (or both models').")],
     candidate: Annotated[str | None, typer.Argument(
         metavar="[CANDIDATE]", show_default=False,
-        help="The candidate's predictions on the same rows (in the same order, or --key).")
-    ] = None,
+        help="The candidate's, on the same rows.")] = None,
     pred: PredOpt = None,
     baseline_pred: Annotated[str | None, typer.Option(
         "--baseline-pred", rich_help_panel=INPUT, metavar="COL", show_default=False,
-        help="The baseline's prediction column (one input: both models' columns; two "
-        "inputs: default --pred).")] = None,
+        help="The baseline's column.")] = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
     key: Annotated[str | None, typer.Option(
         "--key", rich_help_panel=INPUT, metavar="COL", show_default=False,
-        help="Match the two inputs' rows by this column (unique on each side; both inputs "
-        "are held in memory).")] = None,
+        help="Match the rows by this id column.")] = None,
     unmatched: Annotated[str, typer.Option(
-        "--unmatched", rich_help_panel=INPUT, metavar="<error|drop>", show_default=False,
+        "--unmatched", hidden=True, rich_help_panel=INPUT, metavar="<error|drop>",
+        show_default=False,
         help="Rows of one side without a match: error (default), or drop and count them.")
     ] = "error",
     task: TaskOpt = None,
@@ -656,32 +720,29 @@ def compare_cmd(
     threads: ThreadsOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
-        help="Repeatable: mse, 'huber:delta=2'. Default: the task's default set.")] = None,
+        help="Repeatable: mse, 'huber:delta=2'.")] = None,
     plugin: PluginOpt = None,
     ci: CompareCiOpt = None,
     confidence: ConfidenceOpt = None,
     bootstrap_samples: BootstrapOpt = None,
     seed: SeedOpt = None,
     alpha: Annotated[float | None, typer.Option(
-        "--alpha", rich_help_panel=GATES, metavar="A", show_default=False,
+        "--alpha", hidden=True, rich_help_panel=GATES, metavar="A", show_default=False,
         help="Significance level of the verdicts and gates: the interval is two-sided "
         "(1 - alpha), simultaneous over the losses (default 0.05).")] = None,
     primary: Annotated[str | None, typer.Option(
-        "--primary", rich_help_panel=GATES, metavar="SPEC", show_default=False,
+        "--primary", hidden=True, rich_help_panel=GATES, metavar="SPEC", show_default=False,
         help="The confirmatory loss: tested alone and the only one gated; the others are "
         "secondary, adjusted among themselves.")] = None,
     fail_if_worse: Annotated[bool, typer.Option(
         "--fail-if-worse", rich_help_panel=GATES,
-        help="Exit 1 on evidence of a regression: the interval's lower end above the "
-        "tolerance.")] = False,
+        help="Exit 1 on evidence it is worse.")] = False,
     require_not_worse: Annotated[bool, typer.Option(
         "--require-not-worse", rich_help_panel=GATES,
-        help="Exit 1 unless the interval's upper end is below the tolerance "
-        "(non-inferiority).")] = False,
+        help="Exit 1 without evidence that it is not worse.")] = False,
     tolerance: Annotated[str | None, typer.Option(
         "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
-        help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
-    ] = None,
+        help="The gates' margin: 1% or 0.01 (default 0).")] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
@@ -690,6 +751,7 @@ def compare_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Compare two models on the same rows, paired: each loss's difference and verdict.
 
@@ -743,7 +805,7 @@ def compare_cmd(
     _exit_on_failed_gates(result.gates, quiet, st.format)
 
 
-@app.command("losses")
+@app.command("losses", help=LOSSES_HELP, epilog=LOSSES_EXAMPLES)
 @boundary
 def losses_cmd(
     fmt: Annotated[str, typer.Option(
@@ -772,6 +834,7 @@ def losses_cmd(
     ] = 1e-3,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """The loss catalog: formulas, parameters, gradients; --check tests a gradient.
 
@@ -828,7 +891,7 @@ def _check_cmd(check: str, data: str | None, pred: str | None, target: str | Non
 NO_DATA = "Without data"
 
 
-@app.command("recommend")
+@app.command("recommend", help=RECOMMEND_HELP, epilog=RECOMMEND_EXAMPLES)
 @boundary
 def recommend_cmd(
     source: Annotated[str | None, typer.Argument(
@@ -847,27 +910,27 @@ def recommend_cmd(
         "--target-only", rich_help_panel=TASK,
         help="Analyse the target alone, ignoring predictions.")] = False,
     outliers: Annotated[bool, typer.Option(
-        "--outliers", rich_help_panel=NO_DATA,
+        "--outliers", hidden=True, rich_help_panel=NO_DATA,
         help="The residuals have outliers.")] = False,
     heavy_tails: Annotated[bool, typer.Option(
-        "--heavy-tails", rich_help_panel=NO_DATA,
+        "--heavy-tails", hidden=True, rich_help_panel=NO_DATA,
         help="The residuals have heavy tails.")] = False,
     outlier_fraction: Annotated[float | None, typer.Option(
-        "--outlier-fraction", rich_help_panel=NO_DATA, metavar="F", show_default=False,
+        "--outlier-fraction", hidden=True, rich_help_panel=NO_DATA, metavar="F", show_default=False,
         help="The share of outlying residuals, in [0, 1].")] = None,
     imbalanced: Annotated[bool, typer.Option(
-        "--imbalanced", rich_help_panel=NO_DATA,
+        "--imbalanced", hidden=True, rich_help_panel=NO_DATA,
         help="The classes are imbalanced.")] = False,
     minority_share: Annotated[float | None, typer.Option(
-        "--minority-share", rich_help_panel=NO_DATA, metavar="S", show_default=False,
+        "--minority-share", hidden=True, rich_help_panel=NO_DATA, metavar="S", show_default=False,
         help="The binary minority class's share, in [0, 1].")] = None,
     plot: Annotated[bool, typer.Option(
-        "--plot/--no-plot", rich_help_panel=OUTPUT, show_default=False,
+        "--plot/--no-plot", hidden=True, rich_help_panel=OUTPUT, show_default=False,
         help="Show the histogram (default: shown).")] = True,
     rules: Annotated[bool, typer.Option(
-        "--rules", rich_help_panel=OUTPUT,
+        "--rules", hidden=True, rich_help_panel=OUTPUT,
         help="Also show the selection rules of the task.")] = False,
-    fmt: FormatOpt = None,
+    fmt: RecFormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
     figures: FiguresOpt = None,
@@ -875,6 +938,7 @@ def recommend_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Recommend a loss from the task and the measured outliers or class imbalance.
 

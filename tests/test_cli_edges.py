@@ -239,7 +239,7 @@ def test_compare_ci_none_is_refused_naming_the_file_and_not_offered_in_help(
     assert_input_error(cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred",
                            "w", "--target", "y", "--config", cfg),
                        "compare needs an interval", "losscli.toml")
-    rc, out, _ = cli(capfd, "compare", "--help")
+    rc, out, _ = cli(capfd, "compare", "--help-all")
     assert rc == 0
     ci_help = " ".join(out[out.index("--ci "):out.index("--confidence")].split())
     assert "bootstrap" in ci_help and "none" not in ci_help
