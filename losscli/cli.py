@@ -448,7 +448,7 @@ ShowConfigOpt = Annotated[bool, typer.Option(
 
 PluginOpt = Annotated[list[str] | None, typer.Option(
     "--plugin", hidden=True, rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
-    help="Load custom losses from a Python file or module (repeatable); see README.")]
+    help="Load custom losses from a Python file or module (repeatable); see docs/plugins.md.")]
 
 
 def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:

@@ -1,6 +1,6 @@
 """The one task detector of eval and recommend: what the target (and predictions) say the task is.
 
-Rules, first match wins (documented once, in the README under "Task detection"):
+Rules, first match wins (documented once, in docs/eval.md under "Task detection"):
 
 1. ``--task`` given: that task.
 2. Several prediction columns or a list column: multiclass.

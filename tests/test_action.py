@@ -134,8 +134,9 @@ def test_action_step_bad_input_is_exit_2(tmp_path: Path) -> None:
 
 
 def readme_yaml_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    from tests.test_readme import blocks
+
+    return blocks("yaml")
 
 
 def test_readme_action_step_uses_the_inputs() -> None:
@@ -177,12 +178,11 @@ def test_action_script_is_executable() -> None:
 def test_readme_action_example_runs_with_the_readme_settings(tmp_path: Path) -> None:
     """The README's action step, with its [tool.losscli] example in pyproject.toml: the gates
     name losses that are evaluated, so the step exits 0 or 1 and writes the JUnit report."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    step = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
-                if "uses: OWNER/losscli@REF" in b)
+    from tests.test_readme import readme_config
+
+    step = next(b for b in readme_yaml_blocks() if "uses: OWNER/losscli@REF" in b)
     inputs = yaml.safe_load(step)[0]["with"]
-    [toml] = [b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
-              if b.startswith("[tool.losscli]")]
+    toml = readme_config()
     shutil.copy(SAMPLES / "regression.parquet", tmp_path / inputs["file"])
     (tmp_path / "pyproject.toml").write_text(toml.replace('baseline = "ci/baseline.json"\n', ""))
     rc, err, outputs, _ = run_step(tmp_path, **{k: str(v) for k, v in inputs.items()})

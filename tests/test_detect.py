@@ -181,7 +181,8 @@ def test_target_facts_do_not_depend_on_chunking(seed: int) -> None:
 
 
 def test_detection_rules_documented_once() -> None:
-    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    from tests.test_readme import TEXT as readme
+
     assert readme.count("**Task detection**") == 1
     section = readme.split("**Task detection**")[1].split("\n\n")[0]
     for needle in ("--task", "multiclass", "0 and 1", "--logits", "--task regression", "counts"):
