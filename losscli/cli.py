@@ -120,7 +120,9 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     plain = _plain(sys.stdout)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240,
+    # a terminal's width, else $COLUMNS when set (a pipe to less -S, a CI log), else 240
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 240
+    console = Console(file=sys.stdout, width=width,
                       soft_wrap=False, no_color=plain, color_system=None if plain else "auto",
                       highlight=False)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]

@@ -724,7 +724,7 @@ def evaluate(
     if specs:
         # the losses decide; the report says counts when the first rows are counts
         task = ("counts" if loss_task == "regression" and (asked_task == "counts" or (
-            asked_task is None and facts.counts)) else loss_task)
+            asked_task is None and facts.counts and not cols.float_target)) else loss_task)
     else:
         try:
             found = _detect(facts, head, cols, logits, asked_task, where)

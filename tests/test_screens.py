@@ -3,6 +3,7 @@ person sees it: no line wider than the terminal and no number cut across two lin
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def cut_numbers(text: str) -> list[str]:
     the next line (its first cell empty), or in text that fills the line to the edge."""
     found = []
     lines = text.splitlines()
-    for a, b in zip(lines, lines[1:], strict=False):
+    for a, b in itertools.pairwise(lines):
         if a.startswith("│") and b.startswith("│"):
             ca, cb = a.strip("│").split("│"), b.strip("│").split("│")
             if len(ca) != len(cb) or cb[0].strip():
@@ -78,3 +79,22 @@ def test_spec_lines_break_between_terms_only() -> None:
     assert "".join(lines) == spec
     assert lines == ["0.25*quantile:q=0.25+", "0.25*huber:delta=1e+20+", "mae+0.5*pinball:q=0.9"]
     assert spec_lines("huber:delta=2") == ["huber:delta=2"]
+
+
+def test_piped_output_honours_columns() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-m", "losscli", "eval", S + "regression.parquet",
+                           "--max", "mse=100"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "passed: the gate" in proc.stdout  # not 'passed: 1 gates'
+    env.pop("COLUMNS")
+    wide = subprocess.run([sys.executable, "-m", "losscli", "eval", S + "regression.parquet"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert max(len(line) for line in wide.stdout.splitlines()) > 80  # a file: one wide table

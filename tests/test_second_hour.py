@@ -99,6 +99,9 @@ def test_float_whole_number_target_is_regression(capfd: pytest.CaptureFixture[st
     rec = json.loads(out)
     assert rc == 0 and rec["task"] == "regression" and rec["recommended"]["name"] != "poisson"
     assert "--task counts" in rec["task_reason"]
+    # with the losses given, the report names the task the same way
+    rc, out, err = cli(capfd, "eval", path, "--loss", "mse", "--format", "json")
+    assert rc == 0 and json.loads(out)["task"] == "regression"
     # --task counts still scores them as counts
     rc, out, err = cli(capfd, "eval", path, "--task", "counts", "--format", "json")
     assert rc == 0 and json.loads(out)["task"] == "counts"

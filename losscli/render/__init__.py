@@ -56,8 +56,9 @@ def gates_verdict(gates: Sequence[Any]) -> str:
 def gates_summary(gates: Sequence[Any]) -> tuple[str, bool]:
     """The line under a table of gates, and whether every gate passed."""
     failed = sum(not g.passed for g in gates)
-    return (f"FAILED: {failed} of {len(gates)} gates" if failed
-            else f"passed: {len(gates)} gates"), not failed
+    n = len(gates)
+    return (f"FAILED: {failed} of {n} gate{'s' if n != 1 else ''}" if failed
+            else "passed: the gate" if n == 1 else f"passed: all {n} gates"), not failed
 
 
 def md_notes(notes: Sequence[str]) -> list[str]:
