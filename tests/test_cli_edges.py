@@ -155,7 +155,7 @@ def test_eval_and_compare_state_gate_results_in_the_same_words(
     for args in (ev, cmp):
         rc, out, err = cli(capfd, *args, "--format", "markdown")
         assert rc == 1, err
-        assert "Verdict: **FAILED (1 of 2 gates)**" in out
+        assert "Gates: **FAILED (1 of 2 gates)**" in out
         assert "a\\|b.parquet" in out and "a|b" not in out.replace("a\\|b", "")
         rc, out, err = cli(capfd, *args)
         assert rc == 1, err

@@ -431,3 +431,18 @@ def test_baseline_written_confirmed_and_tolerance_needs_a_gate(
                        "--fail-if-worse")
     rc, _, err = cli(capfd, "eval", path, "--loss", "mse", "--loss", "mae", "--baseline", base)
     assert rc == 1 and "mae" in err and "--write-baseline" in err
+
+
+# --- 15: markdown names what is compared and does not call the gates a verdict ----------------
+
+
+def test_compare_markdown_title_and_gates_line(capfd: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("y,old,new\n" + "".join(f"{i},{i + 0.1},{i + 2.0}\n" for i in range(30)))
+    rc, out, err = cli(capfd, "compare", path, "--baseline-pred", "old", "--pred", "new",
+                       "--loss", "mse", "--format", "markdown")
+    assert rc == 0, err
+    assert out.startswith(f"### losscli compare: {path}: old vs new\n")
+    assert "Gates: none" in out and "Verdict: **no gates**" not in out
+    assert "| worse |" in out
