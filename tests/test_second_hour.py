@@ -446,3 +446,18 @@ def test_compare_markdown_title_and_gates_line(capfd: pytest.CaptureFixture[str]
     assert out.startswith(f"### losscli compare: {path}: old vs new\n")
     assert "Gates: none" in out and "Verdict: **no gates**" not in out
     assert "| worse |" in out
+
+
+# --- 14: the defaults a loss ran with are shown in the table ------------------------------------
+
+
+def test_table_shows_default_parameters(capfd: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("y,pred\n" + "".join(f"{i},{i + 0.3 * (-1) ** i}\n" for i in range(20)))
+    rc, out, err = cli(capfd, "eval", path, "--loss", "huber", "--loss", "quantile",
+                       "--loss", "huber:delta=2")
+    assert rc == 0, err
+    assert "│ huber:delta=1 " in out and "│ quantile:q=0.5 " in out and "│ huber:delta=2 " in out
+    rc, out, err = cli(capfd, "eval", path, "--loss", "huber", "--format", "json")
+    assert json.loads(out)["losses"][0]["spec"] == "huber"  # the spec as asked

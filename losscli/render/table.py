@@ -88,6 +88,29 @@ SPEC_LINE = 28
 _TERM_BREAK = re.compile(r"\+(?=[\d.]+(?:e-?\d+)?\*|[A-Za-z_])")
 
 
+#: Parameters whose default changes nothing (a weight of 1, no class weights): not shown.
+_NEUTRAL = frozenset({"pos_weight", "class_weights", "alpha"})
+
+
+def with_defaults(spec: str) -> str:
+    """A one-loss spec with the defaults it ran with ('huber' ran as 'huber:delta=1'), so that
+    a table shows the numbers behind each row; JSON and gates keep the spec as asked."""
+    from losscli.errors import LossCliError
+    from losscli.spec import format_number, parse_spec
+
+    if ":" in spec:
+        return spec
+    try:
+        parsed = parse_spec(spec)
+    except LossCliError:
+        return spec
+    if len(parsed.terms) != 1 or parsed.terms[0].coef != 1.0:
+        return spec
+    shown = [f"{k}={format_number(v)}" for k, v in parsed.terms[0].params.items()
+             if k not in _NEUTRAL and isinstance(v, float)]
+    return f"{spec}:{','.join(shown)}" if shown else spec
+
+
 def spec_lines(spec: str, limit: int = SPEC_LINE) -> list[str]:
     """A loss spec as lines that break only between the terms of a weighted sum, never inside
     a term or a number ('quantile:q=0.2' / '5+...' read as q = 0.2)."""
@@ -111,6 +134,7 @@ def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
     after them while ``width`` allows, then in further tables (each repeating the loss column).
     ``titles``: the title when everything fits, the first table's, the second's, and the
     further tables' (with '{i}' for the part number)."""
+    specs = [with_defaults(s) for s in specs]
     lines = [spec_lines(s) for s in specs]
     names = [escape("\n".join(x)) for x in lines]
     loss_width = max(len("loss"), *(len(x) for ls in lines for x in ls)) + 3
