@@ -432,11 +432,11 @@ OutputOpt = Annotated[Path | None, typer.Option(
     show_default=False, help="Write the result to FILE (whole, atomically).")]
 ReportOpt = Annotated[Path | None, typer.Option(
     "--report", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE.html",
-    show_default=False, help="Also write a self-contained HTML report with figures (needs "
-    "losscli[report]).")]
+    show_default=False, help="An HTML report too (needs losscli\\[report]).")]
 FiguresOpt = Annotated[Path | None, typer.Option(
-    "--figures", rich_help_panel=OUTPUT, file_okay=False, metavar="DIR", show_default=False,
-    help="Also write each figure as a PNG into DIR (needs losscli[report]).")]
+    "--figures", hidden=True, rich_help_panel=OUTPUT, file_okay=False, metavar="DIR",
+    show_default=False, help="Also write each figure as a PNG into DIR (needs "
+    "losscli\\[report]).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", hidden=True, rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE",
     show_default=False,
@@ -495,39 +495,38 @@ EXIT_CODES = "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 interna
 MORE = "Every option: losscli {} --help-all"
 
 
-def _examples(command: str, *lines: str) -> str:
-    return "Examples:\n" + "\n".join(f"  {x}" for x in lines) + "\n\n" + MORE.format(command)
+def _examples(command: str, *lines: str, exit_codes: str = EXIT_CODES) -> str:
+    return ("Examples:\n" + "\n".join(f"  {x}" for x in lines) + "\n\n" + MORE.format(command)
+            + "\n" + exit_codes)
 
 
-EVAL_HELP = ("Evaluate losses and gradient statistics over a prediction file, in one pass.\n\n"
-             + EXIT_CODES)
+EVAL_HELP = "Evaluate losses and gradient statistics over a prediction file, in one pass."
 EVAL_EXAMPLES = _examples(
     "eval",
     "losscli eval preds.parquet",
     "losscli eval preds.csv --pred y_hat --target y --loss mse --loss mae",
     "losscli eval preds.parquet --baseline ci/baseline.json --tolerance 2%")
-COMPARE_HELP = ("Compare two models on the same rows, paired: each loss's delta and verdict."
-                "\n\n" + EXIT_CODES)
+COMPARE_HELP = "Compare two models on the same rows, paired: each loss's delta and verdict."
 COMPARE_EXAMPLES = _examples(
     "compare",
     "losscli compare base.parquet cand.parquet",
     "losscli compare preds.parquet --baseline-pred old_score --pred new_score",
     "losscli compare baseline.parquet candidate.parquet --key id --fail-if-worse")
 RECOMMEND_HELP = ("Recommend a loss from the task and the measured outliers or class "
-                  "imbalance.\n\nExit codes: 0 ok, 2 bad input or usage, 3 internal error.")
+                  "imbalance.")
 RECOMMEND_EXAMPLES = _examples(
     "recommend",
     "losscli recommend preds.parquet",
     "losscli recommend train.csv --target price --target-only",
-    "losscli recommend --task binary --imbalanced")
-LOSSES_HELP = ("The loss catalog: formulas, parameters, gradients; --check tests a gradient."
-               "\n\nExit codes: 0 ok (the check passed), 1 the check failed, 2 bad input or "
-               "usage.")
+    "losscli recommend --task binary --imbalanced",
+    exit_codes="Exit codes: 0 ok, 2 bad input or usage, 3 internal error.")
+LOSSES_HELP = "The loss catalog: formulas, parameters, gradients; --check tests a gradient."
 LOSSES_EXAMPLES = _examples(
     "losses",
     "losscli losses",
     "losscli losses --check huber:delta=2",
-    "losscli losses --check bce --data sample_data/binary.csv --pred prob")
+    "losscli losses --check bce --data sample_data/binary.csv --pred prob",
+    exit_codes="Exit codes: 0 ok (the check passed), 1 the check failed, 2 bad input or usage.")
 
 
 @app.command("eval", help=EVAL_HELP, epilog=EVAL_EXAMPLES)
