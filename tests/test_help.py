@@ -13,6 +13,7 @@ import pytest
 
 from tests.terminal import run_tty
 from tests.test_readme import workspace
+from tests.test_screens import cut_numbers
 
 PAGES = [[], ["eval"], ["compare"], ["recommend"], ["losses"]]
 
@@ -37,6 +38,7 @@ def test_help_pages_fit_80_columns_in_50_lines(pages: dict[str, str]) -> None:
         lines = text.rstrip().splitlines()
         assert len(lines) <= 50, (name, len(lines))
         assert all(len(line) <= 80 for line in lines), name
+        assert not cut_numbers(text), name
         assert 2 <= len(_examples(text)) <= 3, name
         # a paragraph is never broken where the source broke its line (Rich wraps it)
         assert not re.search(r"\(Holm-adjusted over\s*\n", text)

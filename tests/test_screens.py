@@ -14,8 +14,7 @@ from tests.terminal import run_tty
 ROOT = Path(__file__).resolve().parent.parent
 S = "sample_data/"
 SCREENS = [
-    ["--help"], ["eval", "--help"], ["compare", "--help"], ["recommend", "--help"],
-    ["losses", "--help"], ["losses"],
+    ["losses"],  # the help pages: tests/test_help.py
     ["eval", S + "regression.parquet"], ["eval", S + "regression.csv", "--weight", "w"],
     ["eval", S + "binary.csv"], ["eval", S + "binary.parquet", "--pred", "logit", "--logits"],
     ["eval", S + "multiclass.csv"], ["eval", S + "counts.csv"],
