@@ -46,9 +46,10 @@ from losscli.sources import (
     Source,
     _all_finite,
     _numeric,
+    float64_view,
     to_chunk,
 )
-from losscli.spec import LossSpec, parse_spec
+from losscli.spec import LossSpec, message_number, parse_spec
 from losscli.state import (
     BootSums,
     CoMoments,
@@ -413,10 +414,32 @@ class _Both(Columns):
         return list(dict.fromkeys([*super().selected, *self.extra]))
 
 
+#: How the columns of each side are named in the table of a keyed compare (messages show them).
+_SIDE_NAMES = {"b:": " (baseline)", "c:": " (candidate)"}
+
+
+def _side_name(prefix: str, column: str) -> str:
+    return f"{column}{_SIDE_NAMES[prefix]}"
+
+
+def _bare_name(column: str) -> str:
+    """A column of a keyed compare's table as its side's file names it."""
+    for suffix in _SIDE_NAMES.values():
+        column = column.removesuffix(suffix)
+    return column
+
+
+def _has_column(src: Source, name: str) -> bool:
+    return name in src.names or sum(n.lower() == name.lower() for n in src.names) == 1
+
+
 def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_cols: Columns,
-                 key: str, unmatched: str) -> tuple[Source, Columns, Columns, int]:
+                 key: str, unmatched: str, target_of: str | None = None
+                 ) -> tuple[Source, Columns, Columns, int]:
     """Both inputs matched by ``key`` into one in-memory table (in the baseline's row order):
-    the key and the selected columns of both sides are held in memory."""
+    the key and the selected columns of both sides are held in memory. The two sides' targets
+    must agree on every matched row, unless ``target_of`` ("b:" or "c:") names the one side
+    that holds the target column (--target of one side only): both are scored against it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -424,11 +447,14 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
 
     def read(src: Source, cols: Columns, prefix: str) -> pa.Table:
         name = find_column(src, key, "key")
-        if name in (*cols.pred, cols.target, cols.weight):
+        has_target = target_of in (None, prefix)
+        if name in (*cols.pred, cols.target if has_target else None, cols.weight):
             raise UsageError(f"{src.where}: --key {key} is also a prediction, target or weight "
                              "column; the key must be a column of its own (an id)")
-        both = _Both(cols.pred, cols.target, cols.weight, cols.list_column, cols.labels,
-                     extra=[name])
+        # without a target of its own, the side reads its predictions (a repeated name is read
+        # once)
+        both = _Both(cols.pred, cols.target if has_target else cols.pred[0], cols.weight,
+                     cols.list_column, cols.labels, extra=[name])
         batches = [b for _, b in record_batches(src, both, 1 << 20,
                                                 string_target=cols.multiclass)]
         table = pa.Table.from_batches(batches) if batches else None
@@ -447,7 +473,7 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
             raise InputError(f"{src.where}: key column '{key}' has duplicate values (e.g. "
                              f"{first!r}, {dup[0]['counts'].as_py()} rows); --key must be "
                              "unique on each side")
-        names = [f"{prefix}{c}" if c != key else key for c in table.column_names]
+        names = [_side_name(prefix, c) if c != key else key for c in table.column_names]
         table = table.rename_columns(names)
         return table.append_column(f"{prefix}#row", pa.array(np.arange(table.num_rows)))
 
@@ -459,6 +485,9 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
         raise InputError(f"--key {key}: the two inputs' key columns cannot be matched "
                          f"({exc})") from None
     joined = joined.sort_by("b:#row")
+    if target_of is None:
+        _check_keyed_targets(joined, key, _side_name("b:", base_cols.target),
+                             _side_name("c:", cand_cols.target))
     missing = base.num_rows + cand.num_rows - 2 * joined.num_rows
     if missing and unmatched == "error":
         lonely_b = base.num_rows - joined.num_rows
@@ -470,12 +499,55 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
         raise InputError(f"--key {key}: no key is on both sides")
     src = open_table(joined)
     src.path = f"{base_src.where} + {cand_src.where} (matched by {key})"
-    bcols = Columns([f"b:{c}" for c in base_cols.pred], f"b:{base_cols.target}",
-                    None if base_cols.weight is None else f"b:{base_cols.weight}",
-                    base_cols.list_column, base_cols.labels)
-    ccols = Columns([f"c:{c}" for c in cand_cols.pred], f"c:{cand_cols.target}", None,
-                    cand_cols.list_column, cand_cols.labels)
+    btarget = _side_name("b:", base_cols.target) if target_of != "c:" else \
+        _side_name("c:", cand_cols.target)
+    ctarget = _side_name("c:", cand_cols.target) if target_of != "b:" else btarget
+    bcols = Columns([_side_name("b:", c) for c in base_cols.pred], btarget,
+                    None if base_cols.weight is None else _side_name("b:", base_cols.weight),
+                    base_cols.list_column, base_cols.labels,
+                    float_target=base_cols.float_target, positive=base_cols.positive)
+    ccols = Columns([_side_name("c:", c) for c in cand_cols.pred], ctarget, None,
+                    cand_cols.list_column, cand_cols.labels, positive=cand_cols.positive)
     return src, bcols, ccols, missing
+
+
+def _check_keyed_targets(joined: Any, key: str, base: str, cand: str) -> None:
+    """Rows matched by a key are the same examples: their targets must be equal (a missing
+    target on either side is left to --nan). Raises InputError naming the first key whose
+    targets differ and both values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    a, b = joined.column(base), joined.column(cand)
+    if pa.types.is_floating(a.type) or pa.types.is_floating(b.type) or (
+            pa.types.is_integer(a.type) and pa.types.is_integer(b.type)):
+        x = float64_view(a.combine_chunks()) if a.num_chunks != 1 else float64_view(a.chunk(0))
+        y = float64_view(b.combine_chunks()) if b.num_chunks != 1 else float64_view(b.chunk(0))
+        with np.errstate(invalid="ignore"):
+            off = (x != y) & ~np.isnan(x) & ~np.isnan(y)
+    else:
+        try:
+            neq = pc.not_equal(a, b)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(f"--key {key}: the targets of the two inputs have different "
+                             f"types ({a.type} and {b.type})") from None
+        off = np.asarray(pc.fill_null(neq, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if not off.any():
+        return
+    i = int(np.argmax(off))
+
+    x, y = a[i].as_py(), b[i].as_py()
+
+    def shown(v: Any, other: Any = None) -> str:
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            return message_number(v, other) if isinstance(other, float | int) else str(v)
+        return repr(v)
+
+    raise InputError(
+        f"--key {key}: the targets differ for {key} {shown(joined.column(key)[i].as_py())} "
+        f"(baseline '{_bare_name(base)}' = {shown(x, y)}, candidate '{_bare_name(cand)}' = "
+        f"{shown(y, x)}; {int(off.sum()):,} matched row(s) differ): the rows matched by a key "
+        "must hold the same target")
 
 
 # --- the pass ----------------------------------------------------------------------------------
@@ -520,12 +592,15 @@ class PairedReduction:
 
     def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
         ra, rb = item if isinstance(item, tuple) else (item, item)
-        nan = acc.nan
-        base = to_chunk(ra, self.base_cols, nan)
+        base_nan, cand_nan = NanStats(), NanStats()
+        base = to_chunk(ra, self.base_cols, base_nan)
         cand = _same_rows_chunk(rb, self.cand_cols, base) if rb is ra else None
         if cand is None:
-            cand = to_chunk(rb, self.cand_cols, nan)
+            cand = to_chunk(rb, self.cand_cols, cand_nan)
         base, cand = _common_rows(base, cand)
+        # a row either side dropped counts once
+        acc.nan.merge(NanStats.of_pair(base_nan, cand_nan,
+                                       ra.batch.num_rows - base.target.shape[0]))
         state = acc.state
         if base.target.shape[0] == 0:
             return acc
@@ -659,6 +734,7 @@ def compare(
     primary: str | None = None,
     ratio: bool = False,
     slices: Any = None,
+    positive: str | None = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
@@ -675,7 +751,7 @@ def compare(
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -710,8 +786,19 @@ def compare(
     else:
         assert candidate is not None
         cand_src = open_input(candidate)
-    base_cols = resolve_columns(base_src, baseline_pred or pred, target, weight)
-    cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
+    target_of = None  # keyed: the side that holds a --target the other side lacks
+    if key is not None and target is not None and not one_file:
+        in_base, in_cand = _has_column(base_src, target), _has_column(cand_src, target)
+        if in_base != in_cand:
+            target_of = "b:" if in_base else "c:"
+            # the side without the column resolves its other columns as if it had it
+            lacking = replace(base_src if in_cand else cand_src,
+                              names=[*(base_src if in_cand else cand_src).names, target])
+            base_src, cand_src = (lacking, cand_src) if in_cand else (base_src, lacking)
+    base_cols = set_positive(resolve_columns(base_src, baseline_pred or pred, target, weight),
+                             positive)
+    cand_cols = set_positive(resolve_columns(cand_src, pred, target if target else
+                                             base_cols.target, None), positive)
     if base_cols.multiclass != cand_cols.multiclass or (
             base_cols.multiclass and len(base_cols.pred) != len(cand_cols.pred)):
         raise UsageError(f"the two sides have different prediction shapes ("
@@ -720,9 +807,10 @@ def compare(
     if one_file and base_cols.pred == cand_cols.pred:
         raise UsageError("--baseline-pred and --pred name the same column")
     missing = 0
+    shown_sides = (base_src, cand_src)
     if key is not None:
         base_src, base_cols, cand_cols, missing = _keyed_table(
-            base_src, cand_src, base_cols, cand_cols, key, unmatched)
+            base_src, cand_src, base_cols, cand_cols, key, unmatched, target_of)
         one_file = True
     where = base_src.where if one_file else f"{base_src.where} vs {cand_src.where}"
     if slices and key is not None:
@@ -795,8 +883,7 @@ def compare(
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where),
-                                logits, where, check_targets=not one_file or key is not None,
-                                slicer=slicer)
+                                logits, where, check_targets=not one_file, slicer=slicer)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)
     state, stats = folded.state, folded.nan
@@ -832,22 +919,22 @@ def compare(
                         f"{alpha:g} (it needs more than {math.ceil(1 / alpha):,} replicates): "
                         "no difference can be called significant")
     if stats.count:
-        warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
-                        f"at row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
     if missing:
         warnings.append(f"--unmatched drop: {missing:,} row(s) without a match were left out")
 
     def side(src: Source, cols: Columns) -> dict[str, Any]:
-        return {"path": src.where, "format": src.display_format, "pred": cols.pred,
-                "target": cols.target}
+        return {"path": src.where, "format": src.display_format,
+                "pred": [_bare_name(c) for c in cols.pred], "target": _bare_name(cols.target)}
 
     return Comparison(
-        baseline=side(base_src, base_cols) | {"weight": base_cols.weight},
-        candidate=side(cand_src if not one_file else base_src, cand_cols),
+        baseline=side(shown_sides[0], base_cols) | {
+            "weight": None if base_cols.weight is None else _bare_name(base_cols.weight)},
+        candidate=side(shown_sides[1], cand_cols),
         task=found_task, rows=state.rows, losses=results,
         settings={"ci": ci, "confidence": 1.0 - alpha, "alpha": alpha, "primary": primary,
                   "chunk_rows": chunk_rows,
-                  "nan": nan, "key": key, "unmatched": unmatched,
+                  "nan": nan, "key": key, "unmatched": unmatched, "positive": positive,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
         warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,

@@ -35,6 +35,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "baseline": (_is_str, "a path (string)"),
     "tolerance": (lambda v: _is_str(v) or _is_number(v), "a number or a percentage string"),
     "logits": (lambda v: isinstance(v, bool), "true or false"),
+    "positive": (lambda v: _is_str(v) or _is_number(v), "a label (string or number)"),
     "nan": (lambda v: v in ("error", "drop"), "'error' or 'drop'"),
     "chunk_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                    "a positive integer"),

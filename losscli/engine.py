@@ -29,7 +29,7 @@ from losscli.sources import (
     Source,
     to_chunk,
 )
-from losscli.spec import LossSpec, Term, parse_spec
+from losscli.spec import LossSpec, Term, message_number, parse_spec
 from losscli.state import (
     BootSums,
     EvalState,
@@ -491,10 +491,12 @@ def check_class_weights(specs: Sequence[LossSpec], n_classes: int) -> None:
 
 def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
              values: np.ndarray, hint: str = "") -> InputError:
-    count = int(np.count_nonzero(mask))
     i = int(np.argmax(mask))
+    v = float(values[i])
+    # 6 digits, more when they would make the value read as a bound or an integer it is not
+    shown = message_number(v, 0.0, 1.0, float(round(v))) if math.isfinite(v) else str(v)
     return InputError(f"{where}: column '{column}' row {chunk.row_number(i)} {what}, got "
-                      f"{values[i]:.10g} ({count} row(s) in this chunk){hint}")
+                      f"{shown}{hint}")
 
 
 def check_weights(chunk: Chunk, cols: Columns, where: str) -> None:
@@ -532,8 +534,10 @@ class TaskValidator:
         if self.task == "binary":
             bad = (t != 0.0) & (t != 1.0)
             if bad.any():
-                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows, "
-                        "pass --loss to choose the losses") if self.detected else ""
+                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows "
+                        "(targets 0 and 1): pass --task regression to score the targets as "
+                        "values, or one prediction column per class for classes"
+                        ) if self.detected else ""
                 raise domain_error(chunk, bad, tname, self.where,
                                    "must be a binary target 0 or 1", t, hint)
         if self.task == "multiclass":
@@ -581,8 +585,7 @@ def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set
                 drop[i] = (f"{term.loss.name} skipped: {prob.message} (column '{column}' "
                            f"row {row})")
                 break
-            raise InputError(f"{where}: {prob.message}: column '{column}' row {row} "
-                             f"({prob.count} row(s) in this chunk)")
+            raise InputError(f"{where}: {prob.message}: column '{column}' row {row}")
     return drop
 
 
@@ -674,6 +677,7 @@ def evaluate(
     seed: int = 0,
     figures: bool = False,
     slices: Any = None,
+    positive: str | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -685,12 +689,13 @@ def evaluate(
     task (regression, counts, binary, multiclass; see :mod:`losscli.detect`). ``ci``
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
     interval. ``figures`` also gathers the report's figures (``Report.figures``; the
-    calibration bins go into the JSON).
-    ``slices`` (a :class:`losscli.slices.SliceOptions`, or a list of ``--by``
-    texts) adds the losses per slice of the rows to the report, from the same pass.
+    calibration bins go into the JSON). ``positive`` names the label of a binary target of two
+    labels that is 1 (scikit-learn's ``pos_label``). ``slices`` (a
+    :class:`losscli.slices.SliceOptions`, or a list of ``--by`` texts) adds the losses per slice
+    of the rows to the report, from the same pass.
     """
     from losscli._alloc import keep_temporaries_in_heap
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -713,7 +718,7 @@ def evaluate(
         seen.add(s.spec)
 
     src = open_input(source)
-    cols = resolve_columns(src, pred, target, weight)
+    cols = set_positive(resolve_columns(src, pred, target, weight), positive)
     where = src.where
     slice_opts, groupings = _slice_groupings(slices, src, cols)
 
@@ -741,7 +746,7 @@ def evaluate(
     if specs:
         # the losses decide; the report says counts when the first rows are counts
         task = ("counts" if loss_task == "regression" and (asked_task == "counts" or (
-            asked_task is None and facts.counts)) else loss_task)
+            asked_task is None and facts.counts and not cols.float_target)) else loss_task)
     else:
         try:
             found = _detect(facts, head, cols, logits, asked_task, where)
@@ -795,8 +800,7 @@ def evaluate(
         warnings.append(f"{row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); cce uses the probability of the true class as given")
     if stats.count:
-        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
-                        f"row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
 
     results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
@@ -941,7 +945,7 @@ def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
         return detect(facts, target=cols.target, pred=None, logits=logits, task=task,
                       classes=int(head[0].pred.shape[0]), how=how, where=where)
     return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task,
-                  where=where)
+                  where=where, float_target=cols.float_target)
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

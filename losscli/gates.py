@@ -204,7 +204,8 @@ def check(report: Report, limits: Mapping[str, float],
         for spec, value in evaluated.items():
             if spec not in baseline:
                 gates.append(Gate(spec, "baseline", None, value, False,
-                                  "missing from the baseline, so it cannot be compared"))
+                                  "missing from the baseline, so it cannot be compared "
+                                  "(record the baseline again with --write-baseline)"))
                 continue
             base = baseline[spec]
             if base is None:

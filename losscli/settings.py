@@ -48,6 +48,8 @@ class Settings:
     target: str | None = None
     weight: str | None = None
     task: str | None = None
+    #: the label of a binary target of two labels that is 1 (scikit-learn's pos_label)
+    positive: str | None = None
     logits: bool = False
     nan: str = "error"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
@@ -163,6 +165,8 @@ def resolve(command: str, flags: dict[str, Any], config: ConfigFile) -> Settings
     for key in ("losses", "plugins", "by"):
         if key in values:
             values[key] = tuple(values[key])
+    if "positive" in values and not isinstance(values["positive"], str):
+        values["positive"] = str(values["positive"])  # positive = 1 in a file: the label 1
     return Settings(command=command, origins=origins, **values)
 
 

@@ -44,8 +44,9 @@ PARQUET_BUFFER_SIZE = 1 << 16
 #: as this many, since pyarrow takes batch sizes as C integers.
 MAX_CHUNK_ROWS = (1 << 31) - 1
 TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "y_test")
-PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
-              "probability", "predictions", "preds", "output", "logit", "logits")
+PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "y_score", "p", "prob",
+              "probs", "proba", "y_prob", "y_proba", "probability", "probabilities",
+              "predictions", "preds", "scores", "output", "logit", "logits")
 MULTI_PRED_GLOBS = ("prob_*", "proba_*", "p_*", "logit_*", "logits_*", "score_*", "pred_*")
 
 
@@ -66,6 +67,10 @@ class Columns:
     #: binned, read from CSV as numbers (the others as text)
     keys: list[str] = field(default_factory=list)
     numeric_keys: list[str] = field(default_factory=list)
+    #: the target is stored as floating point (whole numbers there are amounts, not counts)
+    float_target: bool = False
+    #: the positive label of a binary target of two labels (text or numbers): 1, the other 0
+    positive: str | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -118,6 +123,20 @@ class NanStats:
         return InputError(
             f"{self.first_file}: {self.count} row(s) with NaN, inf or empty values, first at "
             f"row {self.first_row} in column '{self.first_column}'; pass --nan drop to skip them")
+
+    def dropped(self) -> str:
+        """The warning of ``--nan drop``."""
+        return (f"dropped {self.count:,} row(s) with NaN, inf or empty values (first at row "
+                f"{self.first_row}, column '{self.first_column}')")
+
+    @classmethod
+    def of_pair(cls, base: NanStats, cand: NanStats, rows: int) -> NanStats:
+        """The rows of two sides read in step that either side dropped: ``rows`` of them (a
+        row with a bad cell on both sides counts once), the first where the earlier side's."""
+        first = base if not cand.count or (base.count and base.first_row <= cand.first_row) \
+            else cand
+        return cls(rows, first.first_row, first.first_column, first.first_file) if rows \
+            else cls()
 
     def all_dropped(self, where: str) -> InputError:
         """The error of ``--nan drop`` when no row is left to evaluate."""
@@ -180,6 +199,9 @@ class Source:
     reader_used: bool = field(default=False, repr=False)
     #: the CSV line break: b"\n" (also for \r\n), or b"\r" for old Mac / Excel exports
     newline: bytes = b"\n"
+    #: the first bytes of a CSV input (the header and the rows of the first read, up to 64 KiB
+    #: or one line): the types its columns would be read as
+    head: bytes = b""
 
     @property
     def where(self) -> str:
@@ -227,6 +249,40 @@ def _sniff(path: Path) -> Format:
     if head.startswith(b"ARROW1"):
         return "arrow"
     return "csv"
+
+
+#: What losscli reads, as messages name it.
+FORMATS_READ = "CSV, TSV, Parquet (files or directories) and Arrow IPC / Feather"
+
+#: Leading bytes of formats that are not read, and their names: refused by content, never
+#: parsed as CSV (a JSON file's first line read as a header of 500 characters).
+_FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x80", "a Python pickle"),
+    (b"Obj\x01", "an Avro file"),
+    (b"ORC", "an ORC file"),
+)
+
+
+def refuse_foreign(head: bytes, where: str) -> None:
+    """Raise InputError when the first bytes of an input are not CSV or TSV text: JSON, an
+    Excel workbook, another binary format; one line naming the formats that are read."""
+    import re
+
+    what = next((name for magic, name in _FOREIGN_MAGIC if head.startswith(magic)), None)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if what is None and re.match(rb'(\{\s*("|\})|\[\s*[\[{"\]\d-])', text):
+        what = "JSON (or JSON lines)"
+    if what is None:
+        return
+    reader = "read_json" if what.startswith("JSON") else "read_excel" if "Excel" in what else ""
+    hint = f" (convert it with pandas: pd.{reader}(...).to_parquet(...))" if reader else ""
+    raise InputError(f"{where}: this is {what}; losscli reads {FORMATS_READ}{hint}")
 
 
 #: A CSV header longer than this is taken for a file that is not CSV (such as /dev/zero).
@@ -316,8 +372,9 @@ def open_source(path: str) -> Source:
         raise _arrow_error(exc, path) from None
     if not head.strip():
         raise InputError(f"{path}: file is empty")
+    refuse_foreign(head, path)
     return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter,
-                  newline=_line_break(head))
+                  newline=_line_break(head), head=head)
 
 
 def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
@@ -329,10 +386,11 @@ def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
                          "the end); only CSV can be read from a pipe")
     if not head.strip():
         raise InputError(f"{where}: no CSV data (empty input)")
+    refuse_foreign(head, where)
     delimiter = "\t" if fmt == "tsv" else ","
     names = _csv_header(head, where, delimiter)
     return Source(path, fmt, names, delimiter=delimiter, newline=_line_break(head),
-                  _stdin=io.BufferedReader(ChainedReader(head, stream)))
+                  _stdin=io.BufferedReader(ChainedReader(head, stream)), head=head)
 
 
 def open_input(data: Any) -> Source:
@@ -535,6 +593,7 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
         cols.pred = [find_column(src, pred, "prediction")]
     if tgt in cols.pred:
         raise UsageError(f"column '{tgt}' is both the target and a prediction column")
+    cols.float_target = float_column(src, tgt)
     check_unique(src, cols)
     if len(cols.pred) == 1:
         import pyarrow as pa
@@ -544,6 +603,29 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
                                 or pa.types.is_fixed_size_list(typ)):
             cols.list_column = True
     return cols  # a list column has no labels: its classes are the indices 0..C-1
+
+
+def float_column(src: Source, name: str) -> bool:
+    """The column is stored as floating point: its Arrow type, or for CSV the type pyarrow
+    infers from the first rows (``151.0`` is a float, ``151`` an integer)."""
+    import pyarrow as pa
+
+    typ = src.arrow_types.get(name)
+    if typ is None and src.format in ("csv", "tsv") and src.head:
+        import pyarrow.csv as pcsv
+
+        end = src.head.rfind(src.newline)
+        try:
+            sample = pcsv.read_csv(
+                pa.BufferReader(src.head[:end + 1] if end >= 0 else src.head),
+                read_options=pcsv.ReadOptions(column_names=src.names, skip_rows=1,
+                                              use_threads=False),
+                parse_options=pcsv.ParseOptions(delimiter=src.delimiter),
+                convert_options=pcsv.ConvertOptions(include_columns=[name]))
+        except (pa.ArrowException, OSError):
+            return False  # a sample cut inside a quoted cell, a ragged row: the values decide
+        typ = sample.schema.field(name).type if sample.num_rows else None
+    return typ is not None and pa.types.is_floating(typ)
 
 
 def check_unique(src: Source, cols: Columns) -> Columns:
@@ -609,13 +691,16 @@ def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Reco
         raise _arrow_error(exc, path) from None
 
 
-def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memoryview]:
+def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n"
+                ) -> Iterator[tuple[memoryview, bool]]:
     """The data lines of a CSV stream (the header line left out) in pieces of about ``size``
     bytes that end at a line break, the last one at the end of the data.
 
     A piece is cut at its last newline, as pyarrow cuts blocks (its default ParseOptions do not
     allow newlines inside quoted values either); a line longer than ``size`` grows the piece.
-    Each piece is a fresh buffer that the bytes are read into once.
+    Each piece is a fresh buffer that the bytes are read into once. A piece with a double quote
+    is cut at its last line break outside quotes instead, and comes with True when a quoted
+    value in it holds a line break (pyarrow must then parse it minding quotes, which is slower).
     """
     tail = b""
     header = True
@@ -639,16 +724,38 @@ def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memo
                 tail = bytes(view[:end])
                 continue
             start, header = nl + 1, False
-        if got < size:  # the end of the data
+        last = got < size  # the end of the data
+        if bytes(view[start:end]).find(b'"') >= 0:
+            cut, quoted = _row_end_outside_quotes(view, start, end, newline, last)
+        else:
+            cut, quoted = (end - 1 if last else _last_newline(view, start, end, newline)), False
+        if last:
             if end > start:
-                yield view[start:end]
+                yield view[start:end], quoted
             return
-        cut = _last_newline(view, start, end, newline)
         if cut < 0:
             tail = bytes(view[start:end])
             continue
-        yield view[start:cut + 1]
+        yield view[start:cut + 1], quoted
         tail = bytes(view[cut + 1:end])
+
+
+def _row_end_outside_quotes(view: memoryview, start: int, end: int, newline: bytes,
+                            last: bool) -> tuple[int, bool]:
+    """(index of the last ``newline`` in view[start:end] outside double quotes or -1 (end - 1
+    when ``last``), whether a line break before it lies inside quotes). The piece starts
+    outside quotes; an escaped quote ("") keeps the parity of the count."""
+    data = np.frombuffer(view, dtype=np.uint8, count=end - start, offset=start)
+    quotes = np.flatnonzero(data == ord('"'))
+    breaks = np.flatnonzero((data == 10) | (data == 13))
+    inside = np.searchsorted(quotes, breaks) % 2 == 1
+    if last:
+        return end - 1, bool(inside.any())
+    ends = breaks[~inside & (data[breaks] == newline[0])]
+    if not ends.size:
+        return -1, False
+    cut = int(ends[-1])
+    return start + cut, bool(inside[breaks < cut].any())
 
 
 def _last_newline(view: memoryview, start: int, end: int, newline: bytes = b"\n") -> int:
@@ -673,14 +780,16 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
     # No invalid_row_handler: a Python callback held by pyarrow's reader is released on one of
     # its threads, which aborts the process about 1 run in 100 when that happens during the
     # interpreter's shutdown. Ragged rows are an error; _csv_error locates them afterwards.
-    parse = pcsv.ParseOptions(delimiter=src.delimiter)
+    plain = pcsv.ParseOptions(delimiter=src.delimiter)
+    quoted = pcsv.ParseOptions(delimiter=src.delimiter, newlines_in_values=True)
     convert = pcsv.ConvertOptions(include_columns=columns, column_types=types,
                                   strings_can_be_null=True)
     seen = 0
     try:
         with (nullcontext(src._stdin) if src.is_stream
               else pa.input_stream(src.path, compression="detect")) as stream:
-            for piece in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+            for piece, quoted_breaks in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+                parse = quoted if quoted_breaks else plain
                 try:
                     table = pcsv.read_csv(pa.BufferReader(pa.py_buffer(piece)),
                                           read_options=read, parse_options=parse,
@@ -819,11 +928,17 @@ def record_batches(src: Source, cols: Columns, rows: int,
         types.update({c: pa.float64() for c in cols.numeric_keys})
         types.update({c: pa.float64() for c in columns if c not in cols.keys})
         types.update({c: pa.float64() for c in (*cols.pred, cols.target, cols.weight) if c})
-        if string_target:
+        if string_target or cols.positive is not None:
             types[cols.target] = pa.string()
         where = src.where
-        for batch in _csv_batches(src, columns, types, rows):
-            yield where, batch.select(columns)
+        try:
+            for batch in _csv_batches(src, columns, types, rows):
+                yield where, batch.select(columns)
+        except InputError as exc:
+            if f"column '{cols.target}' has a non-numeric value" in str(exc) and \
+                    not cols.multiclass and cols.positive is None:
+                raise InputError(f"{exc}{_TEXT_TARGET_HINT}") from None
+            raise
     elif src.reader is not None:
         if src.reader_used:
             raise InputError("<memory>: the RecordBatchReader was read already (a reader "
@@ -850,7 +965,7 @@ def record_batches(src: Source, cols: Columns, rows: int,
 # --- chunks -----------------------------------------------------------------------------------
 
 
-def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
+def _numeric(arr: pa.Array, column: str, where: str, binary_hint: bool = False) -> np.ndarray:
     import pyarrow as pa
 
     if pa.types.is_dictionary(arr.type):  # a pandas Categorical in Feather / Arrow IPC
@@ -858,8 +973,83 @@ def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     t = arr.type
     if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t)):
-        raise InputError(f"{where}: column '{column}' is not numeric (type {t})")
+        hint = _TEXT_TARGET_HINT if binary_hint and _is_text(t) else ""
+        raise InputError(f"{where}: column '{column}' is not numeric (type {t}){hint}")
     return float64_view(arr)
+
+
+#: What to do with a text target of one prediction column.
+_TEXT_TARGET_HINT = ("; a binary target of two labels needs --positive LABEL (the label that is "
+                     "1), classes one prediction column per class")
+
+
+def set_positive(cols: Columns, positive: str | None) -> Columns:
+    """``--positive LABEL``: the target's label that is 1 (scikit-learn's ``pos_label``)."""
+    if positive is None:
+        return cols
+    if not positive.strip():
+        raise UsageError("--positive needs a label (the target value that is the positive "
+                         "class)")
+    if cols.multiclass:
+        raise UsageError("--positive applies to a binary target (one prediction column); "
+                         "this input has one per class")
+    cols.positive = positive
+    return cols
+
+
+def _positive_target(arr: pa.Array, cols: Columns, where: str) -> np.ndarray:
+    """A target of two labels as 1.0 (``cols.positive``) and 0.0 (the other), NaN where
+    missing. Text compares as text, numbers as numbers (``--positive 1`` matches 1.0); a third
+    label, or two labels of which none is the positive one, is an InputError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from losscli.spec import format_number
+
+    label = cols.positive
+    assert label is not None
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if _is_text(arr.type):
+        stripped = pc.utf8_trim_whitespace(arr)
+        try:
+            as_numbers = pc.cast(stripped, pa.float64())
+            float(label)
+        except (pa.ArrowInvalid, ValueError):
+            as_numbers = None
+        if as_numbers is not None:
+            arr = as_numbers
+        else:
+            arr = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
+    if _is_text(arr.type):
+        values = [v for v in pc.unique(arr).to_pylist() if v is not None]
+        hit = pc.fill_null(pc.equal(arr, label), False)
+        out = float64_view(pc.cast(hit, pa.float64()))
+        if arr.null_count:
+            out = out.copy()
+            out[float64_view(pc.cast(pc.is_null(arr), pa.float64())) == 1.0] = math.nan
+        shown = [repr(v) for v in values]
+    else:
+        x = _numeric(arr, cols.target, where)
+        try:
+            wanted = float(label)
+        except ValueError:
+            raise InputError(f"{where}: --positive {label!r} is not a value of the numeric "
+                             f"target column '{cols.target}'") from None
+        values = np.unique(x[~np.isnan(x)]).tolist()
+        out = (x == wanted).astype(np.float64)
+        out[np.isnan(x)] = math.nan
+        shown = [format_number(v) for v in values]
+        values = [wanted if v == wanted else v for v in values]
+        label = wanted  # type: ignore[assignment]
+    if len(values) > 2:
+        raise InputError(f"{where}: column '{cols.target}' holds more than two labels "
+                         f"({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''}); "
+                         "--positive needs a binary target of two labels")
+    if len(values) == 2 and label not in values:
+        raise InputError(f"{where}: --positive {cols.positive!r} is neither of the target's "
+                         f"labels ({', '.join(shown)})")
+    return out
 
 
 #: pyarrow's names of the fixed-width numeric types whose buffer NumPy reads as is.
@@ -1127,8 +1317,11 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         pred = _multiclass_pred(batch, cols, where)
         target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
     else:
-        pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
-        target = _numeric(batch.column(cols.target), cols.target, where)
+        target = (_numeric(batch.column(cols.target), cols.target, where, binary_hint=True)
+                  if cols.positive is None else
+                  _positive_target(batch.column(cols.target), cols, where))
+        pred = target if cols.pred[0] == cols.target else _numeric(  # target-only: the same
+            batch.column(cols.pred[0]), cols.pred[0], where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     if _all_finite(pred, target, weight):
         return Chunk(pred, target, weight, first)

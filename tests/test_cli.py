@@ -291,8 +291,12 @@ def test_help(capfd: pytest.CaptureFixture[str]) -> None:
     assert "eval" in out and "losses" in out
     rc, out, err = cli(capfd, "eval", "--help")
     assert (rc, err) == (0, "")
-    for flag in ("--pred", "--target", "--weight", "--loss", "--logits", "--nan",
-                 "--chunk-rows", "--format", "--output", "--quiet"):
+    for flag in ("--pred", "--target", "--weight", "--loss", "--logits", "--nan", "--format",
+                 "--output", "--help-all"):
+        assert flag in out
+    rc, out, err = cli(capfd, "eval", "--help-all")
+    assert (rc, err) == (0, "")
+    for flag in ("--chunk-rows", "--threads", "--quiet", "--ci", "--config"):
         assert flag in out
 
 

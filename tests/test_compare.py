@@ -335,7 +335,7 @@ def test_step_summary_gets_the_markdown(pair: dict, tmp_path: Path,
 def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
                                                       rng: np.random.Generator) -> None:
     n = 3000
-    y = rng.poisson(3, n).astype(float)
+    y = rng.poisson(3, n)
     a = np.exp(rng.normal(np.log(3), 0.3, n))
     b = a * np.exp(rng.normal(0, 0.1, n))
     path = tmp_path / "counts.parquet"

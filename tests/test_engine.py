@@ -69,7 +69,7 @@ def reg() -> Data:
 def counts() -> Data:
     rng = np.random.default_rng(5)
     mu = np.exp(rng.normal(0.5, 0.8, N))
-    y = rng.poisson(mu).astype(float)
+    y = rng.poisson(mu)  # an integer column: counts
     return Data(mu * np.exp(rng.normal(0.0, 0.3, N)), y, rng.uniform(0.2, 2.0, N))
 
 

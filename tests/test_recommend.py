@@ -204,7 +204,7 @@ def test_sorted_residuals_take_a_recentring_pass() -> None:
 def test_poisson_counts_recommend_poisson() -> None:
     rng = np.random.default_rng(18)
     rate = np.exp(rng.normal(1.0, 0.5, N))
-    y = rng.poisson(rate).astype(float)
+    y = rng.poisson(rate)  # an integer column: counts
     rec = recommend({"y": y, "pred": rate})
     assert rec.task == "counts" and rec.recommended.name == "poisson"
     ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / rate), 0.0)
@@ -323,7 +323,7 @@ def test_imbalanced_multiclass_gets_class_weights() -> None:
 
 
 def test_task_override_and_target_only_classes() -> None:
-    y = np.random.default_rng(24).choice(5, N, p=[0.5, 0.3, 0.1, 0.07, 0.03]).astype(float)
+    y = np.random.default_rng(24).choice(5, N, p=[0.5, 0.3, 0.1, 0.07, 0.03])
     detected = recommend({"label": y}, target="label")
     assert detected.task == "counts" and "--task multiclass" in detected.task_reason
     rec = recommend({"label": y}, target="label", task="multiclass")

@@ -447,7 +447,7 @@ def test_csv_pieces_cover_the_data_at_line_breaks(header: str, lines: list[str],
                                                    most: int) -> None:
     body = "\n".join(lines) + ("\n" if final_newline and lines else "")
     data = (header + "\n" + body).encode()
-    pieces = [bytes(p) for p in _csv_pieces(Trickle(data, most), size)]
+    pieces = [bytes(p) for p, _ in _csv_pieces(Trickle(data, most), size)]
     assert b"".join(pieces) == body.encode()
     assert all(p for p in pieces)
     # every piece but the last ends at a line break
@@ -456,7 +456,7 @@ def test_csv_pieces_cover_the_data_at_line_breaks(header: str, lines: list[str],
 
 def test_csv_pieces_header_longer_than_a_piece() -> None:
     data = b"a" * 100 + b",b\n1,2\n3,4\n" + b"5,6\n" * 20
-    pieces = [bytes(p) for p in _csv_pieces(io.BytesIO(data), 8)]
+    pieces = [bytes(p) for p, _ in _csv_pieces(io.BytesIO(data), 8)]
     assert b"".join(pieces) == b"1,2\n3,4\n" + b"5,6\n" * 20
     assert len(pieces) > 5 and all(p.endswith(b"\n") for p in pieces)
     assert list(_csv_pieces(io.BytesIO(b"y,pred"), 4)) == []

@@ -39,7 +39,7 @@ def markdown(report: Report) -> str:
         f"### losscli: {md_cell(src.path)}",
         "",
         f"{src.rows_used:,} rows used of {src.rows:,} ({src.format}), task **{report.task}**, "
-        f"input {report.input}. Verdict: **{gates_verdict(report.gates)}**",
+        f"input {report.input}. {gates_verdict(report.gates)}",
         "",
     ]
     header = ci_header(report)

@@ -91,12 +91,19 @@ def print_compare(c: Comparison, console: Console) -> None:
     console.print(compare_renderable(c, console.width))
 
 
+def sides_title(c: Comparison) -> str:
+    """What is compared: two files, or two columns of one file ('f.parquet: old vs new')."""
+    base, cand = c.baseline, c.candidate
+    if base["path"] != cand["path"]:
+        return f"{base['path']} vs {cand['path']}"
+    return f"{base['path']}: {','.join(base['pred'])} vs {','.join(cand['pred'])}"
+
+
 def markdown(c: Comparison) -> str:
     """PR comments and step summaries: the table, one sentence per loss, the gates."""
-    paths = f"{md_cell(c.baseline['path'])} vs {md_cell(c.candidate['path'])}"
-    out = [f"### losscli compare: {paths}", "",
+    out = [f"### losscli compare: {md_cell(sides_title(c))}", "",
            f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
-           f"Verdict: **{gates_verdict(c.gates)}**", "",
+           f"{gates_verdict(c.gates)}", "",
            f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (adj.) | "
            "wins / ties / losses | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
