@@ -252,11 +252,11 @@ def _input_bytes(source: str) -> int:
 class _Progress:
     """A transient progress line on stderr, for long inputs on a terminal only."""
 
-    def __init__(self, source: str | None, quiet: bool) -> None:
+    def __init__(self, source: str | None, quiet: bool, distributed: bool = False) -> None:
         self.bar: Any = None
         self.task: Any = None
         if (source is not None and not quiet and sys.stderr.isatty()
-                and _input_bytes(source) > 64 << 20):
+                and (distributed or _input_bytes(source) > 64 << 20)):
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
@@ -411,6 +411,12 @@ ChunkOpt = Annotated[int | None, typer.Option(
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Compute threads (results never change).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", rich_help_panel=INPUT, metavar="WHERE", show_default=False,
+    help="Run on Dask: local[:N], tcp://HOST:PORT or dask (Parquet input; same results).")]
+SchedulerFileOpt = Annotated[Path | None, typer.Option(
+    "--scheduler-file", rich_help_panel=INPUT, dir_okay=False, metavar="FILE",
+    show_default=False, help="Run on the Dask scheduler this file names.")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
     help="The task (default: detected).")]
@@ -462,6 +468,19 @@ def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:
     entry_points_on_demand()
     if refs:
         load_plugins(list(refs))
+
+
+def _executor(scheduler: str | None, scheduler_file: Path | None) -> Any:
+    """A Dask executor (a context manager: one connection for the whole command) when a
+    scheduler is asked for, else a context of None (the local executor)."""
+    if scheduler is None and scheduler_file is None:
+        from contextlib import nullcontext
+
+        return nullcontext(None)
+    from losscli.run.dask import DaskExecutor
+
+    return DaskExecutor(scheduler or "dask",
+                        None if scheduler_file is None else str(scheduler_file))
 
 
 def _settings(command: str, flags: dict[str, Any], config: Path | None,
@@ -567,6 +586,8 @@ def eval_cmd(
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
         help="Repeatable: mse, 'huber:delta=2', '0.7*mse+0.3*mae'. Default: the task's "
@@ -638,7 +659,8 @@ def eval_cmd(
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin, "by": by,
         "max_slices": max_slices, "top": top, "min_rows": min_rows, "alpha": alpha,
-        "max_slice": max_slice, "positive": positive}, config, no_config)
+        "max_slice": max_slice, "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
     if tolerance is not None and not st.baseline:
@@ -658,14 +680,16 @@ def eval_cmd(
         if slice_limits and not st.by:
             raise UsageError("--max-slice needs --by (the slices it limits)")
 
-    with _Progress(source, quiet) as progress:
+    with _executor(st.scheduler, scheduler_file) as executor, \
+            _Progress(source, quiet, executor is not None) as progress:
         report = evaluate(
             source, st.pred, st.target, st.weight, list(st.losses) or None,
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
-            figures=drawing, slices=slice_options(st), positive=st.positive)
+            figures=drawing, slices=slice_options(st), positive=st.positive,
+            executor=executor)
     if gated:
         from losscli.gates import check_slices
 
@@ -761,6 +785,8 @@ def compare_cmd(
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
         help="Repeatable: mse, 'huber:delta=2'.")] = None,
@@ -817,7 +843,8 @@ def compare_cmd(
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
         "alpha": alpha, "primary": primary, "by": by, "max_slices": max_slices, "top": top,
-        "min_rows": min_rows, "positive": positive}, config, no_config)
+        "min_rows": min_rows, "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
     from losscli.uncertainty import DEFAULT_CONFIDENCE
@@ -826,7 +853,7 @@ def compare_cmd(
     if tolerance is not None and not (fail_if_worse or require_not_worse):
         raise UsageError("--tolerance is the margin of a gate: pass --fail-if-worse or "
                          "--require-not-worse too")
-    with _Progress(baseline, quiet) as _:
+    with _executor(st.scheduler, scheduler_file) as executor, _Progress(baseline, quiet):
         result = compare(
             baseline, candidate, pred=st.pred, baseline_pred=baseline_pred, target=st.target,
             weight=st.weight, losses=list(st.losses) or None, key=key, unmatched=unmatched,
@@ -838,7 +865,8 @@ def compare_cmd(
                         else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
             primary=st.primary, ratio=tol.relative and (fail_if_worse or require_not_worse),
-            figures=drawing, slices=slice_options(st), positive=st.positive)
+            figures=drawing, slices=slice_options(st), positive=st.positive,
+            executor=executor)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()
@@ -954,6 +982,8 @@ def recommend_cmd(
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     target_only: Annotated[bool, typer.Option(
         "--target-only", rich_help_panel=TASK,
         help="Analyse the target alone, ignoring predictions.")] = False,
@@ -999,16 +1029,18 @@ def recommend_cmd(
     st = _settings("recommend", {
         "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt,
-        "positive": positive}, config, no_config)
+        "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     if source is None:  # the rules need no columns: only what was given as flags counts
         st_pred, st_target, st_weight = pred, target, weight
     else:
         st_pred, st_target, st_weight = st.pred, st.target, st.weight
-    with _Progress(source, quiet) as progress:
+    with _executor(st.scheduler, scheduler_file) as executor, \
+            _Progress(source, quiet, executor is not None) as progress:
         rec = recommend(
             source, st_pred, st_target, st_weight, st.task,  # type: ignore[arg-type]
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
-            threads=st.threads, progress=progress.callback,
+            threads=st.threads, progress=progress.callback, executor=executor,
             target_only=target_only, positive=st.positive,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
             figures=drawing)

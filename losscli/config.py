@@ -41,6 +41,7 @@ KEYS: dict[str, tuple[Any, str]] = {
                    "a positive integer"),
     "threads": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                 "an integer >= 0"),
+    "scheduler": (_is_str, "a Dask scheduler: 'local:N', 'tcp://HOST:PORT' or 'dask'"),
     "task": (lambda v: v in TASKS, "'regression', 'counts', 'binary' or 'multiclass'"),
     "format": (_is_str, "a string"),
     "vanish_tol": (_is_number, "a number"),

@@ -54,6 +54,8 @@ class Settings:
     nan: str = "error"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     threads: int | None = None
+    #: a Dask scheduler to run on (losscli.run.dask); None: this machine
+    scheduler: str | None = None
     format: str = "table"
     # eval: losses, gradients and gates
     losses: tuple[str, ...] = ()

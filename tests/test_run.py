@@ -136,7 +136,7 @@ def test_ordered_map_keeps_order_and_raises_the_earliest_failure(workers: int) -
 
 def test_executor_names() -> None:
     assert isinstance(resolve_executor("processes:3", None), ProcessExecutor)
-    for bad in ("processes:0", "processes:x", "dask"):
+    for bad in ("processes:0", "processes:x", "daskk", "local:0", "local:x", "http://h:1"):
         with pytest.raises(UsageError):
             resolve_executor(bad, None)
 

@@ -173,24 +173,31 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         units = plan.units()
-        tree: TreeMerge[S] = TreeMerge(red.merge)
-        rows = 0
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
             futures = [pool.submit(run_unit, plan, red, u) for u in units]
             # in unit order: the first failing unit's error is the one raised
-            for future in futures:
-                nodes, n = future.result()
-                tree.add_nodes(nodes)
-                rows += n
-                if progress is not None:
-                    progress(rows)
-        return _finish(tree, red)
+            return merge_units(red, (f.result() for f in futures), progress)
+
+
+def merge_units(red: Reduction[S], results: Iterable[tuple[list[tuple[int, int, int, S]], int]],
+                progress: Progress | None = None) -> S:
+    """The units' results (:func:`run_unit`'s tree nodes and rows), in any order, merged in
+    the fixed tree; ``progress`` is told the rows so far after each."""
+    tree: TreeMerge[S] = TreeMerge(red.merge)
+    rows = 0
+    for nodes, n in results:
+        tree.add_nodes(nodes)
+        rows += n
+        if progress is not None:
+            progress(rows)
+    return _finish(tree, red)
 
 
 def resolve_executor(executor: str | Executor | None, threads: int | bool | None) -> Executor:
-    """An executor from a name ('serial', 'threads', 'processes[:N]'), or the thread pipeline
-    with ``threads`` workers by default."""
+    """An executor from a name ('serial', 'threads', 'processes[:N]', or a Dask scheduler:
+    'local[:N]', 'tcp://...', 'dask'; see :mod:`losscli.run.dask`), or the thread pipeline with
+    ``threads`` workers by default."""
     if executor is None or executor == "threads":
         return ThreadExecutor(resolve_threads(threads))
     if isinstance(executor, str):
@@ -205,7 +212,12 @@ def resolve_executor(executor: str | Executor | None, threads: int | bool | None
             if n < 1:
                 raise UsageError(f"executor '{executor}': processes:N needs N >= 1")
             return ProcessExecutor(n)
-        raise UsageError(f"unknown executor '{executor}' (serial, threads, processes[:N])")
+        from losscli.run.dask import SCHEDULERS, DaskExecutor, is_scheduler
+
+        if is_scheduler(executor):
+            return DaskExecutor(executor)
+        raise UsageError(f"unknown executor '{executor}' (serial, threads, processes[:N], or "
+                         f"a Dask scheduler: {SCHEDULERS})")
     return executor
 
 
