@@ -41,7 +41,7 @@ def shown(uri: str) -> str:
         return uri
     query = [(k, "***" if _SECRET.search(k) else v) for k, v in parse_qsl(parts.query)]
     netloc = parts.netloc.rpartition("@")[2]  # user:password@host
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/"),
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe=":/*"),
                        parts.fragment))
 
 

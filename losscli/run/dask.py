@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -135,9 +136,11 @@ class DaskExecutor:
                 client = Client(scheduler_file=self.scheduler_file, timeout=CONNECT_TIMEOUT)
             elif local:
                 n = int(local[1]) if local[1] else (os.cpu_count() or 1)
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, host="127.0.0.1",
-                                       silence_logs=logging.ERROR)
+                with warnings.catch_warnings():  # its HTTP server moves off a busy 8787
+                    warnings.filterwarnings("ignore", "Port 8787 is already in use")
+                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, host="127.0.0.1",
+                                           silence_logs=logging.CRITICAL)
                 self._owned.append(cluster)
                 client = Client(cluster)
             elif self.scheduler == "dask":
@@ -186,8 +189,9 @@ def _results(client: Any, plan: Plan, red: Reduction[S],
     run = uuid.uuid4().hex[:12]
     try:
         shipped = client.scatter([plan, red], hash=False)
-    except Exception as exc:  # a plugin that cannot be pickled here
-        raise PluginError(f"cannot ship the run to the cluster ({exc})") from None
+    except Exception as exc:  # a plugin loss that cannot be pickled here or loaded there
+        raise (_worker_error(exc) or PluginError(f"cannot ship the run to the cluster ({exc})")
+               ) from None
     futures: dict[str, Any] = {}
     for u in units:
         key = f"losscli-{run}-{u.index}"
