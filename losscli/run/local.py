@@ -149,6 +149,9 @@ class ThreadExecutor:
 def run_unit(plan: Plan, red: Reduction[S],
              unit: Unit) -> tuple[list[tuple[int, int, int, S]], int]:
     """Fold one work unit where it runs: its subtree's nodes and its row count."""
+    from losscli._alloc import keep_temporaries_in_heap
+
+    keep_temporaries_in_heap()  # a worker process's too (Dask's nannies lower the trim threshold)
     tree: TreeMerge[S] = TreeMerge(red.merge)
     rows = 0
     for (file, block), item in plan.unit_items(unit):
