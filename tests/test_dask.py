@@ -30,7 +30,7 @@ from losscli.compare import compare
 from losscli.errors import InputError, PluginError, UsageError
 from losscli.recommend import recommend
 from losscli.run.dask import DaskExecutor
-from losscli.run.plan import ReadPlan, split_rows
+from losscli.run.plan import PairedPlan, ReadPlan, split_rows
 from losscli.sources import Columns, Source, open_source, resolve_columns
 
 BUCKET = "preds"
@@ -229,6 +229,29 @@ def test_compare_and_recommend_on_the_cluster(small_dir: Path, client: Any) -> N
     for opts in ({"pred": "a", "target": "y", "weight": "w"}, {"pred": "p", "target": "click"}):
         assert _doc(recommend(str(small_dir), executor=ex, **opts)) == _doc(
             recommend(str(small_dir), **opts))
+
+
+def test_compare_two_inputs_a_unit_a_pair_of_files(small_dir: Path, tmp_path: Path,
+                                                   client: Any) -> None:
+    files = sorted(small_dir.iterdir())
+    for side, cols in (("base", ["y", "a", "w"]), ("cand", ["y", "b"])):
+        (tmp_path / side).mkdir()
+        for f in files:
+            pq.write_table(pq.read_table(f, columns=cols), tmp_path / side / f.name,
+                           row_group_size=900)
+    whole = tmp_path / "cand.parquet"  # the same rows in one file: one unit, read in step
+    pq.write_table(pq.read_table(tmp_path / "cand"), whole)
+    kw: dict[str, Any] = {"baseline_pred": "a", "pred": "b", "target": "y", "weight": "w"}
+    ex = DaskExecutor(client=client)
+    for cand in (tmp_path / "cand", whole):
+        local = compare(str(tmp_path / "base"), str(cand), **kw)
+        assert _doc(compare(str(tmp_path / "base"), str(cand), executor=ex, **kw)) == _doc(local)
+    base_src, cand_src = open_source(str(tmp_path / "base")), open_source(str(tmp_path / "cand"))
+    plan = PairedPlan(ReadPlan(base_src, resolve_columns(base_src, "a", "y", "w"), 1000),
+                      ReadPlan(cand_src, resolve_columns(cand_src, "b", "y", None), 1000))
+    units = plan.units(1 << 28)
+    assert [(u.file, Path(u.path).name, Path(u.pair or "").name) for u in units] == [
+        (i, f.name, f.name) for i, f in enumerate(files)]
 
 
 def test_64_files_local_cluster_cli_same_bits_twice(many_dir: Path, cluster: Any,

@@ -58,6 +58,8 @@ class Unit:
     file: int
     path: str
     rows: tuple[int, int] | None = None
+    #: the other input's file read in step with this one (compare's two inputs)
+    pair: str | None = None
 
 
 def split_rows(groups: list[tuple[int, int]], unit_bytes: int,
@@ -319,10 +321,27 @@ class PairedPlan:
                      lambda ps: (_join_raw([p[0] for p in ps]), _join_raw([p[1] for p in ps])))
 
     def units(self, unit_bytes: int | None = None) -> list[Unit]:
-        """One unit: two inputs are read in step, file boundaries need not agree."""
-        return [Unit(0, 0, self.base.src.path)]
+        """One unit: two inputs are read in step, file boundaries need not agree. With
+        ``unit_bytes`` (a distributed run), two Parquet inputs whose files pair up with the
+        same row counts (from their footers) are a unit a pair of files."""
+        one = [Unit(0, 0, self.base.src.path)]
+        bsrc, csrc = self.base.src, self.cand.src
+        if (unit_bytes is None or len(bsrc.files) < 2 or len(bsrc.files) != len(csrc.files)
+                or {bsrc.format, csrc.format} != {"parquet-dir"}):
+            return one
+        for b, c in zip(bsrc.files, csrc.files, strict=True):
+            rows = [sum(r for r, _ in parquet_groups(f, [])) for f in (b, c)]
+            if rows[0] != rows[1]:
+                return one
+        return [Unit(i, i, b, pair=c)
+                for i, (b, c) in enumerate(zip(bsrc.files, csrc.files, strict=True))]
 
     def unit_items(self, unit: Unit) -> Iterator[tuple[Key, Pair]]:
-        fresh = PairedPlan(replace(self.base, _live=None, _head=[], _started=False),
-                           replace(self.cand, _live=None, _head=[], _started=False))
-        return fresh.items()
+        def fresh(plan: ReadPlan[RawChunk], file: str | None) -> ReadPlan[RawChunk]:
+            src = plan.src if file is None else replace(plan.src, files=[file])
+            return replace(plan, src=src, _live=None, _head=[], _started=False)
+
+        pairs = PairedPlan(fresh(self.base, unit.pair and unit.path),
+                           fresh(self.cand, unit.pair))
+        for (file, block), item in pairs.items():
+            yield (file if unit.pair is None else unit.file, block), item
