@@ -392,7 +392,7 @@ INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, SLICES, GATES, OUTPUT, SETTINGS = (
 
 Source = Annotated[str, typer.Argument(
     metavar="SOURCE", show_default=False,
-    help="CSV, TSV, Parquet (file or directory), Arrow IPC, - for stdin.")]
+    help="CSV, TSV, Parquet (file, directory, URI), Arrow IPC, - for stdin.")]
 PredOpt = Annotated[str | None, typer.Option(
     "--pred", "-p", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Column(s): name, a,b or 'prob_*'.")]
@@ -413,10 +413,10 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     help="Compute threads (results never change).")]
 SchedulerOpt = Annotated[str | None, typer.Option(
     "--scheduler", rich_help_panel=INPUT, metavar="WHERE", show_default=False,
-    help="Run on Dask: local[:N], tcp://HOST:PORT or dask (Parquet input; same results).")]
+    help="Dask: local[:N], tcp://H:P or dask.")]
 SchedulerFileOpt = Annotated[Path | None, typer.Option(
     "--scheduler-file", rich_help_panel=INPUT, dir_okay=False, metavar="FILE",
-    show_default=False, help="Run on the Dask scheduler this file names.")]
+    show_default=False, help="Dask scheduler file.")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
     help="The task (default: detected).")]
