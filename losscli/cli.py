@@ -416,7 +416,8 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     help="Dask: local[:N], tcp://H:P or dask.")]
 SchedulerFileOpt = Annotated[Path | None, typer.Option(
     "--scheduler-file", rich_help_panel=INPUT, dir_okay=False, metavar="FILE",
-    show_default=False, help="Dask scheduler file.")]
+    show_default=False, hidden=True,  # in the README: the help keeps its width for --scheduler
+    help="Dask scheduler file.")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
     help="The task (default: detected).")]

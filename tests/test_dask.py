@@ -366,7 +366,7 @@ def test_an_unreadable_unit_is_exit_2_naming_the_file(small_dir: Path, tmp_path:
 
 def test_a_plugin_the_workers_cannot_import_fails_clearly(small_dir: Path, tmp_path: Path,
                                                           client: Any) -> None:
-    from losscli.plugin import load_plugins
+    from losscli.registry import load_plugins
 
     mod = tmp_path / "plugin_only_here_21.py"
     mod.write_text(textwrap.dedent("""
