@@ -80,8 +80,8 @@ def main() -> None:
 
     import losscli
     from losscli.run.dask import DaskExecutor
-    from losscli.run.local import run_unit
     from losscli.run.plan import ReadPlan
+    from losscli.run.units import run_unit
     from losscli.sources import open_source, resolve_columns
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,

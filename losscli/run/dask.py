@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from losscli.errors import LossCliError, PluginError, UsageError
-from losscli.run.local import Progress, merge_units, run_unit
 from losscli.run.plan import Plan, Unit
 from losscli.run.reduction import Reduction
+from losscli.run.units import Progress, merge_units, run_unit
 
 S = TypeVar("S")
 

@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import numpy as np
-
 from losscli.errors import UsageError
-from losscli.run.plan import Key, Plan, Unit
+from losscli.run.plan import Key, Plan
 from losscli.run.reduction import Reduction
 from losscli.run.tree import TreeMerge
+from losscli.run.units import Progress, finish, fold_one, merge_units, rows_of, run_unit
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -28,30 +27,9 @@ S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: progress callback: rows read so far
-Progress = Callable[[int], None]
-
-
 class Executor(Protocol):
     def run(self, plan: Plan, red: Reduction[S],
             progress: Progress | None = None) -> S: ...
-
-
-def _rows(item: Any) -> int:
-    """Rows of a plan item (a raw chunk, or a pair of them)."""
-    first = item[0] if isinstance(item, tuple) else item
-    return int(first.batch.num_rows)
-
-
-def _fold_one(red: Reduction[S], item: Any) -> S:
-    # NumPy's error state is per thread: a worker does not inherit the caller's.
-    with np.errstate(all="ignore"):
-        return red.fold(red.empty(), item)
-
-
-def _finish(tree: TreeMerge[S], red: Reduction[S]) -> S:
-    state = tree.result()
-    return red.empty() if state is None else state
 
 
 @dataclass
@@ -63,11 +41,11 @@ class SerialExecutor:
         tree: TreeMerge[S] = TreeMerge(red.merge)
         rows = 0
         for (file, block), item in plan.items():
-            tree.add(file, block, _fold_one(red, item))
-            rows += _rows(item)
+            tree.add(file, block, fold_one(red, item))
+            rows += rows_of(item)
             if progress is not None:
                 progress(rows)
-        return _finish(tree, red)
+        return finish(tree, red)
 
 
 def default_threads() -> int:
@@ -133,31 +111,17 @@ class ThreadExecutor:
 
         def work(keyed: tuple[Key, Any]) -> int:
             (file, block), item = keyed
-            state = _fold_one(red, item)
+            state = fold_one(red, item)
             with lock:
                 tree.add(file, block, state)
-            return _rows(item)
+            return rows_of(item)
 
         rows = 0
         for n in ordered_map(work, plan.items(), workers):
             rows += n
             if progress is not None:
                 progress(rows)
-        return _finish(tree, red)
-
-
-def run_unit(plan: Plan, red: Reduction[S],
-             unit: Unit) -> tuple[list[tuple[int, int, int, S]], int]:
-    """Fold one work unit where it runs: its subtree's nodes and its row count."""
-    from losscli._alloc import keep_temporaries_in_heap
-
-    keep_temporaries_in_heap()  # a worker process's too (Dask's nannies lower the trim threshold)
-    tree: TreeMerge[S] = TreeMerge(red.merge)
-    rows = 0
-    for (file, block), item in plan.unit_items(unit):
-        tree.add(file, block, _fold_one(red, item))
-        rows += _rows(item)
-    return tree.export(), rows
+        return finish(tree, red)
 
 
 @dataclass
@@ -181,20 +145,6 @@ class ProcessExecutor:
             futures = [pool.submit(run_unit, plan, red, u) for u in units]
             # in unit order: the first failing unit's error is the one raised
             return merge_units(red, (f.result() for f in futures), progress)
-
-
-def merge_units(red: Reduction[S], results: Iterable[tuple[list[tuple[int, int, int, S]], int]],
-                progress: Progress | None = None) -> S:
-    """The units' results (:func:`run_unit`'s tree nodes and rows), in any order, merged in
-    the fixed tree; ``progress`` is told the rows so far after each."""
-    tree: TreeMerge[S] = TreeMerge(red.merge)
-    rows = 0
-    for nodes, n in results:
-        tree.add_nodes(nodes)
-        rows += n
-        if progress is not None:
-            progress(rows)
-    return _finish(tree, red)
 
 
 def resolve_executor(executor: str | Executor | None, threads: int | bool | None) -> Executor:
