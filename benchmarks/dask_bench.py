@@ -113,6 +113,13 @@ def main() -> None:
     red = _reduction(str(data), losses)
     nodes = run_unit(plan, red, plan.units()[0])
     size = len(pickle.dumps(nodes))
+    state = pickle.dumps(nodes[0][0][3])
+    merges = [(pickle.loads(state), pickle.loads(state)) for _ in range(50)]
+    start = time.perf_counter()
+    for a, b in merges:
+        red.merge(a, b)  # type: ignore[attr-defined]
+    merge_ms = (time.perf_counter() - start) / len(merges) * 1e3
+    print(f"  a merge of two states on the client: {merge_ms:.2f} ms")
     print(f"  a unit's result ({rows // args.files:,} rows, {len(nodes[0])} tree nodes): "
           f"{size:,} bytes pickled")
     print(f"  load average after: {os.getloadavg()[0]:.1f}")

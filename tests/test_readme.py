@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: The reference pages, in the order their examples run (a baseline is recorded before it is read).
 DOCS = ("eval", "plugins", "recommend", "compare", "reports", "ci", "benchmarks", "python-api",
-        "development")
+        "distributed", "development")
 
 
 def docs_text() -> str:
