@@ -208,11 +208,12 @@ TASKS: list[dict[str, Any]] = [
     {"pred": "prob_*", "target": "label"},
     {"pred": "prob_*", "target": "label", "weight": "w", "ci": "bootstrap",
      "bootstrap_samples": 25},
+    {"pred": "a", "target": "y", "weight": "w", "by": ["label", "click"]},
 ]
 
 
 @pytest.mark.parametrize("opts", TASKS, ids=["weighted", "regression", "counts", "binary",
-                                             "multiclass", "multiclass-bootstrap"])
+                                             "multiclass", "multiclass-bootstrap", "slices"])
 def test_eval_on_the_cluster_is_the_local_run(small_dir: Path, client: Any,
                                               opts: dict[str, Any]) -> None:
     local = losscli.evaluate(str(small_dir), **opts)
@@ -220,6 +221,7 @@ def test_eval_on_the_cluster_is_the_local_run(small_dir: Path, client: Any,
                                                                     unit_bytes=20_000), **opts)
     assert _doc(remote) == _doc(local)
     assert local.task in ("regression", "counts", "binary", "multiclass")
+    assert "by" not in opts or len(local.to_dict()["slices"]) == 5  # 3 labels, 2 clicks
 
 
 def test_compare_and_recommend_on_the_cluster(small_dir: Path, client: Any) -> None:
