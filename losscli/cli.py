@@ -412,11 +412,11 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Compute threads (results never change).")]
 SchedulerOpt = Annotated[str | None, typer.Option(
-    "--scheduler", rich_help_panel=INPUT, metavar="WHERE", show_default=False,
+    "--scheduler", hidden=True, rich_help_panel=INPUT, metavar="WHERE", show_default=False,
     help="Dask: local[:N], tcp://H:P or dask.")]
 SchedulerFileOpt = Annotated[Path | None, typer.Option(
     "--scheduler-file", rich_help_panel=INPUT, dir_okay=False, metavar="FILE",
-    show_default=False, hidden=True,  # in the README: the help keeps its width for --scheduler
+    show_default=False, hidden=True,  # under --help-all
     help="Dask scheduler file.")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
