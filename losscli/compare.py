@@ -31,6 +31,7 @@ from losscli.engine import (
     check_prediction_shape,
     check_weights,
     json_safe,
+    stream_of,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
@@ -319,10 +320,11 @@ class PairedState:
                            ratio=self.ratio)
 
     def update(self, base: Batch, cand: Batch, rows: np.ndarray | None,
-               first_row: int = 0) -> None:
+               first_row: int = 0, stream: int = 0) -> None:
         """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
         draws its replicate counts) is needed with bootstrap samples; else the rows may be
-        numbered from ``first_row`` on (the family's correlation reads some rows by number)."""
+        numbered from ``first_row`` on (the family's correlation reads some rows by number).
+        ``stream`` tells the input's files apart (their rows are numbered from 0 in each)."""
         n = base.n
         if n == 0:
             return
@@ -360,7 +362,7 @@ class PairedState:
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")
-            sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed),
+            sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed, stream),
                                   self.boot_samples)
             for i, st in enumerate(self.losses):
                 assert st.boot_base is not None and st.boot_cand is not None
@@ -578,6 +580,8 @@ class PairedReduction:
     check_targets: bool
     #: the slices' fold (slices.Slicer), with --by
     slicer: Any = None
+    #: the baseline's directory when it has several files (bootstrap streams, as eval's)
+    root: str | None = None
 
     def empty(self) -> PairedFold:
         return PairedFold(self.template.empty())
@@ -624,7 +628,8 @@ class PairedReduction:
         rows = base.rows
         if state.boot_samples and rows is None:
             rows = np.arange(base.first_row, base.first_row + base.target.shape[0])
-        state.update(bb, cb, rows, base.first_row)
+        state.update(bb, cb, rows, base.first_row,
+                     0 if self.root is None else stream_of(ra.where, self.root))
         if self.slicer is not None:
             losses = [(row_losses(sp, bb), row_losses(sp, cb)) for sp in specs]
             acc.slices = self.slicer.fold(ra, base, [(c - b, None) for b, c in losses],
@@ -883,7 +888,8 @@ def compare(
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where),
-                                logits, where, check_targets=not one_file, slicer=slicer)
+                                logits, where, check_targets=not one_file, slicer=slicer,
+                                root=base_src.path if len(base_src.files) > 1 else None)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)
     state, stats = folded.state, folded.nan

@@ -603,6 +603,12 @@ class EvalFold:
     slices: list[Any] | None = None
 
 
+def stream_of(path: str, root: str) -> int:
+    """A file's bootstrap stream: a hash of its path below the input's root."""
+    below = path[len(root):] if path.startswith(root) else path
+    return zlib.crc32(below.lstrip("/").encode())
+
+
 @dataclass
 class EvalReduction:
     """eval's reduction: converts and validates a block and folds it into a fresh state."""
@@ -611,8 +617,10 @@ class EvalReduction:
     validator: TaskValidator
     optional: list[bool]
     logits: bool
-    #: the input has several files: each is a bootstrap stream of its own
-    files: bool = False
+    #: the directory (or prefix) of an input of several files: each file is a bootstrap
+    #: stream of its own, keyed by its path below it, so that a copy elsewhere (another
+    #: directory, object storage) draws the same replicates; None for a single file
+    root: str | None = None
     #: the slices' fold (slices.Slicer), with --by
     slicer: Any = None
 
@@ -634,7 +642,7 @@ class EvalReduction:
             rows = chunk.rows if chunk.rows is not None else np.arange(
                 chunk.first_row, chunk.first_row + chunk.target.shape[0])
         acc.state.update(batch, acc.drops.keys(), rows,
-                         zlib.crc32(raw.where.encode()) if self.files else 0)
+                         0 if self.root is None else stream_of(raw.where, self.root))
         if self.slicer is not None:
             from losscli.slices import measures_of
 
@@ -782,7 +790,8 @@ def evaluate(
                         memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None),
-                              optional, logits, len(src.files) > 1, slicer)
+                              optional, logits, src.path if len(src.files) > 1 else None,
+                              slicer)
     with np.errstate(all="ignore"):
         folded = runner.run(plan, reduction, progress)
     state, stats, dropped, row_sum_off = (folded.state, folded.nan, folded.drops,

@@ -140,10 +140,11 @@ def test_directory_files_are_streams_of_their_own(tmp_path: Path,
                  chunk_rows=400, threads=2).losses[0]
     assert a.ci is not None and b.ci is not None
     assert (a.ci.low, a.ci.high) == pytest.approx((b.ci.low, b.ci.high), rel=1e-12)
-    # each file's rows 0, 1, ... draw from a stream keyed by the file
+    # each file's rows 0, 1, ... draw from a stream keyed by the file's path below the directory
     files = open_source(str(d)).files
-    counts = np.hstack([replicate_counts(stream_key(0, zlib.crc32(f.encode())), np.arange(m),
-                                         200) for f, m in zip(files, (half, half), strict=True)])
+    counts = np.hstack([replicate_counts(
+        stream_key(0, zlib.crc32(Path(f).relative_to(d).as_posix().encode())), np.arange(m), 200)
+        for f, m in zip(files, (half, half), strict=True)])
     e2 = (data["p"] - data["y"]) ** 2
     reps = (counts @ e2) / counts.sum(axis=1)
     assert (a.ci.low, a.ci.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])),

@@ -233,3 +233,41 @@ def test_multiclass_blocks_follow_the_row_width(tmp_path: Path) -> None:
     assert len(set(runs)) == 1
     ref = np.logaddexp.reduce(z, axis=1) - z[np.arange(n), y]
     assert json.loads(runs[0])["losses"][0]["value"] == pytest.approx(ref.mean(), rel=1e-13)
+
+
+def test_bootstrap_streams_follow_the_files_not_where_they_live(weighted_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "somewhere" / "else"
+    shutil.copytree(weighted_dir, copy)
+    for run in (lambda d: losscli.evaluate(str(d), pred="a", target="y", weight="w", loss="mse",
+                                           ci="percentile", bootstrap_samples=50),
+                lambda d: compare(str(d), baseline_pred="a", pred="b", target="y", weight="w",
+                                  losses=["mse"], ci="bootstrap", bootstrap_samples=50)):
+        a, b = (json.dumps(_strip(run(d).to_dict()), sort_keys=True) for d in (weighted_dir, copy))
+        assert a.replace(str(weighted_dir), "X") == b.replace(str(copy), "X")
+
+
+def test_compare_bootstrap_draws_each_file_apart() -> None:
+    """Rows numbered from 0 in each file: with one stream for all files, row i of each would
+    get the same replicate counts, and two files of the same rows would count as one."""
+    from losscli.compare import PairedState
+    from losscli.engine import stream_of
+    from losscli.losses import Batch
+    from losscli.spec import parse_spec
+    from losscli.uncertainty import replicate_counts, stream_key
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=500)
+    a, b = y + rng.normal(size=500), y + rng.normal(size=500)
+    streams = [stream_of(f"/data/part-{i}.parquet", "/data") for i in range(2)]
+    state = PairedState([parse_spec("mse")], boot_samples=50, boot_seed=0)
+    for s in streams:
+        state.update(Batch(a, y, None, False), Batch(b, y, None, False), np.arange(500), 0, s)
+    counts = [replicate_counts(stream_key(0, s), np.arange(500), 50) for s in streams]
+    assert not np.array_equal(counts[0], counts[1])
+    boot = state.losses[0].boot_base
+    assert boot is not None and boot.num is not None
+    want = counts[0] @ ((a - y) ** 2) + counts[1] @ ((a - y) ** 2)
+    np.testing.assert_allclose(np.ldexp(boot.num, boot.exp), want, rtol=1e-12)
