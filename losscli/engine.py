@@ -390,10 +390,11 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         # histogram of |base| (within its bucket accuracy).
         h = hist if hist is not None else state.residual_hist
         assert h is not None
-        below = (lambda t: h.count_at_most(t / scale) / n) if scale > 0 else (lambda t: 1.0)
-        vanishing = below(opts.vanish_tol)
-        exploding = 1.0 - below(opts.explode_tol * (1 - 1e-12))
-        clipped = None if opts.grad_clip is None else 1.0 - below(opts.grad_clip)
+        # counts, not 1 - fraction: (n - k) / n is the fraction itself, 1 - k / n off by an ulp
+        at_most = (lambda t: h.count_at_most(t / scale)) if scale > 0 else (lambda t: n)
+        vanishing = at_most(opts.vanish_tol) / n
+        exploding = (n - at_most(opts.explode_tol * (1 - 1e-12))) / n
+        clipped = None if opts.grad_clip is None else (n - at_most(opts.grad_clip)) / n
     mean_g, var_g = g.moments.mean, g.moments.variance
     stats = GradientStats(
         mean=scale * mean_g,
