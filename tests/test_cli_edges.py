@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli import assert_input_error, cli
+from _helpers.cli import assert_input_error, cli
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 REGRESSION = SAMPLES / "regression.parquet"
@@ -223,7 +223,7 @@ def test_catalog_parameters_read_as_specs_without_python_reprs(columns: int) -> 
 def test_compare_of_stdin_with_itself_says_stdin_is_read_once(second: str) -> None:
     """'cat f.csv | losscli compare - -' read the header for the baseline and then said
     'stdin: no CSV data (empty input)' about data that had been given."""
-    from test_cli import cli_stdin
+    from _helpers.cli import cli_stdin
 
     data = (SAMPLES / "regression.csv").read_bytes()
     assert_input_error(cli_stdin(data, "compare", "-", second, "--loss", "mse"),

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.special
 import scipy.stats
+from _helpers.references import per_row
+from _helpers.tester import EXACT_INVARIANCE, assert_same, doc_of, sweep
 from rich.console import Console
 
 from losscli.cli import run
@@ -39,12 +41,6 @@ def pair(tmp_path: Path, rng: np.random.Generator) -> dict[str, object]:
     pq.write_table(pa.table({"id": np.arange(n), "y": y, "pred": new}), cand)
     return {"y": y, "old": old, "new": new, "w": w, "one": one, "base": base, "cand": cand,
             "shuffled": shuffled, "dir": tmp_path}
-
-
-def per_row(spec: str, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    e = pred - y
-    return {"mse": e * e, "mae": np.abs(e),
-            "huber": np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5)}[spec]
 
 
 def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
@@ -120,13 +116,18 @@ def test_two_files_in_order_by_key_and_one_file_agree(pair: dict) -> None:
             assert (x.ci.low, x.ci.high) == pytest.approx((a.ci.low, a.ci.high), rel=1e-10)
 
 
-def test_chunks_threads_and_bootstrap_are_invariant(pair: dict) -> None:
-    runs = [compare(pair["base"], pair["cand"], target="y", losses=["mse", "mae"],
-                    ci="bootstrap", chunk_rows=cr, threads=th)
-            for cr, th in ((1 << 17, 0), (311, 2))]
-    for a, b in zip(runs[0].losses, runs[1].losses, strict=True):
-        assert (a.ci.low, a.ci.high) == pytest.approx((b.ci.low, b.ci.high), rel=1e-12)
-        assert a.p_value == b.p_value and a.ci.method == "bootstrap"
+def test_chunks_threads_inputs_and_bootstrap_are_invariant(pair: dict, tmp_path: Path) -> None:
+    cols = {k: pair[k][:1500] for k in ("y", "old", "new")}
+    runs = sweep("compare", cols, tmp_path, chunks=(1 << 17, 1000, 311), baseline_pred="old",
+                 pred="new", target="y", losses=["mse", "mae"], ci="bootstrap")
+    assert all(x.ci.method == "bootstrap" for x in runs.first().losses)
+    # two files: the same interval as one file with both columns
+    base, cand = tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"y": cols["y"], "pred": cols["old"]}), base)
+    pq.write_table(pa.table({"y": cols["y"], "pred": cols["new"]}), cand)
+    two = compare(base, cand, target="y", losses=["mse", "mae"], ci="bootstrap", chunk_rows=311,
+                  threads=2)
+    assert_same(doc_of(two)["losses"], doc_of(runs.first())["losses"], EXACT_INVARIANCE)
 
 
 def test_paired_bootstrap_uses_the_same_counts_for_both(pair: dict) -> None:

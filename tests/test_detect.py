@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import assert_input_error, cli, write
+from _helpers.cli import assert_input_error, cli, write
 
 from losscli.detect import TargetFacts
 

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _helpers.cli import cli
 from terminal import run_tty
-from test_cli import cli
 
 from losscli.losses import CATALOG
 

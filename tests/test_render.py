@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import Result, cli
+from _helpers.cli import Result, cli
 
 FORMATS = ["table", "json", "markdown", "csv", "junit", "github"]
 LOSSES = ["mse", "mae", "huber"]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
-from test_cli import assert_input_error, cli, write
+from _helpers.cli import assert_input_error, cli, write
 
 from losscli.cli import app
 

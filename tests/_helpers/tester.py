@@ -67,14 +67,15 @@ def run(command: str, source: Any, **options: Any) -> Any:
 
 def doc_of(result: Any) -> Doc:
     """The result's to_dict() without the keys that describe the run (RUN_KEYS)."""
-    return _strip(result.to_dict())
+    return strip_run_keys(result.to_dict())
 
 
-def _strip(x: Any) -> Any:
+def strip_run_keys(x: Any) -> Any:
+    """A to_dict() or JSON document without the keys that describe the run (RUN_KEYS)."""
     if isinstance(x, dict):
-        return {k: _strip(v) for k, v in x.items() if k not in RUN_KEYS}
+        return {k: strip_run_keys(v) for k, v in x.items() if k not in RUN_KEYS}
     if isinstance(x, list):
-        return [_strip(v) for v in x]
+        return [strip_run_keys(v) for v in x]
     return x
 
 
@@ -96,6 +97,17 @@ def assert_same(a: Any, b: Any, exact: bool, where: str = "") -> None:
         assert a == b or math.isclose(a, b, rel_tol=INVARIANCE_RTOL, abs_tol=1e-300), (where, a, b)
     else:
         assert a == b, (where, a, b)
+
+
+def assert_invariant(docs: Mapping[tuple[str, int, str], Doc], what: str = "") -> None:
+    """Documents keyed by (input kind, chunk size, executor) are the same: bit for bit within one
+    input and chunk size; across them as EXACT_INVARIANCE says."""
+    first = next(iter(docs.values()))
+    by_chunk: dict[tuple[str, int], Doc] = {}
+    for (kind, chunk, name), doc in docs.items():
+        where = f"{what} {kind} chunk {chunk} {name}"
+        assert_same(by_chunk.setdefault((kind, chunk), doc), doc, True, where)
+        assert_same(first, doc, EXACT_INVARIANCE, where)
 
 
 @dataclass
@@ -129,11 +141,5 @@ def sweep(command: str, columns: Mapping[str, Any], directory: Path | None,
                 if check is not None:
                     check(result)
                 results[(kind, chunk, ex.name)] = result
-    docs = {key: doc_of(r) for key, r in results.items()}
-    first = next(iter(docs.values()))
-    by_chunk: dict[tuple[str, int], Doc] = {}
-    for (kind, chunk, name), doc in docs.items():
-        same_chunk = by_chunk.setdefault((kind, chunk), doc)
-        assert_same(same_chunk, doc, True, f"{command} {kind} chunk {chunk} {name}")
-        assert_same(first, doc, EXACT_INVARIANCE, f"{command} {kind} chunk {chunk} {name}")
+    assert_invariant({key: doc_of(r) for key, r in results.items()}, command)
     return Sweep(results)
