@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _helpers.tester import sweep
-from conftest import check_gradient_stats, rel_close
+from conftest import ALPHA, check_gradient_stats, rel_close
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -252,7 +252,7 @@ def check_weighted_cce_gradient(stats: Any, gnorm: np.ndarray, w: np.ndarray, cy
                      / math.fsum((w * cy).tolist()), RTOL)
     for key, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
         assert rel_close(getattr(stats, key), float(np.quantile(a, q, method="inverted_cdf")),
-                         0.01)
+                         ALPHA)
     vt, et, ct = tols
     for got, pick, t in ((stats.vanishing_fraction, lambda t: a <= t, vt),
                          (stats.exploding_fraction, lambda t: a >= t, et),
