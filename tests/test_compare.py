@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.special
 import scipy.stats
-from _helpers.references import per_row
+from _helpers.references import paired, per_row
 from _helpers.tester import EXACT_INVARIANCE, assert_same, doc_of, sweep
 from rich.console import Console
 
@@ -210,9 +210,26 @@ def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
                                      "ci", "p_value", "p_adjusted", "rows_better", "rows_equal",
                                      "rows_worse", "verdict"}
-    assert run([*base, "-f", "junit", "--fail-if-worse"]) in (0, 1)
+    # junit: --fail-if-worse fails a loss iff the lower end of the printed interval of delta is
+    # above 0 (README); the exit code is 1 iff one fails. The family's interval lies between the
+    # loss's own 95% t interval and the Bonferroni one (97.5% for two losses), by hand (scipy).
+    low = {x.spec: x.ci.low for x in compare(pair["base"], pair["cand"], target="y",
+                                              losses=["mse", "mae"], ci="t").losses}
+    for s in ("mse", "mae"):
+        d = per_row(s, pair["new"], pair["y"]) - per_row(s, pair["old"], pair["y"])
+        assert paired(d, None, 0.975)["low"] <= low[s] <= paired(d, None, 0.95)["low"], s
+    worse = [s for s in ("mse", "mae") if low[s] > 0]
+    assert run([*base, "-f", "junit", "--fail-if-worse", "--ci", "t", "-q"]) == (1 if worse else 0)
     root = ET.fromstring(capsys.readouterr().out)
-    assert root.find("testsuite") is not None
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("failures") == str(len(worse))
+    failures = {case.get("name"): case.find("failure") for case in suite.iter("testcase")}
+    for s in ("mse", "mae"):
+        failure = failures.get(f"fail_if_worse {s}")
+        assert (failure is not None) == (s in worse), s
+        if failure is not None:
+            shown = float(failure.get("message", "").split("lower bound of delta ")[1].split()[0])
+            assert shown == pytest.approx(low[s], rel=1e-5)
     assert run([*base, "-f", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "| `mse` |" in out and "p (adj.)" in out

@@ -85,6 +85,7 @@ def test_compare_everywhere(tmp_path: Path) -> None:
             assert x.se == pytest.approx(ref["se"], rel=1e-9)
             assert x.p_value == pytest.approx(ref["p_value"], rel=1e-7)
             assert (x.ci.low, x.ci.high) == pytest.approx((ref["low"], ref["high"]), rel=1e-9)
+            assert (x.lower, x.upper) == pytest.approx((ref["lower"], ref["upper"]), rel=1e-9)
 
     sweep("compare", cols, tmp_path, check, baseline_pred="old", pred="new", target="y",
           weight="w", losses=specs, ci="t", confidence=0.9)

@@ -508,6 +508,27 @@ def test_csv_bad_value_row_counted_across_pieces(tmp_path: Path,
         _read_all(src)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".tsv"])
+def test_bad_value_without_a_row_number_is_located_by_a_second_pass(tmp_path: Path,
+                                                                     suffix: str) -> None:
+    """When pyarrow names a bad cell's column but not its row, a second pass over that column
+    finds the first row holding the value (1-based data rows; the header is not one)."""
+    sep = "\t" if suffix == ".tsv" else ","
+    lines = ["y" + sep + "pred"] + [f"{i}{sep}{i}.5" for i in range(3000)]
+    lines[2001] = f"7{sep}oops"  # data row 2001
+    lines[2500] = f"oops{sep}1"  # the same text in another column comes later: not it
+    text = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    src = sources.open_source(str(path))
+    assert sources._locate_csv_value(src, "pred", "oops") == 2001
+    assert sources._locate_csv_value(src, "y", "oops") == 2500
+    assert sources._locate_csv_value(src, "pred", "absent") is None
+    err = sources._csv_error(src, pa.ArrowInvalid(
+        "In CSV column #1: CSV conversion error to double: invalid value 'oops'"), 0)
+    assert str(err) == f"{src.where}: column 'pred' has a non-numeric value 'oops' at row 2001"
+
+
 # --- lazy imports ----------------------------------------------------------------------------
 
 
