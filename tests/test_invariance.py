@@ -15,7 +15,7 @@ from _helpers.references import huber, paired, per_row, reference, wmean
 from _helpers.tester import sweep
 from conftest import check_gradient_stats, rel_close
 
-N = 500
+N = 300
 OPTS: dict[str, Any] = {"vanish_tol": 0.05, "explode_tol": 40.0, "grad_clip": 2.0}
 
 REGRESSION = ["mse", "rmse", "mae", "huber", "huber:delta=7.5", "huber:delta=0.3", "smooth_l1",

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _helpers.tester import doc_of, executor, run_matrix
 
 import losscli
 from losscli.compare import compare
@@ -144,14 +145,6 @@ def test_executor_names() -> None:
 # --- every command, any chunking, threads and executor ------------------------------------------
 
 
-def _strip(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _strip(v) for k, v in d.items() if k not in ("elapsed_seconds", "settings")}
-    if isinstance(d, list):
-        return [_strip(v) for v in d]
-    return d
-
-
 @pytest.fixture(scope="module")
 def weighted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three Parquet files of unequal lengths (blocks restart in each), heavy-tailed residuals,
@@ -169,38 +162,35 @@ def weighted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _runs(call: Any) -> list[str]:
-    """The JSON of ``call(**options)`` under several chunk sizes, thread counts, executors."""
-    options: list[dict[str, Any]] = [
-        {"chunk_rows": 131_072, "threads": 1},
-        {"chunk_rows": 1000, "threads": 0},
-        {"chunk_rows": 7777, "threads": 3},
-        {"chunk_rows": 50_000, "executor": "serial"},
-        {"chunk_rows": 7777, "executor": "processes:2"},
-    ]
-    return [json.dumps(_strip(call(**o).to_dict()), sort_keys=True) for o in options]
+#: the chunk sizes, thread counts and executors of these runs: five cells of the harness's matrix
+CELLS = [(131_072, executor("threads-1")), (1000, executor("threads-0")),
+         (7777, executor("threads-3")), (50_000, executor("serial")),
+         (7777, executor("processes-2"))]
+
+
+def _runs(call: Any) -> list[Any]:
+    """The results of ``call(**options)`` under several chunk sizes, thread counts and
+    executors, after the harness has asserted that they are the same bits."""
+    return list(run_matrix(call, "preds", CELLS).values())
 
 
 def test_eval_same_bits_everywhere(weighted_dir: Path) -> None:
     runs = _runs(lambda **o: losscli.evaluate(
         str(weighted_dir), pred="a", target="y", weight="w",
         losses=["mse", "rmse", "mae", "huber:delta=2", "quantile:q=0.8", "log_cosh"], **o))
-    assert len(set(runs)) == 1
-    doc = json.loads(runs[0])
+    doc = runs[0].to_dict()
     assert doc["source"]["rows"] == 299_001
 
 
 def test_eval_bootstrap_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: losscli.evaluate(
+    _runs(lambda **o: losscli.evaluate(
         str(weighted_dir), pred="a", target="y", weight="w", losses=["mse", "mae"],
         ci="bootstrap", bootstrap_samples=40, **o))
-    assert len(set(runs)) == 1
 
 
 def test_compare_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: compare(str(weighted_dir), baseline_pred="a", pred="b", target="y",
-                                     weight="w", **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: compare(str(weighted_dir), baseline_pred="a", pred="b", target="y",
+                              weight="w", **o))
 
 
 def test_compare_two_inputs_same_bits_everywhere(weighted_dir: Path, tmp_path: Path) -> None:
@@ -208,14 +198,12 @@ def test_compare_two_inputs_same_bits_everywhere(weighted_dir: Path, tmp_path: P
     whole = pq.read_table(sorted(weighted_dir.iterdir()))
     cand = tmp_path / "cand.parquet"
     pq.write_table(whole.select(["y", "b"]), cand, row_group_size=70_000)
-    runs = _runs(lambda **o: compare(str(weighted_dir), str(cand), baseline_pred="a", pred="b",
-                                     target="y", weight="w", losses=["mse", "mae"], **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: compare(str(weighted_dir), str(cand), baseline_pred="a", pred="b",
+                              target="y", weight="w", losses=["mse", "mae"], **o))
 
 
 def test_recommend_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: recommend(str(weighted_dir), pred="a", target="y", weight="w", **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: recommend(str(weighted_dir), pred="a", target="y", weight="w", **o))
 
 
 def test_multiclass_blocks_follow_the_row_width(tmp_path: Path) -> None:
@@ -230,9 +218,8 @@ def test_multiclass_blocks_follow_the_row_width(tmp_path: Path) -> None:
     assert plan.block_rows == BLOCK_VALUES // k
     runs = _runs(lambda **o: losscli.evaluate(str(path), pred="z", target="label",
                                               logits=True, **o))
-    assert len(set(runs)) == 1
     ref = np.logaddexp.reduce(z, axis=1) - z[np.arange(n), y]
-    assert json.loads(runs[0])["losses"][0]["value"] == pytest.approx(ref.mean(), rel=1e-13)
+    assert runs[0].losses[0].value == pytest.approx(ref.mean(), rel=1e-13)
 
 
 def test_bootstrap_streams_follow_the_files_not_where_they_live(weighted_dir: Path,
@@ -245,7 +232,7 @@ def test_bootstrap_streams_follow_the_files_not_where_they_live(weighted_dir: Pa
                                            ci="percentile", bootstrap_samples=50),
                 lambda d: compare(str(d), baseline_pred="a", pred="b", target="y", weight="w",
                                   losses=["mse"], ci="bootstrap", bootstrap_samples=50)):
-        a, b = (json.dumps(_strip(run(d).to_dict()), sort_keys=True) for d in (weighted_dir, copy))
+        a, b = (json.dumps(doc_of(run(d)), sort_keys=True) for d in (weighted_dir, copy))
         assert a.replace(str(weighted_dir), "X") == b.replace(str(copy), "X")
 
 

@@ -11,7 +11,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from losscli.errors import UsageError
@@ -131,20 +131,29 @@ class ProcessExecutor:
     cluster. Streams (stdin) cannot be shipped and run serially."""
 
     workers: int = 2
+    #: a process pool to run on and keep (a ``concurrent.futures.ProcessPoolExecutor``), for
+    #: many runs in one session; None starts ``workers`` spawned processes for each run (each
+    #: imports losscli afresh: about 1 s)
+    pool: Any = field(default=None, repr=False, compare=False)
 
     def run(self, plan: Plan, red: Reduction[S],
             progress: Progress | None = None) -> S:
         if not plan.rereadable:
             return SerialExecutor().run(plan, red, progress)
+        if self.pool is not None:
+            return self._run_on(self.pool, plan, red, progress)
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        units = plan.units()
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_unit, plan, red, u) for u in units]
-            # in unit order: the first failing unit's error is the one raised
-            return merge_units(red, (f.result() for f in futures), progress)
+            return self._run_on(pool, plan, red, progress)
+
+    @staticmethod
+    def _run_on(pool: Any, plan: Plan, red: Reduction[S], progress: Progress | None) -> S:
+        futures = [pool.submit(run_unit, plan, red, u) for u in plan.units()]
+        # in unit order: the first failing unit's error is the one raised
+        return merge_units(red, (f.result() for f in futures), progress)
 
 
 def resolve_executor(executor: str | Executor | None, threads: int | bool | None) -> Executor:
