@@ -392,6 +392,26 @@ def test_multiclass_numbered_columns_follow_one_rule_in_csv_and_parquet(tmp_path
                     losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
 
 
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 0), (3, 1, 2)])
+def test_numbered_columns_in_another_order_map_targets_to_their_columns(
+        tmp_path: Path, order: tuple[int, ...]) -> None:
+    """Columns prob_2, prob_0, prob_1 (in that order in the file) name the classes 2, 0, 1: a
+    target 2 is the first column's class, whatever the columns' order (scikit-learn's log_loss
+    with the probabilities in sorted label order)."""
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(13)
+    k = len(order)
+    proba = rng.dirichlet([1.0] * k, 400)  # column j holds the probability of class order[j]
+    y = np.array(order)[rng.integers(0, k, 400)]
+    by_label = proba[:, np.argsort(order)]  # columns in ascending label order
+    expected = log_loss(y, by_label, labels=sorted(order))
+    table = pa.table({"y": pa.array(y), **{f"prob_{c}": proba[:, j] for j, c in enumerate(order)}})
+    pq.write_table(table, tmp_path / "m.parquet")
+    r = losscli.evaluate(tmp_path / "m.parquet", pred="prob_*", target="y", losses=["cce"])
+    assert rel_close(r.losses[0].value, expected, 1e-12), (r.losses[0].value, expected)
+
+
 # --- default losses and the report -----------------------------------------------------------
 
 

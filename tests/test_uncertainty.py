@@ -81,14 +81,20 @@ def test_se_matches_the_weighted_formula(data: dict[str, np.ndarray], spec: str)
     assert r.se == pytest.approx(weighted_se(lv, data["w"]), rel=1e-10)
 
 
+@pytest.mark.parametrize("ci", ["johnson", "bootstrap"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_rmse_se_by_the_delta_method(data: dict[str, np.ndarray], weighted: bool) -> None:
+def test_rmse_se_by_the_delta_method(data: dict[str, np.ndarray], weighted: bool,
+                                     ci: str) -> None:
     w = data["w"] if weighted else np.ones_like(data["y"])
-    r = evaluate(data, "pred", "y", "w" if weighted else None, losses=["rmse", "mse"]).losses
+    r = evaluate(data, "pred", "y", "w" if weighted else None, losses=["rmse", "mse"], ci=ci,
+                 bootstrap_samples=50).losses
     lv = per_row("mse", data["pred"], data["y"])
     rmse = math.sqrt(np.sum(w * lv) / np.sum(w))
     assert r[0].se == pytest.approx(weighted_se(lv, w) / (2 * rmse), rel=1e-10)
     assert r[0].ci is not None and r[1].ci is not None
+    if ci == "bootstrap":  # the percentile interval of the replicates' square roots
+        assert (r[0].ci.method, r[1].ci.method) == ("bootstrap", "bootstrap")
+        return
     assert r[0].ci.low == pytest.approx(math.sqrt(r[1].ci.low), rel=1e-12)
     assert r[0].ci.high == pytest.approx(math.sqrt(r[1].ci.high), rel=1e-12)
 
