@@ -60,6 +60,15 @@ CASES = {
 }
 
 
+def test_every_catalog_loss_is_in_the_sweep() -> None:
+    """A loss added to the catalog needs its reference here (references.py) and a case."""
+    from losscli.losses import CATALOG
+
+    swept = {term.split(":")[0].split("*")[-1] for _, specs, _ in CASES.values() for s in specs
+             for term in s.split("+")}
+    assert set(CATALOG) <= swept, set(CATALOG) - swept
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_eval_every_loss_everywhere(case: str, tmp_path: Path) -> None:
     make, specs, logits = CASES[case]
