@@ -226,8 +226,8 @@ def test_chunk_rows_does_not_change_results(capfd: pytest.CaptureFixture[str],
         rc, out, err = cli(capfd, "eval", src, "-l", "mse", "-l", "huber", "-f", "json",
                            "--chunk-rows", chunk)
         assert (rc, err) == (0, "")
-        docs[("parquet", chunk, "cli")] = strip_run_keys(json.loads(out))
-    assert_invariant(docs, "eval")
+        docs[("eval parquet", chunk, "cli")] = strip_run_keys(json.loads(out))
+    assert_invariant(docs)
 
 
 def test_losses_command_lists_every_loss(capfd: pytest.CaptureFixture[str]) -> None:

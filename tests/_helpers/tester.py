@@ -112,7 +112,7 @@ def assert_same(a: Any, b: Any, exact: bool, where: str = "") -> None:
     """``a`` and ``b`` equal bit for bit (exact), or every float within INVARIANCE_RTOL and
     everything else equal."""
     if exact:
-        assert a == b, f"{where}: results differ"
+        assert a == b, f"{where}: {_first_difference(a, b)}"
         return
     if isinstance(a, dict) and isinstance(b, dict):
         assert list(a) == list(b), (where, list(a), list(b))
@@ -128,13 +128,24 @@ def assert_same(a: Any, b: Any, exact: bool, where: str = "") -> None:
         assert a == b, (where, a, b)
 
 
-def assert_invariant(docs: Mapping[tuple[str, int, str], Doc], what: str = "") -> None:
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """Where two documents first differ, and the two values there."""
+    if isinstance(a, dict) and isinstance(b, dict) and list(a) == list(b):
+        return next((_first_difference(a[k], b[k], f"{path}.{k}") for k in a if a[k] != b[k]),
+                    path)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return next((_first_difference(x, y, f"{path}[{i}]")
+                     for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), path)
+    return f"{path or 'the documents'}: {a!r} != {b!r}"
+
+
+def assert_invariant(docs: Mapping[tuple[str, int, str], Doc]) -> None:
     """Documents keyed by (input kind, chunk size, executor) are the same: bit for bit within one
     input and chunk size; across them as EXACT_INVARIANCE says."""
     first = next(iter(docs.values()))
     by_chunk: dict[tuple[str, int], Doc] = {}
     for (kind, chunk, name), doc in docs.items():
-        where = f"{what} {kind} chunk {chunk} {name}"
+        where = f"{kind} chunk {chunk} {name}"
         assert_same(by_chunk.setdefault((kind, chunk), doc), doc, True, where)
         assert_same(first, doc, EXACT_INVARIANCE, where)
 
@@ -169,10 +180,10 @@ def run_matrix(call: Callable[..., Any], kind: str, cells: Iterable[Cell] | None
     results: dict[tuple[str, int, str], Any] = {}
     for chunk, ex in cells:
         result = call(chunk_rows=chunk, **ex.kwargs())
-        if check is not None and (EXACT_INVARIANCE is False or not results):
+        if check is not None and (not EXACT_INVARIANCE or not results):
             check(result)
         results[(kind, chunk, ex.name)] = result
-    assert_invariant({key: doc_of(r) for key, r in results.items()}, kind)
+    assert_invariant({key: doc_of(r) for key, r in results.items()})
     return results
 
 
@@ -195,5 +206,5 @@ def sweep(command: str, columns: Mapping[str, Any], directory: Path | None,
         results.update(run_matrix(lambda source=source, **o: run(command, source, **o, **options),
                                   f"{command} {kind}", cells,
                                   check if not (results and EXACT_INVARIANCE) else None))
-    assert_invariant({key: doc_of(r) for key, r in results.items()}, command)
+    assert_invariant({key: doc_of(r) for key, r in results.items()})
     return Sweep(results)
