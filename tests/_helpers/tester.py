@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import losscli
-from losscli.compare import compare
-from losscli.recommend import recommend
 
 from .data import INPUT_KINDS, as_input
 
@@ -73,13 +71,6 @@ EXECUTORS: list[Executor] = [
 EXACT_INVARIANCE = True
 INVARIANCE_RTOL = 1e-13
 
-#: the input kinds each command takes today (compare reads files only)
-COMMAND_INPUTS: dict[str, tuple[str, ...]] = {
-    "eval": INPUT_KINDS,
-    "compare": ("csv", "parquet"),
-    "recommend": INPUT_KINDS,
-}
-
 #: keys of a result's to_dict() that describe the run, not the data (timings, the chunk size
 #: asked for, where the input came from)
 RUN_KEYS = frozenset({"elapsed_seconds", "chunk_rows", "path", "format", "command"})
@@ -89,8 +80,8 @@ Doc = dict[str, Any]
 
 def run(command: str, source: Any, **options: Any) -> Any:
     """One library call of ``command`` (eval, compare, recommend) on ``source``."""
-    fn: Callable[..., Any] = {"eval": losscli.evaluate, "compare": compare,
-                              "recommend": recommend}[command]
+    fn: Callable[..., Any] = {"eval": losscli.evaluate, "compare": losscli.compare,
+                              "recommend": losscli.recommend}[command]
     return fn(source, **options)
 
 
@@ -197,7 +188,7 @@ def sweep(command: str, columns: Mapping[str, Any], directory: Path | None,
     results: dict[tuple[str, int, str], Any] = {}
     chunks = list(chunks)
     cells = [(c, ex) for c in chunks for ex in (EXECUTORS if executors is None else executors)]
-    for kind in COMMAND_INPUTS[command] if kinds is None else kinds:
+    for kind in INPUT_KINDS if kinds is None else kinds:
         sub = None
         if directory is not None:
             sub = directory / kind
