@@ -4,7 +4,7 @@ should catch each.
 How to run (from the repository root, in the dev environment; not part of CI, ~5-10 minutes)::
 
     python benchmarks/mutants.py                  # every mutant
-    python benchmarks/mutants.py --only se-factor --only holm-none
+    python benchmarks/mutants.py --only se-factor --only adjustment-none
     python benchmarks/mutants.py --list
     python benchmarks/mutants.py --ref main       # the code and tests of another commit
 
@@ -112,10 +112,11 @@ MUTANTS = [
            "    b = m3 / (6.0 * s2 * n)\n", "    b = -m3 / (6.0 * s2 * n)\n",
            ("tests/test_uncertainty.py",),
            "Johnson's bias term with the wrong sign"),
-    Mutant("holm-none", "losscli/compare.py",
-           "running = max(running, min(1.0, (m - rank) * p[i]))", "running = p[i]",
+    Mutant("adjustment-none", "losscli/compare.py",
+           "            p_adj = fam.p(f.statistic)\n",
+           "            p_adj = fam.single_p(f.statistic)\n",
            ("tests/test_compare.py",),
-           "compare's p-values without the family adjustment"),
+           "compare's adjusted p-values without the family adjustment"),
     Mutant("compare-delta-sign", "losscli/compare.py",
            "        delta = cand - base\n", "        delta = base - cand\n",
            ("tests/test_compare.py",),

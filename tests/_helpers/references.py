@@ -105,33 +105,18 @@ def _classification(name: str, p: dict[str, float], pred: np.ndarray, y: np.ndar
     return value, s * dpt * (pt * (1.0 - pt) if logits else 1.0)
 
 
-def paired(d: np.ndarray, w: np.ndarray | None, confidence: float,
-           alpha: float = 0.05) -> dict[str, float]:
+def paired(d: np.ndarray, w: np.ndarray | None, confidence: float) -> dict[str, float]:
     """The paired comparison of per-row differences d = l_cand - l_base by hand: the weighted
     mean delta, SE^2 = n/(n-1) sum w^2 (d - delta)^2 / (sum w)^2 (scipy.stats.sem unweighted),
-    the two-sided t p-value and t interval on n - 1 degrees of freedom (scipy), and the
-    one-sided (1 - alpha) bounds the gates read."""
+    the two-sided t p-value and t interval on n_eff - 1 degrees of freedom (scipy), n_eff =
+    (sum w)^2 / sum w^2 (Kish's effective n; n unweighted)."""
     n = d.size
     ww = np.ones(n) if w is None else w
     delta = wmean(d, ww)
     sw = math.fsum(ww.tolist())
     se = math.sqrt(n / (n - 1) * math.fsum((ww**2 * (d - delta) ** 2).tolist()) / sw**2)
-    q = float(scipy.stats.t.ppf(0.5 + confidence / 2, n - 1))
-    q1 = float(scipy.stats.t.ppf(1 - alpha, n - 1))
+    df = sw**2 / math.fsum((ww**2).tolist()) - 1  # Kish's effective n - 1 (n - 1 unweighted)
+    q = float(scipy.stats.t.ppf(0.5 + confidence / 2, df))
     return {"delta": delta, "se": se,
-            "p_value": float(2 * scipy.stats.t.sf(abs(delta / se), n - 1)),
-            "low": delta - q * se, "high": delta + q * se,
-            "lower": delta - q1 * se, "upper": delta + q1 * se}
-
-
-def holm(p: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment written out: the i-th smallest p times (m - i), running
-    maximum, capped at 1, returned in the input order."""
-    m = len(p)
-    order = sorted(range(m), key=lambda i: p[i])
-    out = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
+            "p_value": float(2 * scipy.stats.t.sf(abs(delta / se), df)),
+            "low": delta - q * se, "high": delta + q * se}
