@@ -523,3 +523,18 @@ def test_heavy_tails_are_named_and_normal_tails_are_not() -> None:
     sample = evaluate(str(Path(__file__).parent.parent / "sample_data" / "regression.parquet"),
                       "y_hat", "y")
     assert sample.warnings == []
+
+
+@pytest.mark.parametrize(("t", "k", "expected"), [
+    (0.0, 0.6, 0.1),                                  # g(0) = k / 6: Johnson's bias term
+    (1.0, 0.6, 1.0 + 0.2 + 0.36 / 27 + 0.1),          # 1.3133...
+    (-2.0, 0.3, -2.0 + 0.4 - 0.72 / 27 + 0.05),       # the cubic term keeps it increasing
+    (1.5, 0.0, 1.5),                                  # no skew: t itself
+])
+def test_hall_transform_by_hand(t: float, k: float, expected: float) -> None:
+    """Hall (1992): g(t) = t + k t^2 / 3 + k^2 t^3 / 27 + k / 6, worked out by hand; its
+    inverse undoes it."""
+    from losscli.uncertainty import hall_inverse, hall_transform
+
+    assert hall_transform(t, k) == pytest.approx(expected, rel=1e-14, abs=1e-15)
+    assert hall_inverse(expected, k) == pytest.approx(t, rel=1e-12, abs=1e-12)
