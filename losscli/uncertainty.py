@@ -181,7 +181,9 @@ def t_ppf(p: float, df: float) -> float:
             t_new = 0.5 * t
         if abs(t_new - t) <= 1e-14 * t_new:
             return t_new
-        if abs(step) >= last:  # steps no longer shrink: t_sf's rounding (large df) is reached
+        if abs(step) >= last and abs(step) <= 1e-9 * t:
+            # steps no longer shrink near the root: t_sf's rounding (large df) is reached (far
+            # from it, in the heavy tails of small df, steps grow before they converge)
             return t
         last = abs(step)
         t = t_new
