@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COPIED = ("losscli", "tests", "examples", "sample_data", "pyproject.toml", "README.md",
+COPIED = ("losscli", "tests", "examples", "sample_data", "docs", "pyproject.toml", "README.md",
           "action.yml", "action")
 
 
