@@ -7,9 +7,9 @@ This helper is started once as ``python -S -I benchmarks/spawn.py`` (standard li
 10 MiB) and spawns the children instead, so their peak RSS is their own.
 
 Protocol: one JSON request per stdin line, ``{"argv": [...], "stdout": path, "stderr": path,
-"timeout": seconds}``; one JSON reply per stdout line, ``{"wall_s", "maxrss_kib", "returncode",
-"timed_out"}`` or ``{"error": message}`` when the child could not be started. The working
-directory and environment are this process's own.
+"timeout": seconds}``; one JSON reply per stdout line, ``{"wall_s", "maxrss_kib", "user_s",
+"sys_s", "returncode", "timed_out"}`` or ``{"error": message}`` when the child could not be
+started. The working directory and environment are this process's own.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def run(argv: list[str], stdout: str, stderr: str, timeout: float) -> dict[str, 
     return {
         "wall_s": wall,
         "maxrss_kib": usage.ru_maxrss,  # KiB on Linux
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
         "returncode": os.waitstatus_to_exitcode(status),
         "timed_out": state["killed"],
     }

@@ -79,6 +79,13 @@ def evaluate(
     losses: LossArg = None,
     figures: bool = False,
     var: str | None = None,
+    by: str | Sequence[str] | None = None,
+    max_slices: int = 1000,
+    min_rows: int = 30,
+    top: int = 10,
+    alpha: float = 0.05,
+    max_slice: Mapping[str, float] | Sequence[str] | None = None,
+    slices: Any = None,
 ) -> Report:
     """Loss values, intervals and gradient statistics of ``source`` (``losscli eval``).
 
@@ -89,9 +96,14 @@ def evaluate(
     ``report.passed``. They are checked before the pass, so that a bad one fails fast.
     ``figures`` also gathers the report's figures (``report.figures``, drawn by
     :mod:`losscli.render.plots`).
-    ``var`` names the predicted-variance column of gaussian_nll (``--var``).
+    ``var`` names the predicted-variance column of gaussian_nll (``--var``). ``by``
+    (``"country"``, ``["country", "age:bins=5"]``) adds the losses per slice
+    (``report.slices``), with ``max_slices``, ``min_rows``, ``top`` and ``alpha`` as the
+    flags; ``max_slice`` (``{"mse": 2.0}``) gates every slice; ``slices`` takes a
+    :class:`losscli.slices.SliceOptions` instead.
     """
     _plugins(plugin)
+    slices = _slice_options(by, max_slices, min_rows, top, alpha, slices)
     gates = None
     if max or baseline is not None or tolerance is not None:
         from losscli.gates import Gates
@@ -104,10 +116,26 @@ def evaluate(
                  executor=executor, vanish_tol=vanish_tol, explode_tol=explode_tol,
                  grad_clip=grad_clip, ci=ci,
                  confidence=confidence, bootstrap_samples=bootstrap_samples, seed=seed,
-                 progress=progress, figures=figures, var=var)
+                 progress=progress, figures=figures, var=var, slices=slices)
     if gates is not None:
         report.gates = gates.check(report)
+    if max_slice:
+        from losscli.gates import check_slices, parse_max
+
+        report.gates = [*report.gates, *check_slices(report, parse_max(max_slice,
+                                                                       "--max-slice"))]
     return report
+
+
+def _slice_options(by: str | Sequence[str] | None, max_slices: int, min_rows: int, top: int,
+                   alpha: float, slices: Any) -> Any:
+    """The slices asked for: ``slices`` as given, else ``by`` and the flags' values."""
+    if slices is not None or not by:
+        return slices
+    from losscli.slices import SliceOptions
+
+    return SliceOptions([by] if isinstance(by, str) else list(by), max_slices, min_rows, alpha,
+                        top)
 
 
 def compare(
@@ -139,6 +167,11 @@ def compare(
     plugin: str | Sequence[str] | None = None,
     losses: LossArg = None,
     figures: bool = False,
+    by: str | Sequence[str] | None = None,
+    max_slices: int = 1000,
+    min_rows: int = 30,
+    top: int = 10,
+    slices: Any = None,
 ) -> Comparison:
     """A candidate's predictions against a baseline's on the same rows, paired
     (``losscli compare``).
@@ -146,7 +179,8 @@ def compare(
     One input with both models' columns (``baseline_pred`` and ``pred``), or two inputs, the
     baseline first, whose rows correspond in order or by ``key``. ``fail_if_worse`` and
     ``require_not_worse`` (with the margin ``tolerance``) are the gates; the verdict is
-    ``result.passed``. ``primary`` names the confirmatory loss (the only one gated).
+    ``result.passed``. ``primary`` names the confirmatory loss (the only one gated). ``by``
+    adds per-slice deltas (``result.slices``), as for evaluate.
     """
     from losscli.compare import compare as run
     from losscli.gates import Tolerance
@@ -159,7 +193,8 @@ def compare(
                  executor=executor, ci=ci, confidence=confidence,
                  bootstrap_samples=bootstrap_samples, seed=seed, alpha=alpha,
                  primary=primary, figures=figures,
-                 ratio=tol.relative and (fail_if_worse or require_not_worse))
+                 ratio=tol.relative and (fail_if_worse or require_not_worse),
+                 slices=_slice_options(by, max_slices, min_rows, top, alpha, slices))
     result.check(fail_if_worse, require_not_worse, tol)
     return result
 

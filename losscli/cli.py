@@ -34,6 +34,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples:\n  losscli eval sample_data/regression.parquet\n  losscli recommend "
+           "preds.parquet\n  losscli compare base.parquet cand.parquet\n\nEach command: "
+           "losscli COMMAND --help",
 )
 
 
@@ -117,7 +120,9 @@ def stdout_console() -> Console:
     from rich.console import Console
 
     plain = _plain(sys.stdout)
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240,
+    # a terminal's width, else $COLUMNS when set (a pipe to less -S, a CI log), else 240
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 240
+    console = Console(file=sys.stdout, width=width,
                       soft_wrap=False, no_color=plain, color_system=None if plain else "auto",
                       highlight=False)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
@@ -247,11 +252,11 @@ def _input_bytes(source: str) -> int:
 class _Progress:
     """A transient progress line on stderr, for long inputs on a terminal only."""
 
-    def __init__(self, source: str | None, quiet: bool) -> None:
+    def __init__(self, source: str | None, quiet: bool, distributed: bool = False) -> None:
         self.bar: Any = None
         self.task: Any = None
         if (source is not None and not quiet and sys.stderr.isatty()
-                and _input_bytes(source) > 64 << 20):
+                and (distributed or _input_bytes(source) > 64 << 20)):
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
@@ -363,16 +368,34 @@ def _warn(warnings: list[str], quiet: bool) -> None:
 
 # --- options shared by every command that reads data (one text each) --------------------------
 
-INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, GATES, OUTPUT, SETTINGS = (
-    "Input", "Task", "Losses", "Gradients", "Intervals", "Gates", "Output", "Settings")
+
+def _help_all(ctx: typer.Context, value: bool) -> None:
+    """--help-all: the help with every option, also those that --help leaves out."""
+    if not value or ctx.resilient_parsing:
+        return
+    for param in ctx.command.params:
+        if hasattr(param, "hidden"):  # options (arguments are never hidden)
+            param.hidden = False
+    text = ctx.get_help()  # Typer's rich help prints itself and returns ""
+    if text:
+        typer.echo(text)
+    raise typer.Exit()
+
+
+HelpAllOpt = Annotated[bool, typer.Option(
+    "--help-all", is_eager=True, callback=_help_all, help="Show every option.")]
+
+INPUT, TASK, LOSSES, GRADIENTS, INTERVALS, SLICES, GATES, OUTPUT, SETTINGS = (
+    "Input", "Task", "Losses", "Gradients", "Intervals", "Slices", "Gates", "Output",
+    "Settings")
 
 
 Source = Annotated[str, typer.Argument(
     metavar="SOURCE", show_default=False,
-    help="CSV, TSV, Parquet file or directory, Arrow IPC, or - (CSV on stdin).")]
+    help="CSV, TSV, Parquet (file, directory, URI), Arrow IPC, - for stdin.")]
 PredOpt = Annotated[str | None, typer.Option(
     "--pred", "-p", rich_help_panel=INPUT, metavar="COL", show_default=False,
-    help="Prediction column(s): name, a,b list or 'prob_*'.")]
+    help="Column(s): name, a,b or 'prob_*'.")]
 TargetOpt = Annotated[str | None, typer.Option(
     "--target", "-t", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Target column.")]
@@ -380,51 +403,65 @@ WeightOpt = Annotated[str | None, typer.Option(
     "--weight", "-w", rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Sample-weight column.")]
 VarOpt = Annotated[str | None, typer.Option(
-    "--var", rich_help_panel=INPUT, metavar="COL", show_default=False,
+    "--var", hidden=True, rich_help_panel=INPUT, metavar="COL", show_default=False,
     help="Variance column (gaussian_nll).")]
 NanOpt = Annotated[NanChoice | None, typer.Option(
     "--nan", rich_help_panel=INPUT, show_default=False,
-    help="NaN, inf, empty: error (default), drop.")]
+    help="NaN, inf, empty: error or drop.")]
 ChunkOpt = Annotated[int | None, typer.Option(
-    "--chunk-rows", rich_help_panel=INPUT, metavar="N", show_default=False,
+    "--chunk-rows", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Rows per chunk: speed and memory only.")]
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", rich_help_panel=INPUT, metavar="N", show_default=False,
+    "--threads", hidden=True, rich_help_panel=INPUT, metavar="N", show_default=False,
     help="Compute threads (results never change).")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", hidden=True, rich_help_panel=INPUT, metavar="WHERE", show_default=False,
+    help="Dask: local[:N], tcp://H:P or dask.")]
+SchedulerFileOpt = Annotated[Path | None, typer.Option(
+    "--scheduler-file", rich_help_panel=INPUT, dir_okay=False, metavar="FILE",
+    show_default=False, hidden=True,  # under --help-all
+    help="Dask scheduler file.")]
 TaskOpt = Annotated[str | None, typer.Option(
     "--task", rich_help_panel=TASK, metavar="TASK", show_default=False,
-    help="regression, counts, binary, multiclass.")]
+    help="The task (default: detected).")]
+PositiveOpt = Annotated[str | None, typer.Option(
+    "--positive", hidden=True, rich_help_panel=TASK, metavar="LABEL", show_default=False,
+    help="Label of a binary target that is 1.")]
 LogitsOpt = Annotated[bool | None, typer.Option(
     "--logits/--probabilities", rich_help_panel=TASK, show_default=False,
     help="Logits, or probabilities (default).")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
-    help="table, json, markdown, csv, junit, github (recommend: the first three).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
+    help="table, json, markdown, csv, junit or github.")]
+RecFormatOpt = Annotated[str | None, typer.Option(
+    "--format", "-f", rich_help_panel=OUTPUT, metavar="FORMAT", show_default=False,
+    help="table, json or markdown.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", hidden=True, rich_help_panel=OUTPUT,
                                         help="Print nothing but the result.")]
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE",
     show_default=False, help="Write the result to FILE (whole, atomically).")]
 ReportOpt = Annotated[Path | None, typer.Option(
     "--report", rich_help_panel=OUTPUT, dir_okay=False, metavar="FILE.html",
-    show_default=False, help="Also write a self-contained HTML report with figures (needs "
-    "losscli[report]).")]
+    show_default=False, help="An HTML report too (needs losscli\\[report]).")]
 FiguresOpt = Annotated[Path | None, typer.Option(
-    "--figures", rich_help_panel=OUTPUT, file_okay=False, metavar="DIR", show_default=False,
-    help="Also write each figure as a PNG into DIR (needs losscli[report]).")]
+    "--figures", hidden=True, rich_help_panel=OUTPUT, file_okay=False, metavar="DIR",
+    show_default=False, help="Also write each figure as a PNG into DIR (needs "
+    "losscli\\[report]).")]
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE", show_default=False,
-    help="Settings file (default: pyproject.toml).")]
+    "--config", hidden=True, rich_help_panel=SETTINGS, dir_okay=False, metavar="FILE",
+    show_default=False,
+    help="Settings file (default: \\[tool.losscli] in ./pyproject.toml, or ./losscli.toml).")]
 NoConfigOpt = Annotated[bool, typer.Option(
-    "--no-config", rich_help_panel=SETTINGS, help="Read no settings file.")]
+    "--no-config", hidden=True, rich_help_panel=SETTINGS, help="Read no settings file.")]
 ShowConfigOpt = Annotated[bool, typer.Option(
-    "--show-config", rich_help_panel=SETTINGS,
+    "--show-config", hidden=True, rich_help_panel=SETTINGS,
     help="Show each setting and where it came from.")]
 
 
 PluginOpt = Annotated[list[str] | None, typer.Option(
-    "--plugin", rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
-    help="Load custom losses from a Python file or module (repeatable); see README.")]
+    "--plugin", hidden=True, rich_help_panel=LOSSES, metavar="FILE_OR_MODULE",
+    help="Load custom losses from a Python file or module (repeatable); see docs/plugins.md.")]
 
 
 def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:
@@ -437,6 +474,19 @@ def _load_plugins(refs: tuple[str, ...] | list[str] | None) -> None:
         load_plugins(list(refs))
 
 
+def _executor(scheduler: str | None, scheduler_file: Path | None) -> Any:
+    """A Dask executor (a context manager: one connection for the whole command) when a
+    scheduler is asked for, else a context of None (the local executor)."""
+    if scheduler is None and scheduler_file is None:
+        from contextlib import nullcontext
+
+        return nullcontext(None)
+    from losscli.run.dask import DaskExecutor
+
+    return DaskExecutor(scheduler or "dask",
+                        None if scheduler_file is None else str(scheduler_file))
+
+
 def _settings(command: str, flags: dict[str, Any], config: Path | None,
               no_config: bool) -> Settings:
     """Flags over the settings file over defaults: the one settings model of every command."""
@@ -447,23 +497,87 @@ def _settings(command: str, flags: dict[str, Any], config: Path | None,
     return resolve(command, flags, find_config(config, use=not no_config))
 
 CiOpt = Annotated[str | None, typer.Option(
-    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    "--ci", hidden=True, rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t, bootstrap, percentile or none.")]
 CompareCiOpt = Annotated[str | None, typer.Option(
-    "--ci", rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
+    "--ci", hidden=True, rich_help_panel=INTERVALS, metavar="METHOD", show_default=False,
     help="johnson (default; skew-corrected t), t or bootstrap.")]
 ConfidenceOpt = Annotated[float | None, typer.Option(
-    "--confidence", rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
+    "--confidence", hidden=True, rich_help_panel=INTERVALS, metavar="LEVEL", show_default=False,
     help="Confidence level (default 0.95).")]
 BootstrapOpt = Annotated[int | None, typer.Option(
-    "--bootstrap-samples", rich_help_panel=INTERVALS, metavar="B", show_default=False,
-    help="Bootstrap replicates (default 2000).")]
+    "--bootstrap-samples", hidden=True, rich_help_panel=INTERVALS, metavar="B",
+    show_default=False, help="Bootstrap replicates (default 2000).")]
 SeedOpt = Annotated[int | None, typer.Option(
-    "--seed", rich_help_panel=INTERVALS, metavar="N", show_default=False,
+    "--seed", hidden=True, rich_help_panel=INTERVALS, metavar="N", show_default=False,
     help="Bootstrap seed (default 0).")]
 
 
-@app.command("eval")
+ByOpt = Annotated[list[str] | None, typer.Option(
+    "--by", rich_help_panel=LOSSES, metavar="COL", show_default=False,
+    help="Per-slice losses: COL, a,b or 'x:bins=5'.")]
+MaxSlicesOpt = Annotated[int | None, typer.Option(
+    "--max-slices", hidden=True, rich_help_panel=SLICES, metavar="N", show_default=False,
+    help="Rarest past N into (other) (default 1000).")]
+TopOpt = Annotated[int | None, typer.Option(
+    "--top", hidden=True, rich_help_panel=SLICES, metavar="K", show_default=False,
+    help="Slices shown (default 10; 0 all).")]
+MinRowsOpt = Annotated[int | None, typer.Option(
+    "--min-rows", hidden=True, rich_help_panel=SLICES, metavar="N", show_default=False,
+    help="Smaller: never flagged or gated (default 30).")]
+
+
+def slice_options(st: Settings) -> Any:
+    """The slices asked for (None without --by)."""
+    if not st.by:
+        return None
+    from losscli.slices import SliceOptions
+
+    return SliceOptions(list(st.by), st.max_slices, st.min_rows, st.alpha, st.top)
+
+
+
+#: The help pages' texts: paragraphs without line breaks (Rich wraps them to the terminal) and
+#: examples one per line; --help shows the common options, --help-all every one.
+EXIT_CODES = "Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage, 3 internal error."
+MORE = "Every option: losscli {} --help-all"
+
+
+def _examples(command: str, *lines: str, exit_codes: str = EXIT_CODES) -> str:
+    return ("Examples:\n" + "\n".join(f"  {x}" for x in lines) + "\n\n" + MORE.format(command)
+            + "\n" + exit_codes)
+
+
+EVAL_HELP = "Evaluate losses and gradient statistics over a prediction file, in one pass."
+EVAL_EXAMPLES = _examples(
+    "eval",
+    "losscli eval preds.parquet",
+    "losscli eval preds.csv --pred y_hat --target y --loss mse --loss mae",
+    "losscli eval preds.parquet --baseline ci/baseline.json --tolerance 2%")
+COMPARE_HELP = "Compare two models on the same rows, paired: each loss's delta and verdict."
+COMPARE_EXAMPLES = _examples(
+    "compare",
+    "losscli compare base.parquet cand.parquet",
+    "losscli compare preds.parquet --baseline-pred old_score --pred new_score",
+    "losscli compare baseline.parquet candidate.parquet --key id --fail-if-worse")
+RECOMMEND_HELP = ("Recommend a loss from the task and the measured outliers or class "
+                  "imbalance.")
+RECOMMEND_EXAMPLES = _examples(
+    "recommend",
+    "losscli recommend preds.parquet",
+    "losscli recommend train.csv --target price --target-only",
+    "losscli recommend --task binary --imbalanced",
+    exit_codes="Exit codes: 0 ok, 2 bad input or usage, 3 internal error.")
+LOSSES_HELP = "The loss catalog: formulas, parameters, gradients; --check tests a gradient."
+LOSSES_EXAMPLES = _examples(
+    "losses",
+    "losscli losses",
+    "losscli losses --check huber:delta=2",
+    "losscli losses --check bce --data sample_data/binary.csv --pred prob",
+    exit_codes="Exit codes: 0 ok (the check passed), 1 the check failed, 2 bad input or usage.")
+
+
+@app.command("eval", help=EVAL_HELP, epilog=EVAL_EXAMPLES)
 @boundary
 def eval_cmd(
     source: Source,
@@ -472,10 +586,13 @@ def eval_cmd(
     weight: WeightOpt = None,
     var: VarOpt = None,
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
         help="Repeatable: mse, 'huber:delta=2', '0.7*mse+0.3*mae'. Default: the task's "
@@ -483,13 +600,13 @@ def eval_cmd(
     )] = None,
     plugin: PluginOpt = None,
     vanish_tol: Annotated[float | None, typer.Option(
-        "--vanish-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--vanish-tol", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="|g| <= X is vanishing (default 1e-6).")] = None,
     explode_tol: Annotated[float | None, typer.Option(
-        "--explode-tol", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--explode-tol", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="|g| >= X is exploding (default 1e3).")] = None,
     grad_clip: Annotated[float | None, typer.Option(
-        "--grad-clip", rich_help_panel=GRADIENTS, metavar="X", show_default=False,
+        "--grad-clip", hidden=True, rich_help_panel=GRADIENTS, metavar="X", show_default=False,
         help="Report the share of |g| > X.")] = None,
     max_: Annotated[list[str] | None, typer.Option(
         "--max", rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
@@ -503,6 +620,16 @@ def eval_cmd(
     write_baseline: Annotated[Path | None, typer.Option(
         "--write-baseline", rich_help_panel=GATES, dir_okay=False, metavar="FILE",
         show_default=False, help="Record a baseline in FILE (no comparison).")] = None,
+    max_slice: Annotated[list[str] | None, typer.Option(
+        "--max-slice", hidden=True, rich_help_panel=GATES, metavar="LOSS=V", show_default=False,
+        help="Exit 1 if LOSS > V in a slice. Repeatable.")] = None,
+    by: ByOpt = None,
+    max_slices: MaxSlicesOpt = None,
+    top: TopOpt = None,
+    min_rows: MinRowsOpt = None,
+    alpha: Annotated[float | None, typer.Option(
+        "--alpha", hidden=True, rich_help_panel=SLICES, metavar="A", show_default=False,
+        help="Slices' false-discovery rate (default 0.05).")] = None,
     fmt: FormatOpt = None,
     ci: CiOpt = None,
     confidence: ConfidenceOpt = None,
@@ -515,6 +642,7 @@ def eval_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Evaluate losses and gradient statistics over a prediction file, in one pass.
 
@@ -534,26 +662,43 @@ def eval_cmd(
         "vanish_tol": vanish_tol, "explode_tol": explode_tol, "grad_clip": grad_clip,
         "max": max_, "baseline": None if baseline is None else str(baseline),
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
-        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin}, config, no_config)
+        "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin, "by": by,
+        "max_slices": max_slices, "top": top, "min_rows": min_rows, "alpha": alpha,
+        "max_slice": max_slice, "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     _load_plugins(st.plugins)  # before the specs and gates that name their losses
     compare = write_baseline is None  # recording a baseline skips the configured comparison
-    gated = bool(st.max or (compare and (st.baseline or st.tolerance is not None)))
+    if tolerance is not None and not st.baseline:
+        from losscli.gates import Tolerance
+
+        Tolerance.parse(tolerance)  # a bad value is named first
+        raise UsageError("--tolerance is the allowed worsening against a baseline: pass "
+                         "--baseline FILE too (or set baseline in the settings file)")
+    gated = bool(st.max or st.max_slice
+                 or (compare and (st.baseline or st.tolerance is not None)))
     if gated:  # parsed before the pass, so that a bad gate fails fast
-        from losscli.gates import Gates
+        from losscli.gates import Gates, parse_max
 
         gates = Gates.parse(st.max, st.baseline if compare and st.baseline else None,
                             st.tolerance if compare else None)
+        slice_limits = parse_max(st.max_slice, "--max-slice")
+        if slice_limits and not st.by:
+            raise UsageError("--max-slice needs --by (the slices it limits)")
 
-    with _Progress(source, quiet) as progress:
+    with _executor(st.scheduler, scheduler_file) as executor, \
+            _Progress(source, quiet, executor is not None) as progress:
         report = evaluate(
             source, st.pred, st.target, st.weight, list(st.losses) or None,
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
             vanish_tol=st.vanish_tol, explode_tol=st.explode_tol, grad_clip=st.grad_clip,
             threads=st.threads, progress=progress.callback, task=st.task, ci=st.ci,
             confidence=st.confidence, bootstrap_samples=st.bootstrap_samples, seed=st.seed,
-            figures=drawing, var=var)
+            figures=drawing, var=var, slices=slice_options(st), positive=st.positive,
+            executor=executor)
     if gated:
-        report.gates = gates.check(report)
+        from losscli.gates import check_slices
+
+        report.gates = gates.check(report) + check_slices(report, slice_limits)
     if show_config:
         report.config = st.shown()
     _warn(report.warnings, quiet)
@@ -564,6 +709,9 @@ def eval_cmd(
             raise UsageError(f"--write-baseline {write_baseline}: cannot make its directory "
                              f"({exc.strerror})") from None
         write_output(_render("eval", report, "json"), write_baseline)
+        if not quiet:
+            print(f"losscli: wrote baseline {write_baseline} ({len(report.losses)} loss(es)); "
+                  f"compare with it: --baseline {write_baseline}", file=sys.stderr)
     _write_report(report, report_file, figures)
     try:
         _emit_result("eval", report, st.format, output)
@@ -613,64 +761,66 @@ def _append_summary(text: str) -> None:
               file=sys.stderr)
 
 
-@app.command("compare")
+@app.command("compare", help=COMPARE_HELP, epilog=COMPARE_EXAMPLES)
 @boundary
 def compare_cmd(
     baseline: Annotated[str, typer.Argument(
         metavar="BASELINE", show_default=False,
-        help="The baseline's predictions (or both models' columns, with --baseline-pred).")],
+        help="Baseline predictions (or both models').")],
     candidate: Annotated[str | None, typer.Argument(
         metavar="[CANDIDATE]", show_default=False,
-        help="The candidate's predictions on the same rows (in the same order, or --key).")
-    ] = None,
+        help="The candidate's, on the same rows.")] = None,
     pred: PredOpt = None,
     baseline_pred: Annotated[str | None, typer.Option(
         "--baseline-pred", rich_help_panel=INPUT, metavar="COL", show_default=False,
-        help="The baseline's prediction column (one input: both models' columns; two "
-        "inputs: default --pred).")] = None,
+        help="The baseline's column.")] = None,
     target: TargetOpt = None,
     weight: WeightOpt = None,
     key: Annotated[str | None, typer.Option(
         "--key", rich_help_panel=INPUT, metavar="COL", show_default=False,
-        help="Match the two inputs' rows by this column (unique on each side; both inputs "
-        "are held in memory).")] = None,
+        help="Match the rows by this id column.")] = None,
     unmatched: Annotated[str, typer.Option(
-        "--unmatched", rich_help_panel=INPUT, metavar="<error|drop>", show_default=False,
+        "--unmatched", hidden=True, rich_help_panel=INPUT, metavar="<error|drop>",
+        show_default=False,
         help="Rows of one side without a match: error (default), or drop and count them.")
     ] = "error",
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     loss: Annotated[list[str] | None, typer.Option(
         "--loss", "-l", rich_help_panel=LOSSES, metavar="SPEC", show_default=False,
-        help="Repeatable: mse, 'huber:delta=2'. Default: the task's default set.")] = None,
+        help="Repeatable: mse, 'huber:delta=2'.")] = None,
     plugin: PluginOpt = None,
     ci: CompareCiOpt = None,
     confidence: ConfidenceOpt = None,
     bootstrap_samples: BootstrapOpt = None,
     seed: SeedOpt = None,
     alpha: Annotated[float | None, typer.Option(
-        "--alpha", rich_help_panel=GATES, metavar="A", show_default=False,
+        "--alpha", hidden=True, rich_help_panel=GATES, metavar="A", show_default=False,
         help="Significance level of the verdicts and gates: the interval is two-sided "
         "(1 - alpha), simultaneous over the losses (default 0.05).")] = None,
     primary: Annotated[str | None, typer.Option(
-        "--primary", rich_help_panel=GATES, metavar="SPEC", show_default=False,
+        "--primary", hidden=True, rich_help_panel=GATES, metavar="SPEC", show_default=False,
         help="The confirmatory loss: tested alone and the only one gated; the others are "
         "secondary, adjusted among themselves.")] = None,
     fail_if_worse: Annotated[bool, typer.Option(
         "--fail-if-worse", rich_help_panel=GATES,
-        help="Exit 1 on evidence of a regression: the interval's lower end above the "
-        "tolerance.")] = False,
+        help="Exit 1 on evidence it is worse.")] = False,
     require_not_worse: Annotated[bool, typer.Option(
         "--require-not-worse", rich_help_panel=GATES,
-        help="Exit 1 unless the interval's upper end is below the tolerance "
-        "(non-inferiority).")] = False,
+        help="Exit 1 without evidence that it is not worse.")] = False,
     tolerance: Annotated[str | None, typer.Option(
         "--tolerance", rich_help_panel=GATES, metavar="T", show_default=False,
-        help="The gates' margin: 1% of the baseline value, or absolute 0.01 (default 0).")
-    ] = None,
+        help="The gates' margin: 1% or 0.01 (default 0).")] = None,
+    by: ByOpt = None,
+    max_slices: MaxSlicesOpt = None,
+    top: TopOpt = None,
+    min_rows: MinRowsOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
@@ -679,6 +829,7 @@ def compare_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Compare two models on the same rows, paired: each loss's difference and verdict.
 
@@ -696,13 +847,18 @@ def compare_cmd(
         "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "losses": loss,
         "tolerance": tolerance, "format": fmt, "ci": ci, "confidence": confidence,
         "bootstrap_samples": bootstrap_samples, "seed": seed, "plugins": plugin,
-        "alpha": alpha, "primary": primary}, config, no_config)
+        "alpha": alpha, "primary": primary, "by": by, "max_slices": max_slices, "top": top,
+        "min_rows": min_rows, "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     _load_plugins(st.plugins)
     from losscli.gates import Tolerance
     from losscli.uncertainty import DEFAULT_CONFIDENCE
 
     tol = Tolerance.parse(st.tolerance)
-    with _Progress(baseline, quiet) as _:
+    if tolerance is not None and not (fail_if_worse or require_not_worse):
+        raise UsageError("--tolerance is the margin of a gate: pass --fail-if-worse or "
+                         "--require-not-worse too")
+    with _executor(st.scheduler, scheduler_file) as executor, _Progress(baseline, quiet):
         result = compare(
             baseline, candidate, pred=st.pred, baseline_pred=baseline_pred, target=st.target,
             weight=st.weight, losses=list(st.losses) or None, key=key, unmatched=unmatched,
@@ -714,7 +870,8 @@ def compare_cmd(
                         else DEFAULT_CONFIDENCE),
             bootstrap_samples=st.bootstrap_samples, seed=st.seed, alpha=st.alpha,
             primary=st.primary, ratio=tol.relative and (fail_if_worse or require_not_worse),
-            figures=drawing)
+            figures=drawing, slices=slice_options(st), positive=st.positive,
+            executor=executor)
     result.check(fail_if_worse, require_not_worse, tol)
     if show_config:
         result.config = st.shown()
@@ -729,7 +886,7 @@ def compare_cmd(
     _exit_on_failed_gates(result.gates, quiet, st.format)
 
 
-@app.command("losses")
+@app.command("losses", help=LOSSES_HELP, epilog=LOSSES_EXAMPLES)
 @boundary
 def losses_cmd(
     fmt: Annotated[str, typer.Option(
@@ -758,6 +915,7 @@ def losses_cmd(
     ] = 1e-3,
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """The loss catalog: formulas, parameters, gradients; --check tests a gradient.
 
@@ -814,7 +972,7 @@ def _check_cmd(check: str, data: str | None, pred: str | None, target: str | Non
 NO_DATA = "Without data"
 
 
-@app.command("recommend")
+@app.command("recommend", help=RECOMMEND_HELP, epilog=RECOMMEND_EXAMPLES)
 @boundary
 def recommend_cmd(
     source: Annotated[str | None, typer.Argument(
@@ -825,35 +983,38 @@ def recommend_cmd(
     weight: WeightOpt = None,
     var: VarOpt = None,
     task: TaskOpt = None,
+    positive: PositiveOpt = None,
     logits: LogitsOpt = None,
     nan: NanOpt = None,
     chunk_rows: ChunkOpt = None,
     threads: ThreadsOpt = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_file: SchedulerFileOpt = None,
     target_only: Annotated[bool, typer.Option(
         "--target-only", rich_help_panel=TASK,
         help="Analyse the target alone, ignoring predictions.")] = False,
     outliers: Annotated[bool, typer.Option(
-        "--outliers", rich_help_panel=NO_DATA,
+        "--outliers", hidden=True, rich_help_panel=NO_DATA,
         help="The residuals have outliers.")] = False,
     heavy_tails: Annotated[bool, typer.Option(
-        "--heavy-tails", rich_help_panel=NO_DATA,
+        "--heavy-tails", hidden=True, rich_help_panel=NO_DATA,
         help="The residuals have heavy tails.")] = False,
     outlier_fraction: Annotated[float | None, typer.Option(
-        "--outlier-fraction", rich_help_panel=NO_DATA, metavar="F", show_default=False,
+        "--outlier-fraction", hidden=True, rich_help_panel=NO_DATA, metavar="F", show_default=False,
         help="The share of outlying residuals, in [0, 1].")] = None,
     imbalanced: Annotated[bool, typer.Option(
-        "--imbalanced", rich_help_panel=NO_DATA,
+        "--imbalanced", hidden=True, rich_help_panel=NO_DATA,
         help="The classes are imbalanced.")] = False,
     minority_share: Annotated[float | None, typer.Option(
-        "--minority-share", rich_help_panel=NO_DATA, metavar="S", show_default=False,
+        "--minority-share", hidden=True, rich_help_panel=NO_DATA, metavar="S", show_default=False,
         help="The binary minority class's share, in [0, 1].")] = None,
     plot: Annotated[bool, typer.Option(
-        "--plot/--no-plot", rich_help_panel=OUTPUT, show_default=False,
+        "--plot/--no-plot", hidden=True, rich_help_panel=OUTPUT, show_default=False,
         help="Show the histogram (default: shown).")] = True,
     rules: Annotated[bool, typer.Option(
-        "--rules", rich_help_panel=OUTPUT,
+        "--rules", hidden=True, rich_help_panel=OUTPUT,
         help="Also show the selection rules of the task.")] = False,
-    fmt: FormatOpt = None,
+    fmt: RecFormatOpt = None,
     output: OutputOpt = None,
     report_file: ReportOpt = None,
     figures: FiguresOpt = None,
@@ -861,6 +1022,7 @@ def recommend_cmd(
     config: ConfigOpt = None,
     no_config: NoConfigOpt = False,
     show_config: ShowConfigOpt = False,
+    help_all: HelpAllOpt = False,
 ) -> None:
     """Recommend a loss from the task and the measured outliers or class imbalance.
 
@@ -872,18 +1034,20 @@ def recommend_cmd(
     drawing = _check_report(report_file, figures)
     st = _settings("recommend", {
         "pred": pred, "target": target, "weight": weight, "task": task, "logits": logits,
-        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt},
-        config, no_config)
+        "nan": nan, "chunk_rows": chunk_rows, "threads": threads, "format": fmt,
+        "positive": positive,
+        "scheduler": scheduler}, config, no_config)
     if source is None:  # the rules need no columns: only what was given as flags counts
         st_pred, st_target, st_weight = pred, target, weight
     else:
         st_pred, st_target, st_weight = st.pred, st.target, st.weight
-    with _Progress(source, quiet) as progress:
+    with _executor(st.scheduler, scheduler_file) as executor, \
+            _Progress(source, quiet, executor is not None) as progress:
         rec = recommend(
             source, st_pred, st_target, st_weight, st.task,  # type: ignore[arg-type]
             logits=st.logits, nan=st.nan, chunk_rows=st.chunk_rows,  # type: ignore[arg-type]
-            threads=st.threads, progress=progress.callback,
-            target_only=target_only, var=var,
+            threads=st.threads, progress=progress.callback, executor=executor,
+            target_only=target_only, var=var, positive=st.positive,
             hints=Hints(outliers, heavy_tails, outlier_fraction, imbalanced, minority_share),
             figures=drawing)
     if show_config:

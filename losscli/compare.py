@@ -25,12 +25,14 @@ from losscli.engine import (
     _check_losses,
     _detect,
     _head_facts,
+    _slice_groupings,
     _task_of,
     check_class_weights,
     check_prediction_shape,
     check_weights,
     json_safe,
     reads_probabilities,
+    stream_of,
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
@@ -46,17 +48,18 @@ from losscli.sources import (
     Source,
     _all_finite,
     _numeric,
+    float64_view,
     to_chunk,
 )
-from losscli.spec import LossSpec, parse_spec
+from losscli.spec import LossSpec, message_number, parse_spec
 from losscli.state import (
     BootSums,
     CoMoments,
     ExactSum,
     RowMoments,
-    _evaluate_spec,
     effective_rows,
     linearised_spread,
+    row_losses,
 )
 from losscli.uncertainty import (
     DEFAULT_BOOTSTRAP_SAMPLES,
@@ -203,6 +206,8 @@ class Comparison(Result):
     config: dict[str, Any] | None = None
     #: the report's figures (a losscli.figures.FigureData), when asked for
     figures: Any = None
+    #: slices.SliceGroup per --by (None: no --by): per-slice deltas
+    slices: list[Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -235,6 +240,10 @@ class Comparison(Result):
             "elapsed_seconds": round(self.elapsed_seconds, 6)}
         if self.config is not None:
             d["config"] = self.config
+        if self.slices is not None:
+            d["slicing"] = [g.to_dict() for g in self.slices]
+            d["slices"] = [{"grouping": g.text, "other": s.other, **s.to_dict()}
+                           for g in self.slices for s in g.slices]
         return json_safe(d)
 
 
@@ -312,10 +321,11 @@ class PairedState:
                            ratio=self.ratio)
 
     def update(self, base: Batch, cand: Batch, rows: np.ndarray | None,
-               first_row: int = 0) -> None:
+               first_row: int = 0, stream: int = 0) -> None:
         """Add one chunk of paired rows; ``rows`` (their row numbers, from which the bootstrap
         draws its replicate counts) is needed with bootstrap samples; else the rows may be
-        numbered from ``first_row`` on (the family's correlation reads some rows by number)."""
+        numbered from ``first_row`` on (the family's correlation reads some rows by number).
+        ``stream`` tells the input's files apart (their rows are numbered from 0 in each)."""
         n = base.n
         if n == 0:
             return
@@ -328,7 +338,7 @@ class PairedState:
         if self.boot_samples:
             vectors.append(np.ones(n) if w is None else w)
         for i, (spec, st) in enumerate(zip(self.specs, self.losses, strict=True)):
-            lb, lc = _row_losses(spec, base), _row_losses(spec, cand)
+            lb, lc = row_losses(spec, base), row_losses(spec, cand)
             wb, wc = (lb, lc) if w is None else (lb * w, lc * w)
             st.base.add(float(np.sum(wb)))
             st.cand.add(float(np.sum(wc)))
@@ -353,7 +363,7 @@ class PairedState:
         if self.boot_samples:
             if rows is None:
                 raise ValueError("bootstrap replicates need the chunk's row numbers")
-            sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed),
+            sums = bootstrap_sums(np.stack(vectors), rows, stream_key(self.boot_seed, stream),
                                   self.boot_samples)
             for i, st in enumerate(self.losses):
                 assert st.boot_base is not None and st.boot_cand is not None
@@ -390,26 +400,6 @@ def joint_rows(rows: np.ndarray | None, first_row: int, n: int) -> np.ndarray | 
     return np.concatenate([np.arange(head), np.arange(start, n, JOINT_STRIDE)])
 
 
-def _row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
-    """The per-row losses of a batch, without the gradients that compare does not need: from
-    the batch's shared residual for the losses whose value is e^2, |e| or Huber-shaped."""
-    loss = spec.single
-    if loss is not None and loss.value_form == "square":
-        e = batch.residual()
-        return e * e
-    if loss is not None and loss.value_form == "abs":
-        return batch.abs_residual()
-    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
-        d, scale = loss.clip_of(spec.terms[0].params)
-        a = batch.abs_residual()
-        m = np.minimum(a, d)
-        values = m * -0.5
-        values += a
-        values *= m
-        if scale != 1.0:
-            values /= scale
-        return values
-    return _evaluate_spec(spec, batch).values
 
 
 # --- reading both sides ------------------------------------------------------------------------
@@ -427,10 +417,32 @@ class _Both(Columns):
         return list(dict.fromkeys([*super().selected, *self.extra]))
 
 
+#: How the columns of each side are named in the table of a keyed compare (messages show them).
+_SIDE_NAMES = {"b:": " (baseline)", "c:": " (candidate)"}
+
+
+def _side_name(prefix: str, column: str) -> str:
+    return f"{column}{_SIDE_NAMES[prefix]}"
+
+
+def _bare_name(column: str) -> str:
+    """A column of a keyed compare's table as its side's file names it."""
+    for suffix in _SIDE_NAMES.values():
+        column = column.removesuffix(suffix)
+    return column
+
+
+def _has_column(src: Source, name: str) -> bool:
+    return name in src.names or sum(n.lower() == name.lower() for n in src.names) == 1
+
+
 def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_cols: Columns,
-                 key: str, unmatched: str) -> tuple[Source, Columns, Columns, int]:
+                 key: str, unmatched: str, target_of: str | None = None
+                 ) -> tuple[Source, Columns, Columns, int]:
     """Both inputs matched by ``key`` into one in-memory table (in the baseline's row order):
-    the key and the selected columns of both sides are held in memory."""
+    the key and the selected columns of both sides are held in memory. The two sides' targets
+    must agree on every matched row, unless ``target_of`` ("b:" or "c:") names the one side
+    that holds the target column (--target of one side only): both are scored against it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -438,11 +450,14 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
 
     def read(src: Source, cols: Columns, prefix: str) -> pa.Table:
         name = find_column(src, key, "key")
-        if name in (*cols.pred, cols.target, cols.weight):
+        has_target = target_of in (None, prefix)
+        if name in (*cols.pred, cols.target if has_target else None, cols.weight):
             raise UsageError(f"{src.where}: --key {key} is also a prediction, target or weight "
                              "column; the key must be a column of its own (an id)")
-        both = _Both(cols.pred, cols.target, cols.weight, cols.list_column, cols.labels,
-                     extra=[name])
+        # without a target of its own, the side reads its predictions (a repeated name is read
+        # once)
+        both = _Both(cols.pred, cols.target if has_target else cols.pred[0], cols.weight,
+                     cols.list_column, cols.labels, extra=[name])
         batches = [b for _, b in record_batches(src, both, 1 << 20,
                                                 string_target=cols.multiclass)]
         table = pa.Table.from_batches(batches) if batches else None
@@ -461,7 +476,7 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
             raise InputError(f"{src.where}: key column '{key}' has duplicate values (e.g. "
                              f"{first!r}, {dup[0]['counts'].as_py()} rows); --key must be "
                              "unique on each side")
-        names = [f"{prefix}{c}" if c != key else key for c in table.column_names]
+        names = [_side_name(prefix, c) if c != key else key for c in table.column_names]
         table = table.rename_columns(names)
         return table.append_column(f"{prefix}#row", pa.array(np.arange(table.num_rows)))
 
@@ -473,6 +488,9 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
         raise InputError(f"--key {key}: the two inputs' key columns cannot be matched "
                          f"({exc})") from None
     joined = joined.sort_by("b:#row")
+    if target_of is None:
+        _check_keyed_targets(joined, key, _side_name("b:", base_cols.target),
+                             _side_name("c:", cand_cols.target))
     missing = base.num_rows + cand.num_rows - 2 * joined.num_rows
     if missing and unmatched == "error":
         lonely_b = base.num_rows - joined.num_rows
@@ -484,12 +502,55 @@ def _keyed_table(base_src: Source, cand_src: Source, base_cols: Columns, cand_co
         raise InputError(f"--key {key}: no key is on both sides")
     src = open_table(joined)
     src.path = f"{base_src.where} + {cand_src.where} (matched by {key})"
-    bcols = Columns([f"b:{c}" for c in base_cols.pred], f"b:{base_cols.target}",
-                    None if base_cols.weight is None else f"b:{base_cols.weight}",
-                    base_cols.list_column, base_cols.labels)
-    ccols = Columns([f"c:{c}" for c in cand_cols.pred], f"c:{cand_cols.target}", None,
-                    cand_cols.list_column, cand_cols.labels)
+    btarget = _side_name("b:", base_cols.target) if target_of != "c:" else \
+        _side_name("c:", cand_cols.target)
+    ctarget = _side_name("c:", cand_cols.target) if target_of != "b:" else btarget
+    bcols = Columns([_side_name("b:", c) for c in base_cols.pred], btarget,
+                    None if base_cols.weight is None else _side_name("b:", base_cols.weight),
+                    base_cols.list_column, base_cols.labels,
+                    float_target=base_cols.float_target, positive=base_cols.positive)
+    ccols = Columns([_side_name("c:", c) for c in cand_cols.pred], ctarget, None,
+                    cand_cols.list_column, cand_cols.labels, positive=cand_cols.positive)
     return src, bcols, ccols, missing
+
+
+def _check_keyed_targets(joined: Any, key: str, base: str, cand: str) -> None:
+    """Rows matched by a key are the same examples: their targets must be equal (a missing
+    target on either side is left to --nan). Raises InputError naming the first key whose
+    targets differ and both values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    a, b = joined.column(base), joined.column(cand)
+    if pa.types.is_floating(a.type) or pa.types.is_floating(b.type) or (
+            pa.types.is_integer(a.type) and pa.types.is_integer(b.type)):
+        x = float64_view(a.combine_chunks()) if a.num_chunks != 1 else float64_view(a.chunk(0))
+        y = float64_view(b.combine_chunks()) if b.num_chunks != 1 else float64_view(b.chunk(0))
+        with np.errstate(invalid="ignore"):
+            off = (x != y) & ~np.isnan(x) & ~np.isnan(y)
+    else:
+        try:
+            neq = pc.not_equal(a, b)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(f"--key {key}: the targets of the two inputs have different "
+                             f"types ({a.type} and {b.type})") from None
+        off = np.asarray(pc.fill_null(neq, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if not off.any():
+        return
+    i = int(np.argmax(off))
+
+    x, y = a[i].as_py(), b[i].as_py()
+
+    def shown(v: Any, other: Any = None) -> str:
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            return message_number(v, other) if isinstance(other, float | int) else str(v)
+        return repr(v)
+
+    raise InputError(
+        f"--key {key}: the targets differ for {key} {shown(joined.column(key)[i].as_py())} "
+        f"(baseline '{_bare_name(base)}' = {shown(x, y)}, candidate '{_bare_name(cand)}' = "
+        f"{shown(y, x)}; {int(off.sum()):,} matched row(s) differ): the rows matched by a key "
+        "must hold the same target")
 
 
 # --- the pass ----------------------------------------------------------------------------------
@@ -501,6 +562,8 @@ class PairedFold:
 
     state: PairedState
     nan: NanStats = field(default_factory=NanStats)
+    #: the slices' states, one per --by
+    slices: list[Any] | None = None
 
 
 @dataclass
@@ -516,6 +579,10 @@ class PairedReduction:
     logits: bool
     where: str
     check_targets: bool
+    #: the slices' fold (slices.Slicer), with --by
+    slicer: Any = None
+    #: the baseline's directory when it has several files (bootstrap streams, as eval's)
+    root: str | None = None
 
     def empty(self) -> PairedFold:
         return PairedFold(self.template.empty())
@@ -523,16 +590,22 @@ class PairedReduction:
     def merge(self, earlier: PairedFold, later: PairedFold) -> PairedFold:
         earlier.state.merge(later.state)
         earlier.nan.merge(later.nan)
+        if later.slices is not None:
+            earlier.slices = (later.slices if earlier.slices is None
+                              else self.slicer.merge(earlier.slices, later.slices))
         return earlier
 
     def fold(self, acc: PairedFold, item: RawChunk | tuple[RawChunk, RawChunk]) -> PairedFold:
         ra, rb = item if isinstance(item, tuple) else (item, item)
-        nan = acc.nan
-        base = to_chunk(ra, self.base_cols, nan)
+        base_nan, cand_nan = NanStats(), NanStats()
+        base = to_chunk(ra, self.base_cols, base_nan)
         cand = _same_rows_chunk(rb, self.cand_cols, base) if rb is ra else None
         if cand is None:
-            cand = to_chunk(rb, self.cand_cols, nan)
+            cand = to_chunk(rb, self.cand_cols, cand_nan)
         base, cand = _common_rows(base, cand)
+        # a row either side dropped counts once
+        acc.nan.merge(NanStats.of_pair(base_nan, cand_nan,
+                                       ra.batch.num_rows - base.target.shape[0]))
         state = acc.state
         if base.target.shape[0] == 0:
             return acc
@@ -556,7 +629,12 @@ class PairedReduction:
         rows = base.rows
         if state.boot_samples and rows is None:
             rows = np.arange(base.first_row, base.first_row + base.target.shape[0])
-        state.update(bb, cb, rows, base.first_row)
+        state.update(bb, cb, rows, base.first_row,
+                     0 if self.root is None else stream_of(ra.where, self.root))
+        if self.slicer is not None:
+            losses = [(row_losses(sp, bb), row_losses(sp, cb)) for sp in specs]
+            acc.slices = self.slicer.fold(ra, base, [(c - b, None) for b, c in losses],
+                                          [[b] for b, _ in losses])
         return acc
 
 
@@ -661,6 +739,8 @@ def compare(
     figures: bool = False,
     primary: str | None = None,
     ratio: bool = False,
+    slices: Any = None,
+    positive: str | None = None,
 ) -> Comparison:
     """Compare a candidate's predictions with a baseline's on the same rows, paired.
 
@@ -671,11 +751,13 @@ def compare(
     The interval of
     each delta is two-sided at 1 - ``alpha`` (``confidence`` is another name for it: give
     one) and simultaneous over the losses; ``primary`` names one loss as the confirmatory
-    test (its own family, the only one gated), the others secondary.
+    test (its own family, the only one gated), the others secondary. ``slices`` (a
+    :class:`losscli.slices.SliceOptions` or ``--by`` texts) adds per-slice deltas with paired
+    intervals; the slice columns are read from the baseline's input.
     """
     from losscli._alloc import keep_temporaries_in_heap
     from losscli.detect import check_task
-    from losscli.sources import eval_only_columns, open_input, resolve_columns
+    from losscli.sources import eval_only_columns, open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -710,9 +792,19 @@ def compare(
     else:
         assert candidate is not None
         cand_src = open_input(candidate)
-    base_cols = eval_only_columns(
-        resolve_columns(base_src, baseline_pred or pred, target, weight), "compare")
-    cand_cols = resolve_columns(cand_src, pred, target if target else base_cols.target, None)
+    target_of = None  # keyed: the side that holds a --target the other side lacks
+    if key is not None and target is not None and not one_file:
+        in_base, in_cand = _has_column(base_src, target), _has_column(cand_src, target)
+        if in_base != in_cand:
+            target_of = "b:" if in_base else "c:"
+            # the side without the column resolves its other columns as if it had it
+            lacking = replace(base_src if in_cand else cand_src,
+                              names=[*(base_src if in_cand else cand_src).names, target])
+            base_src, cand_src = (lacking, cand_src) if in_cand else (base_src, lacking)
+    base_cols = set_positive(eval_only_columns(
+        resolve_columns(base_src, baseline_pred or pred, target, weight), "compare"), positive)
+    cand_cols = set_positive(resolve_columns(cand_src, pred, target if target else
+                                             base_cols.target, None), positive)
     if base_cols.multiclass != cand_cols.multiclass or (
             base_cols.multiclass and len(base_cols.pred) != len(cand_cols.pred)):
         raise UsageError(f"the two sides have different prediction shapes ("
@@ -721,11 +813,16 @@ def compare(
     if one_file and base_cols.pred == cand_cols.pred:
         raise UsageError("--baseline-pred and --pred name the same column")
     missing = 0
+    shown_sides = (base_src, cand_src)
     if key is not None:
         base_src, base_cols, cand_cols, missing = _keyed_table(
-            base_src, cand_src, base_cols, cand_cols, key, unmatched)
+            base_src, cand_src, base_cols, cand_cols, key, unmatched, target_of)
         one_file = True
     where = base_src.where if one_file else f"{base_src.where} vs {cand_src.where}"
+    if slices and key is not None:
+        raise UsageError("compare --by reads the slice columns in row order; it does not "
+                         "combine with --key yet")
+    slice_opts, groupings = _slice_groupings(slices, base_src, base_cols)
 
     specs = [s if isinstance(s, LossSpec) else parse_spec(s) for s in (losses or [])]
     if len({s.spec for s in specs}) != len(specs):
@@ -741,7 +838,9 @@ def compare(
     plan: ReadPlan[RawChunk] | PairedPlan
     if one_file:
         both = _Both(base_cols.pred, base_cols.target, base_cols.weight, base_cols.list_column,
-                     base_cols.labels, extra=[*cand_cols.pred, cand_cols.target])
+                     base_cols.labels, keys=base_cols.keys,
+                     numeric_keys=base_cols.numeric_keys,
+                     extra=[*cand_cols.pred, cand_cols.target])
         plan = ReadPlan(base_src, both, chunk_rows)
     else:
         plan = PairedPlan(ReadPlan(base_src, base_cols, chunk_rows),
@@ -781,12 +880,22 @@ def compare(
     boot = bootstrap_samples if ci == "bootstrap" else 0
     state = PairedState(specs, boot, seed, skew=ci != "t", ratio=ratio,
                         figures=_figure_state(specs) if figures else None)
+    slicer = edges_from = None
+    if groupings:
+        from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+
+        coders, edges_from = encoders(groupings, (p[0] for p in head), base_cols, base_src,
+                                      DETECT_ROWS)
+        slicer = Slicer(coders, len(specs), base_cols.weight is not None,
+                        base_cols.weight is not None,
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where,
                                               probabilities=reads_probabilities(specs)),
                                 TaskValidator(task_name, cand_cols, logits, cand_src.where,
                                               probabilities=reads_probabilities(specs)),
-                                logits, where, check_targets=not one_file or key is not None)
+                                logits, where, check_targets=not one_file, slicer=slicer,
+                                root=base_src.path if len(base_src.files) > 1 else None)
     with np.errstate(all="ignore"):
         folded = resolve_executor(executor, threads).run(plan, reduction)
     state, stats = folded.state, folded.nan
@@ -806,32 +915,43 @@ def compare(
             raise UsageError(f"--primary {primary} is not one of the losses compared "
                              f"({', '.join(s.spec for s in specs)})")
     results = _finish(specs, state, total_w, ci, bootstrap_samples, seed, alpha, first)
+    sliced = None
+    if slicer is not None:
+        from losscli.engine import CiOptions, _uncertainty
+        from losscli.slices import finish
+
+        overall = {r.spec: r.delta for r in results}
+        sliced = [finish(st, enc.grouping, enc, list(enumerate(specs)), overall,
+                         CiOptions(ci, 1.0 - alpha), slice_opts, edges_from or {},
+                         slicer.input_weighted, paired=True, uncertainty=_uncertainty)
+                  for enc, st in zip(slicer.encoders, folded.slices or [], strict=True)]
     warnings: list[str] = []
     if ci == "bootstrap" and alpha * bootstrap_samples <= 1.0:
         warnings.append(f"--bootstrap-samples {bootstrap_samples} cannot resolve alpha "
                         f"{alpha:g} (it needs more than {math.ceil(1 / alpha):,} replicates): "
                         "no difference can be called significant")
     if stats.count:
-        warnings.append(f"dropped {stats.count} value(s) with NaN, inf or empty cells (first "
-                        f"at row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
     if missing:
         warnings.append(f"--unmatched drop: {missing:,} row(s) without a match were left out")
 
     def side(src: Source, cols: Columns) -> dict[str, Any]:
-        return {"path": src.where, "format": src.display_format, "pred": cols.pred,
-                "target": cols.target}
+        return {"path": src.where, "format": src.display_format,
+                "pred": [_bare_name(c) for c in cols.pred], "target": _bare_name(cols.target)}
 
     return Comparison(
-        baseline=side(base_src, base_cols) | {"weight": base_cols.weight},
-        candidate=side(cand_src if not one_file else base_src, cand_cols),
+        baseline=side(shown_sides[0], base_cols) | {
+            "weight": None if base_cols.weight is None else _bare_name(base_cols.weight)},
+        candidate=side(shown_sides[1], cand_cols),
         task=found_task, rows=state.rows, losses=results,
         settings={"ci": ci, "confidence": 1.0 - alpha, "alpha": alpha, "primary": primary,
                   "chunk_rows": chunk_rows,
-                  "nan": nan, "key": key, "unmatched": unmatched,
+                  "nan": nan, "key": key, "unmatched": unmatched, "positive": positive,
                   **({"bootstrap_samples": bootstrap_samples, "seed": seed}
                      if ci == "bootstrap" else {})},
         warnings=warnings, notes=notes, elapsed_seconds=time.perf_counter() - started,
-        figures=None if state.figures is None else _figure_data(state.figures, specs))
+        figures=None if state.figures is None else _figure_data(state.figures, specs),
+        slices=sliced)
 
 
 def _figure_state(specs: Sequence[LossSpec]) -> Any:

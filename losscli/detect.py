@@ -1,6 +1,6 @@
 """The one task detector of eval and recommend: what the target (and predictions) say the task is.
 
-Rules, first match wins (documented once, in the README under "Task detection"):
+Rules, first match wins (documented once, in docs/eval.md under "Task detection"):
 
 1. ``--task`` given: that task.
 2. Several prediction columns or a list column: multiclass.
@@ -9,7 +9,9 @@ Rules, first match wins (documented once, in the README under "Task detection"):
    binary model, or values of a regression on a 0/1 target): an error that names ``--logits``
    and ``--task regression`` instead of a guess. So is a target of two other values (-1/1)
    with predictions in [0, 1].
-4. Non-negative integer targets: counts.
+4. Non-negative integer targets of an integer column: counts. Whole numbers stored as floats
+   (scikit-learn's diabetes target, a CSV written with ``151.0``) are amounts: regression,
+   unless ``--task counts``.
 5. Anything else: regression.
 """
 
@@ -22,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from losscli.errors import UsageError
-from losscli.spec import format_number
+from losscli.spec import format_number, message_number
 
 #: "multilabel" is eval's alone (``--task multilabel``): TASKS lists the detected ones
 Task = Literal["regression", "counts", "binary", "multiclass", "multilabel"]
@@ -109,8 +111,13 @@ def margin_hint(outside: np.ndarray, loss: str) -> str:
     return _margin_text(float(outside.min()), float(outside.max()), loss)
 
 
+def looks_like_margins(low: float, high: float) -> bool:
+    """Predictions reaching this far outside [0, 1] read as margins (see MARGIN_REACH)."""
+    return low < -MARGIN_REACH or high > 1.0 + MARGIN_REACH
+
+
 def _margin_text(low: float, high: float, loss: str) -> str:
-    if not (low < -MARGIN_REACH or high > 1.0 + MARGIN_REACH):
+    if not looks_like_margins(low, high):
         return ""
     return (f"; if they are SVM-style margins, score them with --loss {loss} (log loss on "
             "margins needs them calibrated into probabilities first, e.g. Platt scaling)")
@@ -126,12 +133,13 @@ class Detection:
 
 def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
            task: Task | None = None, classes: int | None = None, how: str = "",
-           where: str = "") -> Detection:
+           where: str = "", float_target: bool = False) -> Detection:
     """The task of the data (see the module docstring for the rules).
 
     ``pred`` names the prediction column (None: target-only); ``classes`` is the number of
     classes when several prediction columns (or a list column) were selected, ``how`` says
     which. ``where`` names the input in the error raised when the data reads two ways.
+    ``float_target``: the target column is stored as floating point (never counts).
     """
     if task is not None:
         return Detection(task, f"--task {task} was given.")
@@ -151,12 +159,17 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
         if facts.unit_pred:
             return Detection("binary", f"The {tname} takes only the values 0 and 1 and the "
                                        "predictions lie in [0, 1].")
+        lo = message_number(facts.pred_min, 0.0, 1.0)
+        hi = message_number(facts.pred_max, 0.0, 1.0)
         raise UsageError(
             f"{where + ': ' if where else ''}the {tname} takes only the values 0 and 1, but "
-            f"prediction '{pred}' leaves [0, 1] "
-            f"(min {format_number(facts.pred_min)}, max {format_number(facts.pred_max)}): pass "
-            "--logits if the predictions are logits of a binary model, or --task regression "
-            "to score them as values" + _margin_text(facts.pred_min, facts.pred_max, "hinge"))
+            f"prediction '{pred}' leaves [0, 1] (min {lo}, max {hi}): pass --logits if they "
+            "are log-odds (logits) of a binary model; margins (an SVM's decision_function) "
+            "are not: calibrate them into probabilities (scikit-learn's "
+            "CalibratedClassifierCV)"
+            + (", score them with --loss hinge"
+               if looks_like_margins(facts.pred_min, facts.pred_max) else "")
+            + ", or pass --task regression to score them as values")
     extra = ""
     if k == 2 and facts.distinct is not None:
         a, b = sorted(facts.distinct)
@@ -168,6 +181,11 @@ def detect(facts: TargetFacts, *, target: str, pred: str | None, logits: bool,
                 f"prediction '{pred}' lies in [0, 1], as for a binary model: recode the target "
                 f"as 0/1 to score it as binary, or pass --task regression to score the values")
         extra = f" It takes two values ({pair}); recode them as 0/1 to treat it as binary."
+    if facts.counts and float_target:
+        lo, hi = format_number(facts.minimum), format_number(facts.maximum)
+        return Detection("regression", f"The {tname} is a float column of whole numbers "
+                                       f"({ktext}, {lo}..{hi}): measured amounts. Pass --task "
+                                       "counts if they are counts." + extra)
     if facts.counts:
         lo, hi = format_number(facts.minimum), format_number(facts.maximum)
         text = f"The {tname} holds non-negative integers ({ktext}, {lo}..{hi}): counts." + extra

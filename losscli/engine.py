@@ -29,7 +29,7 @@ from losscli.sources import (
     Source,
     to_chunk,
 )
-from losscli.spec import LossSpec, Term, parse_spec
+from losscli.spec import LossSpec, Term, message_number, parse_spec
 from losscli.state import (
     BootSums,
     EvalState,
@@ -140,6 +140,8 @@ class Report(Result):
     config: dict[str, Any] | None = None
     #: what the report's figures show (a losscli.figures.FigureData), when asked for
     figures: Any = None
+    #: slices.SliceGroup per --by (None: no --by)
+    slices: list[Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -182,6 +184,10 @@ class Report(Result):
             d["config"] = self.config
         if self.figures is not None and self.figures.calibration is not None:
             d["calibration"] = self.figures.calibration
+        if self.slices is not None:
+            d["slicing"] = [g.to_dict() for g in self.slices]
+            d["slices"] = [{"grouping": g.text, "other": s.other, **s.to_dict()}
+                           for g in self.slices for s in g.slices]
         return json_safe(d)
 
 
@@ -389,10 +395,11 @@ def _finish_loss(spec: LossSpec, st: LossState, state: EvalState, logits: bool,
         # histogram of |base| (within its bucket accuracy).
         h = hist if hist is not None else state.residual_hist
         assert h is not None
-        below = (lambda t: h.count_at_most(t / scale) / n) if scale > 0 else (lambda t: 1.0)
-        vanishing = below(opts.vanish_tol)
-        exploding = 1.0 - below(opts.explode_tol * (1 - 1e-12))
-        clipped = None if opts.grad_clip is None else 1.0 - below(opts.grad_clip)
+        # counts, not 1 - fraction: (n - k) / n is the fraction itself, 1 - k / n off by an ulp
+        at_most = (lambda t: h.count_at_most(t / scale)) if scale > 0 else (lambda t: n)
+        vanishing = at_most(opts.vanish_tol) / n
+        exploding = (n - at_most(opts.explode_tol * (1 - 1e-12))) / n
+        clipped = None if opts.grad_clip is None else (n - at_most(opts.grad_clip)) / n
     stats = _gradient_stats(g, total_w, scale, hist_q, (vanishing, exploding, clipped))
     var_stats = None
     if st.var_grad is not None and st.var_grad.hist is not None and st.var_grad.moments.n:
@@ -538,10 +545,12 @@ def check_class_weights(specs: Sequence[LossSpec], n_classes: int) -> None:
 
 def domain_error(chunk: Chunk, mask: np.ndarray, column: str, where: str, what: str,
              values: np.ndarray, hint: str = "") -> InputError:
-    count = int(np.count_nonzero(mask))
     i = int(np.argmax(mask))
+    v = float(values[i])
+    # 6 digits, more when they would make the value read as a bound or an integer it is not
+    shown = message_number(v, 0.0, 1.0, float(round(v))) if math.isfinite(v) else str(v)
     return InputError(f"{where}: column '{column}' row {chunk.row_number(i)} {what}, got "
-                      f"{values[i]:.10g} ({count} row(s) in this chunk){hint}")
+                      f"{shown}{hint}")
 
 
 def check_weights(chunk: Chunk, cols: Columns, where: str) -> None:
@@ -610,8 +619,10 @@ class TaskValidator:
         if self.task == "binary":
             bad = (t != 0.0) & (t != 1.0)
             if bad.any():
-                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows, "
-                        "pass --loss to choose the losses") if self.detected else ""
+                hint = (f"; the task was detected as binary from the first {DETECT_ROWS:,} rows "
+                        "(targets 0 and 1): pass --task regression to score the targets as "
+                        "values, or one prediction column per class for classes"
+                        ) if self.detected else ""
                 raise domain_error(chunk, bad, tname, self.where,
                                    "must be a binary target 0 or 1", t, hint)
         if chunk.soft is not None and self.task == "multilabel":
@@ -699,8 +710,7 @@ def _check_losses(specs: Sequence[LossSpec], optional: Sequence[bool], skip: set
                 drop[i] = (f"{term.loss.name} skipped: {prob.message} (column '{column}' "
                            f"row {row})")
                 break
-            raise InputError(f"{where}: {prob.message}: column '{column}' row {row} "
-                             f"({prob.count} row(s) in this chunk)")
+            raise InputError(f"{where}: {prob.message}: column '{column}' row {row}")
     return drop
 
 
@@ -714,6 +724,14 @@ class EvalFold:
     nan: NanStats = field(default_factory=NanStats)
     drops: dict[int, str] = field(default_factory=dict)
     row_sum_off: int = 0
+    #: the slices' states, one per --by (None: no rows yet, or no --by)
+    slices: list[Any] | None = None
+
+
+def stream_of(path: str, root: str) -> int:
+    """A file's bootstrap stream: a hash of its path below the input's root."""
+    below = path[len(root):] if path.startswith(root) else path
+    return zlib.crc32(below.lstrip("/").encode())
 
 
 @dataclass
@@ -724,8 +742,12 @@ class EvalReduction:
     validator: TaskValidator
     optional: list[bool]
     logits: bool
-    #: the input has several files: each is a bootstrap stream of its own
-    files: bool = False
+    #: the directory (or prefix) of an input of several files: each file is a bootstrap
+    #: stream of its own, keyed by its path below it, so that a copy elsewhere (another
+    #: directory, object storage) draws the same replicates; None for a single file
+    root: str | None = None
+    #: the slices' fold (slices.Slicer), with --by
+    slicer: Any = None
 
     def empty(self) -> EvalFold:
         return EvalFold(self.template.empty())
@@ -748,7 +770,12 @@ class EvalReduction:
             rows = chunk.rows if chunk.rows is not None else np.arange(
                 chunk.first_row, chunk.first_row + chunk.target.shape[0])
         acc.state.update(batch, acc.drops.keys(), rows,
-                         zlib.crc32(raw.where.encode()) if self.files else 0)
+                         0 if self.root is None else stream_of(raw.where, self.root))
+        if self.slicer is not None:
+            from losscli.slices import measures_of
+
+            acc.slices = self.slicer.fold(raw, chunk, measures_of(self.template.specs, batch,
+                                                                  acc.drops.keys()))
         return acc
 
     def merge(self, earlier: EvalFold, later: EvalFold) -> EvalFold:
@@ -757,6 +784,9 @@ class EvalReduction:
         for i, message in later.drops.items():
             earlier.drops.setdefault(i, message)
         earlier.row_sum_off += later.row_sum_off
+        if later.slices is not None:
+            earlier.slices = (later.slices if earlier.slices is None
+                              else self.slicer.merge(earlier.slices, later.slices))
         return earlier
 
 
@@ -783,6 +813,8 @@ def evaluate(
     seed: int = 0,
     figures: bool = False,
     var: str | None = None,
+    slices: Any = None,
+    positive: str | None = None,
 ) -> Report:
     """Evaluate losses over a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -794,11 +826,14 @@ def evaluate(
     task (regression, counts, binary, multiclass; see :mod:`losscli.detect`). ``ci``
     (johnson, t, bootstrap or none) and ``confidence`` choose each loss's standard error and
     interval. ``figures`` also gathers the report's figures (``Report.figures``; the
-    calibration bins go into the JSON).
-    interval. ``var`` names the predicted-variance column of gaussian_nll.
+    calibration bins go into the JSON). ``var`` names the predicted-variance column of
+    gaussian_nll. ``positive`` names the label of a binary target of two
+    labels that is 1 (scikit-learn's ``pos_label``). ``slices`` (a
+    :class:`losscli.slices.SliceOptions`, or a list of ``--by`` texts) adds the losses per slice
+    of the rows to the report, from the same pass.
     """
     from losscli._alloc import keep_temporaries_in_heap
-    from losscli.sources import open_input, resolve_columns
+    from losscli.sources import open_input, resolve_columns, set_positive
 
     started = time.perf_counter()
     keep_temporaries_in_heap()
@@ -823,8 +858,9 @@ def evaluate(
 
     src = open_input(source)
     check_var_losses(specs, var)
-    cols = resolve_columns(src, pred, target, weight, var)
+    cols = set_positive(resolve_columns(src, pred, target, weight, var), positive)
     where = src.where
+    slice_opts, groupings = _slice_groupings(slices, src, cols)
 
     if multilabel:
         specs = check_multilabel(specs, cols)
@@ -857,7 +893,7 @@ def evaluate(
     elif specs:
         # the losses decide; the report says counts when the first rows are counts
         task = ("counts" if loss_task == "regression" and (asked_task == "counts" or (
-            asked_task is None and facts.counts)) else loss_task)
+            asked_task is None and facts.counts and not cols.float_target)) else loss_task)
     else:
         try:
             found = _detect(facts, head, cols, logits, asked_task, where)
@@ -881,10 +917,21 @@ def evaluate(
                                     if ci_opts.method in ("bootstrap", "percentile") else 0),
                       boot_seed=ci_opts.seed, boot_student=ci_opts.method == "bootstrap",
                       figures=_figure_state(task, specs, head, logits) if figures else None)
+    slicer = edges_from = None
+    if groupings:
+        from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+        from losscli.state import _normalised_weights
+
+        coders, edges_from = encoders(groupings, plan.peek(), cols, src, DETECT_ROWS)
+        weighted = cols.weight is not None or any(
+            _normalised_weights(s) is not None for s in specs)
+        slicer = Slicer(coders, len(specs), weighted, cols.weight is not None,
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None,
                                                    reads_probabilities(specs)),
-                              optional, logits, len(src.files) > 1)
+                              optional, logits, src.path if len(src.files) > 1 else None,
+                              slicer)
     with np.errstate(all="ignore"):
         folded = runner.run(plan, reduction, progress)
     state, stats, dropped, row_sum_off = (folded.state, folded.nan, folded.drops,
@@ -902,8 +949,7 @@ def evaluate(
         warnings.append(f"{row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); cce uses the probability of the true class as given")
     if stats.count:
-        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
-                        f"row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
 
     results = [_finish_loss(s, st, state, logits, where, ci_opts)
                for i, (s, st) in enumerate(zip(state.specs, state.losses, strict=True))
@@ -919,6 +965,20 @@ def evaluate(
                         f"{100 * confidence:g}% interval: its ends are the replicates' "
                         f"extremes; pass {math.ceil(20 / (1 - confidence)):,} or more")
     warnings += tail_warnings(results, state.rows)
+    sliced = None
+    if slicer is not None:
+        from losscli.slices import finish, sliceable
+
+        overall = {r.spec: r.value for r in results}
+        reported = [(i, s) for i, s in enumerate(state.specs) if i not in dropped]
+        unsliced = [s.spec for _, s in reported if not sliceable(s)]
+        sliced = []
+        for enc, st in zip(slicer.encoders, folded.slices or [], strict=True):
+            group = finish(st, enc.grouping, enc, [(i, s) for i, s in reported if sliceable(s)],
+                           overall, ci_opts, slice_opts, edges_from or {},
+                           slicer.input_weighted, uncertainty=_uncertainty)
+            group.unsliced = unsliced
+            sliced.append(group)
     total_rows = state.rows + stats.count
     input_kind = ("values" if task in ("regression", "counts")
                   else "logits" if logits else "probabilities")
@@ -947,6 +1007,7 @@ def evaluate(
         notes=notes,
         elapsed_seconds=time.perf_counter() - started,
         figures=figure_data,
+        slices=sliced,
     )
 
 
@@ -985,6 +1046,21 @@ def _figure_data(state: EvalState, dropped: Mapping[int, str], results: list[Los
                 spec.spec, state.residual_hist, qs,
                 lambda v, f=f, params=params: f(v, params), scale))
     return data
+
+
+def _slice_groupings(slices: Any, src: Source, cols: Columns) -> tuple[Any, list[Any]]:
+    """The slice options (from SliceOptions or a list of --by texts) and the groupings checked
+    against the input, their columns added to those read."""
+    if not slices:
+        return None, []
+    from losscli.slices import SliceOptions, add_key_columns, check_options, resolve_groupings
+
+    opts = slices if isinstance(slices, SliceOptions) else SliceOptions(
+        [slices] if isinstance(slices, str) else list(slices))
+    check_options(opts)
+    groupings = resolve_groupings(src, opts.by)
+    add_key_columns(src, cols, groupings)
+    return opts, groupings
 
 
 def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
@@ -1029,7 +1105,7 @@ def _detect(facts: TargetFacts, head: list[Chunk], cols: Columns, logits: bool,
         return detect(facts, target=cols.target, pred=None, logits=logits, task=task,
                       classes=int(head[0].pred.shape[0]), how=how, where=where)
     return detect(facts, target=cols.target, pred=cols.pred[0], logits=logits, task=task,
-                  where=where)
+                  where=where, float_target=cols.float_target)
 
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "EvalState", "LossDef", "Report", "Term", "evaluate"]

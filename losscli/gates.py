@@ -50,7 +50,7 @@ class Gate:
     """One check of one loss: its kind, limit, measured value and verdict."""
 
     loss: str
-    kind: Literal["max", "baseline"]
+    kind: Literal["max", "baseline", "slice"]
     limit: float | None
     value: float
     passed: bool
@@ -62,6 +62,8 @@ class Gate:
             return f"{self.loss} = {self.value:.6g}: {self.detail}"
         v, lim = distinct(self.value, self.limit)
         op = "<=" if self.passed else ">"
+        if self.kind == "slice":
+            return f"{self.loss} = {v} {op} max {lim} in slice {self.detail}"
         what = "max" if self.kind == "max" else f"baseline limit ({self.detail})"
         return f"{self.loss} = {v} {op} {what} {lim}"
 
@@ -79,7 +81,8 @@ def distinct(a: float, b: float) -> tuple[str, str]:
     return repr(a), repr(b)
 
 
-def parse_max(items: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
+def parse_max(items: Iterable[str] | Mapping[str, float],
+              flag: str = "--max") -> dict[str, float]:
     """``LOSS=VALUE`` items (the value follows the last '=') -> canonical spec -> limit."""
     pairs: list[tuple[str, Any]]
     if isinstance(items, Mapping):
@@ -89,16 +92,16 @@ def parse_max(items: Iterable[str] | Mapping[str, float]) -> dict[str, float]:
         for item in items:
             spec, sep, raw = item.rpartition("=")
             if not sep or not spec.strip():
-                raise UsageError(f"--max expects LOSS=VALUE (e.g. mse=0.25), got '{item}'")
+                raise UsageError(f"{flag} expects LOSS=VALUE (e.g. mse=0.25), got '{item}'")
             pairs.append((spec, raw))
     limits: dict[str, float] = {}
     for spec, raw in pairs:
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise UsageError(f"--max {spec}: limit must be a number, got '{raw}'") from None
+            raise UsageError(f"{flag} {spec}: limit must be a number, got '{raw}'") from None
         if math.isnan(value):
-            raise UsageError(f"--max {spec}: limit must be a number, got '{raw}'")
+            raise UsageError(f"{flag} {spec}: limit must be a number, got '{raw}'")
         limits[parse_spec(spec).spec] = value
     return limits
 
@@ -201,7 +204,8 @@ def check(report: Report, limits: Mapping[str, float],
         for spec, value in evaluated.items():
             if spec not in baseline:
                 gates.append(Gate(spec, "baseline", None, value, False,
-                                  "missing from the baseline, so it cannot be compared"))
+                                  "missing from the baseline, so it cannot be compared "
+                                  "(record the baseline again with --write-baseline)"))
                 continue
             base = baseline[spec]
             if base is None:
@@ -212,4 +216,28 @@ def check(report: Report, limits: Mapping[str, float],
             limit = tolerance.limit(base)
             gates.append(Gate(spec, "baseline", limit, value, bool(value <= limit),
                               f"baseline {distinct(base, value)[0]} + {tolerance}"))
+    return gates
+
+
+def check_slices(report: Report, limits: Mapping[str, float]) -> list[Gate]:
+    """A gate per slice and limited loss, for every slice of at least --min-rows rows ((other),
+    a mixture of rare values, is not gated); a limit on a loss without slices is a usage
+    error."""
+    if limits and not report.slices:
+        raise UsageError("--max-slice needs --by (the slices it limits)")
+    gates: list[Gate] = []
+    for spec, limit in limits.items():
+        if report.loss(spec) is None or not any(
+                s.loss(spec) is not None for g in report.slices or [] for s in g.slices):
+            sliced = sorted({x.spec for g in report.slices or [] for s in g.slices
+                             for x in s.losses})
+            raise UsageError(f"--max-slice {spec}: that loss has no slices (sliced: "
+                             f"{', '.join(sliced) or 'none'}); add --loss {spec}")
+        for group in report.slices or []:
+            for s in group.slices:
+                x = s.loss(spec)
+                if s.other or x is None or s.rows < group.min_rows:
+                    continue
+                gates.append(Gate(spec, "slice", limit, x.value, bool(x.value <= limit),
+                                  s.label))
     return gates

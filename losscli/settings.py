@@ -23,12 +23,13 @@ ALL_FORMATS = tuple(dict.fromkeys(f for fs in FORMATS.values() for f in fs))
 
 #: Keys that only eval uses; every other key applies to every command that reads data.
 EVAL_ONLY = ("losses", "max", "baseline", "tolerance", "vanish_tol", "explode_tol", "grad_clip",
-             "ci", "confidence", "bootstrap_samples", "seed", "plugins", "alpha", "primary")
-#: Of those, the keys compare uses too (losses, intervals, the gates' tolerance).
+             "ci", "confidence", "bootstrap_samples", "seed", "plugins", "alpha", "primary",
+             "by", "max_slices", "min_rows", "top", "max_slice")
+#: Of those, the keys compare uses too (losses, intervals, the gates' tolerance, slices).
 COMPARE_TOO = ("losses", "tolerance", "ci", "confidence", "bootstrap_samples", "seed",
-               "plugins", "alpha", "primary")
+               "plugins", "alpha", "primary", "by", "max_slices", "min_rows", "top")
 #: The keys that compare alone reads.
-COMPARE_ONLY = ("alpha", "primary")
+COMPARE_ONLY = ("primary",)
 
 
 def _uses(command: str, key: str) -> bool:
@@ -47,10 +48,14 @@ class Settings:
     target: str | None = None
     weight: str | None = None
     task: str | None = None
+    #: the label of a binary target of two labels that is 1 (scikit-learn's pos_label)
+    positive: str | None = None
     logits: bool = False
     nan: str = "error"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     threads: int | None = None
+    #: a Dask scheduler to run on (losscli.run.dask); None: this machine
+    scheduler: str | None = None
     format: str = "table"
     # eval: losses, gradients and gates
     losses: tuple[str, ...] = ()
@@ -65,10 +70,18 @@ class Settings:
     confidence: float = DEFAULT_CONFIDENCE
     bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES
     seed: int = 0
-    #: compare: the significance level of the verdicts and gates
+    #: compare: the significance level of the verdicts and gates; eval: the slices'
+    #: false-discovery rate
     alpha: float = 0.05
     #: compare: the loss whose test is confirmatory (the others are secondary)
     primary: str | None = None
+    #: slices: the groupings (--by), the (other) limit, the smallest slice tested and gated,
+    #: the slices a table shows, and the per-slice limits (--max-slice)
+    by: tuple[str, ...] = ()
+    max_slices: int = 1000
+    min_rows: int = 30
+    top: int = 10
+    max_slice: dict[str, Any] = field(default_factory=dict)
     #: custom-loss plugins (files or modules): the configuration file's, then the flags'
     plugins: tuple[str, ...] = ()
     origins: dict[str, str] = field(default_factory=dict, compare=False)
@@ -104,6 +117,10 @@ class Settings:
         if not 0.0 < self.alpha < 0.5:
             raise UsageError(f"--alpha must be between 0 and 0.5, got {self.alpha:g}"
                              f"{where('alpha')}")
+        for key, low in (("max_slices", 1), ("min_rows", 2), ("top", 0)):
+            if getattr(self, key) < low:
+                raise UsageError(f"--{key.replace('_', '-')} must be {low} or more, got "
+                                 f"{getattr(self, key)}{where(key)}")
 
     def _where(self, key: str) -> str:
         origin = self.origins.get(key, "flag")
@@ -112,8 +129,9 @@ class Settings:
     def keys(self) -> list[str]:
         """The setting names this command uses, in declaration order."""
         names = [f.name for f in fields(self) if f.name not in ("command", "origins")]
-        return [n for n in names if _uses(self.command, n) and (n not in COMPARE_ONLY or
-                                                                 self.command == "compare")]
+        return [n for n in names if _uses(self.command, n)
+                and (n not in COMPARE_ONLY or self.command == "compare")
+                and (n != "alpha" or self.command == "compare" or bool(self.by))]
 
     def shown(self) -> dict[str, dict[str, Any]]:
         """Each setting with its origin, for ``--show-config`` (JSON values)."""
@@ -144,9 +162,13 @@ def resolve(command: str, flags: dict[str, Any], config: ConfigFile) -> Settings
             values[key], origins[key] = config.values[key], config.label
         else:
             origins[key] = "default"
-    for key in ("losses", "plugins"):
+    if isinstance(values.get("by"), str):
+        values["by"] = [values["by"]]
+    for key in ("losses", "plugins", "by"):
         if key in values:
             values[key] = tuple(values[key])
+    if "positive" in values and not isinstance(values["positive"], str):
+        values["positive"] = str(values["positive"])  # positive = 1 in a file: the label 1
     return Settings(command=command, origins=origins, **values)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import numpy as np
 
 from losscli.errors import DuplicateColumnError, InputError, UsageError
+from losscli.remote import is_uri, open_file, shown
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,12 +41,17 @@ CSV_BLOCK_SIZE = 3 << 20
 #: Parquet column chunks are read through a buffer of this size instead of whole: measured on a
 #: 1e6 x 100 file, 417 -> 294 MiB peak; on 5e7 x 2, 124 -> 90 MiB and no slower.
 PARQUET_BUFFER_SIZE = 1 << 16
+#: ... and from object storage through a buffer of this size: each buffer fill is a ranged GET.
+#: Counted on moto's S3 (a 9 MB file, 3 columns in 15 column chunks of 0.5 MB): 83 GETs at
+#: 64 KiB, 17 (one a column chunk, and the footer) at 8 MiB.
+REMOTE_BUFFER_SIZE = 8 << 20
 #: No chunk holds more rows than this (16 GiB a float64 column): a larger --chunk-rows is read
 #: as this many, since pyarrow takes batch sizes as C integers.
 MAX_CHUNK_ROWS = (1 << 31) - 1
 TARGET_NAMES = ("y", "target", "label", "y_true", "labels", "truth", "actual", "y_test")
-PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "p", "prob",
-              "probability", "predictions", "preds", "output", "logit", "logits")
+PRED_NAMES = ("pred", "prediction", "y_pred", "y_hat", "yhat", "score", "y_score", "p", "prob",
+              "probs", "proba", "y_prob", "y_proba", "probability", "probabilities",
+              "predictions", "preds", "scores", "output", "logit", "logits")
 MULTI_PRED_GLOBS = ("prob_*", "proba_*", "p_*", "logit_*", "logits_*", "score_*", "pred_*")
 
 
@@ -67,6 +73,14 @@ class Columns:
     #: soft targets (``--target 'q_*'``): one probability column per class, in the order of
     #: the prediction columns; ``target`` is then the first of them
     soft: list[str] = field(default_factory=list)
+    #: slice key columns (``--by``), read beside the others; those in ``numeric_keys`` are
+    #: binned, read from CSV as numbers (the others as text)
+    keys: list[str] = field(default_factory=list)
+    numeric_keys: list[str] = field(default_factory=list)
+    #: the target is stored as floating point (whole numbers there are amounts, not counts)
+    float_target: bool = False
+    #: the positive label of a binary target of two labels (text or numbers): 1, the other 0
+    positive: str | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -79,7 +93,7 @@ class Columns:
             cols.append(self.weight)
         if self.var:
             cols.append(self.var)
-        return list(dict.fromkeys(cols))
+        return list(dict.fromkeys([*cols, *self.keys]))
 
 
 @dataclass
@@ -125,6 +139,20 @@ class NanStats:
         return InputError(
             f"{self.first_file}: {self.count} row(s) with NaN, inf or empty values, first at "
             f"row {self.first_row} in column '{self.first_column}'; pass --nan drop to skip them")
+
+    def dropped(self) -> str:
+        """The warning of ``--nan drop``."""
+        return (f"dropped {self.count:,} row(s) with NaN, inf or empty values (first at row "
+                f"{self.first_row}, column '{self.first_column}')")
+
+    @classmethod
+    def of_pair(cls, base: NanStats, cand: NanStats, rows: int) -> NanStats:
+        """The rows of two sides read in step that either side dropped: ``rows`` of them (a
+        row with a bad cell on both sides counts once), the first where the earlier side's."""
+        first = base if not cand.count or (base.count and base.first_row <= cand.first_row) \
+            else cand
+        return cls(rows, first.first_row, first.first_column, first.first_file) if rows \
+            else cls()
 
     def all_dropped(self, where: str) -> InputError:
         """The error of ``--nan drop`` when no row is left to evaluate."""
@@ -187,6 +215,13 @@ class Source:
     reader_used: bool = field(default=False, repr=False)
     #: the CSV line break: b"\n" (also for \r\n), or b"\r" for old Mac / Excel exports
     newline: bytes = b"\n"
+    #: the first bytes of a CSV input (the header and the rows of the first read, up to 64 KiB
+    #: or one line): the types its columns would be read as
+    head: bytes = b""
+    #: Parquet: each file's size in bytes, from the listing (sizes the distributed work units)
+    sizes: list[int] = field(default_factory=list)
+    #: read only the rows [start, stop) of the one file (a work unit of a large file)
+    rows: tuple[int, int] | None = None
 
     @property
     def where(self) -> str:
@@ -234,6 +269,40 @@ def _sniff(path: Path) -> Format:
     if head.startswith(b"ARROW1"):
         return "arrow"
     return "csv"
+
+
+#: What losscli reads, as messages name it.
+FORMATS_READ = "CSV, TSV, Parquet (files or directories) and Arrow IPC / Feather"
+
+#: Leading bytes of formats that are not read, and their names: refused by content, never
+#: parsed as CSV (a JSON file's first line read as a header of 500 characters).
+_FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"\x80", "a Python pickle"),
+    (b"Obj\x01", "an Avro file"),
+    (b"ORC", "an ORC file"),
+)
+
+
+def refuse_foreign(head: bytes, where: str) -> None:
+    """Raise InputError when the first bytes of an input are not CSV or TSV text: JSON, an
+    Excel workbook, another binary format; one line naming the formats that are read."""
+    import re
+
+    what = next((name for magic, name in _FOREIGN_MAGIC if head.startswith(magic)), None)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if what is None and re.match(rb'(\{\s*("|\})|\[\s*[\[{"\]\d-])', text):
+        what = "JSON (or JSON lines)"
+    if what is None:
+        return
+    reader = "read_json" if what.startswith("JSON") else "read_excel" if "Excel" in what else ""
+    hint = f" (convert it with pandas: pd.{reader}(...).to_parquet(...))" if reader else ""
+    raise InputError(f"{where}: this is {what}; losscli reads {FORMATS_READ}{hint}")
 
 
 #: A CSV header longer than this is taken for a file that is not CSV (such as /dev/zero).
@@ -287,6 +356,8 @@ def open_source(path: str) -> Source:
     """Open an input and read its column names; raises InputError for missing or broken files."""
     if path == "-":
         return _open_stream("-", sys.stdin.buffer, "csv")
+    if is_uri(path):
+        return _open_uri(path)
     p = Path(path)
     if not p.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -305,12 +376,15 @@ def open_source(path: str) -> Source:
             raise InputError(f"{path}: directory contains no Parquet files (*.parquet)")
         src = _open_parquet(files[0], path)
         src.format, src.files = "parquet-dir", files
+        src.sizes = [os.path.getsize(f) for f in files]
         return src
     if p.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     fmt = _sniff(p)
     if fmt == "parquet":
-        return _open_parquet(path, path)
+        src = _open_parquet(path, path)
+        src.sizes = [p.stat().st_size]
+        return src
     if fmt == "arrow":
         return _open_arrow(path)
     import pyarrow as pa
@@ -323,8 +397,26 @@ def open_source(path: str) -> Source:
         raise _arrow_error(exc, path) from None
     if not head.strip():
         raise InputError(f"{path}: file is empty")
+    refuse_foreign(head, path)
     return Source(path, fmt, _csv_header(head, path, delimiter), delimiter=delimiter,
-                  newline=_line_break(head))
+                  newline=_line_break(head), head=head)
+
+
+def _open_uri(uri: str) -> Source:
+    """A file or a directory / prefix of Parquet files named by a URI (:mod:`losscli.remote`)."""
+    from losscli.remote import listing
+
+    directory, files, sizes = listing(uri)
+    if directory and not files:
+        raise InputError(f"{shown(uri)}: no Parquet files (*.parquet) under this prefix")
+    if not directory and _sniff_name(Path(uri.split("?", 1)[0])) not in ("parquet", None):
+        raise InputError(f"{shown(uri)}: a URI is read as Parquet (a file or a prefix of "
+                         "*.parquet files); copy CSV and Arrow files to a local path")
+    src = _open_parquet(files[0], shown(uri))
+    src.files, src.sizes = files, sizes
+    if directory:
+        src.format = "parquet-dir"
+    return src
 
 
 def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
@@ -336,10 +428,11 @@ def _open_stream(path: str, stream: BinaryIO, fmt: Format) -> Source:
                          "the end); only CSV can be read from a pipe")
     if not head.strip():
         raise InputError(f"{where}: no CSV data (empty input)")
+    refuse_foreign(head, where)
     delimiter = "\t" if fmt == "tsv" else ","
     names = _csv_header(head, where, delimiter)
     return Source(path, fmt, names, delimiter=delimiter, newline=_line_break(head),
-                  _stdin=io.BufferedReader(ChainedReader(head, stream)))
+                  _stdin=io.BufferedReader(ChainedReader(head, stream)), head=head)
 
 
 def open_input(data: Any) -> Source:
@@ -401,17 +494,17 @@ def _column_array(pa: Any, values: Any) -> Any:
     return arr
 
 
-def _open_parquet(path: str, shown: str) -> Source:
+def _open_parquet(path: str, name: str) -> Source:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path, pre_buffer=False)
+        pf = pq.ParquetFile(open_file(path), pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())})"
-                         ) from None
+        raise InputError(f"{shown(path)}: not a readable Parquet file "
+                         f"({' '.join(str(exc).split())})") from None
     schema = pf.schema_arrow
-    return Source(shown, "parquet", list(schema.names), files=[path],
+    return Source(name, "parquet", list(schema.names), files=[path],
                   arrow_types={f.name: f.type for f in schema})
 
 
@@ -595,6 +688,7 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
         if cols.var in (*cols.pred, tgt):
             raise UsageError(f"column '{cols.var}' is both the variance and a "
                              f"{'target' if cols.var == tgt else 'prediction'} column")
+    cols.float_target = float_column(src, tgt)
     check_unique(src, cols)
     if len(cols.pred) == 1:
         import pyarrow as pa
@@ -604,6 +698,29 @@ def resolve_columns(src: Source, pred: PredArg, target: str | None,
                                 or pa.types.is_fixed_size_list(typ)):
             cols.list_column = True
     return cols  # a list column has no labels: its classes are the indices 0..C-1
+
+
+def float_column(src: Source, name: str) -> bool:
+    """The column is stored as floating point: its Arrow type, or for CSV the type pyarrow
+    infers from the first rows (``151.0`` is a float, ``151`` an integer)."""
+    import pyarrow as pa
+
+    typ = src.arrow_types.get(name)
+    if typ is None and src.format in ("csv", "tsv") and src.head:
+        import pyarrow.csv as pcsv
+
+        end = src.head.rfind(src.newline)
+        try:
+            sample = pcsv.read_csv(
+                pa.BufferReader(src.head[:end + 1] if end >= 0 else src.head),
+                read_options=pcsv.ReadOptions(column_names=src.names, skip_rows=1,
+                                              use_threads=False),
+                parse_options=pcsv.ParseOptions(delimiter=src.delimiter),
+                convert_options=pcsv.ConvertOptions(include_columns=[name]))
+        except (pa.ArrowException, OSError):
+            return False  # a sample cut inside a quoted cell, a ragged row: the values decide
+        typ = sample.schema.field(name).type if sample.num_rows else None
+    return typ is not None and pa.types.is_floating(typ)
 
 
 def check_unique(src: Source, cols: Columns) -> Columns:
@@ -627,24 +744,75 @@ def _slice(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
         yield batch.slice(start, rows)
 
 
-def _parquet_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(path: str, columns: list[str], rows: int,
+                     dictionary: Sequence[str] = (),
+                     span: tuple[int, int] | None = None) -> Iterator[pa.RecordBatch]:
+    """The columns' batches, of rows [start, stop) only when ``span`` is given; ``dictionary``
+    columns (slice keys) read as dictionary arrays (their values are not materialised per
+    row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        with pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_SIZE) as pf:
+        buffer = REMOTE_BUFFER_SIZE if is_uri(path) else PARQUET_BUFFER_SIZE
+        with pq.ParquetFile(open_file(path), pre_buffer=False, buffer_size=buffer,
+                            read_dictionary=list(dictionary) or None) as pf:
             missing = [c for c in columns if c not in pf.schema_arrow.names]
             if missing:
-                raise InputError(f"{path}: column '{missing[0]}' not found "
+                raise InputError(f"{shown(path)}: column '{missing[0]}' not found "
                                  f"(columns: {', '.join(pf.schema_arrow.names)})")
-            # Across row groups: every batch holds ``rows`` rows of the file from a multiple of
-            # ``rows`` on, so that with the default size a batch is a block of the read plan
-            # (a batch cut at each row group's end made every later block a joined copy: +5% CPU
-            # on 1e6-row groups). Measured no slower than row group by row group.
-            yield from pf.iter_batches(batch_size=rows, columns=columns, use_threads=False)
+            if span is None:
+                # Across row groups: every batch holds ``rows`` rows of the file from a multiple
+                # of ``rows`` on, so that with the default size a batch is a block of the read
+                # plan (a batch cut at each row group's end made every later block a joined
+                # copy: +5% CPU on 1e6-row groups). Measured no slower than row group by row
+                # group.
+                yield from pf.iter_batches(batch_size=rows, columns=columns, use_threads=False)
+                return
+            # rows [start, stop): the row groups that hold them, less the rows around
+            start, stop = span
+            groups: list[int] = []
+            first = skip = 0
+            for group in range(pf.num_row_groups):
+                n = pf.metadata.row_group(group).num_rows
+                if first < stop and first + n > start:
+                    skip = skip if groups else start - first
+                    groups.append(group)
+                first += n
+            at = -skip  # the next batch's first row, counted from ``start``
+            for batch in pf.iter_batches(batch_size=rows, row_groups=groups, columns=columns,
+                                         use_threads=False):
+                a, b = max(-at, 0), min(stop - start - at, batch.num_rows)
+                at += batch.num_rows
+                if b > a:
+                    yield batch if b - a == batch.num_rows else batch.slice(a, b - a)
+                if at >= stop - start:
+                    break
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: cannot read Parquet data ({' '.join(str(exc).split())}); "
-                         "is the file truncated or corrupt?") from None
+        raise InputError(f"{shown(path)}: cannot read Parquet data "
+                         f"({' '.join(str(exc).split())}); is the file truncated or corrupt?"
+                         ) from None
+
+
+def parquet_groups(path: str, columns: list[str]) -> list[tuple[int, int]]:
+    """(rows, compressed bytes of ``columns``) of each row group of a Parquet file, from its
+    footer: what sizes the work units of a distributed run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = set(columns)
+    try:
+        meta = pq.ParquetFile(open_file(path), pre_buffer=False).metadata
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{shown(path)}: not a readable Parquet file "
+                         f"({' '.join(str(exc).split())})") from None
+    groups = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        size = sum(group.column(c).total_compressed_size for c in range(group.num_columns)
+                   if group.column(c).path_in_schema.split(".")[0] in wanted)
+        groups.append((group.num_rows, size))
+    return groups
 
 
 def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
@@ -665,13 +833,16 @@ def _arrow_batches(path: str, columns: list[str], rows: int) -> Iterator[pa.Reco
         raise _arrow_error(exc, path) from None
 
 
-def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memoryview]:
+def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n"
+                ) -> Iterator[tuple[memoryview, bool]]:
     """The data lines of a CSV stream (the header line left out) in pieces of about ``size``
     bytes that end at a line break, the last one at the end of the data.
 
     A piece is cut at its last newline, as pyarrow cuts blocks (its default ParseOptions do not
     allow newlines inside quoted values either); a line longer than ``size`` grows the piece.
-    Each piece is a fresh buffer that the bytes are read into once.
+    Each piece is a fresh buffer that the bytes are read into once. A piece with a double quote
+    is cut at its last line break outside quotes instead, and comes with True when a quoted
+    value in it holds a line break (pyarrow must then parse it minding quotes, which is slower).
     """
     tail = b""
     header = True
@@ -695,16 +866,38 @@ def _csv_pieces(stream: Any, size: int, newline: bytes = b"\n") -> Iterator[memo
                 tail = bytes(view[:end])
                 continue
             start, header = nl + 1, False
-        if got < size:  # the end of the data
+        last = got < size  # the end of the data
+        if bytes(view[start:end]).find(b'"') >= 0:
+            cut, quoted = _row_end_outside_quotes(view, start, end, newline, last)
+        else:
+            cut, quoted = (end - 1 if last else _last_newline(view, start, end, newline)), False
+        if last:
             if end > start:
-                yield view[start:end]
+                yield view[start:end], quoted
             return
-        cut = _last_newline(view, start, end, newline)
         if cut < 0:
             tail = bytes(view[start:end])
             continue
-        yield view[start:cut + 1]
+        yield view[start:cut + 1], quoted
         tail = bytes(view[cut + 1:end])
+
+
+def _row_end_outside_quotes(view: memoryview, start: int, end: int, newline: bytes,
+                            last: bool) -> tuple[int, bool]:
+    """(index of the last ``newline`` in view[start:end] outside double quotes or -1 (end - 1
+    when ``last``), whether a line break before it lies inside quotes). The piece starts
+    outside quotes; an escaped quote ("") keeps the parity of the count."""
+    data = np.frombuffer(view, dtype=np.uint8, count=end - start, offset=start)
+    quotes = np.flatnonzero(data == ord('"'))
+    breaks = np.flatnonzero((data == 10) | (data == 13))
+    inside = np.searchsorted(quotes, breaks) % 2 == 1
+    if last:
+        return end - 1, bool(inside.any())
+    ends = breaks[~inside & (data[breaks] == newline[0])]
+    if not ends.size:
+        return -1, False
+    cut = int(ends[-1])
+    return start + cut, bool(inside[breaks < cut].any())
 
 
 def _last_newline(view: memoryview, start: int, end: int, newline: bytes = b"\n") -> int:
@@ -729,14 +922,16 @@ def _csv_batches(src: Source, columns: list[str], types: dict[str, Any],
     # No invalid_row_handler: a Python callback held by pyarrow's reader is released on one of
     # its threads, which aborts the process about 1 run in 100 when that happens during the
     # interpreter's shutdown. Ragged rows are an error; _csv_error locates them afterwards.
-    parse = pcsv.ParseOptions(delimiter=src.delimiter)
+    plain = pcsv.ParseOptions(delimiter=src.delimiter)
+    quoted = pcsv.ParseOptions(delimiter=src.delimiter, newlines_in_values=True)
     convert = pcsv.ConvertOptions(include_columns=columns, column_types=types,
                                   strings_can_be_null=True)
     seen = 0
     try:
         with (nullcontext(src._stdin) if src.is_stream
               else pa.input_stream(src.path, compression="detect")) as stream:
-            for piece in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+            for piece, quoted_breaks in _csv_pieces(stream, CSV_PIECE_SIZE, src.newline):
+                parse = quoted if quoted_breaks else plain
                 try:
                     table = pcsv.read_csv(pa.BufferReader(pa.py_buffer(piece)),
                                           read_options=read, parse_options=parse,
@@ -871,12 +1066,21 @@ def record_batches(src: Source, cols: Columns, rows: int,
 
     columns = cols.selected
     if src.format in ("csv", "tsv"):
-        types: dict[str, Any] = {c: pa.float64() for c in columns}
-        if string_target:
+        types: dict[str, Any] = {c: pa.dictionary(pa.int32(), pa.string()) for c in cols.keys}
+        types.update({c: pa.float64() for c in cols.numeric_keys})
+        types.update({c: pa.float64() for c in columns if c not in cols.keys})
+        types.update({c: pa.float64() for c in (*cols.pred, cols.target, cols.weight) if c})
+        if string_target or cols.positive is not None:
             types[cols.target] = pa.string()
         where = src.where
-        for batch in _csv_batches(src, columns, types, rows):
-            yield where, batch.select(columns)
+        try:
+            for batch in _csv_batches(src, columns, types, rows):
+                yield where, batch.select(columns)
+        except InputError as exc:
+            if f"column '{cols.target}' has a non-numeric value" in str(exc) and \
+                    not cols.multiclass and cols.positive is None:
+                raise InputError(f"{exc}{_TEXT_TARGET_HINT}") from None
+            raise
     elif src.reader is not None:
         if src.reader_used:
             raise InputError("<memory>: the RecordBatchReader was read already (a reader "
@@ -892,14 +1096,18 @@ def record_batches(src: Source, cols: Columns, rows: int,
             yield src.path, batch
     else:
         for path in src.files:
-            for batch in _parquet_batches(path, columns, rows):
-                yield path, batch.select(columns)
+            for batch in _parquet_batches(path, columns, rows, [
+                    c for c in cols.keys if c not in cols.numeric_keys
+                    and c not in (*cols.pred, cols.target, cols.weight)
+                    and src.arrow_types.get(c) is not None
+                    and _is_text(src.arrow_types[c])], src.rows):
+                yield shown(path), batch.select(columns)
 
 
 # --- chunks -----------------------------------------------------------------------------------
 
 
-def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
+def _numeric(arr: pa.Array, column: str, where: str, binary_hint: bool = False) -> np.ndarray:
     import pyarrow as pa
 
     if pa.types.is_dictionary(arr.type):  # a pandas Categorical in Feather / Arrow IPC
@@ -907,8 +1115,83 @@ def _numeric(arr: pa.Array, column: str, where: str) -> np.ndarray:
     t = arr.type
     if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t)):
-        raise InputError(f"{where}: column '{column}' is not numeric (type {t})")
+        hint = _TEXT_TARGET_HINT if binary_hint and _is_text(t) else ""
+        raise InputError(f"{where}: column '{column}' is not numeric (type {t}){hint}")
     return float64_view(arr)
+
+
+#: What to do with a text target of one prediction column.
+_TEXT_TARGET_HINT = ("; a binary target of two labels needs --positive LABEL (the label that is "
+                     "1), classes one prediction column per class")
+
+
+def set_positive(cols: Columns, positive: str | None) -> Columns:
+    """``--positive LABEL``: the target's label that is 1 (scikit-learn's ``pos_label``)."""
+    if positive is None:
+        return cols
+    if not positive.strip():
+        raise UsageError("--positive needs a label (the target value that is the positive "
+                         "class)")
+    if cols.multiclass:
+        raise UsageError("--positive applies to a binary target (one prediction column); "
+                         "this input has one per class")
+    cols.positive = positive
+    return cols
+
+
+def _positive_target(arr: pa.Array, cols: Columns, where: str) -> np.ndarray:
+    """A target of two labels as 1.0 (``cols.positive``) and 0.0 (the other), NaN where
+    missing. Text compares as text, numbers as numbers (``--positive 1`` matches 1.0); a third
+    label, or two labels of which none is the positive one, is an InputError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from losscli.spec import format_number
+
+    label = cols.positive
+    assert label is not None
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if _is_text(arr.type):
+        stripped = pc.utf8_trim_whitespace(arr)
+        try:
+            as_numbers = pc.cast(stripped, pa.float64())
+            float(label)
+        except (pa.ArrowInvalid, ValueError):
+            as_numbers = None
+        if as_numbers is not None:
+            arr = as_numbers
+        else:
+            arr = pc.if_else(pc.equal(stripped, ""), pa.scalar(None, pa.string()), stripped)
+    if _is_text(arr.type):
+        values = [v for v in pc.unique(arr).to_pylist() if v is not None]
+        hit = pc.fill_null(pc.equal(arr, label), False)
+        out = float64_view(pc.cast(hit, pa.float64()))
+        if arr.null_count:
+            out = out.copy()
+            out[float64_view(pc.cast(pc.is_null(arr), pa.float64())) == 1.0] = math.nan
+        shown = [repr(v) for v in values]
+    else:
+        x = _numeric(arr, cols.target, where)
+        try:
+            wanted = float(label)
+        except ValueError:
+            raise InputError(f"{where}: --positive {label!r} is not a value of the numeric "
+                             f"target column '{cols.target}'") from None
+        values = np.unique(x[~np.isnan(x)]).tolist()
+        out = (x == wanted).astype(np.float64)
+        out[np.isnan(x)] = math.nan
+        shown = [format_number(v) for v in values]
+        values = [wanted if v == wanted else v for v in values]
+        label = wanted  # type: ignore[assignment]
+    if len(values) > 2:
+        raise InputError(f"{where}: column '{cols.target}' holds more than two labels "
+                         f"({', '.join(shown[:4])}{', ...' if len(shown) > 4 else ''}); "
+                         "--positive needs a binary target of two labels")
+    if len(values) == 2 and label not in values:
+        raise InputError(f"{where}: --positive {cols.positive!r} is neither of the target's "
+                         f"labels ({', '.join(shown)})")
+    return out
 
 
 #: pyarrow's names of the fixed-width numeric types whose buffer NumPy reads as is.
@@ -1116,7 +1399,7 @@ def raw_chunks(src: Source, cols: Columns, rows: int) -> Iterator[RawChunk]:
                 # Fixed on this thread before the first chunk with a row is handed on, so every
                 # chunk's rows are checked against the same number of classes.
                 cols.width = list_width(batch.column(cols.pred[0]))
-            first = seen.setdefault(where, 0)
+            first = seen.setdefault(where, src.rows[0] if src.rows else 0)
             seen[where] = first + batch.num_rows
             if batch.num_rows:
                 yield RawChunk(batch, where, first, len(seen) - 1)
@@ -1150,7 +1433,7 @@ def row_width(src: Source, cols: Columns) -> int:
     if src.format in ("parquet", "parquet-dir"):
         import pyarrow.parquet as pq
 
-        meta = pq.ParquetFile(src.files[0], pre_buffer=False).metadata
+        meta = pq.ParquetFile(open_file(src.files[0]), pre_buffer=False).metadata
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             if group.num_rows == 0:
@@ -1186,8 +1469,11 @@ def to_chunk(raw: RawChunk, cols: Columns, stats: NanStats) -> Chunk:
         pred = _multiclass_pred(batch, cols, where)
         target = _class_index(batch.column(cols.target), cols, where, first, pred.shape[0])
     else:
-        pred = _numeric(batch.column(cols.pred[0]), cols.pred[0], where)
-        target = _numeric(batch.column(cols.target), cols.target, where)
+        target = (_numeric(batch.column(cols.target), cols.target, where, binary_hint=True)
+                  if cols.positive is None else
+                  _positive_target(batch.column(cols.target), cols, where))
+        pred = target if cols.pred[0] == cols.target else _numeric(  # target-only: the same
+            batch.column(cols.pred[0]), cols.pred[0], where)
     weight = _numeric(batch.column(cols.weight), cols.weight, where) if cols.weight else None
     var = _numeric(batch.column(cols.var), cols.var, where) if cols.var else None
     if _all_finite(pred, target, weight, var, soft):

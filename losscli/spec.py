@@ -34,6 +34,16 @@ def format_number(v: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def message_number(v: float, *others: float) -> str:
+    """A number in a message: 6 significant digits, or as many more as tell it apart from
+    ``others`` (two values that differ never read alike)."""
+    for digits in range(6, 18):
+        text = f"{v:.{digits}g}"
+        if all(f"{o:.{digits}g}" != text for o in others if o != v):
+            return text
+    return format_number(v)
+
+
 def format_value(v: ParamValue) -> str:
     """A parameter value as spec text: a number, a comma list, or ``balanced``."""
     if isinstance(v, str):
@@ -179,6 +189,11 @@ def _param_items(params: str, loss: LossDef, text: str) -> list[tuple[str, str]]
 def _parse_term(chunk: str, text: str) -> Term:
     m = _TERM.match(chunk)
     if not m:
+        names = [n.strip() for n in text.split(",")]
+        if len(names) > 1 and all(lookup(n) is not None for n in names):
+            repeated = " ".join(f"--loss {n}" for n in names)
+            raise UsageError(f"cannot parse loss spec '{text}': several losses are asked for "
+                             f"one --loss each ({repeated})")
         raise UsageError(f"cannot parse loss spec '{text}': expected name[:param=value,...] "
                          "or a weighted sum such as '0.7*mse+0.3*mae'")
     loss = lookup(m["name"])

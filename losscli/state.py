@@ -1254,6 +1254,28 @@ def _evaluate_spec(spec: LossSpec, batch: Batch) -> Computed:
     return Computed(values, grads, clipped, var_grads=var_grads, label_values=label_values)
 
 
+def row_losses(spec: LossSpec, batch: Batch) -> np.ndarray:
+    """The per-row losses of a batch, without the gradients that compare does not need: from
+    the batch's shared residual for the losses whose value is e^2, |e| or Huber-shaped."""
+    loss = spec.single
+    if loss is not None and loss.value_form == "square":
+        e = batch.residual()
+        return e * e
+    if loss is not None and loss.value_form == "abs":
+        return batch.abs_residual()
+    if loss is not None and loss.grad_form == "clipped" and loss.clip_of is not None:
+        d, scale = loss.clip_of(spec.terms[0].params)
+        a = batch.abs_residual()
+        m = np.minimum(a, d)
+        values = m * -0.5
+        values += a
+        values *= m
+        if scale != 1.0:
+            values /= scale
+        return values
+    return _evaluate_spec(spec, batch).values
+
+
 #: Weights whose largest lies in [2**-WEIGHT_EXP_BAND, 1) are used as they are; others are
 #: rescaled by a power of two near the largest (exact), so that sum w, sum w l and sum (w g)^2
 #: neither overflow nor underflow: weighted means and norms do not depend on the weights' scale.

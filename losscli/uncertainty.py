@@ -135,11 +135,20 @@ def t_sf(t: float, df: float) -> float:
     return 0.5 * _betainc(0.5 * df, 0.5, df / (df + t * t))
 
 
+#: from this df on the Cornish-Fisher expansion to 1 / df^4 alone is within 1e-14 of the t
+#: quantile at levels up to 1 - 1e-9 (measured against scipy: 6.5e-15 at df = 3000, 5e-14 at
+#: 2000), closer than Newton steps on the incomplete beta function there (up to 9e-10)
+CORNISH_FISHER_DF = 3000.0
+
+
 @lru_cache(maxsize=256)
 def t_ppf(p: float, df: float) -> float:
-    """The quantile of Student's t for an upper probability p in (0.5, 1): Newton steps on the
-    incomplete beta function from the Cornish-Fisher expansion, which alone is used from
-    df = 1e5 on (its error there is below 1e-13)."""
+    """The quantile of Student's t for an upper probability p in (0.5, 1): exact for df = 1 and
+    2; the Cornish-Fisher expansion alone from df = CORNISH_FISHER_DF on; below it, Newton steps
+    on the incomplete beta function from it. Relative error against scipy.stats.t.ppf at
+    confidence levels 2p - 1 from 0.5 to 1 - 1e-9 (measured): below 1e-13 for df = 1, 2 and
+    from CORNISH_FISHER_DF on; below 2e-13 for df < 100 and 1e-11 up to CORNISH_FISHER_DF (the
+    incomplete beta function's accuracy, which falls as df grows)."""
     if not 0.5 <= p < 1.0:
         raise ValueError("t_ppf takes p in [0.5, 1)")
     if p == 0.5:
@@ -151,28 +160,51 @@ def t_ppf(p: float, df: float) -> float:
     g3 = (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) * z / 384.0
     g4 = ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0) * z / 92160.0
     t = z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
-    if df >= 1e5:
+    if df >= CORNISH_FISHER_DF:
         return t
-    if df == 1.0:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2.0:
+    if df == 1.0:  # cot(pi (1 - p)): 1 - p is exact, p - 0.5 loses the tail's digits
+        return 1.0 / math.tan(math.pi * (1.0 - p))
+    if df == 2.0:  # q sqrt(2 / (1 - q^2)), with 1 - q = 2 (1 - p) exact
         q = 2.0 * p - 1.0
-        return q * math.sqrt(2.0 / (1.0 - q * q))
+        return q * math.sqrt(2.0 / (2.0 * (1.0 - p) * (1.0 + q)))
     if not (t > 0.0 and math.isfinite(t)):
         t = 1.0
     tail = 1.0 - p
     log_c = (math.lgamma(0.5 * (df + 1.0)) - math.lgamma(0.5 * df)
              - 0.5 * math.log(df * math.pi))
+    last = math.inf
     for _ in range(100):
         density = math.exp(log_c - 0.5 * (df + 1.0) * math.log1p(t * t / df))
+        if density == 0.0:  # so far out that the density underflows (df near 0)
+            return _t_ppf_bisect(tail, df)
         step = (t_sf(t, df) - tail) / density
         t_new = t + step
         if t_new <= 0.0:
             t_new = 0.5 * t
         if abs(t_new - t) <= 1e-14 * t_new:
             return t_new
+        if abs(step) >= last and abs(step) <= 1e-9 * t:
+            # steps no longer shrink near the root: t_sf's rounding (large df) is reached (far
+            # from it, in the heavy tails of small df, steps grow before they converge)
+            return t
+        last = abs(step)
         t = t_new
     return t
+
+
+def _t_ppf_bisect(tail: float, df: float) -> float:
+    """The t quantile of upper tail ``tail`` by bisection on log2 t, for df so small that it
+    lies where the density underflows (df = 0.0084: 6.1e152); inf beyond the floats."""
+    lo, hi = 0.0, 1023.99
+    if t_sf(2.0**hi, df) > tail:
+        return math.inf
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if t_sf(2.0**mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return 2.0 ** (0.5 * (lo + hi))
 
 
 # --- intervals ----------------------------------------------------------------------------------

@@ -134,8 +134,9 @@ def test_action_step_bad_input_is_exit_2(tmp_path: Path) -> None:
 
 
 def readme_yaml_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    from test_readme import blocks
+
+    return blocks("yaml")
 
 
 def test_readme_action_step_uses_the_inputs() -> None:
@@ -172,3 +173,28 @@ def test_readme_workflow_runs_as_written(tmp_path: Path) -> None:
 
 def test_action_script_is_executable() -> None:
     assert os.access(ROOT / "action" / "run.sh", os.X_OK)
+
+
+def test_readme_action_example_runs_with_the_readme_settings(tmp_path: Path) -> None:
+    """The README's action step, with its [tool.losscli] example in pyproject.toml: the gates
+    name losses that are evaluated, so the step exits 0 or 1 and writes the JUnit report."""
+    from test_readme import readme_config
+
+    step = next(b for b in readme_yaml_blocks() if "uses: OWNER/losscli@REF" in b)
+    inputs = yaml.safe_load(step)[0]["with"]
+    toml = readme_config()
+    shutil.copy(SAMPLES / "regression.parquet", tmp_path / inputs["file"])
+    (tmp_path / "pyproject.toml").write_text(toml.replace('baseline = "ci/baseline.json"\n', ""))
+    rc, err, outputs, _ = run_step(tmp_path, **{k: str(v) for k, v in inputs.items()})
+    assert rc in (0, 1) and "losscli: error" not in err, err
+    assert (tmp_path / outputs["junit"]).is_file()
+
+
+def test_action_step_refused_input_still_writes_the_report(tmp_path: Path) -> None:
+    shutil.copy(SAMPLES / "regression.parquet", tmp_path / "preds.parquet")
+    rc, err, outputs, _ = run_step(tmp_path, file="preds.parquet", losses="mse", gates="mae=2")
+    assert rc == 2 and "losscli: error: --max mae" in err
+    root = ET.parse(tmp_path / "losscli.xml").getroot()
+    [error] = list(root.iter("error"))
+    assert error.get("message", "").startswith("--max mae: that loss is not evaluated")
+    assert outputs["passed"] == "false"

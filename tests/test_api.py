@@ -97,9 +97,13 @@ def test_compare_equals_the_cli(name: str, tmp_path: Path,
     base_path, cand_path = tmp_path / "base.parquet", tmp_path / "cand.parquet"
     df.to_parquet(base_path, index=False)
     second.to_parquet(cand_path, index=False)
-    two = losscli.compare(df, second, tolerance="5%")
-    assert where_aside(two.to_dict()) == where_aside(
-        cli_json(capfd, "compare", base_path, cand_path, "--tolerance", "5%"))
+    two = losscli.compare(df, second, fail_if_worse=True, tolerance="5%")
+    # (a tolerance alone gates nothing: the CLI asks for the gate it is the margin of)
+    rc = run(["compare", str(base_path), str(cand_path), "--fail-if-worse", "--tolerance", "5%",
+              "--format", "json", "--no-config"])
+    out, err = capfd.readouterr()
+    assert rc == (0 if two.passed else 1), err
+    assert where_aside(two.to_dict()) == where_aside(json.loads(out))
     # the same pairs of rows: the deltas of both ways agree
     assert [r.delta for r in two.losses] == pytest.approx([r.delta for r in one.losses],
                                                           rel=1e-12)

@@ -19,49 +19,14 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
-
-from losscli.cli import run
+from _helpers.cli import assert_input_error, cli, cli_stdin, write
+from _helpers.tester import CHUNK_ROWS, assert_invariant, strip_run_keys
 
 Y = [1.0, 2.0, 3.0, 4.0]
 PRED = [1.5, 2.0, 2.0, 5.0]
 MSE = float(np.mean((np.array(PRED) - np.array(Y)) ** 2))  # 0.5625
 MAE = float(np.mean(np.abs(np.array(PRED) - np.array(Y))))  # 0.625
 CSV_TEXT = "y,pred\n" + "".join(f"{a:g},{b:g}\n" for a, b in zip(Y, PRED, strict=True))
-
-Result = tuple[int, str, str]
-
-
-def cli(capfd: pytest.CaptureFixture[str], *args: object) -> Result:
-    """Run losscli in-process; return (exit code, stdout, stderr)."""
-    rc = run([str(a) for a in args])
-    out, err = capfd.readouterr()
-    return rc, out, err
-
-
-def cli_stdin(data: bytes, *args: str) -> Result:
-    """Run ``python -m losscli`` with ``data`` on stdin."""
-    proc = subprocess.run([sys.executable, "-m", "losscli", *args], input=data,
-                          capture_output=True, timeout=60, check=False)
-    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
-
-
-def assert_input_error(result: Result, *needles: str) -> str:
-    """rc 2, nothing on stdout, exactly one 'losscli: error:' line naming every needle."""
-    rc, out, err = result
-    assert rc == 2, (rc, out, err)
-    assert out == ""
-    assert "Traceback" not in err
-    assert err.startswith("losscli: error:"), err
-    assert err.endswith("\n") and err.count("\n") == 1, f"not a single line: {err!r}"
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in {err!r}"
-    return err
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 def table(**cols: list[Any]) -> pa.Table:
     return pa.table({k: pa.array(v) for k, v in cols.items()})
@@ -256,16 +221,13 @@ def test_chunk_rows_does_not_change_results(capfd: pytest.CaptureFixture[str],
     y = rng.normal(100.0, 3.0, 5000)
     src = tmp_path / "r.parquet"
     pq.write_table(table(y=y.tolist(), pred=(y + rng.normal(0, 1, 5000)).tolist()), src)
-    docs = []
-    for chunk in ("7", "1000", "1048576"):
+    docs = {}
+    for chunk in CHUNK_ROWS:
         rc, out, err = cli(capfd, "eval", src, "-l", "mse", "-l", "huber", "-f", "json",
                            "--chunk-rows", chunk)
         assert (rc, err) == (0, "")
-        docs.append(json.loads(out))
-    for doc in docs[:2]:
-        for a, b in zip(doc["losses"], docs[2]["losses"], strict=True):
-            assert a["value"] == pytest.approx(b["value"], rel=1e-13)
-            assert a["gradient"]["std"] == pytest.approx(b["gradient"]["std"], rel=1e-12)
+        docs[("eval parquet", chunk, "cli")] = strip_run_keys(json.loads(out))
+    assert_invariant(docs)
 
 
 def test_losses_command_lists_every_loss(capfd: pytest.CaptureFixture[str]) -> None:
@@ -291,8 +253,12 @@ def test_help(capfd: pytest.CaptureFixture[str]) -> None:
     assert "eval" in out and "losses" in out
     rc, out, err = cli(capfd, "eval", "--help")
     assert (rc, err) == (0, "")
-    for flag in ("--pred", "--target", "--weight", "--loss", "--logits", "--nan",
-                 "--chunk-rows", "--format", "--output", "--quiet"):
+    for flag in ("--pred", "--target", "--weight", "--loss", "--logits", "--nan", "--format",
+                 "--output", "--help-all"):
+        assert flag in out
+    rc, out, err = cli(capfd, "eval", "--help-all")
+    assert (rc, err) == (0, "")
+    for flag in ("--chunk-rows", "--threads", "--quiet", "--ci", "--config"):
         assert flag in out
 
 

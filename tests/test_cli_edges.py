@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_cli import assert_input_error, cli
+from _helpers.cli import assert_input_error, cli
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 REGRESSION = SAMPLES / "regression.parquet"
@@ -155,7 +155,7 @@ def test_eval_and_compare_state_gate_results_in_the_same_words(
     for args in (ev, cmp):
         rc, out, err = cli(capfd, *args, "--format", "markdown")
         assert rc == 1, err
-        assert "Verdict: **FAILED (1 of 2 gates)**" in out
+        assert "Gates: **FAILED (1 of 2 gates)**" in out
         assert "a\\|b.parquet" in out and "a|b" not in out.replace("a\\|b", "")
         rc, out, err = cli(capfd, *args)
         assert rc == 1, err
@@ -172,7 +172,7 @@ def test_a_default_loss_compare_leaves_out_is_a_note_as_in_eval(
     import pyarrow.parquet as pq
 
     path = tmp_path / "counts.parquet"
-    y = [float(i % 5) for i in range(50)]
+    y = [i % 5 for i in range(50)]  # an integer column: counts
     pq.write_table(pa.table({"y": y, "old": [v + 0.3 for v in y],
                              "new": [v - 0.2 for v in y]}), path)
     docs = []
@@ -223,7 +223,7 @@ def test_catalog_parameters_read_as_specs_without_python_reprs(columns: int) -> 
 def test_compare_of_stdin_with_itself_says_stdin_is_read_once(second: str) -> None:
     """'cat f.csv | losscli compare - -' read the header for the baseline and then said
     'stdin: no CSV data (empty input)' about data that had been given."""
-    from test_cli import cli_stdin
+    from _helpers.cli import cli_stdin
 
     data = (SAMPLES / "regression.csv").read_bytes()
     assert_input_error(cli_stdin(data, "compare", "-", second, "--loss", "mse"),
@@ -239,7 +239,7 @@ def test_compare_ci_none_is_refused_naming_the_file_and_not_offered_in_help(
     assert_input_error(cli(capfd, "compare", REGRESSION, "--baseline-pred", "y_hat", "--pred",
                            "w", "--target", "y", "--config", cfg),
                        "compare needs an interval", "losscli.toml")
-    rc, out, _ = cli(capfd, "compare", "--help")
+    rc, out, _ = cli(capfd, "compare", "--help-all")
     assert rc == 0
     ci_help = " ".join(out[out.index("--ci "):out.index("--confidence")].split())
     assert "bootstrap" in ci_help and "none" not in ci_help

@@ -14,6 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.special
 import scipy.stats
+from _helpers.references import paired, per_row
+from _helpers.tester import EXACT_INVARIANCE, assert_same, doc_of, sweep
 from rich.console import Console
 
 from losscli.cli import run
@@ -41,12 +43,6 @@ def pair(tmp_path: Path, rng: np.random.Generator) -> dict[str, object]:
             "shuffled": shuffled, "dir": tmp_path}
 
 
-def per_row(spec: str, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    e = pred - y
-    return {"mse": e * e, "mae": np.abs(e),
-            "huber": np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5)}[spec]
-
-
 def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
     r = compare(pair["one"], baseline_pred="old", pred="new", target="y",
                 losses=["mse", "mae", "huber"], chunk_rows=500, ci="t")
@@ -63,6 +59,8 @@ def test_p_values_equal_scipy_ttest_rel(pair: dict) -> None:
             np.sum(d < 0), np.sum(d == 0), np.sum(d > 0))
         # the family adjustment never lowers a p-value, and never raises it past Bonferroni
         assert res.p_value <= res.p_adjusted <= min(1.0, 3 * res.p_value) + 1e-12
+        # three correlated, not identical tests: the adjustment raises every p below 1
+        assert res.p_value < res.p_adjusted or res.p_adjusted == 1.0
 
 
 def test_t_interval_of_delta_is_two_sided_one_minus_alpha(pair: dict) -> None:
@@ -120,13 +118,18 @@ def test_two_files_in_order_by_key_and_one_file_agree(pair: dict) -> None:
             assert (x.ci.low, x.ci.high) == pytest.approx((a.ci.low, a.ci.high), rel=1e-10)
 
 
-def test_chunks_threads_and_bootstrap_are_invariant(pair: dict) -> None:
-    runs = [compare(pair["base"], pair["cand"], target="y", losses=["mse", "mae"],
-                    ci="bootstrap", chunk_rows=cr, threads=th)
-            for cr, th in ((1 << 17, 0), (311, 2))]
-    for a, b in zip(runs[0].losses, runs[1].losses, strict=True):
-        assert (a.ci.low, a.ci.high) == pytest.approx((b.ci.low, b.ci.high), rel=1e-12)
-        assert a.p_value == b.p_value and a.ci.method == "bootstrap"
+def test_chunks_threads_inputs_and_bootstrap_are_invariant(pair: dict, tmp_path: Path) -> None:
+    cols = {k: pair[k][:1500] for k in ("y", "old", "new")}
+    runs = sweep("compare", cols, tmp_path, chunks=(1 << 17, 1000, 311), baseline_pred="old",
+                 pred="new", target="y", losses=["mse", "mae"], ci="bootstrap")
+    assert all(x.ci.method == "bootstrap" for x in runs.first().losses)
+    # two files: the same interval as one file with both columns
+    base, cand = tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"y": cols["y"], "pred": cols["old"]}), base)
+    pq.write_table(pa.table({"y": cols["y"], "pred": cols["new"]}), cand)
+    two = compare(base, cand, target="y", losses=["mse", "mae"], ci="bootstrap", chunk_rows=311,
+                  threads=2)
+    assert_same(doc_of(two)["losses"], doc_of(runs.first())["losses"], EXACT_INVARIANCE)
 
 
 def test_paired_bootstrap_uses_the_same_counts_for_both(pair: dict) -> None:
@@ -209,9 +212,26 @@ def test_formats(pair: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert set(doc["losses"][0]) >= {"baseline", "candidate", "delta", "relative_delta", "se",
                                      "ci", "p_value", "p_adjusted", "rows_better", "rows_equal",
                                      "rows_worse", "verdict"}
-    assert run([*base, "-f", "junit", "--fail-if-worse"]) in (0, 1)
+    # junit: --fail-if-worse fails a loss iff the lower end of the printed interval of delta is
+    # above 0 (README); the exit code is 1 iff one fails. The family's interval lies between the
+    # loss's own 95% t interval and the Bonferroni one (97.5% for two losses), by hand (scipy).
+    low = {x.spec: x.ci.low for x in compare(pair["base"], pair["cand"], target="y",
+                                              losses=["mse", "mae"], ci="t").losses}
+    for s in ("mse", "mae"):
+        d = per_row(s, pair["new"], pair["y"]) - per_row(s, pair["old"], pair["y"])
+        assert paired(d, None, 0.975)["low"] <= low[s] <= paired(d, None, 0.95)["low"], s
+    worse = [s for s in ("mse", "mae") if low[s] > 0]
+    assert run([*base, "-f", "junit", "--fail-if-worse", "--ci", "t", "-q"]) == (1 if worse else 0)
     root = ET.fromstring(capsys.readouterr().out)
-    assert root.find("testsuite") is not None
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("failures") == str(len(worse))
+    failures = {case.get("name"): case.find("failure") for case in suite.iter("testcase")}
+    for s in ("mse", "mae"):
+        failure = failures.get(f"fail_if_worse {s}")
+        assert (failure is not None) == (s in worse), s
+        if failure is not None:
+            shown = float(failure.get("message", "").split("lower bound of delta ")[1].split()[0])
+            assert shown == pytest.approx(low[s], rel=1e-5)
     assert run([*base, "-f", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "| `mse` |" in out and "p (adj.)" in out
@@ -335,7 +355,7 @@ def test_step_summary_gets_the_markdown(pair: dict, tmp_path: Path,
 def test_counts_default_set_compares_poisson_deviance(tmp_path: Path,
                                                       rng: np.random.Generator) -> None:
     n = 3000
-    y = rng.poisson(3, n).astype(float)
+    y = rng.poisson(3, n)
     a = np.exp(rng.normal(np.log(3), 0.3, n))
     b = a * np.exp(rng.normal(0, 0.1, n))
     path = tmp_path / "counts.parquet"

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import assert_input_error, cli, write
+from _helpers.cli import assert_input_error, cli, write
 
 # Column names that are not recognised automatically, so only a configuration can name them.
 TRUTH = np.array([1.0, 2.0, 3.0, 4.0, 5.0])

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import assert_input_error, cli, write
+from _helpers.cli import assert_input_error, cli, write
 
 from losscli.detect import TargetFacts
 
@@ -123,8 +123,8 @@ def test_counts_detected_from_first_rows_then_negative(capfd: pytest.CaptureFixt
     """Detection reads the first 65,536 rows; a later row that contradicts it is an error that
     names the rows looked at and the way out."""
     n = 70_000
-    y = np.arange(n, dtype=float) % 7
-    y[68_000] = -3.0
+    y = np.arange(n) % 7  # integer counts (a float column is regression)
+    y[68_000] = -3
     path = tmp_path / "late.parquet"
     pq.write_table(pa.table({"y": y, "pred": y + 0.5}), path)
     for chunk in ("131072", "1000", "70000"):  # the same rows decide, whatever the chunk size
@@ -181,7 +181,8 @@ def test_target_facts_do_not_depend_on_chunking(seed: int) -> None:
 
 
 def test_detection_rules_documented_once() -> None:
-    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    from test_readme import TEXT as readme
+
     assert readme.count("**Task detection**") == 1
     section = readme.split("**Task detection**")[1].split("\n\n")[0]
     for needle in ("--task", "multiclass", "0 and 1", "--logits", "--task regression", "counts"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,14 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
+from _helpers.data import Data, regression_data
+from _helpers.references import reference, wmean
+from _helpers.tester import EXECUTORS, sweep
 from conftest import check_gradient_stats, rel_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.datasets import make_classification, make_regression
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 import losscli
@@ -32,44 +34,16 @@ N = 4000
 # --- data ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Data:
-    pred: np.ndarray  # (n,) or (n, C)
-    target: np.ndarray
-    weight: np.ndarray
-
-    def columns(self, weighted: bool = True) -> dict[str, Any]:
-        d: dict[str, Any] = {"target": self.target}
-        if self.pred.ndim == 2:
-            for k in range(self.pred.shape[1]):
-                d[f"prob_{k}"] = self.pred[:, k]
-        else:
-            d["pred"] = self.pred
-        if weighted:
-            d["w"] = self.weight
-        return d
-
-
-def regression_data(n: int = N, seed: int = 0) -> Data:
-    X, y = make_regression(n_samples=n, n_features=5, noise=20.0, random_state=seed)
-    pred = LinearRegression().fit(X[: n // 2], y[: n // 2]).predict(X) + 3.0  # biased model
-    rng = np.random.default_rng(seed)
-    outliers = rng.random(n) < 0.03
-    pred[outliers] += rng.normal(0.0, 300.0, int(outliers.sum()))
-    pred[:40] = y[:40]  # exact hits: e = 0
-    return Data(pred, y, rng.choice([0.0, 0.5, 1.0, 2.5], n))
-
-
 @pytest.fixture(scope="module")
 def reg() -> Data:
-    return regression_data()
+    return regression_data(N)
 
 
 @pytest.fixture(scope="module")
 def counts() -> Data:
     rng = np.random.default_rng(5)
     mu = np.exp(rng.normal(0.5, 0.8, N))
-    y = rng.poisson(mu).astype(float)
+    y = rng.poisson(mu)  # an integer column: counts
     return Data(mu * np.exp(rng.normal(0.0, 0.3, N)), y, rng.uniform(0.2, 2.0, N))
 
 
@@ -97,76 +71,6 @@ def evaluate(data: dict[str, Any], losses: list[str] | None, **kw: Any) -> Repor
 
 
 # --- independent references ----------------------------------------------------------------------
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -z))
-
-
-def wmean(values: np.ndarray, w: np.ndarray | None) -> float:
-    if w is None:
-        return math.fsum(values.tolist()) / values.size
-    return math.fsum((values * w).tolist()) / math.fsum(w.tolist())
-
-
-def reference(spec: str, pred: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-              logits: bool = False) -> tuple[float, np.ndarray]:
-    """(reduced value, per-sample gradient) from the textbook formulas, in NumPy."""
-    name, _, rest = spec.partition(":")
-    p = {k: float(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
-    if name in ("bce", "focal", "cce"):
-        return _classification_reference(name, p, pred, y, w, logits)
-    e = pred - y
-    if name == "rmse":
-        value = math.sqrt(wmean(e * e, w))
-        return value, e / value
-    if name == "mse":
-        return wmean(e * e, w), 2.0 * e
-    if name == "mae":
-        return wmean(np.abs(e), w), np.sign(e)
-    if name in ("huber", "smooth_l1"):
-        d = p.get("delta", p.get("beta", 1.0))
-        huber = np.where(np.abs(e) <= d, 0.5 * e * e, d * (np.abs(e) - 0.5 * d))
-        g = np.clip(e, -d, d)
-        return (wmean(huber, w), g) if name == "huber" else (wmean(huber / d, w), g / d)
-    if name == "log_cosh":
-        return wmean(np.logaddexp(e, -e) - math.log(2.0), w), np.tanh(e)
-    if name == "quantile":
-        q = p.get("q", 0.5)
-        return (wmean(np.maximum(q * -e, (q - 1.0) * -e), w),
-                np.where(e > 0, 1.0 - q, np.where(e < 0, -q, 0.0)))
-    if name == "poisson":
-        mu = pred
-        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-        return wmean(2.0 * (ylogy - y + mu), w), 2.0 - 2.0 * y / mu
-    raise AssertionError(spec)
-
-
-def _classification_reference(name: str, p: dict[str, float], pred: np.ndarray, y: np.ndarray,
-                              w: np.ndarray | None, logits: bool) -> tuple[float, np.ndarray]:
-    if name == "cce":
-        rows = np.arange(y.size)
-        yi = y.astype(int)
-        if logits:
-            lse = np.logaddexp.reduce(pred, axis=1)
-            soft = np.exp(pred - lse[:, None])
-            soft[rows, yi] -= 1.0
-            return wmean(lse - pred[rows, yi], w), np.sqrt((soft * soft).sum(axis=1))
-        py = pred[rows, yi]
-        return wmean(-np.log(py), w), 1.0 / py
-    prob = sigmoid(pred) if logits else pred
-    pt = np.where(y == 1.0, prob, 1.0 - prob)
-    s = 2.0 * y - 1.0
-    if name == "bce":
-        g = prob - y if logits else (prob - y) / (prob * (1.0 - prob))
-        return wmean(-np.log(pt), w), g
-    gamma = p.get("gamma", 2.0)
-    at = np.where(y == 1.0, p["alpha"], 1.0 - p["alpha"]) if "alpha" in p else 1.0
-    value = -at * (1.0 - pt) ** gamma * np.log(pt)
-    # d l / d p_t, then the chain rule: d p_t / d p = s, d p_t / d z = s p_t (1 - p_t)
-    dpt = at * (gamma * (1.0 - pt) ** (gamma - 1.0) * np.log(pt) - (1.0 - pt) ** gamma / pt)
-    g = s * dpt * (pt * (1.0 - pt) if logits else 1.0)
-    return wmean(value, w), g
 
 
 def cut(a: np.ndarray, frac: float) -> float:
@@ -325,78 +229,12 @@ def test_weighted_combination_is_weighted_sum_of_parts(reg: Data, spec: str) -> 
 # --- chunk-size invariance -------------------------------------------------------------------
 
 
-def assert_same_report(a: Report, b: Report, rtol: float = 1e-13) -> None:
-    assert (a.task, a.input, a.columns) == (b.task, b.input, b.columns)
-    assert (a.source.rows, a.source.rows_used) == (b.source.rows, b.source.rows_used)
-    assert [x.spec for x in a.losses] == [x.spec for x in b.losses]
-    for x, y in zip(a.losses, b.losses, strict=True):
-        assert rel_close(x.value, y.value, rtol), (x.spec, x.value, y.value)
-        gx, gy = x.gradient, y.gradient
-        for key in ("mean", "std", "abs_mean", "rms", "norm"):
-            assert rel_close(getattr(gx, key), getattr(gy, key), rtol,
-                             abs_tol=rtol * gx.abs_mean), (x.spec, key, gx, gy)
-        assert rel_close(gx.abs_max, gy.abs_max, rtol), (x.spec, gx.abs_max, gy.abs_max)
-        for key in ("p50", "p90", "p99"):
-            if x.name == "rmse":  # histogram of e scaled by 1 / rmse
-                assert rel_close(getattr(gx, key), getattr(gy, key), rtol, abs_tol=1e-300)
-            else:
-                assert getattr(gx, key) == getattr(gy, key), (x.spec, key)
-        for key in ("vanishing_fraction", "exploding_fraction", "clipped_fraction"):
-            assert getattr(gx, key) == getattr(gy, key), (x.spec, key)
-        assert x.clipped_inputs == y.clipped_inputs
-
+# The same report for every input kind, chunk size and executor, every loss against its
+# reference: tests/test_invariance.py on the shared harness (tests/_helpers/tester.py).
 
 CHUNKS = [1000, 7, losscli.engine.DEFAULT_CHUNK_ROWS]
 OPTS: dict[str, Any] = {"vanish_tol": 0.05, "explode_tol": 40.0, "grad_clip": 2.0}
-
-
-def test_chunk_size_invariance_regression(reg: Data) -> None:
-    specs = [*REGRESSION_SPECS, "0.7*mse+0.3*mae"]
-    reports = [evaluate(reg.columns(), specs, chunk_rows=c, **OPTS) for c in CHUNKS]
-    for other in reports[1:]:
-        assert_same_report(reports[0], other)
-
-
-def test_chunk_size_invariance_poisson(counts: Data) -> None:
-    reports = [evaluate(counts.columns(), ["poisson", "mse"], chunk_rows=c, **OPTS)
-               for c in CHUNKS]
-    for other in reports[1:]:
-        assert_same_report(reports[0], other)
-
-
-@pytest.mark.parametrize("logits", [False, True], ids=["probs", "logits"])
-def test_chunk_size_invariance_classification(binary: tuple[Data, np.ndarray],
-                                              multi: tuple[Data, np.ndarray],
-                                              logits: bool) -> None:
-    (bdata, bz), (mdata, mz) = binary, multi
-    bcols = Data(bz if logits else bdata.pred, bdata.target, bdata.weight).columns()
-    mcols = Data(mz if logits else mdata.pred, mdata.target, mdata.weight).columns()
-    for cols, specs in ((bcols, [*BINARY_SPECS, "0.5*bce+0.5*focal"]), (mcols, ["cce"])):
-        reports = [evaluate(cols, specs, logits=logits, chunk_rows=c, **OPTS) for c in CHUNKS]
-        for other in reports[1:]:
-            assert_same_report(reports[0], other)
-
-
-def test_chunk_size_invariance_parquet_file(reg: Data, tmp_path: Path) -> None:
-    path = tmp_path / "reg.parquet"
-    pq.write_table(pa.table(reg.columns()), path, row_group_size=777)
-    specs = ["mse", "rmse", "mae", "huber:delta=2", "quantile:q=0.2"]
-    reports = [losscli.evaluate(path, pred="pred", target="target", weight="w", losses=specs,
-                                chunk_rows=c, **OPTS) for c in CHUNKS]
-    for other in reports[1:]:
-        assert_same_report(reports[0], other)
-    in_memory = evaluate(reg.columns(), specs, **OPTS)
-    assert_same_report(reports[0], in_memory)
-
-
-def test_csv_file_matches_in_memory(reg: Data, tmp_path: Path) -> None:
-    path = tmp_path / "reg.csv"
-    pcsv.write_csv(pa.table(reg.columns()), path)
-    specs = ["mse", "mae", "log_cosh"]
-    from_file = losscli.evaluate(path, pred="pred", target="target", weight="w", losses=specs,
-                                 chunk_rows=999, **OPTS)
-    assert_same_report(from_file, evaluate(reg.columns(), specs, **OPTS))
-
+SERIAL = EXECUTORS[:1]
 
 small = regression_data(600, seed=11)
 
@@ -405,48 +243,42 @@ small = regression_data(600, seed=11)
 @given(st.integers(1, 700))
 def test_chunk_size_invariance_property(chunk_rows: int) -> None:
     specs = ["mse", "rmse", "mae", "huber", "log_cosh", "quantile:q=0.9", "0.7*mse+0.3*mae"]
-    a = evaluate(small.columns(), specs, chunk_rows=chunk_rows, **OPTS)
-    b = evaluate(small.columns(), specs, **OPTS)
-    assert_same_report(a, b)
+    sweep("eval", small.columns(), None, kinds=["dataframe"],
+          chunks=[chunk_rows, losscli.engine.DEFAULT_CHUNK_ROWS], executors=SERIAL, pred="pred",
+          target="target", weight="w", losses=specs, **OPTS)
 
 
-def test_default_loss_set_does_not_depend_on_chunk_size(reg: Data) -> None:
+def test_default_loss_set_does_not_depend_on_chunk_size(reg: Data, tmp_path: Path) -> None:
     """The task is detected from the data, not from the first chunk: a regression file whose
     first rows happen to look binary (0/1 targets, predictions in [0, 1]) is still regression."""
-    pred, target = reg.pred.copy(), reg.target.copy()
+    pred, target = reg.pred[:800].copy(), reg.target[:800].copy()
     target[:10] = [0, 1, 1, 0, 0, 1, 0, 1, 1, 0]
     pred[:10] = np.linspace(0.05, 0.95, 10)
-    reports = [evaluate({"pred": pred, "target": target}, None, chunk_rows=c) for c in CHUNKS]
-    for other in reports[1:]:
-        assert other.task == reports[0].task == "regression"
-        assert [x.spec for x in other.losses] == [x.spec for x in reports[0].losses]
+
+    def check(r: Report) -> None:
+        assert r.task == "regression"
+        assert names(r) == REGRESSION_DEFAULT
+
+    sweep("eval", {"pred": pred, "target": target}, tmp_path, check, chunks=CHUNKS,
+          pred="pred", target="target")
 
 
-def test_notes_do_not_depend_on_chunk_size(counts: Data) -> None:
+def test_notes_do_not_depend_on_chunk_size(counts: Data, tmp_path: Path) -> None:
     """The report (JSON) of the same input is the same whatever --chunk-rows is: here poisson's
     domain fails twice, non-positive predictions at rows 4 and 501. A default loss left out is
     a note (a footnote), not a warning: nobody asked for it."""
-    pred = counts.pred.copy()
+    pred = counts.pred[:800].copy()
     pred[3] = -0.5
     pred[500] = 0.0
-    reports = [evaluate({"pred": pred, "target": counts.target}, None, chunk_rows=c)
-               for c in CHUNKS]
-    assert reports[0].warnings == []
-    assert len(reports[0].notes) == 1 and "poisson" in reports[0].notes[0]
-    assert "row 4" in reports[0].notes[0]
-    assert names(reports[0]) == REGRESSION_DEFAULT
-    for other in reports[1:]:
-        assert (other.warnings, other.notes) == ([], reports[0].notes)
 
+    def check(r: Report) -> None:
+        assert r.warnings == []
+        assert len(r.notes) == 1 and "poisson" in r.notes[0]
+        assert "row 4" in r.notes[0]
+        assert names(r) == REGRESSION_DEFAULT
 
-def test_thread_count_does_not_change_the_report(reg: Data) -> None:
-    docs = []
-    for threads in (0, 1, 2, 4):
-        d = evaluate(reg.columns(), REGRESSION_SPECS, chunk_rows=500, threads=threads,
-                     **OPTS).to_dict()
-        d.pop("elapsed_seconds")
-        docs.append(d)
-    assert docs[0] == docs[1] == docs[2]
+    sweep("eval", {"pred": pred, "target": counts.target[:800]}, tmp_path, check, chunks=CHUNKS,
+          pred="pred", target="target")
 
 
 # --- exact sums on many rows -------------------------------------------------------------------
@@ -558,6 +390,26 @@ def test_multiclass_numbered_columns_follow_one_rule_in_csv_and_parquet(tmp_path
             else:
                 with pytest.raises(InputError, match="has class 0, which is not a class label"):
                     losscli.evaluate(tmp_path / name, pred="prob_*", target="y", losses=["cce"])
+
+
+@pytest.mark.parametrize("order", [(2, 0, 1), (1, 0), (3, 1, 2)])
+def test_numbered_columns_in_another_order_map_targets_to_their_columns(
+        tmp_path: Path, order: tuple[int, ...]) -> None:
+    """Columns prob_2, prob_0, prob_1 (in that order in the file) name the classes 2, 0, 1: a
+    target 2 is the first column's class, whatever the columns' order (scikit-learn's log_loss
+    with the probabilities in sorted label order)."""
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(13)
+    k = len(order)
+    proba = rng.dirichlet([1.0] * k, 400)  # column j holds the probability of class order[j]
+    y = np.array(order)[rng.integers(0, k, 400)]
+    by_label = proba[:, np.argsort(order)]  # columns in ascending label order
+    expected = log_loss(y, by_label, labels=sorted(order))
+    table = pa.table({"y": pa.array(y), **{f"prob_{c}": proba[:, j] for j, c in enumerate(order)}})
+    pq.write_table(table, tmp_path / "m.parquet")
+    r = losscli.evaluate(tmp_path / "m.parquet", pred="prob_*", target="y", losses=["cce"])
+    assert rel_close(r.losses[0].value, expected, 1e-12), (r.losses[0].value, expected)
 
 
 # --- default losses and the report -----------------------------------------------------------

@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import Result, assert_input_error, cli
+from _helpers.cli import Result, assert_input_error, cli
+from _helpers.references import huber
 
 from losscli.errors import UsageError
 from losscli.gates import Gate, Tolerance, distinct, parse_max
@@ -24,11 +25,6 @@ from losscli.gates import Gate, Tolerance, distinct, parse_max
 # Four rows whose losses are exact binary fractions, so boundaries (value == limit) are exact.
 Y = np.array([1.0, 2.0, 3.0, 4.0])
 PRED = np.array([1.5, 2.0, 2.0, 7.0])
-
-
-def huber(e: np.ndarray, delta: float = 1.0) -> np.ndarray:
-    a = np.abs(e)
-    return np.where(a <= delta, 0.5 * e**2, delta * (a - 0.5 * delta))
 
 
 E = PRED - Y

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
+from _helpers.data import Data
+from _helpers.references import huber, wmean
 from conftest import central_diff, per_sample, rel_close
 from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
@@ -32,13 +33,6 @@ N = 3000
 
 
 # --- real model outputs -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Data:
-    pred: np.ndarray
-    target: np.ndarray
-    weight: np.ndarray
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +92,6 @@ def run(spec: str, pred: np.ndarray, target: np.ndarray, weight: np.ndarray | No
     return report.losses[0]
 
 
-def wmean(values: list[float], weight: np.ndarray | None) -> float:
-    """Weighted mean sum(w l) / sum(w) with exactly rounded sums."""
-    if weight is None:
-        return math.fsum(values) / len(values)
-    products = (v * float(w) for v, w in zip(values, weight, strict=True))
-    return math.fsum(products) / math.fsum(weight.tolist())
-
-
 def mean_of(fn: Callable[[float, float], float], pred: np.ndarray, target: np.ndarray,
             weight: np.ndarray | None) -> float:
     """Weighted mean of a per-sample reference fn(pred_i, target_i), in plain Python."""
@@ -149,16 +135,12 @@ def test_poisson_matches_sklearn(counts: Data, weighted: bool) -> None:
 # --- regression against hand formulas -------------------------------------------------------------
 
 
-def huber_ref(e: float, delta: float) -> float:
-    return 0.5 * e * e if abs(e) <= delta else delta * (abs(e) - 0.5 * delta)
-
-
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("delta", [0.5, 1.0, 2.5, 30.0])
 def test_huber_matches_formula(regression: Data, delta: float, weighted: bool) -> None:
     w = regression.weight if weighted else None
     e = (regression.pred - regression.target).tolist()
-    expected = wmean([huber_ref(x, delta) for x in e], w)
+    expected = wmean(huber(np.array(e), delta), w)
     spec = "huber" if delta == 1.0 else f"huber:delta={delta}"
     got = run(spec, regression.pred, regression.target, w).value
     assert rel_close(got, expected, RTOL), (spec, got, expected)
@@ -169,12 +151,12 @@ def test_huber_matches_formula(regression: Data, delta: float, weighted: bool) -
 def test_smooth_l1_is_huber_over_beta(regression: Data, beta: float, weighted: bool) -> None:
     w = regression.weight if weighted else None
     e = (regression.pred - regression.target).tolist()
-    expected = wmean([huber_ref(x, beta) / beta for x in e], w)
+    expected = wmean(huber(np.array(e), beta) / beta, w)
     spec = "smooth_l1" if beta == 1.0 else f"smooth_l1:beta={beta}"
     got = run(spec, regression.pred, regression.target, w).value
     assert rel_close(got, expected, RTOL), (spec, got, expected)
-    huber = run(f"huber:delta={beta}", regression.pred, regression.target, w).value
-    assert rel_close(got, huber / beta, RTOL)
+    as_huber = run(f"huber:delta={beta}", regression.pred, regression.target, w).value
+    assert rel_close(got, as_huber / beta, RTOL)
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])

@@ -1,7 +1,7 @@
-"""The README's shell examples, extracted and run as a newcomer would run them, in order, with
-the placeholder files (preds.parquet, preds.csv, train.csv) made from the shipped samples: the
-README cannot drift from the tool. Also: CI (.ci/run) runs exactly the Quick start's test
-command."""
+"""The shell examples of the README and of docs/*.md, extracted and run as a newcomer would run
+them, in order (the README, then the pages in the order of DOCS), with the placeholder files
+(preds.parquet, preds.csv, train.csv) made from the shipped samples: the documentation cannot
+drift from the tool. Also: CI (.ci/run) runs exactly the Quick start's test command."""
 
 from __future__ import annotations
 
@@ -21,12 +21,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: The reference pages, in the order their examples run (a baseline is recorded before it is read).
+DOCS = ("eval", "plugins", "recommend", "compare", "reports", "ci", "benchmarks", "python-api",
+        "distributed", "development")
+
+
+def docs_text() -> str:
+    """The README and every page of docs/, one text."""
+    pages = sorted(p.stem for p in (ROOT / "docs").glob("*.md"))
+    assert sorted(DOCS) == pages, "a page of docs/ that DOCS does not list (or the reverse)"
+    return "\n\n".join([README, *((ROOT / "docs" / f"{d}.md").read_text(encoding="utf-8")
+                                   for d in DOCS)])
+
+
+TEXT = docs_text()
 SAMPLES = ROOT / "sample_data"
 GATES = ("--max", "--baseline", "[tool.losscli]", "--fail-if-worse", "--require-not-worse")
 
 
 def blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", TEXT, flags=re.S)
 
 
 def commands() -> list[tuple[str, str]]:
@@ -148,14 +162,26 @@ def test_ci_runs_exactly_the_readme_test_command(script: str) -> None:
     ci = [x for x in (ROOT / script).read_text().splitlines() if x and not x.startswith("#")]
     assert ci[-1] == test_line
     assert any("python3 -m venv" in x for x in ci)
-    # and the development section points at the same script
-    assert ".ci/run" in README
+    # and the development page points at the same script
+    assert ".ci/run" in README and ".ci/run" in (ROOT / "docs" / "development.md").read_text()
+
+
+def test_readme_is_a_landing_page() -> None:
+    """What losscli does, the Quick start, an example per command, CI in a few lines and links
+    to every page of docs/, in at most 200 lines."""
+    assert len(README.splitlines()) <= 200
+    for command in ("losscli eval ", "losscli compare ", "losscli recommend ", "losscli losses"):
+        assert command in README.split("## Quick start", 1)[1], command
+    for page in DOCS:
+        assert f"(docs/{page}.md)" in README, page
+    for page in DOCS:  # the pages link to each other by file, not by README anchors
+        assert "](#losscli" not in (ROOT / "docs" / f"{page}.md").read_text(), page
 
 
 def test_python_api_example_runs(tmp_path: Path) -> None:
-    """The Python API section's example, run as a notebook would run it, on the placeholder
+    """The Python API page's example, run as a notebook would run it, on the placeholder
     preds.parquet; its gates and the comparison say what the data say."""
-    section = README[README.index("## Python API"):README.index("## Development")]
+    section = (ROOT / "docs" / "python-api.md").read_text(encoding="utf-8")
     code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
     where = workspace(tmp_path)
     (where / "ci").mkdir()

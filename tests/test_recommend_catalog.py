@@ -107,7 +107,7 @@ def test_other_targets_keep_the_residual_rules(case: str) -> None:
     elif case == "negative":
         y = rng.gamma(2.0, 3.0, N) - 1.0
     elif case == "counts":
-        y = rng.poisson(0.8, N).astype(float)
+        y = rng.poisson(0.8, N)  # an integer column: counts (whole floats are amounts)
     else:
         y = rng.gamma(8.0, 1.0, N)  # skewness 0.71 < 1, no zeros
         y[: int(N * ZERO_MASS / 2)] = 0.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import assert_input_error, cli
+from _helpers.cli import assert_input_error, cli
 
 from losscli.render.ci import junit
 from losscli.state import ExactSum, bucket_value

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_cli import Result, cli
+from _helpers.cli import Result, cli
 
 FORMATS = ["table", "json", "markdown", "csv", "junit", "github"]
 LOSSES = ["mse", "mae", "huber"]
@@ -184,7 +184,7 @@ def check_markdown(text: str, gates_failed: bool | None) -> None:
     for row in loss_rows:
         assert float(row[1]) == pytest.approx(EXPECTED[row[0].strip("`")], rel=1e-7)
     gate_rows = [r for r in rows if r[0] in ("max", "baseline")]
-    verdict = [line for line in text.splitlines() if "erdict" in line]
+    verdict = [line for line in text.splitlines() if "Gates: " in line]
     assert len(verdict) == 1, text
     if gates_failed is None:
         assert gate_rows == []

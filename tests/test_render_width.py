@@ -11,7 +11,7 @@ from rich.console import Console
 from losscli import evaluate
 from losscli.engine import Report
 from losscli.render import ci_text, fmt
-from losscli.render.table import print_eval
+from losscli.render.table import print_eval, with_defaults
 
 SPECS = ["mse", "rmse", "mae", "huber", "smooth_l1", "log_cosh", "quantile", "0.7*mse+0.3*mae"]
 
@@ -37,12 +37,14 @@ def test_every_number_is_whole_at_width(report: Report, width: int) -> None:
     assert max(len(line) for line in text.splitlines()) <= width
     for r in report.losses:
         assert r.ci is not None
-        row = next(line for line in text.splitlines() if line.startswith(f"│ {r.spec} "))
+        row = next(line for line in text.splitlines()
+                   if line.startswith(f"│ {with_defaults(r.spec)} "))
         assert f" {fmt(r.value)} " in row
         assert ci_text(r.ci.low, r.ci.high) in row
         assert fmt(r.se, 4) in row
         # every gradient number appears in some row of this loss
-        rows = [line for line in text.splitlines() if line.startswith(f"│ {r.spec} ")]
+        rows = [line for line in text.splitlines()
+                if line.startswith(f"│ {with_defaults(r.spec)} ")]
         for v in (r.gradient.mean, r.gradient.p99, r.gradient.abs_max, r.gradient.norm):
             assert any(f" {fmt(v, 4)} " in x for x in rows), (r.spec, v)
 
@@ -65,9 +67,13 @@ def test_piped_output_keeps_the_full_width(tmp_path) -> None:  # type: ignore[no
     np.savetxt(path, np.c_[y + rng.normal(size=300), y], delimiter=",", header="pred,y",
                comments="")
     out = subprocess.run([sys.executable, "-m", "losscli", "eval", str(path)],
+                         capture_output=True, text=True, env={"PATH": ""}, check=True).stdout
+    assert out.count("┏") == 1 and max(len(x) for x in out.splitlines()) > 100
+    # $COLUMNS, when set, is the width asked for (a CI log, less -S)
+    out = subprocess.run([sys.executable, "-m", "losscli", "eval", str(path)],
                          capture_output=True, text=True, env={"COLUMNS": "80", "PATH": ""},
                          check=True).stdout
-    assert out.count("┏") == 1 and max(len(x) for x in out.splitlines()) > 100
+    assert max(len(x) for x in out.splitlines()) <= 80
 
 
 def test_gradient_quantiles_stay_within_min_and_max() -> None:

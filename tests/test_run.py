@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _helpers.tester import doc_of, executor, run_matrix
 
 import losscli
 from losscli.compare import compare
@@ -136,20 +137,12 @@ def test_ordered_map_keeps_order_and_raises_the_earliest_failure(workers: int) -
 
 def test_executor_names() -> None:
     assert isinstance(resolve_executor("processes:3", None), ProcessExecutor)
-    for bad in ("processes:0", "processes:x", "dask"):
+    for bad in ("processes:0", "processes:x", "daskk", "local:0", "local:x", "http://h:1"):
         with pytest.raises(UsageError):
             resolve_executor(bad, None)
 
 
 # --- every command, any chunking, threads and executor ------------------------------------------
-
-
-def _strip(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _strip(v) for k, v in d.items() if k not in ("elapsed_seconds", "settings")}
-    if isinstance(d, list):
-        return [_strip(v) for v in d]
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -169,38 +162,35 @@ def weighted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _runs(call: Any) -> list[str]:
-    """The JSON of ``call(**options)`` under several chunk sizes, thread counts, executors."""
-    options: list[dict[str, Any]] = [
-        {"chunk_rows": 131_072, "threads": 1},
-        {"chunk_rows": 1000, "threads": 0},
-        {"chunk_rows": 7777, "threads": 3},
-        {"chunk_rows": 50_000, "executor": "serial"},
-        {"chunk_rows": 7777, "executor": "processes:2"},
-    ]
-    return [json.dumps(_strip(call(**o).to_dict()), sort_keys=True) for o in options]
+#: the chunk sizes, thread counts and executors of these runs: five cells of the harness's matrix
+CELLS = [(131_072, executor("threads-1")), (1000, executor("threads-0")),
+         (7777, executor("threads-3")), (50_000, executor("serial")),
+         (7777, executor("processes-2"))]
+
+
+def _runs(call: Any) -> list[Any]:
+    """The results of ``call(**options)`` under several chunk sizes, thread counts and
+    executors, after the harness has asserted that they are the same bits."""
+    return list(run_matrix(call, "preds", CELLS).values())
 
 
 def test_eval_same_bits_everywhere(weighted_dir: Path) -> None:
     runs = _runs(lambda **o: losscli.evaluate(
         str(weighted_dir), pred="a", target="y", weight="w",
         losses=["mse", "rmse", "mae", "huber:delta=2", "quantile:q=0.8", "log_cosh"], **o))
-    assert len(set(runs)) == 1
-    doc = json.loads(runs[0])
+    doc = runs[0].to_dict()
     assert doc["source"]["rows"] == 299_001
 
 
 def test_eval_bootstrap_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: losscli.evaluate(
+    _runs(lambda **o: losscli.evaluate(
         str(weighted_dir), pred="a", target="y", weight="w", losses=["mse", "mae"],
         ci="bootstrap", bootstrap_samples=40, **o))
-    assert len(set(runs)) == 1
 
 
 def test_compare_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: compare(str(weighted_dir), baseline_pred="a", pred="b", target="y",
-                                     weight="w", **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: compare(str(weighted_dir), baseline_pred="a", pred="b", target="y",
+                              weight="w", **o))
 
 
 def test_compare_two_inputs_same_bits_everywhere(weighted_dir: Path, tmp_path: Path) -> None:
@@ -208,14 +198,12 @@ def test_compare_two_inputs_same_bits_everywhere(weighted_dir: Path, tmp_path: P
     whole = pq.read_table(sorted(weighted_dir.iterdir()))
     cand = tmp_path / "cand.parquet"
     pq.write_table(whole.select(["y", "b"]), cand, row_group_size=70_000)
-    runs = _runs(lambda **o: compare(str(weighted_dir), str(cand), baseline_pred="a", pred="b",
-                                     target="y", weight="w", losses=["mse", "mae"], **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: compare(str(weighted_dir), str(cand), baseline_pred="a", pred="b",
+                              target="y", weight="w", losses=["mse", "mae"], **o))
 
 
 def test_recommend_same_bits_everywhere(weighted_dir: Path) -> None:
-    runs = _runs(lambda **o: recommend(str(weighted_dir), pred="a", target="y", weight="w", **o))
-    assert len(set(runs)) == 1
+    _runs(lambda **o: recommend(str(weighted_dir), pred="a", target="y", weight="w", **o))
 
 
 def test_multiclass_blocks_follow_the_row_width(tmp_path: Path) -> None:
@@ -230,6 +218,43 @@ def test_multiclass_blocks_follow_the_row_width(tmp_path: Path) -> None:
     assert plan.block_rows == BLOCK_VALUES // k
     runs = _runs(lambda **o: losscli.evaluate(str(path), pred="z", target="label",
                                               logits=True, **o))
-    assert len(set(runs)) == 1
     ref = np.logaddexp.reduce(z, axis=1) - z[np.arange(n), y]
-    assert json.loads(runs[0])["losses"][0]["value"] == pytest.approx(ref.mean(), rel=1e-13)
+    assert runs[0].losses[0].value == pytest.approx(ref.mean(), rel=1e-13)
+
+
+def test_bootstrap_streams_follow_the_files_not_where_they_live(weighted_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "somewhere" / "else"
+    shutil.copytree(weighted_dir, copy)
+    for run in (lambda d: losscli.evaluate(str(d), pred="a", target="y", weight="w", loss="mse",
+                                           ci="percentile", bootstrap_samples=50),
+                lambda d: compare(str(d), baseline_pred="a", pred="b", target="y", weight="w",
+                                  losses=["mse"], ci="bootstrap", bootstrap_samples=50)):
+        a, b = (json.dumps(doc_of(run(d)), sort_keys=True) for d in (weighted_dir, copy))
+        assert a.replace(str(weighted_dir), "X") == b.replace(str(copy), "X")
+
+
+def test_compare_bootstrap_draws_each_file_apart() -> None:
+    """Rows numbered from 0 in each file: with one stream for all files, row i of each would
+    get the same replicate counts, and two files of the same rows would count as one."""
+    from losscli.compare import PairedState
+    from losscli.engine import stream_of
+    from losscli.losses import Batch
+    from losscli.spec import parse_spec
+    from losscli.uncertainty import replicate_counts, stream_key
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=500)
+    a, b = y + rng.normal(size=500), y + rng.normal(size=500)
+    streams = [stream_of(f"/data/part-{i}.parquet", "/data") for i in range(2)]
+    state = PairedState([parse_spec("mse")], boot_samples=50, boot_seed=0)
+    for s in streams:
+        state.update(Batch(a, y, None, False), Batch(b, y, None, False), np.arange(500), 0, s)
+    counts = [replicate_counts(stream_key(0, s), np.arange(500), 50) for s in streams]
+    assert not np.array_equal(counts[0], counts[1])
+    boot = state.losses[0].boot_base
+    assert boot is not None and boot.num is not None
+    want = counts[0] @ ((a - y) ** 2) + counts[1] @ ((a - y) ** 2)
+    np.testing.assert_allclose(np.ldexp(boot.num, boot.exp), want, rtol=1e-12)

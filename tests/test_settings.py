@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
-from test_cli import assert_input_error, cli, write
+from _helpers.cli import assert_input_error, cli, write
 
 from losscli.cli import app
 
@@ -66,7 +66,8 @@ def test_write_baseline_records_then_compares(capfd: pytest.CaptureFixture[str],
     assert_input_error(cli(capfd, "eval", data), "baseline", "ci/baseline.json",
                        "no such file; record one with --write-baseline")
     rc, out, err = cli(capfd, "eval", data, "--write-baseline", "ci/baseline.json")
-    assert (rc, err) == (0, "")
+    assert (rc, err) == (0, "losscli: wrote baseline ci/baseline.json (2 loss(es)); compare "
+                            "with it: --baseline ci/baseline.json\n")
     assert "mse" in out  # the table still goes to stdout
     base = json.loads((tmp_path / "ci" / "baseline.json").read_text())
     assert base["schema"] == "losscli.eval/1"
@@ -172,7 +173,9 @@ def test_shared_options_are_identical() -> None:
     """--logits/--probabilities, --format and every input option: same flags, same text."""
     ev, rec = _options("eval"), _options("recommend")
     shared = ["pred", "target", "weight", "task", "logits", "nan", "chunk_rows", "threads",
-              "fmt", "output", "quiet", "config", "no_config", "show_config"]
+              "output", "quiet", "config", "no_config", "show_config"]
+    # --format lists the formats each command writes
+    assert ev["fmt"].opts == rec["fmt"].opts and "junit" not in (rec["fmt"].help or "")
     for name in shared:
         a, b = ev[name], rec[name]
         assert (a.opts, a.secondary_opts, getattr(a, "help", None)) == (

@@ -447,7 +447,7 @@ def test_csv_pieces_cover_the_data_at_line_breaks(header: str, lines: list[str],
                                                    most: int) -> None:
     body = "\n".join(lines) + ("\n" if final_newline and lines else "")
     data = (header + "\n" + body).encode()
-    pieces = [bytes(p) for p in _csv_pieces(Trickle(data, most), size)]
+    pieces = [bytes(p) for p, _ in _csv_pieces(Trickle(data, most), size)]
     assert b"".join(pieces) == body.encode()
     assert all(p for p in pieces)
     # every piece but the last ends at a line break
@@ -456,7 +456,7 @@ def test_csv_pieces_cover_the_data_at_line_breaks(header: str, lines: list[str],
 
 def test_csv_pieces_header_longer_than_a_piece() -> None:
     data = b"a" * 100 + b",b\n1,2\n3,4\n" + b"5,6\n" * 20
-    pieces = [bytes(p) for p in _csv_pieces(io.BytesIO(data), 8)]
+    pieces = [bytes(p) for p, _ in _csv_pieces(io.BytesIO(data), 8)]
     assert b"".join(pieces) == b"1,2\n3,4\n" + b"5,6\n" * 20
     assert len(pieces) > 5 and all(p.endswith(b"\n") for p in pieces)
     assert list(_csv_pieces(io.BytesIO(b"y,pred"), 4)) == []
@@ -506,6 +506,27 @@ def test_csv_bad_value_row_counted_across_pieces(tmp_path: Path,
     with pytest.raises(InputError, match=r"column 'pred' has a non-numeric value 'oops' at row "
                                          r"3001$"):
         _read_all(src)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".tsv"])
+def test_bad_value_without_a_row_number_is_located_by_a_second_pass(tmp_path: Path,
+                                                                     suffix: str) -> None:
+    """When pyarrow names a bad cell's column but not its row, a second pass over that column
+    finds the first row holding the value (1-based data rows; the header is not one)."""
+    sep = "\t" if suffix == ".tsv" else ","
+    lines = ["y" + sep + "pred"] + [f"{i}{sep}{i}.5" for i in range(3000)]
+    lines[2001] = f"7{sep}oops"  # data row 2001
+    lines[2500] = f"oops{sep}1"  # the same text in another column comes later: not it
+    text = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith(".gz") else text)
+    src = sources.open_source(str(path))
+    assert sources._locate_csv_value(src, "pred", "oops") == 2001
+    assert sources._locate_csv_value(src, "y", "oops") == 2500
+    assert sources._locate_csv_value(src, "pred", "absent") is None
+    err = sources._csv_error(src, pa.ArrowInvalid(
+        "In CSV column #1: CSV conversion error to double: invalid value 'oops'"), 0)
+    assert str(err) == f"{src.where}: column 'pred' has a non-numeric value 'oops' at row 2001"
 
 
 # --- lazy imports ----------------------------------------------------------------------------

@@ -464,6 +464,7 @@ def rec_columns(src: Source, pred: PredArg, target: str | None, weight: str | No
         TARGET_NAMES,
         check_unique,
         find_column,
+        float_column,
         guess_column,
         resolve_columns,
     )
@@ -484,7 +485,8 @@ def rec_columns(src: Source, pred: PredArg, target: str | None, weight: str | No
             raise
         except InputError:
             pass
-    return check_unique(src, Columns([tgt], tgt, w)), False, "none"
+    return check_unique(src, Columns([tgt], tgt, w, float_target=float_column(src, tgt))), \
+        False, "none"
 
 
 def check_chunk(chunk: Chunk, cols: Columns, where: str, task: RecTask | None) -> None:

@@ -32,6 +32,8 @@ from losscli.recommend.evidence import (
     evidence_of,
     histogram_of,
     loss_values,
+    ruled_out,
+    usable_first,
 )
 from losscli.recommend.model import (
     EvalArgs,
@@ -60,6 +62,7 @@ from losscli.sources import (
     RawChunk,
     Source,
     open_input,
+    set_positive,
     to_chunk,
 )
 from losscli.state import (
@@ -87,6 +90,7 @@ def recommend(
     hints: Hints | None = None,
     figures: bool = False,
     var: str | None = None,
+    positive: str | None = None,
 ) -> Recommendation:
     """Recommend a loss for a file, directory, ``"-"`` (CSV on stdin) or in-memory columns.
 
@@ -94,8 +98,8 @@ def recommend(
     its median. ``source=None`` explains the rules of ``task`` applied to ``hints``.
     ``second_pass=False`` forbids re-reading the source (as for stdin); ``target_only`` ignores
     recognised prediction columns; ``figures`` also gathers the report's figures
-    (``Recommendation.figures``); ``var`` names a predicted-variance column (gaussian_nll).
-    Raises
+    (``Recommendation.figures``); ``var`` names a predicted-variance column (gaussian_nll);
+    ``positive`` names the label of a binary target of two labels that is 1. Raises
     :class:`~losscli.errors.LossCliError` subclasses for bad input.
     """
     task = check_task(task)
@@ -122,6 +126,7 @@ def recommend(
     src = open_input(source)
     where = src.where
     cols, has_pred, pred_from = rec_columns(src, pred, target, weight, target_only)
+    set_positive(cols, positive)
     if cols.soft:
         return soft_target_recommendation(source, src, cols, logits, nan, chunk_rows, threads,
                                           executor)
@@ -131,7 +136,7 @@ def recommend(
                              "predicted mean")
         return variance_recommendation(source, src, cols, var, nan, chunk_rows, threads,
                                        executor)
-    if not has_pred:
+    if not has_pred and positive is None:
         import pyarrow as pa
 
         typ = src.arrow_types.get(cols.target)
@@ -188,8 +193,7 @@ def recommend(
         raise stats.all_dropped(where)
     warnings: list[str] = []
     if stats.count:
-        warnings.append(f"dropped {stats.count} row(s) with NaN, inf or empty values (first at "
-                        f"row {stats.first_row}, column '{stats.first_column}')")
+        warnings.append(stats.dropped())
     if acc.row_sum_off:
         warnings.append(f"{acc.row_sum_off} probability row(s) do not sum to 1 (tolerance "
                         f"{ROW_SUM_RTOL:g}); the probability of the true class is used as given")
@@ -261,6 +265,7 @@ def recommend(
                      "(pass --pred) and are not shown.")
     else:
         notes.extend(loss_values(acc, [rec, *alts], passes_ if rereadable else None))
+        rec, alts, reasons = usable_first(rec, alts, reasons, acc)
     if robust.bound > HIST_ALPHA * (1 + 2 * PILOT_TOLERANCE):
         notes.append(f"The robust scale is within {pct(robust.bound)}: the pilot centre was "
                      f"{num(abs(robust.offset) / robust.mad if robust.mad else math.inf)} MADs "
@@ -269,8 +274,9 @@ def recommend(
     path = str(source) if isinstance(source, (str, Path)) else (
         src.path if isinstance(source, Source) else None)
     if path is not None:
-        add_commands([rec, *alts], EvalArgs(path, cols.pred if has_pred else None,
-                                             cols.target, cols.weight, logits, nan))
+        add_commands([c for c in [rec, *alts] if not ruled_out(c, acc)],
+                     EvalArgs(path, cols.pred if has_pred else None, cols.target, cols.weight,
+                              logits, nan, positive))
     return Recommendation(
         figures=None if acc.figures is None else _figure_data(acc, detected, cols),
         task=detected, task_reason=why, recommended=rec, alternatives=alts, reasons=reasons,

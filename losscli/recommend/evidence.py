@@ -30,7 +30,7 @@ def detect_task(acc: PassState, cols: Columns, has_pred: bool, logits: bool,
     """The task (the one detector, over every row) and one sentence saying why."""
     how = "a list column" if cols.list_column else f"{len(cols.pred)} prediction columns"
     found = detect(acc.tfacts, target=cols.target, pred=cols.pred[0] if has_pred else None,
-                   logits=logits, task=task,
+                   logits=logits, task=task, float_target=cols.float_target,
                    classes=acc.n_classes if cols.multiclass else None, how=how, where=where)
     return found.task, found.reason
 
@@ -93,6 +93,31 @@ def evidence_of(acc: PassState, robust: Robust, scale: float, stats: NanStats, p
 
 #: Candidates evaluated in the second pass beside huber: losses on the target's scale.
 SECOND_PASS = ("gamma", "tweedie", "msle", "rmsle")
+
+
+def ruled_out(c: Choice, acc: PassState) -> bool:
+    """The data rule the loss out: eval would refuse it on these rows (poisson with a
+    prediction <= 0 or a negative target)."""
+    return c.name == "poisson" and c.value is None and bool(acc.pred_nonpositive
+                                                            or acc.target_negative)
+
+
+def usable_first(rec: Choice, alts: list[Choice], reasons: list[str],
+                 acc: PassState) -> tuple[Choice, list[Choice], list[str]]:
+    """A recommendation the data rule out gives way to the first alternative they allow; it
+    stays last among the alternatives, with its note and without a command."""
+    if not ruled_out(rec, acc):
+        return rec, alts, reasons
+    usable = next((c for c in alts if not ruled_out(c, acc)), None)
+    if usable is None:
+        return rec, alts, reasons
+    why = (f"needs predictions > 0 (a mean rate) and {acc.pred_nonpositive:,} prediction(s) "
+           "are <= 0" if acc.pred_nonpositive else
+           f"needs targets >= 0 and {acc.target_negative:,} target(s) are negative")
+    reasons = [f"Counts call for {rec.name}, but it {why}: {usable.name} instead. "
+               f"{usable.reason}", *reasons[1:]]
+    rec.reason = f"Ruled out by the data: {why.split(' and ', 1)[1]}."
+    return usable, [c for c in alts if c is not usable] + [rec], reasons
 
 
 def loss_values(acc: PassState, choices: list[Choice], plan: Passes | None) -> list[str]:

@@ -233,6 +233,7 @@ class EvalArgs:
     weight: str | None = None
     logits: bool = False
     nan: str = "error"
+    positive: str | None = None
 
     def command(self, spec: str) -> str:
         """The shell command line (each argument quoted for a POSIX shell)."""
@@ -246,6 +247,8 @@ class EvalArgs:
             args.append("--logits")
         if self.nan != "error":
             args += ["--nan", self.nan]
+        if self.positive is not None:
+            args += ["--positive", self.positive]
         args += ["--loss", spec]
         return " ".join(a if a.isupper() and a.isalpha() else shlex.quote(a) for a in args)
 

@@ -45,19 +45,21 @@ def md_cell(text: str) -> str:
 
 
 def gates_verdict(gates: Sequence[Any]) -> str:
-    """The markdown verdict of eval's and compare's gates: 'no gates', 'passed' or 'FAILED (k
-    of n gates)'."""
+    """The markdown line of eval's and compare's gates: 'Gates: none', 'Gates: **passed**' or
+    'Gates: **FAILED (k of n gates)**' (a 'Verdict' would read as the losses' verdicts)."""
     if not gates:
-        return "no gates"
+        return "Gates: none"
     failed = sum(not g.passed for g in gates)
-    return "passed" if not failed else f"FAILED ({failed} of {len(gates)} gates)"
+    return ("Gates: **passed**" if not failed
+            else f"Gates: **FAILED ({failed} of {len(gates)} gates)**")
 
 
 def gates_summary(gates: Sequence[Any]) -> tuple[str, bool]:
     """The line under a table of gates, and whether every gate passed."""
     failed = sum(not g.passed for g in gates)
-    return (f"FAILED: {failed} of {len(gates)} gates" if failed
-            else f"passed: {len(gates)} gates"), not failed
+    n = len(gates)
+    return (f"FAILED: {failed} of {n} gate{'s' if n != 1 else ''}" if failed
+            else "passed: the gate" if n == 1 else f"passed: all {n} gates"), not failed
 
 
 def md_notes(notes: Sequence[str]) -> list[str]:

@@ -39,7 +39,7 @@ def markdown(report: Report) -> str:
         f"### losscli: {md_cell(src.path)}",
         "",
         f"{src.rows_used:,} rows used of {src.rows:,} ({src.format}), task **{report.task}**, "
-        f"input {report.input}. Verdict: **{gates_verdict(report.gates)}**",
+        f"input {report.input}. {gates_verdict(report.gates)}",
         "",
     ]
     header = ci_header(report)
@@ -56,11 +56,18 @@ def markdown(report: Report) -> str:
         out.append(f"| `{md_cell(r.spec)}` | {fmt(r.value, 8)} |{cells} {fmt(g.mean, 4)} | "
                    f"{fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
                    f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
+    if report.slices:
+        from losscli.render.slices import markdown_lines
+
+        out += markdown_lines(report)
     if report.gates:
+        from losscli.render.slices import shown_gates
+
         out += ["", "| gate | loss | value | limit | result |", "|---|---|---:|---:|---|"]
-        for gate in report.gates:
+        for gate, collapsed in shown_gates(report.gates):
             limit = "-" if gate.limit is None else fmt(gate.limit, 10)
-            result = "pass" if gate.passed else f"**FAIL**: {md_cell(gate.message())}"
+            result = (collapsed if collapsed is not None else "pass" if gate.passed
+                      else f"**FAIL**: {md_cell(gate.message())}")
             out.append(f"| {gate.kind} | `{md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
                        f"{limit} | {result} |")
     balanced = [r.balanced["text"] for r in report.losses if r.balanced is not None]
@@ -73,13 +80,17 @@ def markdown(report: Report) -> str:
 
 
 def csv_text(report: Report) -> str:
-    """One row per loss: value, gradient statistics and the verdict of its gates."""
+    """One row per loss: value, gradient statistics and the verdict of its gates; with
+    slices, then one row per slice and loss (its gates' verdict in 'passed')."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    from losscli.render.slices import CSV_COLUMNS, csv_cells, csv_rows
+
+    sliced = CSV_COLUMNS if report.slices else []
     writer.writerow(["loss", "spec", "value", "se", "ci_low", "ci_high", "ci_level", "ci_method",
-                     *(f"gradient_{f}" for f in GRADIENT_FIELDS), "gates", "passed"])
+                     *(f"gradient_{f}" for f in GRADIENT_FIELDS), "gates", "passed", *sliced])
     for r in report.losses:
-        gates = [g for g in report.gates if g.loss == r.spec]
+        gates = [g for g in report.gates if g.loss == r.spec and g.kind != "slice"]
         g = r.gradient
         ci = r.ci
         writer.writerow([r.name, r.spec, repr(r.value), "" if r.se is None else repr(r.se),
@@ -88,7 +99,20 @@ def csv_text(report: Report) -> str:
                          *("" if getattr(g, f) is None else repr(getattr(g, f))
                            for f in GRADIENT_FIELDS),
                          ";".join(g.kind for g in gates),
-                         "" if not gates else str(all(x.passed for x in gates)).lower()])
+                         "" if not gates else str(all(x.passed for x in gates)).lower(),
+                         *([""] * len(sliced))])
+    blank = [""] * len(GRADIENT_FIELDS)
+    for group, s, x in csv_rows(report.slices):
+        gates = [g for g in report.gates if g.kind == "slice" and g.loss == x.spec
+                 and g.detail == s.label]
+        ci = x.ci
+        writer.writerow([
+            x.spec.split(":")[0], x.spec, repr(x.value), "" if x.se is None else repr(x.se),
+            *(("", "", "", "") if ci is None else
+              (repr(ci.low), repr(ci.high), repr(ci.level), ci.method)),
+            *blank, ";".join(g.kind for g in gates),
+            "" if not gates else str(all(g.passed for g in gates)).lower(),
+            *csv_cells(group, s, x)])
     return buf.getvalue()
 
 
@@ -114,8 +138,9 @@ def junit(report: Report) -> str:
                           time=f"{report.elapsed_seconds:.3f}")
     for gate in report.gates:
         limit = "" if gate.limit is None else f" <= {gate.limit!r}"
+        where = f" in slice {gate.detail}" if gate.kind == "slice" else ""
         case = ET.SubElement(suite, "testcase", classname=f"losscli.gates.{gate.kind}",
-                             name=f"{gate.kind} {gate.loss}{limit}", time="0")
+                             name=f"{gate.kind} {gate.loss}{where}{limit}", time="0")
         if not gate.passed:
             failure = ET.SubElement(case, "failure", message=gate.message(), type=gate.kind)
             failure.text = gate.message()
@@ -153,4 +178,7 @@ def github(report: Report) -> str:
     lines += [f"::warning title=losscli::{_gh_escape(w)}" for w in report.warnings]
     lines += [f"::notice title={_gh_property(f'losscli {r.spec}')}::"
               f"{_gh_escape(f'{r.spec} = {r.value:.10g}{_ci_note(r)}')}" for r in report.losses]
+    from losscli.render.slices import github_lines
+
+    lines += github_lines(report.slices, _gh_escape, _gh_property)
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,10 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
             else ""
         parts.append(Text(r.sentence(), style))
     parts += [Text("note: " + note, style="dim") for note in c.notes]
+    if c.slices:
+        from losscli.render.slices import slice_tables
+
+        parts += slice_tables(c, width, paired=True)
     if c.gates:
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "bound", "margin", "result"):
@@ -86,12 +91,19 @@ def print_compare(c: Comparison, console: Console) -> None:
     console.print(compare_renderable(c, console.width))
 
 
+def sides_title(c: Comparison) -> str:
+    """What is compared: two files, or two columns of one file ('f.parquet: old vs new')."""
+    base, cand = c.baseline, c.candidate
+    if base["path"] != cand["path"]:
+        return f"{base['path']} vs {cand['path']}"
+    return f"{base['path']}: {','.join(base['pred'])} vs {','.join(cand['pred'])}"
+
+
 def markdown(c: Comparison) -> str:
     """PR comments and step summaries: the table, one sentence per loss, the gates."""
-    paths = f"{md_cell(c.baseline['path'])} vs {md_cell(c.candidate['path'])}"
-    out = [f"### losscli compare: {paths}", "",
+    out = [f"### losscli compare: {md_cell(sides_title(c))}", "",
            f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
-           f"Verdict: **{gates_verdict(c.gates)}**", "",
+           f"{gates_verdict(c.gates)}", "",
            f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (adj.) | "
            "wins / ties / losses | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -103,6 +115,10 @@ def markdown(c: Comparison) -> str:
                    f"{_wtl(r)} | {r.verdict} |")
     out.append("")
     out += [f"- {md_cell(r.sentence())}" for r in c.losses]
+    if c.slices:
+        from losscli.render.slices import markdown_lines
+
+        out += markdown_lines(c, paired=True)
     if c.gates:
         out += ["", "| gate | loss | bound | margin | result |", "|---|---|---:|---:|---|"]
         for g in c.gates:
@@ -115,16 +131,30 @@ def markdown(c: Comparison) -> str:
 
 
 def csv_text(c: Comparison) -> str:
+    """One row per loss; with slices, then one per slice and loss (its flag as the verdict,
+    its one-sided p-value; no Holm value nor wins / ties / losses)."""
+    from losscli.render.slices import CSV_COLUMNS, csv_cells, csv_rows
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    sliced = CSV_COLUMNS if c.slices else []
     w.writerow(["loss", "spec", "baseline", "candidate", "delta", "relative_delta", "se",
                 "ci_low", "ci_high", "ci_level", "ci_method", "p_value", "p_adjusted",
-                "rows_better", "rows_equal", "rows_worse", "verdict"])
+                "rows_better", "rows_equal", "rows_worse", "verdict", *sliced])
     for r in c.losses:
         w.writerow([r.name, r.spec, repr(r.baseline), repr(r.candidate), repr(r.delta),
                     repr(r.relative_delta), repr(r.se), repr(r.ci.low), repr(r.ci.high),
                     repr(r.ci.level), r.ci.method, repr(r.p_value), repr(r.p_adjusted),
-                    r.rows_better, r.rows_equal, r.rows_worse, r.verdict])
+                    r.rows_better, r.rows_equal, r.rows_worse, r.verdict, *([""] * len(sliced))])
+    for group, s, x in csv_rows(c.slices):
+        ci = x.ci
+        rel = x.value / abs(x.baseline) if x.baseline else math.nan
+        w.writerow([x.spec.split(":")[0], x.spec, repr(x.baseline), repr(x.candidate),
+                    repr(x.value), repr(rel), "" if x.se is None else repr(x.se),
+                    *(("", "", "", "") if ci is None else
+                      (repr(ci.low), repr(ci.high), repr(ci.level), ci.method)),
+                    "" if x.p is None else repr(x.p), "", "", "", "", x.flag or "",
+                    *csv_cells(group, s, x)])
     return buf.getvalue()
 
 
@@ -160,4 +190,7 @@ def github(c: Comparison) -> str:
         kind = "warning" if r.verdict == "worse" else "notice"
         lines.append(f"::{kind} title={_gh_property(f'losscli compare {r.spec}')}::"
                      f"{_gh_escape(r.sentence())}")
+    from losscli.render.slices import github_lines
+
+    lines += github_lines(c.slices, _gh_escape, _gh_property)
     return "\n".join(lines) + "\n"

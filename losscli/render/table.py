@@ -8,6 +8,7 @@ the columns that fit (each repeating the loss column), so no number becomes an e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,53 @@ def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
 
 #: The narrowest loss column (text and padding) a table folds long specs into.
 MIN_LOSS_WIDTH = 14
+#: A weighted sum longer than this is shown one line per group of terms of at most this width.
+SPEC_LINE = 28
+#: A '+' between two terms of a weighted sum (not the sign of an exponent such as 1e+20).
+_TERM_BREAK = re.compile(r"\+(?=[\d.]+(?:e-?\d+)?\*|[A-Za-z_])")
+
+
+#: Parameters whose default changes nothing (a weight of 1, no class weights, no label
+#: smoothing) or only guards the arithmetic (the eps of poisson_nll and gaussian_nll): not
+#: shown.
+_NEUTRAL = frozenset({"pos_weight", "class_weights", "alpha", "label_smoothing", "eps"})
+
+
+def with_defaults(spec: str) -> str:
+    """A one-loss spec with the defaults it ran with ('huber' ran as 'huber:delta=1'), so that
+    a table shows the numbers behind each row; JSON and gates keep the spec as asked."""
+    from losscli.errors import LossCliError
+    from losscli.spec import format_param, parse_spec
+
+    if ":" in spec:
+        return spec
+    try:
+        parsed = parse_spec(spec)
+    except LossCliError:
+        return spec
+    if len(parsed.terms) != 1 or parsed.terms[0].coef != 1.0:
+        return spec
+    term = parsed.terms[0]
+    kinds = {p.name: p for p in term.loss.params}
+    shown = [f"{k}={format_param(kinds[k], v)}" for k, v in term.params.items()
+             if k not in _NEUTRAL and isinstance(v, float) and k in kinds]
+    return f"{spec}:{','.join(shown)}" if shown else spec
+
+
+def spec_lines(spec: str, limit: int = SPEC_LINE) -> list[str]:
+    """A loss spec as lines that break only between the terms of a weighted sum, never inside
+    a term or a number ('quantile:q=0.2' / '5+...' read as q = 0.2)."""
+    if len(spec) <= limit:
+        return [spec]
+    terms = _TERM_BREAK.split(spec)
+    lines = [terms[0]]
+    for term in terms[1:]:
+        if len(lines[-1]) + 1 + len(term) <= limit:
+            lines[-1] += "+" + term
+        else:
+            lines[-1] += "+"
+            lines.append(term)
+    return lines
 
 
 def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
@@ -90,16 +138,20 @@ def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
     after them while ``width`` allows, then in further tables (each repeating the loss column).
     ``titles``: the title when everything fits, the first table's, the second's, and the
     further tables' (with '{i}' for the part number)."""
-    names = [escape(s) for s in specs]
-    loss_width = max(len("loss"), *(len(s) for s in specs)) + 3
+    specs = [with_defaults(s) for s in specs]
+    lines = [spec_lines(s) for s in specs]
+    names = [escape("\n".join(x)) for x in lines]
+    loss_width = max(len("loss"), *(len(x) for ls in lines for x in ls)) + 3
+    # a term is never folded: the loss column is at least as wide as the longest one
+    term = max(len(t) for s in specs for t in _TERM_BREAK.split(s))
     groups = _pack(head, rest, max(width - loss_width - 1, 1),
-                   max(width - min(loss_width, MIN_LOSS_WIDTH) - 1, 1))
+                   max(width - min(loss_width, max(MIN_LOSS_WIDTH, term + 3)) - 1, 1))
     tables = []
     for i, group in enumerate(groups):
         title = (titles[0] if len(groups) == 1 else titles[1] if i == 0 else titles[2]
                  if i == 1 else titles[3].format(i=i))
         table = Table(title=title, title_justify="left", header_style="bold")
-        table.add_column("loss", style="cyan", overflow="fold")
+        table.add_column("loss", style="cyan", overflow="fold", min_width=min(term, width // 2))
         for j, (header, _) in enumerate(group):
             table.add_column(header, justify="right", no_wrap=True,
                              style="bold" if i == 0 and j == 0 else "")
@@ -148,15 +200,25 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
                 f"{r.spec}: gradient w.r.t. the variance: mean {fmt(v.mean)}, std "
                 f"{fmt(v.std)}, |g| mean {fmt(v.abs_mean)}, p50 {fmt(v.p50)}, p99 "
                 f"{fmt(v.p99)}, max {fmt(v.abs_max)}", "dim"))
+    if report.slices:
+        from losscli.render.slices import slice_tables
+
+        parts += slice_tables(report, width)
     if report.gates:
+        from losscli.render.slices import shown_gates
+
         gates = Table(title="Gates", title_justify="left", header_style="bold")
         for name in ("gate", "loss", "value", "limit", "result"):
             gates.add_column(name, justify="right" if name in ("value", "limit") else "left")
-        for g in report.gates:
+        for g, collapsed in shown_gates(report.gates):
             value, limit = distinct(g.value, g.limit) if g.limit is not None else (
                 fmt(g.value, 10), "-")
-            result = Text("pass", "green") if g.passed else Text(
-                "FAIL" + (f": {g.detail}" if g.limit is None else ""), "bold red")
+            if collapsed is not None:
+                result = Text(collapsed, "green")
+            else:
+                result = Text("pass", "green") if g.passed else Text(
+                    "FAIL" + (f": {g.detail}" if g.limit is None or g.kind == "slice" else ""),
+                    "bold red")
             gates.add_row(g.kind, escape(g.loss), value, limit, result)
         parts.append(gates)
         line, ok = gates_summary(report.gates)

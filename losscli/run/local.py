@@ -11,15 +11,14 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import numpy as np
-
 from losscli.errors import UsageError
-from losscli.run.plan import Key, Plan, Unit
+from losscli.run.plan import Key, Plan
 from losscli.run.reduction import Reduction
 from losscli.run.tree import TreeMerge
+from losscli.run.units import Progress, finish, fold_one, merge_units, rows_of, run_unit
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -28,30 +27,9 @@ S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: progress callback: rows read so far
-Progress = Callable[[int], None]
-
-
 class Executor(Protocol):
     def run(self, plan: Plan, red: Reduction[S],
             progress: Progress | None = None) -> S: ...
-
-
-def _rows(item: Any) -> int:
-    """Rows of a plan item (a raw chunk, or a pair of them)."""
-    first = item[0] if isinstance(item, tuple) else item
-    return int(first.batch.num_rows)
-
-
-def _fold_one(red: Reduction[S], item: Any) -> S:
-    # NumPy's error state is per thread: a worker does not inherit the caller's.
-    with np.errstate(all="ignore"):
-        return red.fold(red.empty(), item)
-
-
-def _finish(tree: TreeMerge[S], red: Reduction[S]) -> S:
-    state = tree.result()
-    return red.empty() if state is None else state
 
 
 @dataclass
@@ -63,11 +41,11 @@ class SerialExecutor:
         tree: TreeMerge[S] = TreeMerge(red.merge)
         rows = 0
         for (file, block), item in plan.items():
-            tree.add(file, block, _fold_one(red, item))
-            rows += _rows(item)
+            tree.add(file, block, fold_one(red, item))
+            rows += rows_of(item)
             if progress is not None:
                 progress(rows)
-        return _finish(tree, red)
+        return finish(tree, red)
 
 
 def default_threads() -> int:
@@ -133,28 +111,17 @@ class ThreadExecutor:
 
         def work(keyed: tuple[Key, Any]) -> int:
             (file, block), item = keyed
-            state = _fold_one(red, item)
+            state = fold_one(red, item)
             with lock:
                 tree.add(file, block, state)
-            return _rows(item)
+            return rows_of(item)
 
         rows = 0
         for n in ordered_map(work, plan.items(), workers):
             rows += n
             if progress is not None:
                 progress(rows)
-        return _finish(tree, red)
-
-
-def run_unit(plan: Plan, red: Reduction[S],
-             unit: Unit) -> tuple[list[tuple[int, int, int, S]], int]:
-    """Fold one work unit where it runs: its subtree's nodes and its row count."""
-    tree: TreeMerge[S] = TreeMerge(red.merge)
-    rows = 0
-    for (file, block), item in plan.unit_items(unit):
-        tree.add(file, block, _fold_one(red, item))
-        rows += _rows(item)
-    return tree.export(), rows
+        return finish(tree, red)
 
 
 @dataclass
@@ -164,33 +131,35 @@ class ProcessExecutor:
     cluster. Streams (stdin) cannot be shipped and run serially."""
 
     workers: int = 2
+    #: a process pool to run on and keep (a ``concurrent.futures.ProcessPoolExecutor``), for
+    #: many runs in one session; None starts ``workers`` spawned processes for each run (each
+    #: imports losscli afresh: about 1 s)
+    pool: Any = field(default=None, repr=False, compare=False)
 
     def run(self, plan: Plan, red: Reduction[S],
             progress: Progress | None = None) -> S:
         if not plan.rereadable:
             return SerialExecutor().run(plan, red, progress)
+        if self.pool is not None:
+            return self._run_on(self.pool, plan, red, progress)
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        units = plan.units()
-        tree: TreeMerge[S] = TreeMerge(red.merge)
-        rows = 0
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_unit, plan, red, u) for u in units]
-            # in unit order: the first failing unit's error is the one raised
-            for future in futures:
-                nodes, n = future.result()
-                tree.add_nodes(nodes)
-                rows += n
-                if progress is not None:
-                    progress(rows)
-        return _finish(tree, red)
+            return self._run_on(pool, plan, red, progress)
+
+    @staticmethod
+    def _run_on(pool: Any, plan: Plan, red: Reduction[S], progress: Progress | None) -> S:
+        futures = [pool.submit(run_unit, plan, red, u) for u in plan.units()]
+        # in unit order: the first failing unit's error is the one raised
+        return merge_units(red, (f.result() for f in futures), progress)
 
 
 def resolve_executor(executor: str | Executor | None, threads: int | bool | None) -> Executor:
-    """An executor from a name ('serial', 'threads', 'processes[:N]'), or the thread pipeline
-    with ``threads`` workers by default."""
+    """An executor from a name ('serial', 'threads', 'processes[:N]', or a Dask scheduler:
+    'local[:N]', 'tcp://...', 'dask'; see :mod:`losscli.run.dask`), or the thread pipeline with
+    ``threads`` workers by default."""
     if executor is None or executor == "threads":
         return ThreadExecutor(resolve_threads(threads))
     if isinstance(executor, str):
@@ -205,7 +174,12 @@ def resolve_executor(executor: str | Executor | None, threads: int | bool | None
             if n < 1:
                 raise UsageError(f"executor '{executor}': processes:N needs N >= 1")
             return ProcessExecutor(n)
-        raise UsageError(f"unknown executor '{executor}' (serial, threads, processes[:N])")
+        from losscli.run.dask import SCHEDULERS, DaskExecutor, is_scheduler
+
+        if is_scheduler(executor):
+            return DaskExecutor(executor)
+        raise UsageError(f"unknown executor '{executor}' (serial, threads, processes[:N], or "
+                         f"a Dask scheduler: {SCHEDULERS})")
     return executor
 
 

@@ -18,6 +18,7 @@ from losscli.sources import (
     Columns,
     RawChunk,
     Source,
+    parquet_groups,
     raw_chunks,
     row_width,
 )
@@ -43,7 +44,7 @@ class Plan(Protocol):
 
     def items(self) -> Iterator[tuple[Key, Any]]: ...
 
-    def units(self) -> list[Unit]: ...
+    def units(self, unit_bytes: int | None = None) -> list[Unit]: ...
 
     def unit_items(self, unit: Unit) -> Iterator[tuple[Key, Any]]: ...
 
@@ -51,11 +52,35 @@ class Plan(Protocol):
 @dataclass(frozen=True)
 class Unit:
     """A picklable piece of work: one file of the input (all of it for a single-file input),
-    opened where it is read."""
+    or the rows [start, stop) of one, opened where it is read."""
 
     index: int
     file: int
     path: str
+    rows: tuple[int, int] | None = None
+    #: the other input's file read in step with this one (compare's two inputs)
+    pair: str | None = None
+
+
+def split_rows(groups: list[tuple[int, int]], unit_bytes: int,
+               block_rows: int) -> list[tuple[int, int]]:
+    """Row ranges of one file for work units of about ``unit_bytes`` each, from its row groups'
+    (rows, bytes). A range ends at a row group's end rounded down to a block boundary, so that
+    every block lies in one unit (a block cut in two would fold as two); the row group around a
+    boundary is then decoded by both units, in part. With row groups of a multiple of
+    ``block_rows`` rows (pyarrow writes 2^20) nothing is read twice."""
+    ranges: list[tuple[int, int]] = []
+    start = end = size = 0
+    for rows, nbytes in groups:
+        end += rows
+        size += nbytes
+        cut = end // block_rows * block_rows
+        if size >= unit_bytes and cut > start:
+            ranges.append((start, cut))
+            start, size = cut, nbytes * (end - cut) // max(rows, 1)
+    if end > start or not ranges:
+        ranges.append((start, end))
+    return ranges
 
 
 def _join(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
@@ -176,15 +201,26 @@ class ReadPlan(Generic[T]):
 
     # --- work units (process and distributed executors) ---
 
-    def units(self) -> list[Unit]:
-        files = self.src.files if len(self.src.files) > 1 else [self.src.path]
-        return [Unit(i, i, f) for i, f in enumerate(files)]
+    def units(self, unit_bytes: int | None = None) -> list[Unit]:
+        """One unit a file; with ``unit_bytes``, Parquet files larger than that split into row
+        ranges of about that many bytes of the selected columns (from their footers)."""
+        files = self.src.files or [self.src.path]
+        units: list[Unit] = []
+        for i, f in enumerate(files):
+            size = self.src.sizes[i] if i < len(self.src.sizes) else 0
+            if unit_bytes is None or size <= unit_bytes:
+                units.append(Unit(len(units), i, f))
+                continue
+            groups = parquet_groups(f, self.cols.selected)
+            units.extend(Unit(len(units) + k, i, f, span) for k, span in
+                         enumerate(split_rows(groups, unit_bytes, self.block_rows)))
+        return units
 
     def unit_items(self, unit: Unit) -> Iterator[tuple[Key, Any]]:
         """The keyed items of one unit, read where the unit runs."""
         src = self.src
-        if len(src.files) > 1:
-            src = replace(src, files=[unit.path])
+        if len(src.files) > 1 or unit.rows is not None:
+            src = replace(src, files=[unit.path] if src.files else [], rows=unit.rows)
         one = replace(self, src=src, _live=None, _head=[], _started=False)
         for (_, block), item in one.items():
             yield (unit.file, block), item
@@ -284,11 +320,28 @@ class PairedPlan:
                      lambda p, a, b: (_cut(p[0], a, b), _cut(p[1], a, b)),
                      lambda ps: (_join_raw([p[0] for p in ps]), _join_raw([p[1] for p in ps])))
 
-    def units(self) -> list[Unit]:
-        """One unit: two inputs are read in step, file boundaries need not agree."""
-        return [Unit(0, 0, self.base.src.path)]
+    def units(self, unit_bytes: int | None = None) -> list[Unit]:
+        """One unit: two inputs are read in step, file boundaries need not agree. With
+        ``unit_bytes`` (a distributed run), two Parquet inputs whose files pair up with the
+        same row counts (from their footers) are a unit a pair of files."""
+        one = [Unit(0, 0, self.base.src.path)]
+        bsrc, csrc = self.base.src, self.cand.src
+        if (unit_bytes is None or len(bsrc.files) < 2 or len(bsrc.files) != len(csrc.files)
+                or {bsrc.format, csrc.format} != {"parquet-dir"}):
+            return one
+        for b, c in zip(bsrc.files, csrc.files, strict=True):
+            rows = [sum(r for r, _ in parquet_groups(f, [])) for f in (b, c)]
+            if rows[0] != rows[1]:
+                return one
+        return [Unit(i, i, b, pair=c)
+                for i, (b, c) in enumerate(zip(bsrc.files, csrc.files, strict=True))]
 
     def unit_items(self, unit: Unit) -> Iterator[tuple[Key, Pair]]:
-        fresh = PairedPlan(replace(self.base, _live=None, _head=[], _started=False),
-                           replace(self.cand, _live=None, _head=[], _started=False))
-        return fresh.items()
+        def fresh(plan: ReadPlan[RawChunk], file: str | None) -> ReadPlan[RawChunk]:
+            src = plan.src if file is None else replace(plan.src, files=[file])
+            return replace(plan, src=src, _live=None, _head=[], _started=False)
+
+        pairs = PairedPlan(fresh(self.base, unit.pair and unit.path),
+                           fresh(self.cand, unit.pair))
+        for (file, block), item in pairs.items():
+            yield (file if unit.pair is None else unit.file, block), item

@@ -28,10 +28,6 @@ RECOGNISED = {"y", "target", "label", "y_true", "labels", "truth", "actual", "y_
               "predictions", "preds", "output", "logit", "logits", "w", "weight"}
 
 
-#: losscli reads CSV in pieces of this many bytes (sources.CSV_PIECE_SIZE), cut at line breaks
-CSV_PIECE = 6 << 20
-
-
 @dataclass
 class Cell:
     text: str
@@ -247,12 +243,6 @@ def csv_cases(draw: st.DrawFn, fmt: str | None = None) -> CsvCase:
     if wrong_delim or ragged_row >= 0 or bad_header or duplicate_selected or any(
             c.kind == "garbage" for name in selected for c in columns[name]):
         case.note = "refuse: malformed"
-        return case
-    if len(data) > CSV_PIECE and any("\n" in c.text or "\r" in c.text
-                                     for name in extra_names for c in columns[name]):
-        # Documented: a file is read in pieces cut at line breaks, and a cut that falls inside
-        # a quoted value is a "ragged row" error (FINDINGS.md, 6).
-        case.note = "either: quoted line break and a piece boundary"
         return case
     keep = [i for i in range(n) if all(columns[s][i].kind == "number" for s in selected)]
     if n - len(keep) and nan == "error":

@@ -1,0 +1,326 @@
+"""Slices finished: per slice and loss the value, its standard error and interval, the gap to
+the overall value, the contribution to it, and the flag of a Welch test against the other rows
+under Benjamini-Hochberg's false-discovery rate. Plain data; no formatting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from losscli.slices.keys import NULL, OTHER, Encoder, Grouping, Key
+from losscli.slices.state import GroupState, combine
+from losscli.slices.stats import COCHRAN_FACTOR, benjamini_hochberg, welch_greater
+from losscli.spec import LossSpec
+from losscli.state import Moments, RowMoments, linearised_spread
+from losscli.uncertainty import Interval
+
+DEFAULT_MAX_SLICES = 1000
+DEFAULT_MIN_ROWS = 30
+DEFAULT_TOP = 10
+#: slices a state keeps exactly, as a multiple of --max-slices (and at least MIN_CAP)
+CAP_FACTOR = 16
+MIN_CAP = 4096
+
+
+def memory_cap(max_slices: int) -> int:
+    return max(CAP_FACTOR * max_slices, MIN_CAP)
+
+
+@dataclass
+class SliceOptions:
+    """How slices are reported: the groupings, the (other) limit, the smallest slice tested or
+    gated, the false-discovery rate, and how many slices a table shows (0: all)."""
+
+    by: Sequence[str | Grouping] = ()
+    max_slices: int = DEFAULT_MAX_SLICES
+    min_rows: int = DEFAULT_MIN_ROWS
+    alpha: float = 0.05
+    top: int = DEFAULT_TOP
+
+
+@dataclass
+class SliceLoss:
+    spec: str
+    value: float
+    se: float | None
+    ci: Interval | None
+    gap: float
+    contribution: float
+    #: "worse" when the test flags the slice, else None
+    flag: str | None
+    #: tested, too small, heavy-tailed (too skewed for the t-test), not tested ((other))
+    status: str
+    #: one-sided Welch p-value against the other rows, and its Benjamini-Hochberg q-value
+    p: float | None = None
+    q: float | None = None
+    #: compare: the two models' values in the slice (``value`` is their difference)
+    baseline: float | None = None
+    candidate: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"spec": self.spec, "value": self.value, "se": self.se,
+             "ci": None if self.ci is None else self.ci.to_dict(), "gap": self.gap,
+             "contribution": self.contribution, "flag": self.flag, "status": self.status,
+             "p": self.p, "q": self.q}
+        if self.baseline is not None:
+            d |= {"baseline": self.baseline, "candidate": self.candidate}
+        return d
+
+
+def key_text(value: Any) -> str:
+    if value is None:
+        return NULL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Slice:
+    #: column -> value (None for null; a bin's label for binned columns); {} for (other)
+    by: dict[str, Any]
+    rows: int
+    #: the slice's share of the total weight (of the rows, unweighted)
+    weight: float
+    losses: list[SliceLoss]
+    other: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.other:
+            return OTHER
+        return ", ".join(f"{k}={key_text(v)}" for k, v in self.by.items())
+
+    @property
+    def values(self) -> str:
+        """The key without column names: 'DE', 'DE, mobile'."""
+        if self.other:
+            return OTHER
+        return ", ".join(key_text(v) for v in self.by.values())
+
+    def loss(self, spec: str) -> SliceLoss | None:
+        return next((x for x in self.losses if x.spec == spec), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": {k: key_text(v) if v is None else v for k, v in self.by.items()}
+                if not self.other else {"(other)": True},
+                "label": self.label, "rows": self.rows, "weight": self.weight,
+                "losses": [x.to_dict() for x in self.losses]}
+
+
+@dataclass
+class SliceGroup:
+    """The slices of one ``--by``, ranked by their contribution to the first loss (largest
+    harm first)."""
+
+    by: list[str]
+    text: str
+    slices: list[Slice]
+    #: distinct keys seen and reported on their own
+    values: int
+    #: keys merged into (other) at the end for being the rarest past --max-slices
+    merged: int
+    #: more distinct keys than a state holds: keys were kept by hash, the rest in (other)
+    sampled: bool
+    #: binned columns: {"edges": [...], "from": "--by" or "the first N rows"}
+    bins: dict[str, dict[str, Any]]
+    min_rows: int
+    alpha: float
+    max_slices: int
+    top: int
+    rank_by: str | None
+    #: losses without per-slice values (balanced class weights)
+    unsliced: list[str] = field(default_factory=list)
+
+    def tested(self, spec: str) -> int:
+        return sum(1 for s in self.slices for x in s.losses
+                   if x.spec == spec and x.status == "tested")
+
+    def flagged(self, spec: str) -> list[Slice]:
+        return [s for s in self.slices for x in s.losses if x.spec == spec and x.flag]
+
+    def shown(self) -> list[Slice]:
+        """The slices a table shows: the first --top (all with 0)."""
+        return self.slices if self.top == 0 else self.slices[:self.top]
+
+    def to_dict(self) -> dict[str, Any]:
+        specs = [x.spec for x in self.slices[0].losses] if self.slices else []
+        return {"by": self.by, "text": self.text, "values": self.values, "merged": self.merged,
+                "sampled": self.sampled, "bins": self.bins, "min_rows": self.min_rows,
+                "alpha": self.alpha, "max_slices": self.max_slices, "rank_by": self.rank_by,
+                "test": "one-sided Welch t-test against the other rows, Benjamini-Hochberg "
+                        "false-discovery rate over the slices tested",
+                "tested": {s: self.tested(s) for s in specs},
+                "flagged": {s: [x.label for x in self.flagged(s)] for s in specs},
+                "unsliced": self.unsliced}
+
+
+def _order(state: GroupState) -> list[int]:
+    """Real keys by rows (most first), ties by the key's text: the order the rarest are cut
+    from."""
+    real = [i for i, k in enumerate(state.keys) if k is not None]
+    return sorted(real, key=lambda i: (-int(state.rows[i]), repr(state.keys[i])))
+
+
+def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int) -> RowMoments:
+    # low = -inf: a slice keeps no minimum of its rows, so its interval is not held >= 0
+    if not weighted:
+        return RowMoments(False, True, n, Moments(3, n, float(d[2, k]), float(d[3, k]),
+                                                  float(d[4, k])), low=-math.inf)
+    return RowMoments(True, True, n, Moments(3), scale,
+                      Moments(2, float(d[2, k]), float(d[3, k]), float(d[4, k])),  # type: ignore[arg-type]
+                      Moments(3, float(d[5, k]), float(d[6, k]), float(d[7, k]), float(d[8, k])),  # type: ignore[arg-type]
+                      low=-math.inf)
+
+
+def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
+           specs: Sequence[tuple[int, LossSpec]], overall: Mapping[str, float],
+           ci: Any, opts: SliceOptions, edges_from: Mapping[str, str],
+           input_weighted: bool = False, paired: bool = False,
+           uncertainty: Any = None) -> SliceGroup:
+    """A grouping's slices from its merged state. ``specs`` are (measure index, spec) of the
+    losses reported; ``overall`` their overall values; ``ci`` the run's interval options
+    (engine.CiOptions).
+
+    ``paired`` (compare): each measure is the per-row difference d = l_cand - l_base with the
+    baseline's sum kept beside it; a slice's value is its mean difference with the paired
+    interval, and its flag ``regressed`` tests the mean d > 0 in the slice (a one-sample t-test,
+    Benjamini-Hochberg over the slices) instead of the slice against the other rows.
+    ``uncertainty`` is the engine's standard error and interval of a mean (engine._uncertainty:
+    the slices use the overall figures' code)."""
+    from dataclasses import replace
+
+    order = _order(state)
+    merged = max(0, len(order) - opts.max_slices)
+    sampled = state.threshold is not None
+    if merged:
+        state.send_to_other(order[opts.max_slices:])
+    keys = state.keys
+    n = state.rows.astype(np.float64)
+    total_rows = float(n.sum())
+    weighted = state.weighted
+    exp = state.scale if weighted else 0
+    if input_weighted:
+        wsum = state.data[-1][0]
+        share = wsum / wsum.sum() if wsum.sum() > 0 else np.zeros_like(wsum)
+    else:
+        share = n / total_rows if total_rows else np.zeros_like(n)
+    method = ci.method if ci.enabled and ci.method in ("johnson", "t") else "johnson"
+    use_ci = replace(ci, method=method)
+    other = np.array([k is None for k in keys])
+    per_loss: list[list[SliceLoss]] = []
+    for index, spec in specs:
+        d = state.data[index]
+        w, s = d[0], d[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(w > 0, s / np.where(w > 0, w, 1.0), math.nan)
+        sqrt = spec.single is not None and spec.single.reduce == "sqrt" and not paired
+        value = np.sqrt(mean) if sqrt else mean
+        L = overall[spec.spec]
+        tot = combine(d, weighted)
+        if weighted:
+            v2, mean2, m2 = d[2], d[3], d[4]
+            v2_t, mean2_t, m2_t = tot[2], tot[3], tot[4]
+        else:
+            v2, mean2, m2 = d[0], d[2], d[3]
+            v2_t, mean2_t, m2_t = tot[0], tot[2], tot[3]
+        w_t, s_t = tot[0], tot[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w_r = w_t - w
+            mean_r = (s_t - s) / w_r
+            n_r = total_rows - n
+            q_s = m2 + v2 * (mean2 - mean) ** 2
+            q_r = np.maximum((m2_t + v2_t * (mean2_t - mean_r) ** 2)
+                             - (m2 + v2 * (mean2 - mean_r) ** 2), 0.0)
+            se2_s = n / (n - 1) * q_s / (w * w)
+            se2_r = n_r / (n_r - 1) * q_r / (w_r * w_r)
+            df_s = w * w / v2 - 1.0
+            df_r = w_r * w_r / (v2_t - v2) - 1.0
+        if paired:  # against zero: the slice's own mean difference
+            mean_r, se2_r, df_r = (np.zeros_like(mean), np.zeros_like(mean),
+                                   np.full_like(mean, math.inf))
+        results: list[SliceLoss] = []
+        status: list[str] = []
+        for k, key in enumerate(keys):
+            rows = int(state.rows[k])
+            rm = _row_moments(d, rows, k, weighted, state.scale)
+            parts = [(rm, 1.0, 1.0)]
+            se, interval = uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
+                                       use_ci)
+            # scaled by 2^-2j and 2^-3j (j unused): the tests below are scale-free
+            s2, m3, _ = linearised_spread(parts, float(mean[k]), float(w[k]), exp)
+            if key is None:
+                st = "not tested"
+            elif rows < opts.min_rows:
+                st = "too small"
+            elif not (s2 > 0) or not math.isfinite(se2_r[k]) or (n_r[k] < 2 and not paired):
+                st = "no variance"
+            elif rows < COCHRAN_FACTOR * (m3 * m3 / (s2 * s2 * s2)):
+                st = "heavy-tailed"
+            else:
+                st = "tested"
+            status.append(st)
+            v = float(value[k])
+            results.append(SliceLoss(spec.spec, v, se, interval if ci.enabled else None,
+                                     v - L, float(share[k]) * (v - L), None, st))
+        tested = np.array([x == "tested" for x in status])
+        _, _, p = welch_greater(mean, se2_s, df_s, mean_r, se2_r, df_r)
+        p = np.where(tested, p, math.nan)
+        rejected, q = benjamini_hochberg(p, opts.alpha)
+        for k, r in enumerate(results):
+            if tested[k]:
+                r.p, r.q = float(p[k]), float(q[k])
+                r.flag = ("regressed" if paired else "worse") if rejected[k] else None
+        if paired:
+            _paired_values(results, d, w, spec, overall[spec.spec], share)
+        per_loss.append(results)
+    slices = []
+    for k, key in enumerate(keys):
+        by = {} if key is None else dict(zip(grouping.names, key, strict=True))
+        slices.append(Slice(by, int(state.rows[k]), float(share[k]),
+                            [losses[k] for losses in per_loss], bool(other[k])))
+    rank_by = specs[0][1].spec if specs else None
+    if rank_by is not None:
+        def harm(s: Slice) -> tuple[float, int, str]:
+            c = s.losses[0].contribution
+            return (-c if math.isfinite(c) else math.inf, -s.rows, repr(s.by))
+        slices.sort(key=harm)
+    given = {c.column for c in grouping.columns if c.edges is not None}
+    bins = {name: {"edges": list(e),
+                   "from": "--by" if name in given else edges_from.get(name, "--by")}
+            for name, e in encoder.edges.items()}
+    return SliceGroup(grouping.names, grouping.text, slices,
+                      sum(1 for k in keys if k is not None), merged, sampled, bins,
+                      opts.min_rows, opts.alpha, opts.max_slices, opts.top, rank_by)
+
+
+def _paired_values(results: list[SliceLoss], d: np.ndarray, w: np.ndarray, spec: LossSpec,
+                   overall: float, share: np.ndarray) -> None:
+    """Each slice's baseline and candidate values from the baseline's sum (the row after the
+    moments) and the mean difference; rmse's difference is (mse_c - mse_b) / (rmse_c +
+    rmse_b), its SE and interval scaled by the same factor (as compare's overall)."""
+    from dataclasses import replace
+
+    base_row = d.shape[0] - 1
+    sqrt = spec.single is not None and spec.single.reduce == "sqrt"
+    for k, r in enumerate(results):
+        base = float(d[base_row, k] / w[k]) if w[k] > 0 else math.nan
+        cand = base + r.value
+        if sqrt:
+            rb, rc = math.sqrt(max(base, 0.0)), math.sqrt(max(cand, 0.0))
+            f = 1.0 / (rb + rc) if rb + rc > 0 else math.nan
+            r.value, base, cand = rc - rb, rb, rc
+            r.se = None if r.se is None else r.se * f
+            if r.ci is not None:
+                r.ci = replace(r.ci, low=r.ci.low * f, high=r.ci.high * f)
+        r.baseline, r.candidate = base, cand
+        r.gap = r.value - overall
+        r.contribution = float(share[k]) * r.gap
+
+
+def key_of(slice_: Slice) -> Key | None:
+    return None if slice_.other else tuple(slice_.by.values())
