@@ -884,7 +884,7 @@ def evaluate(
                          f"{asked_task} needs a single column")
     runner = resolve_executor(executor, threads)
     plan: ReadPlan[RawChunk] = ReadPlan(src, cols, chunk_rows)
-    head, head_nan = _head(plan, cols, nan, where)
+    head, head_nan = head_rows(plan, cols, nan, where)
     optional = [False] * len(specs)
     specs_given = bool(specs)
     facts = _head_facts(head, cols)
@@ -1063,12 +1063,12 @@ def _slice_groupings(slices: Any, src: Source, cols: Columns) -> tuple[Any, list
     return opts, groupings
 
 
-def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
-          where: str) -> tuple[list[Chunk], int]:
-    """The validated rows of the first raw chunks (at least DETECT_ROWS when the input has them)
-    for detecting the task, and how many of their rows had NaN. The plan keeps the raw chunks
-    for the run, whose folds count their NaN rows; raises when the input ends with every row
-    dropped."""
+def head_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy, where: str,
+              rows: int = DETECT_ROWS) -> tuple[list[Chunk], int]:
+    """The validated rows of the first raw chunks (at least ``rows`` when the input has them),
+    to detect the task or take a pilot, and how many of their rows had NaN. The plan keeps the
+    raw chunks for the run, whose folds count their NaN rows; raises when the input ends with
+    every row dropped."""
     head: list[Chunk] = []
     stats = NanStats()
     valid = 0
@@ -1077,7 +1077,7 @@ def _head(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
         if chunk.target.shape[0]:
             head.append(chunk)
             valid += chunk.target.shape[0]
-        if valid >= DETECT_ROWS:
+        if valid >= rows:
             break
     if not head:
         raise stats.error() if nan == "error" else stats.all_dropped(where)

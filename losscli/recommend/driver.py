@@ -15,6 +15,7 @@ from losscli.engine import (
     DEFAULT_CHUNK_ROWS,
     ROW_SUM_RTOL,
     TaskValidator,
+    head_rows,
 )
 from losscli.errors import InputError, UsageError
 from losscli.recommend.accumulate import (
@@ -54,16 +55,13 @@ from losscli.recommend.thresholds import (
 )
 from losscli.run import Executor, ReadPlan, resolve_executor
 from losscli.sources import (
-    Chunk,
     Columns,
     NanPolicy,
-    NanStats,
     PredArg,
     RawChunk,
     Source,
     open_input,
     set_positive,
-    to_chunk,
 )
 from losscli.state import (
     HIST_ALPHA,
@@ -177,7 +175,7 @@ def recommend(
                       resolve_executor(executor, threads))
 
     # pass 1: the pilot centre is the exact median of the first PILOT_ROWS values
-    head = pilot_rows(plan, cols, nan, where)
+    head, _ = head_rows(plan, cols, nan, where, PILOT_ROWS)
     n_classes = int(head[0].pred.shape[0]) if cols.multiclass else 0
     with np.errstate(all="ignore"):
         sample = np.concatenate([values_of(c, kind, logits) for c in head])[:PILOT_ROWS]
@@ -400,22 +398,3 @@ def variance_recommendation(source: Any, src: Source, cols: Columns, var: str, n
         mode="residuals", source=_source_of(src, report),
         columns={"pred": cols.pred, "pred_from": "given", "target": cols.target,
                  "weight": cols.weight, "var": var}, warnings=list(report.warnings))
-
-
-def pilot_rows(plan: ReadPlan[RawChunk], cols: Columns, nan: NanPolicy,
-                where: str) -> list[Chunk]:
-    """The first chunks, at least PILOT_ROWS kept rows when the input has them (the pass that
-    follows counts the NaN rows and makes the checks)."""
-    stats = NanStats()
-    head: list[Chunk] = []
-    kept = 0
-    for raw in plan.peek():
-        chunk = to_chunk(raw, cols, stats)
-        if chunk.target.shape[0]:
-            head.append(chunk)
-            kept += chunk.target.shape[0]
-        if kept >= PILOT_ROWS:
-            break
-    if not head:
-        raise stats.error() if nan == "error" and stats.count else stats.all_dropped(where)
-    return head
