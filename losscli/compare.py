@@ -36,6 +36,7 @@ from losscli.engine import (
 )
 from losscli.errors import InputError, UsageError
 from losscli.losses import Batch, default_losses
+from losscli.options import DEFAULT_CHUNK_ROWS
 from losscli.result import Result
 from losscli.run import Executor, ReadPlan, resolve_executor
 from losscli.run.plan import PairedPlan
@@ -728,7 +729,7 @@ def compare(
     task: str | None = None,
     logits: bool = False,
     nan: str = "error",
-    chunk_rows: int = 1 << 17,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     threads: int | bool | None = None,
     executor: str | Executor | None = None,
     ci: str = "johnson",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 S = TypeVar("S")
 
@@ -105,11 +105,3 @@ class TreeMerge(Generic[S]):
                 self._top.add(0, file, state, 1, self._merge)
         self._files.clear()
         return self._top.fold(self._merge)
-
-
-def merged(pieces: Iterator[tuple[int, int, S]], merge: Callable[[S, S], S]) -> S | None:
-    """``(file, block, state)`` pieces merged in the fixed tree (a convenience for tests)."""
-    tree: TreeMerge[Any] = TreeMerge(merge)
-    for file, block, state in pieces:
-        tree.add(file, block, state)
-    return tree.result()
