@@ -61,6 +61,7 @@ from losscli.state import (
     effective_rows,
     linearised_spread,
     row_losses,
+    variance_df,
 )
 from losscli.uncertainty import (
     DEFAULT_BOOTSTRAP_SAMPLES,
@@ -1009,7 +1010,8 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
             interval = Interval(low, high, level, method,
                                 samples if method == "bootstrap" else None,
                                 seed if method == "bootstrap" else None,
-                                effective_n=f.effective_n)
+                                effective_n=f.effective_n,
+                                df=f.df if f.effective_n is not None else None)
             base, cand, delta, se = f.base, f.cand, f.delta, f.se
             single = spec.single
             if single is not None and single.reduce == "sqrt":
@@ -1096,7 +1098,7 @@ def _paired_facts(spec: LossSpec, st: PairedLoss, total_w: float, n: int,
     s2, m3, scale = linearised_spread(parts, delta, total_w, 0)
     n_eff = effective_rows(parts, total_w, 0)
     weighted = st.diff.weighted
-    df = (n_eff if weighted else n) - 1.0
+    df = variance_df(parts, n_eff) if weighted else n - 1.0
     se = math.ldexp(math.sqrt(s2 / n), scale) if s2 >= 0 else math.nan
     if method == "bootstrap":
         assert st.boot_base is not None and st.boot_cand is not None

@@ -39,6 +39,7 @@ from losscli.state import (
     RowMoments,
     effective_rows,
     linearised_spread,
+    variance_df,
 )
 from losscli.uncertainty import (
     BOOTSTRAP_MIN_ROWS,
@@ -282,14 +283,15 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
     rmse (``sqrt``) the SE by the delta method, SE(mse) / (2 rmse), and the mse interval's
     ends mapped through sqrt. The bootstrap interval is the percentile one of the replicates
     (a loss without replicates, ``balanced`` class weights, falls back to johnson). With
-    weights the degrees of freedom are Kish's effective n - 1; a loss whose every row is >= 0
-    has an interval >= 0."""
+    weights the degrees of freedom are those of the weighted variance estimate (Satterthwaite's,
+    :func:`variance_df`); a loss whose every row is >= 0 has an interval >= 0."""
     if parts is None:
         return None, None
     s2, m3, k = linearised_spread(parts, mean, weight_total, weight_exp)
     se = math.ldexp(math.sqrt(s2 / rows), k) if rows > 1 else math.nan
     weighted = any(m.weighted for m, _, _ in parts) or any(a != 1.0 for _, _, a in parts)
     n_eff = effective_rows(parts, weight_total, weight_exp)
+    df = variance_df(parts, n_eff) if weighted else None
     floor = 0.0 if all(m.low >= 0.0 and c >= 0.0 for m, c, _ in parts if m.n) else -math.inf
     note = interval_note(rows, n_eff if weighted else None, s2)
     resampled = ci.method in ("bootstrap", "percentile")
@@ -316,14 +318,14 @@ def _uncertainty(parts: list[tuple[RowMoments, float, float]] | None, rows: int,
                             mc_error=mc)
     method = "johnson" if resampled else ci.method
     low, high = mean_interval(math.ldexp(mean, -k), s2, m3, rows, ci.level, method,
-                              df=n_eff - 1.0 if weighted else None)
+                              df=df)
     low, high = math.ldexp(low, k), math.ldexp(high, k)
     low = max(low, floor) if low == low else low
     if sqrt:
         se = _sqrt_se(se, mean)
         low, high = sqrt_interval(low, high)
     return se, Interval(low, high, ci.level, method,
-                        effective_n=n_eff if weighted else None, note=note)
+                        effective_n=n_eff if weighted else None, df=df, note=note)
 
 
 def _sqrt_se(se: float, mean: float) -> float:

@@ -220,8 +220,11 @@ class Interval:
     method: str
     samples: int | None = None
     seed: int | None = None
-    #: Kish's effective sample size behind the degrees of freedom (weighted rows only)
+    #: Kish's effective sample size of the weighted mean (weighted rows only)
     effective_n: float | None = None
+    #: the t quantile's degrees of freedom: those of the weighted variance estimate,
+    #: Satterthwaite's (sum w^2)^2 / sum w^4 - 1 (weighted rows only; n - 1 unweighted)
+    df: float | None = None
     #: why the interval is missing or degenerate, when it is
     note: str | None = None
     #: the bootstrap endpoints' Monte Carlo error (in the value's units)
@@ -233,7 +236,7 @@ class Interval:
         if self.samples is not None:
             d["samples"] = self.samples
             d["seed"] = self.seed
-        for key in ("effective_n", "mc_error", "note"):  # stated only when there is one
+        for key in ("effective_n", "df", "mc_error", "note"):  # stated only when there is one
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -303,8 +306,8 @@ def mean_interval(mean: float, s2: float, m3: float, n: int, level: float,
     """The interval of a mean from the sample variance s2 (ddof 1) and third central moment m3
     of its n (linearised) terms: ``t`` is mean +- t(df) s / sqrt(n); ``johnson`` inverts Hall's
     monotone cubic transform of the studentized mean (:func:`skew_bounds`). ``df`` defaults
-    to n - 1 (with weights: Kish's effective n - 1); ``crit`` replaces the t quantile (a
-    family's simultaneous critical value)."""
+    to n - 1 (with weights the caller gives the variance estimate's, :func:`variance_df`);
+    ``crit`` replaces the t quantile (a family's simultaneous critical value)."""
     if n < 2 or not (s2 >= 0.0) or not math.isfinite(mean):
         return math.nan, math.nan
     df = n - 1.0 if df is None else df

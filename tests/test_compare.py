@@ -85,12 +85,14 @@ def test_weighted_delta_and_its_standard_error(pair: dict) -> None:
     se = math.sqrt(n / (n - 1) * np.sum(w**2 * (d - delta) ** 2) / w.sum() ** 2)
     assert r.delta == pytest.approx(delta, rel=1e-12)
     assert r.se == pytest.approx(se, rel=1e-10)
-    n_eff = w.sum() ** 2 / np.sum(w**2)  # Kish: the degrees of freedom are n_eff - 1
+    n_eff = w.sum() ** 2 / np.sum(w**2)  # Kish's effective n, stated
+    nu = np.sum(w**2) ** 2 / np.sum(w**4)  # the weighted variance's: df = nu - 1
     t = compare(pair["one"], baseline_pred="old", pred="new", target="y", weight="w",
                 losses=["mse"], chunk_rows=700, ci="t").losses[0]
-    assert t.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(delta / se), n_eff - 1),
+    assert t.p_value == pytest.approx(2 * scipy.stats.t.sf(abs(delta / se), nu - 1),
                                       rel=1e-8)
     assert t.ci.effective_n == pytest.approx(n_eff, rel=1e-12)
+    assert t.ci.df == pytest.approx(nu - 1, rel=1e-12)
 
 
 def test_rmse_delta_by_the_mse_difference(pair: dict) -> None:
