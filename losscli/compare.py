@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -68,6 +68,7 @@ from losscli.uncertainty import (
     DEFAULT_CONFIDENCE,
     Family,
     Interval,
+    StepDown,
     bootstrap_sums,
     check_ci_options,
     estimator_skewness,
@@ -997,16 +998,18 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
             fam = Family.of_replicates(reps, sub)
         else:
             fam = Family.of(sub, df)
-        crit = fam.critical(alpha)
+        steps = StepDown.of([facts[i].statistic for i in members], fam.groups,
+                            _subfamily(sub, df, reps), alpha)
         for j, i in enumerate(members):
             f, spec, st = facts[i], specs[i], state.losses[i]
+            crit = steps.critical[j]
             low, high = skew_bounds(f.delta, f.se, f.skew, crit)
             if reps is not None:
                 own = Family.of_replicates(reps[:, [j]], np.eye(1))
-                p_single, below = own.p(f.statistic), fam.above(f.statistic) == 0
+                p_single = own.p(f.statistic)
             else:
-                p_single, below = fam.single_p(f.statistic), False
-            p_adj = fam.p(f.statistic)
+                p_single = fam.single_p(f.statistic)
+            p_adj, below = steps.p[j], steps.below[j]
             interval = Interval(low, high, level, method,
                                 samples if method == "bootstrap" else None,
                                 seed if method == "bootstrap" else None,
@@ -1037,6 +1040,18 @@ def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, metho
                                                    else "secondary"),
                 ratio_ci=ratio)
     return [r for r in results if r is not None]
+
+
+def _subfamily(corr: np.ndarray, df: float,
+               replicates: np.ndarray | None) -> Callable[[list[int]], Family]:
+    """The max-T family of a subset of a family's tests (for the step-down procedure), from
+    the same joint normal approximation or the same bootstrap replicates."""
+    def family(tests: list[int]) -> Family:
+        sub = corr[np.ix_(tests, tests)]
+        if replicates is None:
+            return Family.of(sub, df)
+        return Family.of_replicates(replicates[:, tests], sub)
+    return family
 
 
 @dataclass

@@ -11,7 +11,7 @@ No SciPy at run time: the t quantile is computed here (Newton on the incomplete 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -471,6 +471,53 @@ class Family:
         mc = float(self.maxima[n - 1 - k0]) if k0 >= 0 else math.inf
         bonferroni = t_ppf(1.0 - 0.5 * alpha / self.distinct, self.df)
         return max(single, min(mc, bonferroni))
+
+
+@dataclass(frozen=True)
+class StepDown:
+    """The step-down max-T procedure (Westfall and Young 1993; Romano and Wolf 2005) over a
+    family: per test its critical value, its adjusted p-value and whether that p-value is a
+    bound (no bootstrap replicate reached it).
+
+    The distinct tests are taken in decreasing |statistic|. The j-th is rejected when it and
+    every one before it exceeds the max-T critical value of the tests not yet rejected; its
+    adjusted p-value is the largest of the max-T p-values met so far, so p < alpha exactly
+    when the test is rejected. A rejected test's critical value is its step's, the others'
+    that of the step where the procedure stopped: the interval built with it excludes 0
+    exactly when the test is rejected. Family-wise error is alpha (closed testing over the
+    max-T tests of the subsets), as the single-step procedure's, with more power: once the
+    strongest test is rejected the next is judged among fewer.
+    """
+
+    critical: tuple[float, ...]
+    p: tuple[float, ...]
+    below: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, statistics: Sequence[float], groups: Sequence[int],
+           family_of: Callable[[list[int]], Family], alpha: float) -> StepDown:
+        """``groups`` maps each test to its representative (:attr:`Family.groups`);
+        ``family_of`` gives the max-T family of a list of representatives."""
+        m = len(statistics)
+        reps = sorted(set(groups), key=lambda r: (-abs(statistics[r]), r))
+        crit, padj, floor = [math.nan] * m, [math.nan] * m, [False] * m
+        running, bound, stop = 0.0, False, math.nan
+        for j, r in enumerate(reps):
+            fam = family_of(sorted(reps[j:]))
+            p = fam.p(statistics[r])
+            if p >= running:
+                running = p
+                bound = fam.replicates and fam.above(statistics[r]) == 0
+            if running < alpha:
+                crit[r] = fam.critical(alpha)
+            else:
+                if math.isnan(stop):
+                    stop = fam.critical(alpha)
+                crit[r] = stop
+            padj[r], floor[r] = running, bound
+        for i, r in enumerate(groups):
+            crit[i], padj[i], floor[i] = crit[r], padj[r], floor[r]
+        return cls(tuple(crit), tuple(padj), tuple(floor))
 
 
 def sqrt_interval(low: float, high: float) -> tuple[float, float]:

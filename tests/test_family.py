@@ -20,7 +20,7 @@ from losscli.gates import Tolerance
 from losscli.losses import Batch, default_losses
 from losscli.spec import LossSpec, parse_spec
 from losscli.state import CoMoments
-from losscli.uncertainty import FAMILY_DRAWS, Family
+from losscli.uncertainty import FAMILY_DRAWS, Family, StepDown
 
 DEFAULTS = [parse_spec(d.name) for d in default_losses("regression")]
 
@@ -88,6 +88,50 @@ def test_p_below_alpha_exactly_beyond_the_critical_value() -> None:
                 [-1e-9, 1e-9, -1e-6, 1e-6]))]):
             assert (fam.p(x) < alpha) == (x > c), (alpha, x, c)
         assert fam.p(c * (1 + 1e-9)) <= alpha < fam.p(c * (1 - 1e-9)) + 1e-12
+
+
+def test_step_down_over_independent_tests_is_holm_sidak() -> None:
+    """Independent normal statistics: the step-down max-T procedure is Holm's with Sidak's
+    levels, by hand: the j-th smallest raw p is adjusted to the largest over i <= j of
+    1 - (1 - p_(i))^(m - i + 1); a duplicate (correlation 1) shares its test's result."""
+    fam = Family.of(np.eye(3), math.inf)
+    stats = [2.6, -1.2, 2.2, 2.6]  # the last duplicates the first
+    groups = (0, 1, 2, 0)
+    steps = StepDown.of(stats, groups, lambda t: Family.of(np.eye(len(t)), math.inf), 0.05)
+    raw = {i: 2 * scipy.stats.norm.sf(abs(stats[i])) for i in (0, 1, 2)}
+    ref, running = {}, 0.0
+    for j, i in enumerate(sorted(raw, key=raw.get)):
+        running = max(running, 1 - (1 - raw[i]) ** (3 - j))
+        ref[i] = running
+    for i, r in enumerate(groups):
+        assert steps.p[i] == pytest.approx(ref[r], abs=mc_tolerance(ref[r]))
+    assert fam.distinct == 3
+    # 2.6 beats the three tests' critical value (Sidak's 2.39), 2.2 then the two left's
+    # (2.24) does not: the procedure stops, and the ones not rejected share that value
+    assert steps.p[0] < 0.05 <= steps.p[2]
+    sidak2 = scipy.stats.norm.ppf(1 - (1 - math.sqrt(0.95)) / 2)
+    assert steps.critical[2] == steps.critical[1] == pytest.approx(sidak2, abs=0.02)
+    assert steps.critical[0] == steps.critical[3] == pytest.approx(
+        scipy.stats.norm.ppf(1 - (1 - 0.95 ** (1 / 3)) / 2), abs=0.02)
+
+
+def test_step_down_rejects_exactly_where_its_intervals_exclude_zero() -> None:
+    """Random correlated families and statistics: a test is rejected (adjusted p < alpha)
+    exactly when |statistic| exceeds its critical value, adjusted p-values never fall below
+    the raw ones nor rise above the single-step ones."""
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        m = int(rng.integers(2, 5))
+        a = rng.normal(size=(m, m + 2))
+        cov = a @ a.T
+        corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+        stats = list(rng.normal(0.0, 2.5, m))
+        fam = Family.of(corr, 200.0)
+        steps = StepDown.of(stats, fam.groups,
+                            lambda t, c=corr: Family.of(c[np.ix_(t, t)], 200.0), 0.05)
+        for i, s in enumerate(stats):
+            assert (steps.p[i] < 0.05) == (abs(s) > steps.critical[i])
+            assert fam.single_p(s) - 1e-12 <= steps.p[i] <= fam.p(s) + 1e-12
 
 
 def test_co_moments_merge_like_numpy_in_any_split(rng: np.random.Generator) -> None:
@@ -176,20 +220,86 @@ def test_fail_if_worse_with_the_default_losses_keeps_alpha_under_h0() -> None:
         assert fails / runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
 
 
+def _step_down_power(corr: np.ndarray, shift: np.ndarray, draws: int = 200_000) -> float:
+    """P(the first test is rejected) by the step-down max-T procedure, for normal statistics
+    with correlation ``corr`` and means ``shift`` (one-sided: called worse), computed here with
+    NumPy alone: critical values of every subset from their own simulated maxima."""
+    rng = np.random.default_rng(2024)
+    m = corr.shape[0]
+    root = np.linalg.cholesky(corr)
+    crit = {}
+    for mask in range(1, 1 << m):
+        sub = [i for i in range(m) if mask >> i & 1]
+        z = rng.standard_normal((draws, len(sub))) @ np.linalg.cholesky(
+            corr[np.ix_(sub, sub)]).T
+        crit[mask] = np.quantile(np.max(np.abs(z), axis=1), 0.95)
+    t = rng.standard_normal((draws, m)) @ root.T + shift
+    order = np.argsort(-np.abs(t), axis=1)
+    rejected = np.zeros(draws, dtype=bool)
+    alive = np.ones(draws, dtype=bool)
+    mask = np.full(draws, (1 << m) - 1)
+    for j in range(m):
+        k = order[:, j]
+        c = np.array([crit[x] for x in range(1 << m) if x], dtype=float)[mask - 1]
+        hit = alive & (np.abs(t[np.arange(draws), k]) > c)
+        rejected |= hit & (k == 0) & (t[:, 0] > 0)
+        alive &= hit
+        mask = mask & ~(1 << k)
+        mask[mask == 0] = 1  # finished rows: any index, they are no longer alive
+    return float(rejected.mean())
+
+
 def test_correlated_default_losses_do_not_dilute_a_regression() -> None:
     """A 5% mse regression at n = 1,000 (the two models' residuals correlate 0.9): the
-    single-step max-T over the default losses' four distinct tests (critical value about
-    2.16 against 1.96) keeps most of the power of mse tested alone (42% in theory, 34.5%
-    with the family); Holm over six counted tests kept 19%."""
+    step-down max-T over the default losses' four distinct tests calls mse worse in at least
+    35% of runs (36% in theory, by an independent computation over the losses' joint normal
+    approximation; 42% for mse tested alone; the single-step max-T kept 34.5%, Holm over six
+    counted tests 19%), and in 1,000 seeded runs within two standard errors of that."""
     rng = np.random.default_rng(41)
-    runs, alone, family = 300, 0, 0
+    big = 2_000_000
+    eb = rng.normal(size=big)
+    ec = math.sqrt(1.05) * (0.9 * eb + math.sqrt(1 - 0.81) * rng.normal(size=big))
+
+    def huber(e: np.ndarray) -> np.ndarray:
+        return np.where(np.abs(e) <= 1, 0.5 * e * e, np.abs(e) - 0.5)
+
+    def log_cosh(e: np.ndarray) -> np.ndarray:
+        return np.logaddexp(e, -e) - math.log(2)
+
+    d = np.stack([ec**2 - eb**2, np.abs(ec) - np.abs(eb), huber(ec) - huber(eb),
+                  log_cosh(ec) - log_cosh(eb)])
+    theory = _step_down_power(np.corrcoef(d), d.mean(axis=1) / d.std(axis=1) * math.sqrt(1000))
+    assert theory >= 0.35
+    runs, alone, family = 1000, 0, 0
     for _ in range(runs):
         eb = rng.normal(size=1000)
         ec = math.sqrt(1.05) * (0.9 * eb + math.sqrt(1 - 0.81) * rng.normal(size=1000))
         family += paired(eb, ec, DEFAULTS)[0].verdict == "worse"
         alone += paired(eb, ec, DEFAULTS[:1])[0].verdict == "worse"
-    assert alone / runs >= 0.35
-    assert family / runs >= 0.28 and family >= 0.75 * alone
+    assert alone / runs >= 0.38
+    assert family / runs >= theory - 2 * math.sqrt(theory * (1 - theory) / runs)
+
+
+def test_gates_over_the_default_losses_keep_alpha_at_a_relative_margin() -> None:
+    """The candidate's mse exactly 5% above the baseline's (the other losses about 2.5%),
+    n = 1,000, the default losses: --fail-if-worse --tolerance 5% fails, and
+    --require-not-worse --tolerance 5% passes, each in at most alpha of 300 seeded runs plus
+    two standard errors (the step-down critical values read by both gates)."""
+    rng = np.random.default_rng(515)
+    runs, failed, passed = 300, 0, 0
+    tol = Tolerance(0.05, True)
+    for _ in range(runs):
+        eb = rng.normal(size=1000)
+        ec = math.sqrt(1.05) * (0.9 * eb + math.sqrt(0.19) * rng.normal(size=1000))
+        state = PairedState(DEFAULTS, ratio=True)
+        zero = np.zeros(1000)
+        state.update(Batch(eb, zero, None), Batch(ec, zero, None), None, 0)
+        res = _finish(DEFAULTS, state, 1000.0, "johnson", 0, 0, 0.05)
+        gates = check_gates(Comparison({}, {}, "regression", 1000, res), True, True, tol)
+        failed += not all(g.passed for g in gates if g.kind == "fail_if_worse")
+        passed += all(g.passed for g in gates if g.kind != "fail_if_worse")
+    bound = 0.05 + 2 * math.sqrt(0.05 * 0.95 / runs)
+    assert failed / runs <= bound and passed / runs <= bound
 
 
 def test_primary_is_tested_alone_and_gated_alone(rng: np.random.Generator) -> None:
@@ -264,9 +374,9 @@ def test_fieller_interval_of_the_ratio(rng: np.random.Generator) -> None:
     zero = np.zeros(n)
     state.update(Batch(eb, zero, None), Batch(ec, zero, None), None, 0)
     r = _finish(state.specs, state, float(n), "t", 0, 0, 0.05)
-    crit = (r[0].ci.high - r[0].ci.low) / (2 * r[0].se)
     for got, lb, lc, root in ((r[0], eb**2, ec**2, False), (r[1], eb**2, ec**2, True),
                               (r[2], np.abs(eb), np.abs(ec), False)):
+        crit = (got.ci.high - got.ci.low) / (2 * got.se)  # the loss's own (step-down) one
         cov = np.cov(np.stack([lb, lc])) / n
         mb, mc = lb.mean(), lc.mean()
         quad = [mb * mb - crit**2 * cov[0, 0], -2 * (mc * mb - crit**2 * cov[0, 1]),
