@@ -150,14 +150,14 @@ def _classification(name: str, p: dict[str, float], pred: np.ndarray, y: np.ndar
 def paired(d: np.ndarray, w: np.ndarray | None, confidence: float) -> dict[str, float]:
     """The paired comparison of per-row differences d = l_cand - l_base by hand: the weighted
     mean delta, SE^2 = n/(n-1) sum w^2 (d - delta)^2 / (sum w)^2 (scipy.stats.sem unweighted),
-    the two-sided t p-value and t interval on n_eff - 1 degrees of freedom (scipy), n_eff =
-    (sum w)^2 / sum w^2 (Kish's effective n; n unweighted)."""
+    the two-sided t p-value and t interval on the weighted variance's degrees of freedom
+    (scipy): Satterthwaite's (sum w^2)^2 / sum w^4 - 1 (n - 1 unweighted)."""
     n = d.size
     ww = np.ones(n) if w is None else w
     delta = wmean(d, ww)
     sw = math.fsum(ww.tolist())
     se = math.sqrt(n / (n - 1) * math.fsum((ww**2 * (d - delta) ** 2).tolist()) / sw**2)
-    df = sw**2 / math.fsum((ww**2).tolist()) - 1  # Kish's effective n - 1 (n - 1 unweighted)
+    df = math.fsum((ww**2).tolist()) ** 2 / math.fsum((ww**4).tolist()) - 1
     q = float(scipy.stats.t.ppf(0.5 + confidence / 2, df))
     return {"delta": delta, "se": se,
             "p_value": float(2 * scipy.stats.t.sf(abs(delta / se), df)),
