@@ -972,9 +972,10 @@ def _figure_data(figures: Any, specs: Sequence[LossSpec]) -> Any:
 def _finish(specs: Sequence[LossSpec], state: PairedState, total_w: float, method: str,
             samples: int, seed: int, alpha: float,
             primary: int | None = None) -> list[LossComparison]:
-    """Each loss's delta, its two-sided (1 - alpha) interval, simultaneous over its family (all
-    the losses, or with ``primary`` that loss alone and the others as a second family), the
-    p-values of the same method and the verdict read off the interval."""
+    """Each loss's delta, its two-sided (1 - alpha) interval adjusted over its family (all the
+    losses, or with ``primary`` that loss alone and the others as a second family) by the
+    step-down max-T (:class:`StepDown`: each interval reads its own step's critical value),
+    the p-values of the same method and the verdict read off the interval."""
     n = state.rows
     level = 1.0 - alpha
     facts = [_paired_facts(spec, st, total_w, n, method) for spec, st in
