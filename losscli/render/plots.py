@@ -66,19 +66,34 @@ def _style() -> Any:
 
 
 def _figure(w: float = 6.4, h: float = 3.4, fixed: bool = False, top: float = 0.12,
-            **kw: Any) -> tuple[Any, Any]:
+            labels: Sequence[str] | None = None, **kw: Any) -> tuple[Any, Any]:
     """A figure of w x h inches. ``fixed``: margins in inches for axes whose labels have a
     known width (numbers), instead of the constrained layout, which draws the figure twice (it
-    was half of the drawing time)."""
+    was half of the drawing time); ``labels``: fixed too, with the left margin as wide as the
+    widest of these y tick labels."""
     from matplotlib.figure import Figure
 
-    if not fixed:
+    if not fixed and labels is None:
         fig = Figure(figsize=(w, h), layout="constrained")
         return fig, fig.subplots(**kw)
+    left = 0.75 if labels is None else max(0.45, _text_width(labels) + 0.2)
     fig = Figure(figsize=(w, h))
-    fig.subplots_adjust(left=0.75 / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - top / h,
+    fig.subplots_adjust(left=left / w, right=1 - 0.15 / w, bottom=0.55 / h, top=1 - top / h,
                         hspace=0.15)
     return fig, fig.subplots(**kw)
+
+
+def _text_width(labels: Sequence[str]) -> float:
+    """The width in inches of the widest line of these tick labels, as the SVG is drawn
+    (measured with the font, without drawing a figure)."""
+    import matplotlib
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    prop = FontProperties(size=matplotlib.rcParams["ytick.labelsize"])
+    measure = TextToPath().get_text_width_height_descent
+    lines = [line for text in labels for line in str(text).split("\n") if line]
+    return max((measure(line, prop, ismath=False)[0] for line in lines), default=0.0) / 72
 
 
 def _tick(v: float, _pos: Any = None) -> str:
@@ -175,14 +190,15 @@ def gradient_plot(data: FigureData) -> Plot:
     """One row per loss: the |g| distribution as a ridge (share of rows per half octave, each
     scaled to its own peak) with p50, p90 and p99 marked; one axes, so it draws fast."""
     grads = data.gradients
-    fig, ax = _figure(6.4, 0.9 + 0.55 * len(grads))
     labels = []
+    for g in grads:
+        zero = int(g.counts[~(g.values > 0)].sum())
+        n = max(1, int(g.counts.sum()))
+        labels.append(f"{g.spec}" + (f"\n{zero / n:.0%} at 0" if zero else ""))
+    fig, ax = _figure(6.4, 0.9 + 0.55 * len(grads), labels=labels)
     for i, g in enumerate(grads):
         v, c = g.values, g.counts
-        n = max(1, int(c.sum()))
         pos = v > 0
-        zero = int(c[~pos].sum())
-        labels.append(f"{g.spec}" + (f"\n{zero / n:.0%} at 0" if zero else ""))
         if pos.any():
             lv = np.log2(v[pos])
             bins = np.arange(math.floor(lv.min() * 2) / 2 - 0.5,
@@ -284,7 +300,8 @@ def confusion_plot(counts: np.ndarray, labels: Sequence[str]) -> Plot:
 
 def class_loss_plot(data: FigureData) -> Plot:
     names = data.labels
-    fig, ax = _figure(6.4, 0.6 + 0.3 * len(names) * max(1, len(data.class_loss)))
+    fig, ax = _figure(6.4, 0.6 + 0.3 * len(names) * max(1, len(data.class_loss)),
+                      labels=names)
     height = 0.8 / max(1, len(data.class_loss))
     y = np.arange(len(names))
     for i, (spec, means, _rows) in enumerate(data.class_loss):
@@ -303,7 +320,7 @@ def class_loss_plot(data: FigureData) -> Plot:
 
 
 def delta_plot(losses: Sequence[Any]) -> Plot:
-    fig, ax = _figure(6.4, 0.9 + 0.45 * len(losses))
+    fig, ax = _figure(6.4, 0.9 + 0.45 * len(losses), labels=[r.spec for r in losses])
     y = np.arange(len(losses))
     for i, r in enumerate(losses):
         b = abs(r.baseline) if r.baseline else 1.0
