@@ -375,13 +375,17 @@ class FigureState:
     def empty(self) -> FigureState:
         return FigureState(self.task, self.classes, self.losses, self.logits, self.paired)
 
-    def update(self, batch: Batch) -> None:
-        """Add one chunk of validated rows (sample weights are not used)."""
+    def update(self, batch: Batch, abs_residuals: LogHistogram | None = None) -> bool:
+        """Add one chunk of validated rows (sample weights are not used). ``abs_residuals``,
+        a histogram of |e|, is filled with the residual figure's keys (one pass for both);
+        returns whether it was."""
         if batch.n == 0 or self.paired:
-            return
+            return False
         p, y = batch.pred, batch.target
+        shared = False
         if self.residual is not None and self.pred_actual is not None and p.ndim == 1:
-            self.residual.update(batch.residual(), batch.abs_residual())
+            self.residual.update(batch.residual(), batch.abs_residual(), abs_residuals)
+            shared = abs_residuals is not None
             self.pred_actual.update(p, y)
         if self.calibration is not None and self.prob is not None and not self.not_binary:
             prob = sigmoid(p) if self.logits else p
@@ -394,6 +398,7 @@ class FigureState:
                 self.prob.update(prob, y)
         if self.confusion is not None:
             self.confusion.update(p, y)
+        return shared
 
     def update_loss(self, index: int, y: np.ndarray, values: np.ndarray) -> None:
         """The per-row values of loss ``index`` (per-class loss)."""

@@ -680,8 +680,11 @@ class SignedHistogram:
     pos: LogHistogram = field(default_factory=LogHistogram)
     neg: LogHistogram = field(default_factory=LogHistogram)
 
-    def update(self, d: np.ndarray, abs_d: np.ndarray | None = None) -> None:
-        """Add NaN-free values; ``abs_d`` is |d| when the caller has it."""
+    def update(self, d: np.ndarray, abs_d: np.ndarray | None = None,
+               unsigned: LogHistogram | None = None) -> None:
+        """Add NaN-free values; ``abs_d`` is |d| when the caller has it. ``unsigned`` (a
+        histogram of |d|) gets the same values too, from the same keys: the counts of the two
+        sides added, which are those of |d| (the key of -x is that of x)."""
         if d.size == 0:
             return
         # The keys of |d| once, interleaved with the sign (2 key + [d < 0]), one bincount: no
@@ -693,13 +696,20 @@ class SignedHistogram:
             neg = d < 0.0
             self.neg.update(-d[neg])
             self.pos.update(d[~neg])
+            if unsigned is not None:
+                unsigned.update(a)
             return
         keys -= kmin
         keys <<= 1
         keys += d < 0.0
         counts = np.bincount(keys)
-        self.pos.add_counts(kmin, counts[0::2])
-        self.neg.add_counts(kmin, counts[1::2])
+        on_pos, on_neg = counts[0::2], counts[1::2]
+        self.pos.add_counts(kmin, on_pos)
+        self.neg.add_counts(kmin, on_neg)
+        if unsigned is not None:
+            both = on_pos.copy()
+            both[:on_neg.size] += on_neg
+            unsigned.add_counts(kmin, both)
 
     def merge(self, other: SignedHistogram) -> None:
         self.pos.merge(other.pos)
@@ -1410,14 +1420,14 @@ class EvalState:
                 batch = replace(batch, weight=w)
         self.rows += n
         self.weight_sum.add(float(n) if w is None else float(np.sum(w)))
-        if self.figures is not None:
-            self.figures.update(batch)
+        # the figures' signed residual histogram fills the |e| histogram too, from its keys
+        shared = self.figures is not None and self.figures.update(batch, self.residual_hist)
         forms = [_grad_form(s) for s in self.specs]
         res = None
         if any(f is not None for f in forms):
             res = ResidualChunk.of(batch, signs=any(f == "sign" for f in forms),
                                    keep_squares=self.spread, gradients=self.gradients)
-        if self.residual_hist is not None:
+        if self.residual_hist is not None and not shared:
             self.residual_hist.update(batch.abs_residual(), None if res is None else res.abs_min)
         clipped: dict[tuple[float, float], ClippedChunk] = {}
         terms = _RowTerms(w, self.weight_exp, self.boot_samples > 0, self.skew,

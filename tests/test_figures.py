@@ -24,7 +24,7 @@ from losscli.figures import (
     symlog_bins,
 )
 from losscli.losses import Batch
-from losscli.state import SignedHistogram
+from losscli.state import LogHistogram, SignedHistogram
 
 EPS = np.finfo(np.float64).eps
 
@@ -242,6 +242,26 @@ def test_symlog_bins_match_np_histogram(scale: float) -> None:
     mad = float(np.median(np.abs(x - med)))
     assert b.median == pytest.approx(med, rel=0.01, abs=0.01 * mad)
     assert b.cuts[1] - b.median == pytest.approx(3.5 * 1.4826 * mad, rel=0.01)
+
+
+def test_the_signed_histogram_fills_the_abs_histogram_from_its_keys() -> None:
+    """The |e| histogram filled with the residual figure's keys is the one |e| gives itself:
+    the same buckets and zeros, with zeros and tiny values in a block or not, on one side or
+    both, and in the run's results (|g| quantiles and the tail index)."""
+    rng = np.random.default_rng(12)
+    blocks = [rng.standard_t(3, 4000), np.array([0.0, -0.0, 1.5, -2.0, 5e-310, -5e-310]),
+              -rng.random(50), rng.random(7) * 1e30, np.array([-3.0])]
+    direct, shared, signed = LogHistogram(), LogHistogram(), SignedHistogram()
+    for d in blocks:
+        direct.update(np.abs(d))
+        signed.update(d, np.abs(d), shared)
+        assert direct.zero == shared.zero
+        for a, b in zip(direct.buckets(), shared.buckets(), strict=True):
+            assert a.tolist() == b.tolist()
+    path = "sample_data/regression.parquet"
+    plain = evaluate(path, chunk_rows=333).to_dict()
+    drawn = evaluate(path, chunk_rows=333, figures=True).to_dict()
+    assert plain["losses"] == drawn["losses"]
 
 
 def test_compare_collects_the_per_row_differences(tmp_path) -> None:
