@@ -11,6 +11,7 @@ PATH), and writes it as a palette PNG (small enough to keep in the repository).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def main() -> int:
         (work / "sample_data").symlink_to(ROOT / "sample_data")
         subprocess.run([sys.executable, "-m", "losscli", "eval",
                         f"sample_data/{args.sample}.parquet", "--report", "report.html", "-q"],
-                       cwd=work, check=True, stdout=subprocess.DEVNULL)
+                       cwd=work, check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's code
         shot = work / "shot.png"
         cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                "--force-device-scale-factor=1", f"--window-size={args.width},{args.height}",
