@@ -211,6 +211,11 @@ class LossDef:
     reference: str = ""
     #: parameters -> why they do not go together (None: they do); checked when a spec is parsed
     validate: Callable[[Params], str | None] | None = None
+    #: every row's loss is >= 0 whatever the data (a distance, a deviance, a cross-entropy): an
+    #: interval of its mean never goes below 0. False when the loss can be negative
+    #: (likelihoods with their constants, KL against predictions that do not sum to 1) or is
+    #: not known to be (plugins)
+    non_negative: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -711,57 +716,58 @@ CATALOG: dict[str, LossDef] = {
         LossDef("mse", "regression", "mean squared error", "l = e^2, e = pred - target",
                 "g = 2e", _mse, grad_form="linear", grad_coef=2.0, value_form="square",
                 abs_grad_of_abs_residual=lambda a, p: 2.0 * a,
-                reference="scikit-learn mean_squared_error; torch MSELoss"),
+                non_negative=True, reference="scikit-learn mean_squared_error; torch MSELoss"),
         LossDef("rmse", "regression", "root mean squared error",
                 "L = sqrt(mean e^2)", "g_i = e_i / L (so dL/dpred_i = w_i g_i / sum w)", _rmse,
                 reduce="sqrt", grad_form="linear", value_form="square",
                 abs_grad_of_abs_residual=lambda a, p: a,
-                reference="scikit-learn root_mean_squared_error"),
+                non_negative=True, reference="scikit-learn root_mean_squared_error"),
         LossDef("mae", "regression", "mean absolute error", "l = |e|",
                 "g = sign(e), 0 at e = 0", _mae, grad_form="sign", value_form="abs",
                 abs_grad_of_abs_residual=lambda a, p: 1.0 if a > 0 else 0.0,
-                reference="scikit-learn mean_absolute_error; torch L1Loss"),
+                non_negative=True, reference="scikit-learn mean_absolute_error; torch L1Loss"),
         LossDef("huber", "regression", "Huber loss",
                 "l = e^2/2 if |e| <= delta else delta (|e| - delta/2)",
                 "g = clip(e, -delta, delta)", _huber, (_DELTA,), grad_form="clipped",
                 clip_of=lambda p: (float(p["delta"]), 1.0),  # type: ignore[arg-type]
                 abs_grad_of_abs_residual=lambda a, p: min(a, float(p["delta"])),  # type: ignore[arg-type]
-                reference="torch HuberLoss"),
+                non_negative=True, reference="torch HuberLoss"),
         LossDef("smooth_l1", "regression", "smooth L1 loss (huber(beta) / beta)",
                 "l = e^2/(2 beta) if |e| < beta else |e| - beta/2",
                 "g = clip(e / beta, -1, 1)", _smooth_l1, (_BETA,), grad_form="clipped",
                 clip_of=lambda p: (float(p["beta"]), float(p["beta"])),  # type: ignore[arg-type]
                 abs_grad_of_abs_residual=lambda a, p: min(a / float(p["beta"]), 1.0),  # type: ignore[arg-type]
-                reference="torch SmoothL1Loss"),
+                non_negative=True, reference="torch SmoothL1Loss"),
         LossDef("log_cosh", "regression", "log-cosh loss", "l = log(cosh(e))", "g = tanh(e)",
                 _log_cosh, abs_grad_of_abs_residual=lambda a, p: math.tanh(a),
-                reference="Keras LogCosh"),
+                non_negative=True, reference="Keras LogCosh"),
         LossDef("quantile", "regression", "quantile (pinball) loss, as mean_pinball_loss",
                 "l = q max(target - pred, 0) + (1 - q) max(pred - target, 0)",
                 "g = -q if pred < target, 1 - q if pred > target, 0 if equal", _quantile,
                 (Param("q", 0.5, "quantile level", _in_unit_interval, "in (0, 1)"),),
-                aliases=("pinball",), reference="scikit-learn mean_pinball_loss(alpha=q)"),
+                aliases=("pinball",), non_negative=True,
+                reference="scikit-learn mean_pinball_loss(alpha=q)"),
         LossDef("poisson", "regression", "mean Poisson deviance, as mean_poisson_deviance",
                 "l = 2 (y log(y / mu) - y + mu), mu = pred > 0, y = target >= 0",
                 "g = 2 (1 - y / mu)", _poisson, check=_poisson_check,
-                reference="scikit-learn mean_poisson_deviance"),
+                non_negative=True, reference="scikit-learn mean_poisson_deviance"),
         LossDef("msle", "regression", "mean squared log error",
                 "l = (log1p(pred) - log1p(target))^2; pred, target > -1",
                 "g = 2 (log1p(pred) - log1p(target)) / (1 + pred)", _msle, check=_log1p_check,
-                reference="scikit-learn mean_squared_log_error"),
+                non_negative=True, reference="scikit-learn mean_squared_log_error"),
         LossDef("rmsle", "regression", "root mean squared log error",
                 "L = sqrt(mean (log1p(pred) - log1p(target))^2); pred, target > -1",
                 "g_i = (log1p(pred_i) - log1p(target_i)) / ((1 + pred_i) L)", _rmsle,
                 reduce="sqrt", check=_log1p_check,
-                reference="scikit-learn root_mean_squared_log_error"),
+                non_negative=True, reference="scikit-learn root_mean_squared_log_error"),
         LossDef("mape", "regression", "mean absolute percentage error (a fraction, not %)",
                 "l = |e| / max(|target|, eps), eps = float64 machine epsilon",
                 "g = sign(e) / max(|target|, eps), 0 at e = 0", _mape,
-                reference="scikit-learn mean_absolute_percentage_error"),
+                non_negative=True, reference="scikit-learn mean_absolute_percentage_error"),
         LossDef("gamma", "regression", "mean Gamma deviance",
                 "l = 2 (log(mu / y) + y / mu - 1), mu = pred > 0, y = target > 0",
                 "g = 2 (mu - y) / mu^2", _gamma, check=_gamma_check,
-                reference="scikit-learn mean_gamma_deviance"),
+                non_negative=True, reference="scikit-learn mean_gamma_deviance"),
         LossDef("tweedie", "regression", "mean Tweedie deviance",
                 "l = 2 (max(y, 0)^(2-p) / ((1-p)(2-p)) - y mu^(1-p) / (1-p) + mu^(2-p) / "
                 "(2-p)), mu = pred; p = 0: e^2, p = 1: poisson, p = 2: gamma; domain: p < 0 "
@@ -770,7 +776,8 @@ CATALOG: dict[str, LossDef] = {
                 (Param("power", 1.5, "Tweedie power p (scikit-learn's default 0 is mse; 1 < p "
                        "< 2: compound Poisson-Gamma, zeros and positive amounts)",
                        _tweedie_power, "<= 0 or >= 1"),),
-                check=_tweedie_check, reference="scikit-learn mean_tweedie_deviance(power=p)"),
+                check=_tweedie_check, non_negative=True,
+                reference="scikit-learn mean_tweedie_deviance(power=p)"),
         LossDef("poisson_nll", "regression", "Poisson negative log-likelihood",
                 "log_input=true: l = exp(x) - y x, x = pred the log rate; false: l = x - y "
                 "log(x + eps), x = pred >= 0 the rate; full=true adds y log y - y + log(2 pi "
@@ -805,6 +812,7 @@ CATALOG: dict[str, LossDef] = {
                             "BinaryCrossentropy(label_smoothing)")),
                 uses_probabilities=True, aliases=("log_loss", "logloss"),
                 class_weighting=POS_WEIGHT, validate=_no_balanced_smoothing("pos_weight"),
+                non_negative=True,
                 reference="scikit-learn log_loss; torch BCEWithLogitsLoss(pos_weight); Keras "
                           "BinaryCrossentropy(label_smoothing)"),
         LossDef("focal", "binary", "focal loss (Lin et al. 2017)",
@@ -819,16 +827,16 @@ CATALOG: dict[str, LossDef] = {
                        "negative); balanced: n_neg / n", _in_closed_unit, "in [0, 1]",
                        balanced=True)),
                 uses_probabilities=True, class_weighting=FOCAL_ALPHA,
-                reference="torchvision sigmoid_focal_loss"),
+                non_negative=True, reference="torchvision sigmoid_focal_loss"),
         LossDef("hinge", "binary", "hinge loss on decision values (margins)",
                 "l = max(0, 1 - s z), s = 2y - 1 (labels 0/1 read as -1/+1), z = pred, a "
                 "decision value (with or without --logits)",
                 "g = -s if s z < 1 else 0", _hinge, decision_values=True,
-                reference="scikit-learn hinge_loss; Keras Hinge"),
+                non_negative=True, reference="scikit-learn hinge_loss; Keras Hinge"),
         LossDef("squared_hinge", "binary", "squared hinge loss on decision values",
                 "l = max(0, 1 - s z)^2, s = 2y - 1, z = pred a decision value",
                 "g = -2 s max(0, 1 - s z)", _squared_hinge, decision_values=True,
-                reference="Keras SquaredHinge"),
+                non_negative=True, reference="Keras SquaredHinge"),
         LossDef("cce", "multiclass", "categorical cross-entropy",
                 "l = -sum_k c_k q_k log p_k, q = (1 - e) t + e/C, t = onehot(y) or the soft "
                 "targets, e = label_smoothing (e = 0: -c_y log p_y), p clipped to [eps, "
@@ -844,6 +852,7 @@ CATALOG: dict[str, LossDef] = {
                             "CrossEntropyLoss(label_smoothing)")),
                 uses_probabilities=True, aliases=("cross_entropy", "ce"), soft_targets=True,
                 class_weighting=CLASS_WEIGHTS, validate=_no_balanced_smoothing("class_weights"),
+                non_negative=True,
                 reference="scikit-learn log_loss; torch CrossEntropyLoss(weight, "
                           "label_smoothing)"),
         LossDef("kl_div", "multiclass", "Kullback-Leibler divergence from soft targets",
@@ -856,7 +865,8 @@ CATALOG: dict[str, LossDef] = {
         LossDef("multi_hinge", "multiclass", "multiclass hinge loss (Crammer-Singer)",
                 "l = max(0, 1 - z_y + max_{k != y} z_k), z = the row of decision values",
                 "|g| = sqrt(2) (-1 at y, +1 at the runner-up) if l > 0 else 0", _multi_hinge,
-                decision_values=True, reference="scikit-learn hinge_loss (multiclass)"),
+                decision_values=True, non_negative=True,
+                reference="scikit-learn hinge_loss (multiclass)"),
     )
 }
 

@@ -124,6 +124,12 @@ class LossSpec:
         """The catalog loss when this spec is one loss with coefficient 1."""
         return None if self.is_combination else self.terms[0].loss
 
+    @property
+    def non_negative(self) -> bool:
+        """Every row's loss is >= 0 by the loss's definition (each term's, coefficients being
+        > 0), whatever the data."""
+        return all(t.loss.non_negative for t in self.terms)
+
 
 def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> ParamValue:
     param = loss.param(key)

@@ -166,15 +166,17 @@ def _order(state: GroupState) -> list[int]:
     return sorted(real, key=lambda i: (-int(state.rows[i]), repr(state.keys[i])))
 
 
-def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int) -> RowMoments:
-    # low = -inf: a slice keeps no minimum of its rows, so its interval is not held >= 0
+def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int,
+                 low: float) -> RowMoments:
+    """A slice's moments as the overall interval's code takes them; ``low`` is a lower bound of
+    its per-row values (0 for a non-negative loss: the interval is then held >= 0)."""
     if not weighted:
         return RowMoments(False, True, n, Moments(3, n, float(d[2, k]), float(d[3, k]),
-                                                  float(d[4, k])), low=-math.inf)
+                                                  float(d[4, k])), low=low)
     return RowMoments(True, True, n, Moments(3), scale,
                       Moments(2, float(d[2, k]), float(d[3, k]), float(d[4, k])),  # type: ignore[arg-type]
                       Moments(3, float(d[5, k]), float(d[6, k]), float(d[7, k]), float(d[8, k])),  # type: ignore[arg-type]
-                      low=-math.inf)
+                      low=low)
 
 
 def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
@@ -243,11 +245,14 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         if paired:  # against zero: the slice's own mean difference
             mean_r, se2_r, df_r = (np.zeros_like(mean), np.zeros_like(mean),
                                    np.full_like(mean, math.inf))
+        # the loss's own range: a non-negative loss's slices get intervals >= 0, as its overall
+        # one (a difference of two models' losses, compare, has no such bound)
+        low = 0.0 if spec.non_negative and not paired else -math.inf
         results: list[SliceLoss] = []
         status: list[str] = []
         for k, key in enumerate(keys):
             rows = int(state.rows[k])
-            rm = _row_moments(d, rows, k, weighted, state.scale)
+            rm = _row_moments(d, rows, k, weighted, state.scale, low)
             parts = [(rm, 1.0, 1.0)]
             se, interval = uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
                                        use_ci)
