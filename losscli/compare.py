@@ -886,12 +886,15 @@ def compare(
     slicer = edges_from = None
     if groupings:
         from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+        from losscli.slices.fold import tail_sources
 
         coders, edges_from = encoders(groupings, (p[0] for p in head), base_cols, base_src,
                                       DETECT_ROWS)
+        tail_of, tail_inputs = tail_sources(specs, paired=True)
         slicer = Slicer(coders, len(specs), base_cols.weight is not None,
                         base_cols.weight is not None,
-                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)),
+                        tail_of, tail_inputs)
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where,
                                               probabilities=reads_probabilities(specs)),
@@ -926,7 +929,8 @@ def compare(
         overall = {r.spec: r.delta for r in results}
         sliced = [finish(st, enc.grouping, enc, list(enumerate(specs)), overall,
                          CiOptions(ci, 1.0 - alpha), slice_opts, edges_from or {},
-                         slicer.input_weighted, paired=True, uncertainty=_uncertainty)
+                         slicer.input_weighted, paired=True, uncertainty=_uncertainty,
+                         tail_of=slicer.tail_of, tail_inputs=slicer.tail_inputs)
                   for enc, st in zip(slicer.encoders, folded.slices or [], strict=True)]
     warnings: list[str] = []
     if ci == "bootstrap" and alpha * bootstrap_samples <= 1.0:

@@ -54,6 +54,7 @@ from losscli.uncertainty import (
     percentile_interval,
     sqrt_interval,
     studentized_interval,
+    tail_order,
 )
 
 if TYPE_CHECKING:
@@ -446,7 +447,7 @@ def _tail_index(spec: LossSpec, state: EvalState) -> float | None:
 def tail_warnings(results: Sequence[LossResult], rows: int) -> list[str]:
     """A warning naming the losses whose per-row values likely have infinite variance."""
     heavy = [r for r in results if r.tail_index is not None and heavy_tail(
-        r.tail_index, min(1000, max(10, math.isqrt(rows))))]
+        r.tail_index, tail_order(rows))]
     if not heavy:
         return []
     names = ", ".join(f"{r.spec} (tail index {r.tail_index:.2g})" for r in heavy)
@@ -776,8 +777,9 @@ class EvalReduction:
         if self.slicer is not None:
             from losscli.slices import measures_of
 
-            acc.slices = self.slicer.fold(raw, chunk, measures_of(self.template.specs, batch,
-                                                                  acc.drops.keys()))
+            acc.slices = self.slicer.fold(
+                raw, chunk, measures_of(self.template.specs, batch, acc.drops.keys()),
+                residual=batch.abs_residual() if -1 in self.slicer.tail_inputs else None)
         return acc
 
     def merge(self, earlier: EvalFold, later: EvalFold) -> EvalFold:
@@ -922,13 +924,16 @@ def evaluate(
     slicer = edges_from = None
     if groupings:
         from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
+        from losscli.slices.fold import tail_sources
         from losscli.state import _normalised_weights
 
         coders, edges_from = encoders(groupings, plan.peek(), cols, src, DETECT_ROWS)
         weighted = cols.weight is not None or any(
             _normalised_weights(s) is not None for s in specs)
+        tail_of, tail_inputs = tail_sources(specs)
         slicer = Slicer(coders, len(specs), weighted, cols.weight is not None,
-                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)))
+                        memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)),
+                        tail_of, tail_inputs)
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None,
                                                    reads_probabilities(specs)),
@@ -978,7 +983,8 @@ def evaluate(
         for enc, st in zip(slicer.encoders, folded.slices or [], strict=True):
             group = finish(st, enc.grouping, enc, [(i, s) for i, s in reported if sliceable(s)],
                            overall, ci_opts, slice_opts, edges_from or {},
-                           slicer.input_weighted, uncertainty=_uncertainty)
+                           slicer.input_weighted, uncertainty=_uncertainty,
+                           tail_of=slicer.tail_of, tail_inputs=slicer.tail_inputs)
             group.unsliced = unsliced
             sliced.append(group)
     total_rows = state.rows + stats.count

@@ -336,6 +336,11 @@ def interval_note(rows: int, n_eff: float | None, s2: float) -> str | None:
 TAIL_MIN_ROWS = 1000
 
 
+def tail_order(n: int) -> int:
+    """The k of Hill's estimate from n values: sqrt(n), 10 to 1,000."""
+    return min(1000, max(10, math.isqrt(n)))
+
+
 def hill_tail_index(values: np.ndarray, counts: np.ndarray,
                     want: int | None = None) -> tuple[float, int]:
     """Hill's (1975) estimate of the tail index alpha (P(X > x) ~ x^-alpha) from the largest
@@ -346,7 +351,7 @@ def hill_tail_index(values: np.ndarray, counts: np.ndarray,
     if n < TAIL_MIN_ROWS:
         return math.nan, 0
     if want is None:
-        want = min(1000, max(10, math.isqrt(n)))
+        want = tail_order(n)
     above = np.cumsum(counts[::-1])  # values at or above each bucket, from the top
     b = int(np.searchsorted(above, want + 1))  # the bucket holding X_(k+1), from the top
     if b >= counts.size:
@@ -359,6 +364,29 @@ def hill_tail_index(values: np.ndarray, counts: np.ndarray,
     top, c = values[cut + 1:], counts[cut + 1:]
     xi = float(np.sum(c * np.log(top / threshold))) / k
     return (1.0 / xi if xi > 0.0 else math.inf), k
+
+
+def grouped_hill_tail_index(counts: np.ndarray, width: float,
+                            want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hill's estimate for values known only by their log bucket, for several samples at once:
+    ``counts`` (buckets x samples) in buckets of equal log width ``width`` (ln of the ratio of
+    a bucket's ends), highest bucket first, the last bucket the values below the range (never
+    a threshold). The threshold u is the lower end of the highest bucket with at least ``want``
+    values at or above it (k of them); above u a Pareto tail of index alpha puts each value
+    J buckets above u's with P(J >= j) = exp(-alpha width j), whose maximum-likelihood estimate
+    from the mean m of J is alpha = ln(1 + 1 / m) / width (Hill's 1 / alpha = mean log(X / u)
+    for bucketed data). Returns (alpha, k); NaN and 0 where the threshold would be the last
+    bucket; inf where all k values are in the threshold's bucket."""
+    buckets = counts.shape[0]
+    cum = np.cumsum(counts, axis=0)
+    j = np.argmax(cum >= want[None, :], axis=0)
+    found = (cum[-1] >= want) & (j < buckets - 1)
+    k = np.where(found, cum[j, np.arange(counts.shape[1])], 0)
+    above = np.maximum(j[None, :] - np.arange(buckets)[:, None], 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.sum(counts * above, axis=0) / k
+        alpha = np.where(m > 0, np.log1p(1.0 / m) / width, math.inf)
+    return np.where(found, alpha, math.nan), k
 
 
 def heavy_tail(alpha: float, k: int) -> bool:

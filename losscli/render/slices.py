@@ -17,12 +17,12 @@ PAIRED_TEST = ("REGRESSED: a one-sided paired t-test of delta > 0 in the slice, 
 
 
 def _status_text(status: str) -> str:
-    return {"too small": "small", "heavy-tailed": "skewed", "not tested": "-",
+    return {"too small": "small", "heavy-tailed": "heavy", "not tested": "-",
             "no variance": "-"}.get(status, "")
 
 
 def flag_cell(x: Any) -> str:
-    """'WORSE' (or 'REGRESSED'), '' (tested, not flagged), 'small', 'skewed' or '-'."""
+    """'WORSE' (or 'REGRESSED'), '' (tested, not flagged), 'small', 'heavy' or '-'."""
     return x.flag.upper() if x.flag else _status_text(x.status)
 
 
@@ -44,15 +44,15 @@ def group_notes(group: Any, spec: str | None = None, paired: bool = False) -> li
     for s in specs:
         small = sum(1 for sl in group.slices for x in sl.losses
                     if x.spec == s and x.status == "too small")
-        skewed = sum(1 for sl in group.slices for x in sl.losses
-                     if x.spec == s and x.status == "heavy-tailed")
+        heavy = sum(1 for sl in group.slices for x in sl.losses
+                    if x.spec == s and x.status == "heavy-tailed")
         text = (PAIRED_TEST if paired else TEST).format(alpha=group.alpha,
                                                          tested=group.tested(s))
         if small:
             text += f"; {small} small (under --min-rows {group.min_rows})"
-        if skewed:
-            text += (f"; {skewed} too skewed to test (rows < 25 skewness^2, Cochran's "
-                     "rule)")
+        if heavy:
+            text += (f"; {heavy} heavy-tailed, not tested (tail index below 2, the rule of "
+                     "the overall warning)")
         lines.append(text if len(specs) == 1 else f"{s}: {text}")
     if group.unsliced:
         lines.append("no slices for " + ", ".join(group.unsliced) + " (balanced class weights "

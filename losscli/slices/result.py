@@ -12,11 +12,17 @@ from typing import Any
 import numpy as np
 
 from losscli.slices.keys import NULL, OTHER, Encoder, Grouping, Key
-from losscli.slices.state import GroupState, combine
-from losscli.slices.stats import COCHRAN_FACTOR, benjamini_hochberg, welch_greater
+from losscli.slices.state import TAIL_BUCKETS, TAIL_WIDTH, GroupState, combine, tail_value
+from losscli.slices.stats import benjamini_hochberg, welch_greater
 from losscli.spec import LossSpec
 from losscli.state import Moments, RowMoments, linearised_spread
-from losscli.uncertainty import Interval
+from losscli.uncertainty import (
+    TAIL_MIN_ROWS,
+    Interval,
+    grouped_hill_tail_index,
+    heavy_tail,
+    tail_order,
+)
 
 DEFAULT_MAX_SLICES = 1000
 DEFAULT_MIN_ROWS = 30
@@ -52,7 +58,8 @@ class SliceLoss:
     contribution: float
     #: "worse" when the test flags the slice, else None
     flag: str | None
-    #: tested, too small, heavy-tailed (too skewed for the t-test), not tested ((other))
+    #: tested, too small, heavy-tailed (tail index below 2: no valid t-test), not tested
+    #: ((other))
     status: str
     #: one-sided Welch p-value against the other rows, and its Benjamini-Hochberg q-value
     p: float | None = None
@@ -179,11 +186,58 @@ def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int,
                       low=low)
 
 
+def tail_indices(state: GroupState, hist: int, spec: LossSpec,
+                 residual: bool) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """The tail index of a loss in each slice and over all rows, by the rule of the overall
+    warning (engine._tail_index): Hill's estimate from the largest sqrt(n) values (10 to
+    1,000), the larger of it and the estimate from half as many (a cluster of outliers is not
+    a tail), from the slices' histogram ``hist``; for a histogram of the residual |e| divided
+    by 1 + the power with which the loss's gradient grows in |e| at the largest |e| (1 for
+    mse, 0 for mae). Returns (each slice's index, NaN where not estimated: under
+    TAIL_MIN_ROWS rows, or no threshold inside the histogram's window; each slice's rows
+    counted; the index over all rows; their count)."""
+    counts = state.tails[hist]
+    top = state.tops[hist]
+    slices = counts.shape[1]
+    if top is None:
+        return np.full(slices, math.nan), np.zeros(slices, dtype=np.int64), math.nan, 0
+    cols = np.concatenate([counts, counts.sum(axis=1, keepdims=True)], axis=1)
+    n = cols.sum(axis=0)
+    want = np.array([tail_order(int(x)) for x in n])
+    desc = cols[::-1]
+    alpha, _ = grouped_hill_tail_index(desc, TAIL_WIDTH, want)
+    half, _ = grouped_hill_tail_index(desc, TAIL_WIDTH, np.maximum(5, want // 2))
+    alpha = np.where(np.isnan(alpha) | np.isnan(half), alpha, np.maximum(alpha, half))
+    alpha[n < TAIL_MIN_ROWS] = math.nan
+    single = spec.single
+    if residual and single is not None and single.abs_grad_of_abs_residual is not None:
+        f, params = single.abs_grad_of_abs_residual, spec.terms[0].params
+        highest = TAIL_BUCKETS - 1 - np.argmax(desc > 0, axis=0)
+        for j in np.flatnonzero(~np.isnan(alpha)):
+            v = tail_value(top - TAIL_BUCKETS + 1 + int(highest[j]))
+            g1, g2 = f(v, params), f(2.0 * v, params)
+            growth = math.log2(g2 / g1) if g1 > 0 and g2 > 0 else 0.0
+            alpha[j] /= 1.0 + max(0.0, growth)
+    return alpha[:-1], n[:-1], float(alpha[-1]), int(n[-1])
+
+
+def heavy_slices(state: GroupState, hist: int, spec: LossSpec, residual: bool) -> np.ndarray:
+    """Which slices are too heavy-tailed for a t-test: the rule of the overall warning
+    (heavy_tail: a tail index below 2 beyond its sampling error) on the slice's own rows; a
+    slice without an estimate of its own (fewer than TAIL_MIN_ROWS rows) takes the verdict on
+    all the grouping's rows."""
+    alpha, n, pooled, total = tail_indices(state, hist, spec, residual)
+    everywhere = not math.isnan(pooled) and heavy_tail(pooled, tail_order(total))
+    return np.array([heavy_tail(float(a), tail_order(int(m))) if not math.isnan(a)
+                     else everywhere for a, m in zip(alpha, n, strict=True)], dtype=bool)
+
+
 def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
            specs: Sequence[tuple[int, LossSpec]], overall: Mapping[str, float],
            ci: Any, opts: SliceOptions, edges_from: Mapping[str, str],
            input_weighted: bool = False, paired: bool = False,
-           uncertainty: Any = None) -> SliceGroup:
+           uncertainty: Any = None, tail_of: Sequence[int] = (),
+           tail_inputs: Sequence[int] = ()) -> SliceGroup:
     """A grouping's slices from its merged state. ``specs`` are (measure index, spec) of the
     losses reported; ``overall`` their overall values; ``ci`` the run's interval options
     (engine.CiOptions).
@@ -193,7 +247,10 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
     interval, and its flag ``regressed`` tests the mean d > 0 in the slice (a one-sample t-test,
     Benjamini-Hochberg over the slices) instead of the slice against the other rows.
     ``uncertainty`` is the engine's standard error and interval of a mean (engine._uncertainty:
-    the slices use the overall figures' code)."""
+    the slices use the overall figures' code). ``tail_of`` and ``tail_inputs`` say which tail
+    histogram of the state each measure reads and what it counts (slices.fold.tail_sources): a
+    slice is listed as heavy-tailed, not tested, by the rule of the overall heavy-tail warning
+    (:func:`heavy_slices`)."""
     from dataclasses import replace
 
     order = _order(state)
@@ -248,6 +305,11 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         # the loss's own range: a non-negative loss's slices get intervals >= 0, as its overall
         # one (a difference of two models' losses, compare, has no such bound)
         low = 0.0 if spec.non_negative and not paired else -math.inf
+        if index < len(tail_of) and state.tails:
+            hist = tail_of[index]
+            heavy = heavy_slices(state, hist, spec, tail_inputs[hist] < 0)
+        else:
+            heavy = np.zeros(len(keys), dtype=bool)
         results: list[SliceLoss] = []
         status: list[str] = []
         for k, key in enumerate(keys):
@@ -256,15 +318,15 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
             parts = [(rm, 1.0, 1.0)]
             se, interval = uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
                                        use_ci)
-            # scaled by 2^-2j and 2^-3j (j unused): the tests below are scale-free
-            s2, m3, _ = linearised_spread(parts, float(mean[k]), float(w[k]), exp)
+            # scaled by 2^-2j (j unused): the test below is scale-free
+            s2, _, _ = linearised_spread(parts, float(mean[k]), float(w[k]), exp)
             if key is None:
                 st = "not tested"
             elif rows < opts.min_rows:
                 st = "too small"
             elif not (s2 > 0) or not math.isfinite(se2_r[k]) or (n_r[k] < 2 and not paired):
                 st = "no variance"
-            elif rows < COCHRAN_FACTOR * (m3 * m3 / (s2 * s2 * s2)):
+            elif heavy[k]:
                 st = "heavy-tailed"
             else:
                 st = "tested"

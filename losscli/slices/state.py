@@ -9,6 +9,11 @@ of l under v = w'^2 (sum v, mean, M2) and under w'^3 (sum, mean, M2, M3), as
 :class:`losscli.state.RowMoments` keeps them. Then ``extra`` additive sums (compare's baseline
 sums).
 
+Beside the moments, a slice keeps a histogram of the magnitudes behind each tail estimate (the
+residual |e| shared by the losses of the residual, or a measure's |l|): TAIL_BUCKETS buckets of a
+quarter octave, the highest at the largest value of the grouping's rows (of the state), the lowest
+holding everything below the window; bucket counts are integers, so merges are exact.
+
 Memory is bounded: a state holds at most ``cap`` slices. Past it, the slices whose key hashes
 highest merge into ``(other)`` and every later key hashing at or above that threshold goes there
 too (the threshold only falls), so a key is either exact for all of its rows or in ``(other)``
@@ -35,6 +40,53 @@ _UNWEIGHTED_MOMENTS = ((0, 2, 3, 4),)
 _WEIGHTED_MOMENTS = ((2, 3, 4, None), (5, 6, 7, 8))
 #: rows multiplied by f, f^2, f^3 when a weighted state is rescaled by f = 2^-k
 _SCALE_POWERS = (1, 1, 2, 0, 2, 3, 0, 3, 3)
+
+
+#: mantissa bits of a tail bucket's key: 2^2 = 4 buckets per octave
+TAIL_BITS = 2
+#: tail buckets per slice: 32 octaves below the largest value, the lowest bucket holding the rest
+TAIL_BUCKETS = 128
+#: ln of the ratio of a tail bucket's ends
+TAIL_WIDTH = math.log(2.0) / (1 << TAIL_BITS)
+_TAIL_SHIFT = 52 - TAIL_BITS
+
+
+def tail_keys(values: np.ndarray) -> np.ndarray:
+    """The tail bucket key of |v| for each value: its exponent and first mantissa bits."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    return np.right_shift(bits & np.int64(0x7FFF_FFFF_FFFF_FFFF), _TAIL_SHIFT)
+
+
+def tail_value(key: int) -> float:
+    """The middle of a tail bucket."""
+    lo, hi = (np.array([key, key + 1], dtype=np.int64) << _TAIL_SHIFT).view(np.float64)
+    return float(lo + 0.5 * (hi - lo)) if math.isfinite(hi) else float(lo)
+
+
+def block_tail(g: np.ndarray, groups: int, keys: np.ndarray) -> tuple[int, np.ndarray]:
+    """A block's tail histograms: (the largest key, counts TAIL_BUCKETS x groups, bucket i
+    holding key top - TAIL_BUCKETS + 1 + i, bucket 0 also every key below)."""
+    top = int(keys.max())
+    idx = keys - (top - TAIL_BUCKETS + 1)
+    np.maximum(idx, 0, out=idx)
+    idx += g * TAIL_BUCKETS
+    counts = np.bincount(idx, minlength=groups * TAIL_BUCKETS)
+    return top, np.ascontiguousarray(counts.reshape(groups, TAIL_BUCKETS).T)
+
+
+def reanchor(counts: np.ndarray, shift: int) -> np.ndarray:
+    """Tail histograms whose top key rises by ``shift`` >= 0: buckets move down, those that
+    leave the window join the lowest. Exact: the lowest bucket is max(key - base, 0) for any
+    order of merges."""
+    if shift == 0:
+        return counts
+    out = np.zeros_like(counts)
+    if shift >= counts.shape[0]:
+        out[0] = counts.sum(axis=0)
+        return out
+    out[0] = counts[:shift + 1].sum(axis=0)
+    out[1:counts.shape[0] - shift] = counts[shift + 1:]
+    return out
 
 
 @lru_cache(maxsize=1 << 16)
@@ -163,6 +215,10 @@ class GroupState:
     scale: int = 0
     #: keys hashing at or above this go to (other) (None: no key was ever sent there)
     threshold: int | None = None
+    #: tail histograms (TAIL_BUCKETS x slices) and the key of each one's highest bucket (None:
+    #: no value yet)
+    tails: list[np.ndarray] = field(default_factory=list)
+    tops: list[int | None] = field(default_factory=list)
 
     def index(self) -> dict[Key | None, int]:
         return {k: i for i, k in enumerate(self.keys)}
@@ -207,6 +263,13 @@ class GroupState:
                     sub[r] = grown[r, pos] + b[r]
             grown[:, pos] = sub
             self.data[i] = grown
+        for i, (a, b) in enumerate(zip(self.tails, later.tails, strict=True)):
+            ta, tb = self.tops[i], later.tops[i]
+            high = ta if tb is None else tb if ta is None else max(ta, tb)
+            grown_t = np.zeros((a.shape[0], size), dtype=np.int64)
+            grown_t[:, :a.shape[1]] = a if ta is None or high is None else reanchor(a, high - ta)
+            grown_t[:, pos] += b if tb is None or high is None else reanchor(b, high - tb)
+            self.tails[i], self.tops[i] = grown_t, high
         self.threshold = _low(self.threshold, later.threshold)
         return self.limit(cap)
 
@@ -234,6 +297,8 @@ class GroupState:
             self.rows = np.concatenate([self.rows, [0]])
             self.data = [np.concatenate([d, np.zeros((d.shape[0], 1))], axis=1)
                          for d in self.data]
+            self.tails = [np.concatenate([t, np.zeros((t.shape[0], 1), dtype=np.int64)], axis=1)
+                          for t in self.tails]
         o = self.keys.index(None)
         sel = np.asarray(sorted(idx), dtype=np.int64)
         for i, d in enumerate(self.data):
@@ -242,11 +307,14 @@ class GroupState:
             self.data[i] = d
             merged = _merge_columns(other, pooled, self.weighted)
             d[:, o] = merged[:, 0]
+        for t in self.tails:
+            t[:, o] += t[:, sel].sum(axis=1)
         self.rows[o] += int(self.rows[sel].sum())
         keep = np.setdiff1d(np.arange(len(self.keys)), sel)
         self.keys = [self.keys[i] for i in keep]
         self.rows = self.rows[keep]
         self.data = [d[:, keep] for d in self.data]
+        self.tails = [t[:, keep] for t in self.tails]
 
 
 def _merge_columns(a: np.ndarray, b: np.ndarray, weighted: bool) -> np.ndarray:

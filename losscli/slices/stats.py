@@ -9,10 +9,6 @@ import numpy as np
 
 from losscli.uncertainty import t_sf
 
-#: Cochran's rule for a t-test on skewed data: the mean of n rows is near enough to normal when
-#: n >= 25 g1^2 (g1 the skewness of the rows); smaller slices of skewed losses are not tested.
-COCHRAN_FACTOR = 25.0
-
 
 def welch_greater(mean_a: np.ndarray, se2_a: np.ndarray, df_a: np.ndarray,
                   mean_b: np.ndarray, se2_b: np.ndarray,
