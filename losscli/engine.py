@@ -775,10 +775,10 @@ class EvalReduction:
         acc.state.update(batch, acc.drops.keys(), rows,
                          0 if self.root is None else stream_of(raw.where, self.root))
         if self.slicer is not None:
-            from losscli.slices import measures_of
+            from losscli.slices.fold import sorted_measures
 
             acc.slices = self.slicer.fold(
-                raw, chunk, measures_of(self.template.specs, batch, acc.drops.keys()),
+                raw, chunk, sorted_measures(self.template.specs, batch, acc.drops.keys()),
                 residual=batch.abs_residual() if -1 in self.slicer.tail_inputs else None)
         return acc
 

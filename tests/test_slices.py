@@ -403,6 +403,50 @@ def test_tail_histograms_merge_exactly_in_any_order() -> None:
             assert np.array_equal(merged.tails[0][:, idx], whole.tails[0])
 
 
+def test_block_tail_counts_every_value_in_its_bucket() -> None:
+    """The tail histogram against a count value by value: signed values, zeros, subnormals,
+    infinities, all zeros (a window reaching below key 0), a range wider than the window."""
+    from losscli.slices.state import _TAIL_SHIFT, TAIL_BUCKETS, block_tail, tail_keys
+
+    rng = np.random.default_rng(5)
+    for v in (rng.normal(size=2000), np.abs(rng.standard_t(1.0, 2000)) * 1e-300,
+              np.zeros(40), np.array([0.0, 5e-324, 1e-320, 1.0, np.inf, -3.0, -0.0]),
+              rng.normal(size=500) * 10.0 ** rng.integers(-40, 40, 500)):
+        keys = tail_keys(v)
+        want_keys = np.right_shift(np.abs(v).view(np.int64), _TAIL_SHIFT)
+        assert np.array_equal(keys.astype(np.int64), want_keys)
+        if (np.signbit(v) == 0).all():
+            assert np.array_equal(tail_keys(v, non_negative=True), keys)
+        g = rng.integers(0, 3, v.size)
+        top, counts = block_tail(g, 3, keys)
+        want = np.zeros((TAIL_BUCKETS, 3), dtype=np.int64)
+        for gi, k in zip(g, want_keys, strict=True):
+            want[max(int(k) - (top - TAIL_BUCKETS + 1), 0), gi] += 1
+        assert top == want_keys.max() and np.array_equal(counts, want)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sorted_and_scattered_folds_agree(weighted: bool,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of up to 65,535 slices are folded sorted by slice (segment sums), larger ones by
+    bincount: both give pandas' values, and the same statuses."""
+    import losscli.slices.fold as fold
+
+    df = regression_frame(n=5000, seed=8, nulls=True)
+    args = (df, "p", "y", "w" if weighted else None, ["mse", "mae", "huber", "log_cosh"])
+    kw = {"slices": ["country", "country,device,tier"]}
+    a = evaluate(*args, **kw)
+    monkeypatch.setattr(fold, "SORT_MAX_SLICES", 0)
+    b = evaluate(*args, **kw)
+    for ga, gb in zip(a.slices, b.slices, strict=True):
+        for sa, sb in zip(ga.slices, gb.slices, strict=True):
+            assert sa.by == sb.by and sa.rows == sb.rows
+            for xa, xb in zip(sa.losses, sb.losses, strict=True):
+                assert xa.value == pytest.approx(xb.value, rel=1e-12)
+                assert xa.se == pytest.approx(xb.se, rel=1e-9)
+                assert xa.status == xb.status
+
+
 def test_no_planted_slice_end_to_end_rarely_flags() -> None:
     flagged = sum(bool(evaluate(planted(100 + s, n=10_000, bad=None), "p", "y",
                                 losses=["mae"], slices=["country"]).slices[0].flagged("mae"))

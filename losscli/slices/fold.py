@@ -3,8 +3,9 @@ values folded into per-slice arrays; states merged by key. Picklable (process ex
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from losscli.slices.state import (
     block_arrays,
     block_tail,
     fields_of,
+    segment_arrays,
     tail_keys,
     weight_scale,
 )
@@ -24,6 +26,13 @@ from losscli.spec import LossSpec
 
 #: Measure: per-row values and a per-row multiplier of the weight (None: 1)
 Measure = tuple[np.ndarray, np.ndarray | None]
+#: The measures of a block's rows, or a function giving them for the rows in a given order
+#: (None: the block's own)
+Measures = Sequence["Measure | None"] | Callable[[np.ndarray | None], Sequence["Measure | None"]]
+#: Blocks with fewer slices than this are folded sorted by slice (NumPy's stable argsort of
+#: 8- and 16-bit codes is a radix sort): a gather per measure, then contiguous segment sums
+#: (np.add.reduceat), instead of a scattered bincount per sum; beyond, by bincount.
+SORT_MAX_SLICES = 1 << 16
 
 
 def sliceable(spec: LossSpec) -> bool:
@@ -87,63 +96,152 @@ class Slicer:
     def empty(self) -> list[GroupState]:
         return [GroupState(self.weighted) for _ in self.encoders]
 
-    def fold(self, raw: RawChunk, chunk: Chunk, values: Sequence[Measure | None],
+    def fold(self, raw: RawChunk, chunk: Chunk, values: Measures,
              extras: Sequence[Sequence[np.ndarray]] = (),
              residual: np.ndarray | None = None) -> list[GroupState]:
         """The states of one block: ``values`` per measure (None: not computed here, zeros),
-        ``extras`` more per-row values per measure whose sums are kept, ``residual`` the rows'
-        e (or |e|) when a tail histogram counts it."""
+        or a function that gives them for the rows in an order; ``extras`` more per-row values
+        per measure whose sums are kept; ``residual`` the rows' |e| when a tail histogram
+        counts it."""
         keep = None if chunk.rows is None else chunk.rows - raw.first_row
         w = chunk.weight
         scale = 0
         if w is not None:
             scale = weight_scale(w)
             w = np.ldexp(w, -scale)
-        sources = [residual if src < 0 else (None if values[src] is None
-                                             else values[src][0])  # type: ignore[index]
-                   for src in self.tail_inputs]
-        buckets = [None if v is None or v.size == 0 else tail_keys(v) for v in sources]
+        shared = (tail_keys(residual, non_negative=True) if residual is not None
+                  and residual.size and -1 in self.tail_inputs else None)
         out = []
         for enc in self.encoders:
             g, slice_keys = enc.encode(raw.batch, keep)
-            rows = np.bincount(g, minlength=len(slice_keys))
+            groups = len(slice_keys)
+            scaled_g = None
+            shared_tail = None
+            if shared is not None and groups * TAIL_BUCKETS <= max(4 * g.size, 1 << 16):
+                # the rows of each slice from its |e| histogram: one bincount for both
+                scaled_g = g * TAIL_BUCKETS
+                shared_tail = block_tail(g, groups, shared, scaled_g)
+                rows = shared_tail[1].sum(axis=0)
+            else:
+                rows = np.bincount(g, minlength=groups)
             if not rows.all():  # crossings: only the pairs present
                 present = np.flatnonzero(rows)
                 renumber = np.cumsum(rows > 0) - 1
                 g = renumber[g]
                 slice_keys = [slice_keys[int(i)] for i in present]
                 rows = rows[present]
-            data = []
-            for i in range(self.measures):
-                more = extras[i] if i < len(extras) else ()
-                m = values[i]
-                if m is None:
-                    data.append(np.zeros((fields_of(self.weighted) + len(more),
-                                          len(slice_keys))))
-                    continue
-                v, a = m
-                wi = w if a is None else (a if w is None else w * a)
-                if wi is None and self.weighted:  # class multipliers elsewhere: unit weights
-                    wi = np.ones(v.shape[0])
-                data.append(block_arrays(g, len(slice_keys), v, wi, more, rows))
-            if w is not None and self.input_weighted:
-                totals = np.zeros((fields_of(True), len(slice_keys)))
-                totals[0] = np.bincount(g, weights=w, minlength=len(slice_keys))
-                data.append(totals)
+                groups = len(slice_keys)
+                scaled_g = None
+                if shared_tail is not None:
+                    shared_tail = (shared_tail[0], shared_tail[1][:, present])
+            if groups < SORT_MAX_SLICES:
+                state = self._fold_sorted(g, slice_keys, rows, values, extras, w)
+            else:
+                state = self._fold_scattered(g, slice_keys, rows, values, extras, w)
+            state.scale = scale
             tails: list[np.ndarray] = []
             tops: list[int | None] = []
-            for k in buckets:
-                if k is None:
-                    tails.append(np.zeros((TAIL_BUCKETS, len(slice_keys)), dtype=np.int64))
-                    tops.append(None)
+            for h, src in enumerate(self.tail_inputs):
+                if src < 0 and shared_tail is not None:
+                    top, counts = shared_tail
+                elif src < 0 and shared is not None:
+                    top, counts = block_tail(g, groups, shared, scaled_g)
+                elif src >= 0 and state.tails[h] is not None:
+                    top, counts = state.tops[h], state.tails[h]  # type: ignore[assignment]
                 else:
-                    top, counts = block_tail(g, len(slice_keys), k)
-                    tails.append(counts)
-                    tops.append(top)
-            state = GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
-                               scale, tails=tails, tops=tops)
+                    tails.append(np.zeros((TAIL_BUCKETS, groups), dtype=np.int64))
+                    tops.append(None)
+                    continue
+                tails.append(counts)
+                tops.append(top)
+            state.tails, state.tops = tails, tops
             out.append(state.limit(self.cap))
         return out
+
+    def _weights(self, w: np.ndarray | None, a: np.ndarray | None,
+                 n: int) -> np.ndarray | None:
+        wi = w if a is None else (a if w is None else w * a)
+        if wi is None and self.weighted:  # class multipliers elsewhere: unit weights
+            wi = np.ones(n)
+        return wi
+
+    def _fold_sorted(self, g: np.ndarray, slice_keys: list[Any], rows: np.ndarray,
+                     values: Measures, extras: Sequence[Sequence[np.ndarray]],
+                     w: np.ndarray | None) -> GroupState:
+        """A block's state with its rows sorted by slice: segment sums."""
+        groups = len(slice_keys)
+        codes = g.astype(np.uint8 if groups <= 256 else np.uint16)
+        perm = np.argsort(codes, kind="stable")
+        starts = np.zeros(groups, dtype=np.intp)
+        np.cumsum(rows[:-1], out=starts[1:])
+        measures = values(perm) if callable(values) else [
+            None if m is None else (m[0][perm], None if m[1] is None else m[1][perm])
+            for m in values]
+        ws = None if w is None else w[perm]
+        data = []
+        for i in range(self.measures):
+            more = [e[perm] for e in extras[i]] if i < len(extras) else []
+            m = measures[i]
+            if m is None:
+                data.append(np.zeros((fields_of(self.weighted) + len(more), groups)))
+                continue
+            v, a = m
+            data.append(segment_arrays(starts, rows, v, self._weights(ws, a, v.shape[0]),
+                                       more))
+        if ws is not None and self.input_weighted:
+            totals = np.zeros((fields_of(True), groups))
+            totals[0] = np.add.reduceat(ws, starts)
+            data.append(totals)
+        sorted_g = None
+        tails: list[Any] = []
+        tops: list[int | None] = []
+        for src in self.tail_inputs:  # own histograms of a measure's |values|
+            m = measures[src] if src >= 0 else None
+            if m is None or m[0].size == 0:
+                tails.append(None)
+                tops.append(None)
+                continue
+            if sorted_g is None:
+                sorted_g = np.repeat(np.arange(groups), rows)
+            top, counts = block_tail(sorted_g, groups, tail_keys(m[0]))
+            tails.append(counts)
+            tops.append(top)
+        return GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
+                          tails=tails, tops=tops)
+
+    def _fold_scattered(self, g: np.ndarray, slice_keys: list[Any], rows: np.ndarray,
+                        values: Measures, extras: Sequence[Sequence[np.ndarray]],
+                        w: np.ndarray | None) -> GroupState:
+        """A block's state of very many slices: a bincount per sum."""
+        groups = len(slice_keys)
+        measures = values(None) if callable(values) else values
+        data = []
+        for i in range(self.measures):
+            more = extras[i] if i < len(extras) else ()
+            m = measures[i]
+            if m is None:
+                data.append(np.zeros((fields_of(self.weighted) + len(more), groups)))
+                continue
+            v, a = m
+            data.append(block_arrays(g, groups, v, self._weights(w, a, v.shape[0]), more,
+                                     rows))
+        if w is not None and self.input_weighted:
+            totals = np.zeros((fields_of(True), groups))
+            totals[0] = np.bincount(g, weights=w, minlength=groups)
+            data.append(totals)
+        tails: list[Any] = []
+        tops: list[int | None] = []
+        for src in self.tail_inputs:
+            m = measures[src] if src >= 0 else None
+            if m is None or m[0].size == 0:
+                tails.append(None)
+                tops.append(None)
+                continue
+            top, counts = block_tail(g, groups, tail_keys(m[0]))
+            tails.append(counts)
+            tops.append(top)
+        return GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
+                          tails=tails, tops=tops)
 
     def merge(self, earlier: list[GroupState], later: list[GroupState]) -> list[GroupState]:
         return [a.merge(b, self.cap) for a, b in zip(earlier, later, strict=True)]
@@ -154,3 +252,47 @@ def measures_of(specs: Sequence[LossSpec], batch: Batch,
     """Each loss's per-row values (None for losses skipped or not sliceable)."""
     return [None if i in skip or not sliceable(s) else row_values(s, batch)
             for i, s in enumerate(specs)]
+
+
+def of_residual(spec: LossSpec) -> bool:
+    """Whether a loss's per-row values follow from the residual e alone (state.row_losses'
+    shortcuts: e^2, |e|, Huber-shaped), with no class multipliers."""
+    from losscli.state import _normalised_weights
+
+    loss = spec.single
+    return (loss is not None and _normalised_weights(spec) is None
+            and (loss.value_form in ("square", "abs")
+                 or (loss.grad_form == "clipped" and loss.clip_of is not None)))
+
+
+def permuted(batch: Batch, perm: np.ndarray, residual_only: bool = False) -> Batch:
+    """The batch's rows in the order ``perm``; ``residual_only``: only its residual, for
+    losses that read nothing else (:func:`of_residual`), which read it only through e^2 and
+    |e|: the batch then holds |e| as its residual (one gather, no sign)."""
+    if residual_only:
+        a = batch.abs_residual().take(perm)
+        return Batch(a, a, None, _cache={"e": a, "abs_e": a})
+    e = batch.residual().take(perm) if "e" in batch._cache else None
+
+    def take(x: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None else x[..., perm]
+
+    out = Batch(batch.pred[..., perm], batch.target[perm], take(batch.weight), batch.logits,
+                var=take(batch.var), soft=take(batch.soft), labels=take(batch.labels))
+    if e is not None:
+        out._cache["e"] = e
+    return out
+
+
+def sorted_measures(specs: Sequence[LossSpec], batch: Batch,
+                    skip: Collection[int]) -> Callable[[np.ndarray | None],
+                                                       list[Measure | None]]:
+    """:func:`measures_of` for the rows in a given order (None: the batch's), computed on the
+    reordered rows: losses of the residual from the reordered e alone."""
+    residual_only = all(of_residual(s) for i, s in enumerate(specs)
+                        if i not in skip and sliceable(s))
+
+    def make(perm: np.ndarray | None) -> list[Measure | None]:
+        b = batch if perm is None else permuted(batch, perm, residual_only)
+        return measures_of(specs, b, skip)
+    return make

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -51,9 +52,20 @@ TAIL_WIDTH = math.log(2.0) / (1 << TAIL_BITS)
 _TAIL_SHIFT = 52 - TAIL_BITS
 
 
-def tail_keys(values: np.ndarray) -> np.ndarray:
-    """The tail bucket key of |v| for each value: its exponent and first mantissa bits."""
-    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+def tail_keys(values: np.ndarray, non_negative: bool = False) -> np.ndarray:
+    """The tail bucket key of |v| for each value: its exponent and first mantissa bits, the
+    top 14 bits of the float after the sign (``non_negative``: no sign bit to clear). Read
+    as the top 16 bits of each float where the machine is little-endian (a quarter of the
+    memory of shifting all 64)."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    if sys.byteorder == "little":
+        top = v.view(np.uint16)[3::4]
+        if not non_negative:
+            top = top & np.uint16(0x7FFF)
+        return np.right_shift(top, np.uint16(4 - TAIL_BITS))
+    bits = v.view(np.int64)
+    if non_negative:
+        return np.right_shift(bits, _TAIL_SHIFT)
     return np.right_shift(bits & np.int64(0x7FFF_FFFF_FFFF_FFFF), _TAIL_SHIFT)
 
 
@@ -63,14 +75,24 @@ def tail_value(key: int) -> float:
     return float(lo + 0.5 * (hi - lo)) if math.isfinite(hi) else float(lo)
 
 
-def block_tail(g: np.ndarray, groups: int, keys: np.ndarray) -> tuple[int, np.ndarray]:
+def block_tail(g: np.ndarray, groups: int, keys: np.ndarray,
+               scaled_g: np.ndarray | None = None) -> tuple[int, np.ndarray]:
     """A block's tail histograms: (the largest key, counts TAIL_BUCKETS x groups, bucket i
-    holding key top - TAIL_BUCKETS + 1 + i, bucket 0 also every key below)."""
+    holding key top - TAIL_BUCKETS + 1 + i, bucket 0 also every key below); ``scaled_g`` is
+    g * TAIL_BUCKETS when the caller has it."""
     top = int(keys.max())
-    idx = keys - (top - TAIL_BUCKETS + 1)
-    np.maximum(idx, 0, out=idx)
-    idx += g * TAIL_BUCKETS
-    counts = np.bincount(idx, minlength=groups * TAIL_BUCKETS)
+    base = top - TAIL_BUCKETS + 1
+    if int(keys.min()) < base:  # keys below the window count in its lowest bucket
+        keys = np.maximum(keys, base)
+    # bucket key - base of group g at g * TAIL_BUCKETS + key - base: counted at
+    # g * TAIL_BUCKETS + key, then shifted by base
+    idx = keys + (g * TAIL_BUCKETS if scaled_g is None else scaled_g)
+    size = groups * TAIL_BUCKETS
+    if base >= 0:
+        counts = np.bincount(idx, minlength=base + size)[base:]
+    else:  # all keys near 0 (values all 0 or subnormal): the window reaches below key 0
+        counts = np.zeros(size, dtype=np.int64)
+        counts[-base:] = np.bincount(idx, minlength=size + base)[:size + base]
     return top, np.ascontiguousarray(counts.reshape(groups, TAIL_BUCKETS).T)
 
 
@@ -152,6 +174,55 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
     m2_3 = count(t)
     t *= d
     return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, count(t), *sums])
+
+
+def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
+                   w: np.ndarray | None, extras: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """:func:`block_arrays` of rows sorted by group (each group's rows contiguous, every group
+    present, the i-th starting at ``starts[i]``, ``rows[i]`` of them): the sums are
+    ``np.add.reduceat`` over the segments, contiguous and pairwise, instead of a scatter per
+    sum."""
+    def seg(x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(x, starts)
+
+    def spread(x: np.ndarray) -> np.ndarray:  # a per-group value on each of its rows
+        return np.repeat(x, rows)
+
+    sums = [seg(e if w is None else e * w) for e in extras]
+    if w is None:
+        n = rows.astype(np.float64)
+        # Power sums of l, then central moments per slice; where a slice's mean is large
+        # against its spread (M2 under a quarter of sum l^2) they would cancel, and the block
+        # takes two passes about each slice's mean.
+        s = seg(values)
+        t = values * values
+        s2 = seg(t)
+        mean = s / n
+        m2 = s2 - s * mean
+        if np.all(4.0 * m2 >= s2):
+            t *= values
+            m3 = seg(t) - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
+            return np.stack([n, s, mean, m2, m3, *sums])
+        d = values - spread(mean)
+        t = d * d
+        m2 = seg(t)
+        t *= d
+        return np.stack([n, s, mean, m2, seg(t), *sums])
+    wsum = seg(w)
+    s = seg(values * w)
+    v = w * w
+    v2 = seg(v)
+    mean2 = seg(v * values) / v2
+    d = values - spread(mean2)
+    m2_2 = seg(v * d * d)
+    v *= w
+    v3 = seg(v)
+    mean3 = seg(v * values) / v3
+    d = values - spread(mean3)
+    t = v * d * d
+    m2_3 = seg(t)
+    t *= d
+    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, seg(t), *sums])
 
 
 def _chan(a: np.ndarray, b: np.ndarray, rows: tuple[int, int, int, int | None]) -> None:
@@ -237,38 +308,59 @@ class GroupState:
             for d in later.data:
                 rescale(d, later.scale - top)
             self.scale = top
-        where = self.index()
-        pos = np.empty(len(later.keys), dtype=np.int64)
-        new: list[Key | None] = []
-        for i, k in enumerate(later.keys):
-            j = where.get(k)
-            if j is None:
-                j = len(self.keys) + len(new)
-                new.append(k)
-            pos[i] = j
-        size = len(self.keys) + len(new)
-        self.keys.extend(new)
-        self.rows = np.concatenate([self.rows, np.zeros(len(new), dtype=np.int64)])
-        np.add.at(self.rows, pos, later.rows)
+        old = len(self.keys)
+        if later.keys == self.keys:  # the same slices in the same order (blocks of one file)
+            pos: np.ndarray | None = None
+            size = old
+        else:
+            where = self.index()
+            pos = np.empty(len(later.keys), dtype=np.int64)
+            new: list[Key | None] = []
+            for i, k in enumerate(later.keys):
+                j = where.get(k)
+                if j is None:
+                    j = old + len(new)
+                    new.append(k)
+                pos[i] = j
+            size = old + len(new)
+            self.keys.extend(new)
+            self.rows = np.concatenate([self.rows, np.zeros(len(new), dtype=np.int64)])
+        if pos is None:
+            self.rows = self.rows + later.rows
+        else:
+            self.rows[pos] += later.rows
         groups = _WEIGHTED_MOMENTS if self.weighted else _UNWEIGHTED_MOMENTS
-        for i, (a, b) in enumerate(zip(self.data, later.data, strict=True)):
-            grown = np.zeros((a.shape[0], size))
-            grown[:, :a.shape[1]] = a
-            sub = grown[:, pos]
+        moments = {r for g in groups for r in g if r is not None}
+        # the measures of one shape merged at once: (fields, measures, slices)
+        by_shape: dict[int, list[int]] = {}
+        for i, d in enumerate(self.data):
+            by_shape.setdefault(d.shape[0], []).append(i)
+        for idx in by_shape.values():
+            grown = np.zeros((self.data[idx[0]].shape[0], len(idx), size))
+            for j, i in enumerate(idx):
+                grown[:, j, :old] = self.data[i]
+            b = np.stack([later.data[i] for i in idx], axis=1)
+            sub = grown if pos is None else grown[:, :, pos]
+            plain = [r for r in range(grown.shape[0]) if r not in moments]
+            summed = sub[plain] + b[plain]
             for rows in groups:
                 _chan(sub, b, rows)
-            moments = {r for g in groups for r in g if r is not None}
-            for r in range(a.shape[0]):
-                if r not in moments:
-                    sub[r] = grown[r, pos] + b[r]
-            grown[:, pos] = sub
-            self.data[i] = grown
+            sub[plain] = summed
+            if pos is not None:
+                grown[:, :, pos] = sub
+            for j, i in enumerate(idx):
+                self.data[i] = grown[:, j, :]
         for i, (a, b) in enumerate(zip(self.tails, later.tails, strict=True)):
             ta, tb = self.tops[i], later.tops[i]
             high = ta if tb is None else tb if ta is None else max(ta, tb)
-            grown_t = np.zeros((a.shape[0], size), dtype=np.int64)
-            grown_t[:, :a.shape[1]] = a if ta is None or high is None else reanchor(a, high - ta)
-            grown_t[:, pos] += b if tb is None or high is None else reanchor(b, high - tb)
+            a = a if ta is None or high is None else reanchor(a, high - ta)
+            b = b if tb is None or high is None else reanchor(b, high - tb)
+            if pos is None:
+                grown_t = a + b
+            else:
+                grown_t = np.zeros((a.shape[0], size), dtype=np.int64)
+                grown_t[:, :old] = a
+                grown_t[:, pos] += b
             self.tails[i], self.tops[i] = grown_t, high
         self.threshold = _low(self.threshold, later.threshold)
         return self.limit(cap)
