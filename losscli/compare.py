@@ -887,6 +887,7 @@ def compare(
     if groupings:
         from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
         from losscli.slices.fold import tail_sources
+        from losscli.slices.result import slicer_skew
 
         coders, edges_from = encoders(groupings, (p[0] for p in head), base_cols, base_src,
                                       DETECT_ROWS)
@@ -894,7 +895,7 @@ def compare(
         slicer = Slicer(coders, len(specs), base_cols.weight is not None,
                         base_cols.weight is not None,
                         memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)),
-                        tail_of, tail_inputs)
+                        tail_of, tail_inputs, slicer_skew(ci))
     reduction = PairedReduction(state, base_cols, cand_cols,
                                 TaskValidator(task_name, base_cols, logits, base_src.where,
                                               probabilities=reads_probabilities(specs)),

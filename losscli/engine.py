@@ -925,6 +925,7 @@ def evaluate(
     if groupings:
         from losscli.slices import DEFAULT_MAX_SLICES, Slicer, encoders, memory_cap
         from losscli.slices.fold import tail_sources
+        from losscli.slices.result import slicer_skew
         from losscli.state import _normalised_weights
 
         coders, edges_from = encoders(groupings, plan.peek(), cols, src, DETECT_ROWS)
@@ -933,7 +934,7 @@ def evaluate(
         tail_of, tail_inputs = tail_sources(specs)
         slicer = Slicer(coders, len(specs), weighted, cols.weight is not None,
                         memory_cap(getattr(slice_opts, "max_slices", DEFAULT_MAX_SLICES)),
-                        tail_of, tail_inputs)
+                        tail_of, tail_inputs, slicer_skew(ci_opts.method))
     reduction = EvalReduction(template, TaskValidator(task, cols, logits, where,
                                                    not specs_given and asked_task is None,
                                                    reads_probabilities(specs)),

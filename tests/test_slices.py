@@ -132,6 +132,24 @@ def test_slice_intervals_of_non_negative_losses_stay_non_negative(ci: str) -> No
     assert below > 100  # the symmetric bound would have gone negative this often
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_t_intervals_sum_no_cubes_and_keep_the_standard_errors(weighted: bool) -> None:
+    """--ci t needs no skewness: the slices' third moments are not summed, and values and
+    standard errors are those of a johnson run (intervals symmetric about the value unless
+    held at 0)."""
+    df = regression_frame(n=4000, seed=12)
+    w = "w" if weighted else None
+    runs = {ci: evaluate(df, "p", "y", w, ["mse", "mae"], slices=["country"], ci=ci)
+            for ci in ("t", "johnson")}
+    for st, sj in zip(runs["t"].slices[0].slices, runs["johnson"].slices[0].slices,
+                      strict=True):
+        for xt, xj in zip(st.losses, sj.losses, strict=True):
+            assert xt.value == xj.value and xt.se == pytest.approx(xj.se, rel=1e-12)
+            assert xt.ci is not None
+            if xt.ci.low > 0:
+                assert xt.ci.high - xt.value == pytest.approx(xt.value - xt.ci.low, rel=1e-9)
+
+
 def test_binary_and_multiclass_slices_equal_sklearn() -> None:
     rng = np.random.default_rng(3)
     n = 2000

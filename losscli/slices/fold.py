@@ -92,6 +92,8 @@ class Slicer:
     #: the tail histogram of each measure and each histogram's source (:func:`tail_sources`)
     tail_of: list[int] = field(default_factory=list)
     tail_inputs: list[int] = field(default_factory=list)
+    #: an interval reads the slices' skewness (johnson): their third moments are summed
+    skew: bool = True
 
     def empty(self) -> list[GroupState]:
         return [GroupState(self.weighted) for _ in self.encoders]
@@ -187,7 +189,7 @@ class Slicer:
                 continue
             v, a = m
             data.append(segment_arrays(starts, rows, v, self._weights(ws, a, v.shape[0]),
-                                       more))
+                                       more, self.skew))
         if ws is not None and self.input_weighted:
             totals = np.zeros((fields_of(True), groups))
             totals[0] = np.add.reduceat(ws, starts)

@@ -174,13 +174,14 @@ def _order(state: GroupState) -> list[int]:
 
 
 def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int,
-                 low: float) -> RowMoments:
+                 low: float, skew: bool = True) -> RowMoments:
     """A slice's moments as the overall interval's code takes them; ``low`` is a lower bound of
-    its per-row values (0 for a non-negative loss: the interval is then held >= 0)."""
+    its per-row values (0 for a non-negative loss: the interval is then held >= 0); without
+    ``skew`` the third moments were not summed."""
     if not weighted:
-        return RowMoments(False, True, n, Moments(3, n, float(d[2, k]), float(d[3, k]),
+        return RowMoments(False, skew, n, Moments(3, n, float(d[2, k]), float(d[3, k]),
                                                   float(d[4, k])), low=low)
-    return RowMoments(True, True, n, Moments(3), scale,
+    return RowMoments(True, skew, n, Moments(3), scale,
                       Moments(2, float(d[2, k]), float(d[3, k]), float(d[4, k])),  # type: ignore[arg-type]
                       Moments(3, float(d[5, k]), float(d[6, k]), float(d[7, k]), float(d[8, k])),  # type: ignore[arg-type]
                       low=low)
@@ -232,6 +233,12 @@ def heavy_slices(state: GroupState, hist: int, spec: LossSpec, residual: bool) -
                      else everywhere for a, m in zip(alpha, n, strict=True)], dtype=bool)
 
 
+def slicer_skew(method: str) -> bool:
+    """Whether the slices' intervals read their skewness under ``--ci method``: johnson, and
+    the bootstrap methods (which fall back to johnson per slice); not t or none."""
+    return method not in ("t", "none")
+
+
 def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
            specs: Sequence[tuple[int, LossSpec]], overall: Mapping[str, float],
            ci: Any, opts: SliceOptions, edges_from: Mapping[str, str],
@@ -270,6 +277,7 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         share = n / total_rows if total_rows else np.zeros_like(n)
     method = ci.method if ci.enabled and ci.method in ("johnson", "t") else "johnson"
     use_ci = replace(ci, method=method)
+    skew = slicer_skew(ci.method)  # the slices' third moments were summed
     other = np.array([k is None for k in keys])
     per_loss: list[list[SliceLoss]] = []
     for index, spec in specs:
@@ -314,7 +322,7 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
         status: list[str] = []
         for k, key in enumerate(keys):
             rows = int(state.rows[k])
-            rm = _row_moments(d, rows, k, weighted, state.scale, low)
+            rm = _row_moments(d, rows, k, weighted, state.scale, low, skew)
             parts = [(rm, 1.0, 1.0)]
             se, interval = uncertainty(parts, rows, float(w[k]), exp, float(mean[k]), sqrt,
                                        use_ci)

@@ -177,11 +177,13 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
 
 
 def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
-                   w: np.ndarray | None, extras: Sequence[np.ndarray] = ()) -> np.ndarray:
+                   w: np.ndarray | None, extras: Sequence[np.ndarray] = (),
+                   skew: bool = True) -> np.ndarray:
     """:func:`block_arrays` of rows sorted by group (each group's rows contiguous, every group
     present, the i-th starting at ``starts[i]``, ``rows[i]`` of them): the sums are
     ``np.add.reduceat`` over the segments, contiguous and pairwise, instead of a scatter per
-    sum."""
+    sum. Without ``skew`` (no interval that reads the skewness: ``--ci t`` or ``none``) the
+    third moments are left 0: no cubes."""
     def seg(x: np.ndarray) -> np.ndarray:
         return np.add.reduceat(x, starts)
 
@@ -200,12 +202,16 @@ def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
         mean = s / n
         m2 = s2 - s * mean
         if np.all(4.0 * m2 >= s2):
+            if not skew:
+                return np.stack([n, s, mean, m2, np.zeros_like(n), *sums])
             t *= values
             m3 = seg(t) - 3.0 * mean * s2 + 2.0 * n * mean * mean * mean
             return np.stack([n, s, mean, m2, m3, *sums])
         d = values - spread(mean)
         t = d * d
         m2 = seg(t)
+        if not skew:
+            return np.stack([n, s, mean, m2, np.zeros_like(n), *sums])
         t *= d
         return np.stack([n, s, mean, m2, seg(t), *sums])
     wsum = seg(w)
@@ -215,6 +221,9 @@ def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
     mean2 = seg(v * values) / v2
     d = values - spread(mean2)
     m2_2 = seg(v * d * d)
+    if not skew:
+        zero = np.zeros_like(wsum)
+        return np.stack([wsum, s, v2, mean2, m2_2, zero, zero, zero, zero, *sums])
     v *= w
     v3 = seg(v)
     mean3 = seg(v * values) / v3
