@@ -181,12 +181,18 @@ class Slicer:
             for m in values]
         ws = None if w is None else w[perm]
         data = []
+        done: dict[int, int] = {}  # a measure given twice (mse and rmse): summed once
         for i in range(self.measures):
             more = [e[perm] for e in extras[i]] if i < len(extras) else []
             m = measures[i]
             if m is None:
                 data.append(np.zeros((fields_of(self.weighted) + len(more), groups)))
                 continue
+            if not more and id(m) in done:
+                data.append(data[done[id(m)]].copy())
+                continue
+            if not more:
+                done[id(m)] = i
             v, a = m
             data.append(segment_arrays(starts, rows, v, self._weights(ws, a, v.shape[0]),
                                        more, self.skew))
@@ -296,5 +302,30 @@ def sorted_measures(specs: Sequence[LossSpec], batch: Batch,
 
     def make(perm: np.ndarray | None) -> list[Measure | None]:
         b = batch if perm is None else permuted(batch, perm, residual_only)
-        return measures_of(specs, b, skip)
+        out: list[Measure | None] = []
+        same: dict[tuple[object, ...], Measure] = {}  # mse and rmse: one array, one object
+        for i, spec in enumerate(specs):
+            if i in skip or not sliceable(spec):
+                out.append(None)
+                continue
+            key = residual_key(spec)
+            if key is None or key not in same:
+                m = row_values(spec, b)
+                if key is not None:
+                    same[key] = m
+            out.append(m if key is None else same[key])
+        return out
     return make
+
+
+def residual_key(spec: LossSpec) -> tuple[object, ...] | None:
+    """What a loss of the residual computes per row (losses with equal keys have equal
+    per-row values: mse and rmse); None for the others."""
+    if not of_residual(spec):
+        return None
+    loss = spec.single
+    assert loss is not None
+    if loss.value_form is not None:
+        return (loss.value_form,)
+    assert loss.clip_of is not None
+    return ("clipped", *loss.clip_of(spec.terms[0].params))
