@@ -884,13 +884,14 @@ def losses_for_task(task: Task) -> list[LossDef]:
 
 
 #: The losses evaluated when no --loss is given, by detected task. Left out: smooth_l1 (at its
-#: default beta = 1 it is huber at delta = 1, the same numbers twice), poisson outside counts,
+#: default beta = 1 it is huber at delta = 1, the same numbers twice), quantile (at its default
+#: q = 0.5 it is exactly mae / 2: nothing new), poisson outside counts,
 #: and the losses that need a domain or a kind of prediction that the data cannot show: log
 #: errors, mape, the Gamma / Tweedie deviances, poisson_nll (a log rate?), hinge losses
 #: (decision values, not probabilities).
 DEFAULTS: dict[str, tuple[str, ...]] = {
-    "regression": ("mse", "rmse", "mae", "huber", "log_cosh", "quantile"),
-    "counts": ("mse", "rmse", "mae", "huber", "log_cosh", "quantile", "poisson"),
+    "regression": ("mse", "rmse", "mae", "huber", "log_cosh"),
+    "counts": ("mse", "rmse", "mae", "huber", "log_cosh", "poisson"),
     "binary": ("bce", "focal"),
     "multiclass": ("cce",),
 }

@@ -460,3 +460,56 @@ def test_table_shows_default_parameters(capfd: pytest.CaptureFixture[str],
     assert "│ huber:delta=1 " in out and "│ quantile:q=0.5 " in out and "│ huber:delta=2 " in out
     rc, out, err = cli(capfd, "eval", path, "--loss", "huber", "--format", "json")
     assert json.loads(out)["losses"][0]["spec"] == "huber"  # the spec as asked
+
+
+def test_quantile_is_no_default_but_stays_in_the_catalog(capfd: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    """quantile at its default q = 0.5 is exactly mae / 2: a default row that says nothing new."""
+    path = tmp_path / "p.csv"
+    path.write_text("y,pred\n" + "".join(f"{i + 0.5},{i + 0.3 * (-1) ** i}\n"
+                                          for i in range(20)))
+    rc, out, err = cli(capfd, "eval", path, "--format", "json")
+    assert rc == 0, err
+    assert [r["name"] for r in json.loads(out)["losses"]] == ["mse", "rmse", "mae", "huber",
+                                                              "log_cosh"]
+    rc, out, err = cli(capfd, "eval", path, "--loss", "quantile", "--loss", "mae",
+                       "--format", "json")
+    assert rc == 0, err
+    q, mae = (r["value"] for r in json.loads(out)["losses"])
+    assert q == pytest.approx(mae / 2, rel=1e-12)
+
+
+def test_target_only_recommend_takes_no_delta_from_the_target(
+        capfd: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    """House prices without predictions: huber's delta is not 1.345 x the prices' spread
+    (delta=104900); the printed command measures it on a model's residuals and runs."""
+    n = 3000
+    price = 200_000 + 50_000 * rng.standard_t(3, n)
+    pred = price + 2_000.0 * rng.standard_t(3, n)  # heavy-tailed residuals: huber again
+    path = tmp_path / "prices.csv"
+    pd.DataFrame({"price": price.round(2), "pred": pred.round(2)}).to_csv(path, index=False)
+    rc, out, err = cli(capfd, "recommend", path, "--target", "price", "--target-only",
+                       "--no-plot")
+    assert rc == 0, err
+    assert "Recommended  huber" in out and "delta=" not in out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Measure its delta"))
+    command = lines[at + 1].strip()
+    assert command == f"losscli recommend {path} --pred PRED --target price"
+    rc, out, err = cli(capfd, "recommend", path, "--target", "price", "--target-only",
+                       "--format", "json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["recommended"]["params"] == {"delta": None} and doc["recommended"]["spec"] is None
+    assert doc["recommended"]["command"] == command
+    assert any("delta = 1.345 x the robust scale (1.4826 x MAD) of a model's residuals" in r
+               for r in doc["reasons"])
+    # the command, with the prediction column filled in, sets delta from the residuals
+    argv = command.replace("PRED", "pred").split()[1:]
+    rc, out, err = cli(capfd, *argv, "--format", "json")
+    assert rc == 0, err
+    residuals = pred.round(2) - price.round(2)
+    mad = float(np.median(np.abs(residuals - np.median(residuals))))
+    delta = json.loads(out)["recommended"]["params"]["delta"]
+    assert delta == pytest.approx(1.345 * 1.4826 * mad, rel=0.01)
+    assert delta < 10_000  # a residual's scale, not the prices' (about 77,000)

@@ -47,6 +47,7 @@ from losscli.recommend.model import (
 )
 from losscli.recommend.rules import RULE_FNS, Facts, rules_for, rules_only
 from losscli.recommend.thresholds import (
+    HUBER_K,
     MAX_CENTRING_PASSES,
     OUTLIER_Z,
     PILOT_ROWS,
@@ -240,6 +241,7 @@ def recommend(
         skewness=evidence.skewness,
         quartile_skewness=evidence.quartile_skewness,
         robust_scale=scale if scale > 0 else None,
+        residuals=has_pred,
     )
     if not multiclass and detected == "regression":
         tgt = evidence.target
@@ -259,8 +261,10 @@ def recommend(
                      "spread for the rules to measure.")
     if not has_pred:
         notes.append("Target-only analysis: the spread of the target stands in for the "
-                     "residuals a model will leave; candidate loss values need predictions "
-                     "(pass --pred) and are not shown.")
+                     "residuals a model will leave in the outlier and tail rules, but not for "
+                     f"huber's delta, which is {HUBER_K} x the robust scale of a model's "
+                     "residuals (recommend with --pred measures it); candidate loss values "
+                     "need predictions and are not shown.")
     else:
         notes.extend(loss_values(acc, [rec, *alts], passes_ if rereadable else None))
         rec, alts, reasons = usable_first(rec, alts, reasons, acc)

@@ -46,7 +46,9 @@ class Choice:
     value: float | None = None
     value_note: str | None = None
     #: the ``losscli eval`` command line that evaluates ``spec`` on the same rows (upper-case
-    #: placeholders where the input is not known: no data, or no prediction column)
+    #: placeholders where the input is not known: no data, or no prediction column); without
+    #: a spec (huber's delta needs a model's residuals), the ``losscli recommend`` command that
+    #: measures it
     command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,11 +239,19 @@ class EvalArgs:
 
     def command(self, spec: str) -> str:
         """The shell command line (each argument quoted for a POSIX shell)."""
+        return self._line("eval", ["--loss", spec], weight=True)
+
+    def measure_command(self) -> str:
+        """The ``losscli recommend`` command that measures a choice's parameters on a model's
+        residuals (huber's delta), with PRED for the prediction column when it is not known."""
+        return self._line("recommend", [])
+
+    def _line(self, command: str, tail: list[str], weight: bool = False) -> str:
         import shlex
 
-        args = ["losscli", "eval", self.source,
+        args = ["losscli", command, self.source,
                 "--pred", ",".join(self.pred) if self.pred else "PRED", "--target", self.target]
-        if self.weight:
+        if self.weight and weight:
             args += ["--weight", self.weight]
         if self.logits:
             args.append("--logits")
@@ -249,14 +259,19 @@ class EvalArgs:
             args += ["--nan", self.nan]
         if self.positive is not None:
             args += ["--positive", self.positive]
-        args += ["--loss", spec]
+        args += tail
         return " ".join(a if a.isupper() and a.isalpha() else shlex.quote(a) for a in args)
 
 
 def add_commands(choices: Sequence[Choice], args: EvalArgs) -> None:
+    """Each choice's ``losscli eval`` command; a choice whose parameter must come from a model's
+    residuals (huber's delta without them) gets the ``losscli recommend`` command that measures
+    it instead."""
     for c in choices:
         if c.spec is not None:
             c.command = args.command(c.spec)
+        elif c.name == "huber" and c.params.get("delta", 0.0) is None:
+            c.command = args.measure_command()
 
 
 def choice(name: str, params: dict[str, ParamValue] | None = None, reason: str = "") -> Choice:

@@ -100,6 +100,22 @@ class Facts:
     target_integer: bool = False
     #: the smallest prediction (None without predictions)
     pred_min: float | None = None
+    #: the measured spread is a model's residuals (False in a target-only analysis: the
+    #: target's own spread says nothing of the residuals that huber's delta is scaled to)
+    residuals: bool = True
+
+
+#: huber's delta when the residuals are not measured (no data, or the target only).
+DELTA_FROM_RESIDUALS = f"delta = {HUBER_K} x the robust scale (1.4826 x MAD) of a model's residuals"
+
+
+def huber_delta(f: Facts) -> tuple[float | None, str]:
+    """huber's delta and how it was set: measured from the residuals, else None (a target's
+    spread is not a residual's: delta=104900 for house prices fits no model)."""
+    if f.residuals and f.robust_scale is not None and f.robust_scale > 0:
+        return (sig(HUBER_K * f.robust_scale), f"delta = {HUBER_K} x robust scale "
+                f"{num(f.robust_scale)} = {num(HUBER_K * f.robust_scale)}")
+    return None, DELTA_FROM_RESIDUALS
 
 
 def regression_rules(f: Facts) -> tuple[Choice, list[Choice], list[str]]:
@@ -155,13 +171,7 @@ def target_shape_rules(f: Facts, robust: Choice) -> tuple[Choice, list[Choice],
 
 
 def residual_rules(f: Facts) -> tuple[Choice, list[Choice], list[str]]:
-    if f.robust_scale is not None and f.robust_scale > 0:
-        delta: float | None = sig(HUBER_K * f.robust_scale)
-        dtext = (f"delta = {HUBER_K} x robust scale {num(f.robust_scale)} = "
-                 f"{num(HUBER_K * f.robust_scale)}")
-    else:
-        delta = None
-        dtext = f"delta = {HUBER_K} x the robust scale (1.4826 MAD) of your residuals"
+    delta, dtext = huber_delta(f)
     huber_params: dict[str, ParamValue] = {"delta": delta}
     frac, kurt = f.outlier_fraction, f.excess_kurtosis
     large = (frac is not None and frac > OUTLIER_SHARE_LARGE)
@@ -230,11 +240,10 @@ def counts_rules(f: Facts) -> tuple[Choice, list[Choice], list[str]]:
     reasons = ["Counts are modelled by a Poisson rate: the mean Poisson deviance is its "
                "log-likelihood, with variance growing with the mean."]
     rec = choice("poisson")
-    delta = None if not f.robust_scale else sig(HUBER_K * f.robust_scale)
+    delta, dtext = huber_delta(f)
     alts = [choice("mse", {}, "If predictions can be zero or negative (no log link): the "
                     "squared error of the counts."),
-            choice("huber", {"delta": delta}, f"If a few counts are extreme: delta = {HUBER_K} "
-                    "x robust scale of the residuals."),
+            choice("huber", {"delta": delta}, f"If a few counts are extreme: {dtext}."),
             choice("mae", {}, "Predicts the median count, not the mean rate.")]
     return rec, alts, reasons
 

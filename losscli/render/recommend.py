@@ -44,7 +44,8 @@ def _choice_text(c: Choice) -> Text:
         text.append("  " + params)
     missing = [k for k, v in c.params.items() if v is None and k not in ("alpha",)]
     if missing:
-        text.append(f"  ({', '.join(missing)} from your data)", style="dim")
+        whence = "a model's residuals" if missing == ["delta"] else "your data"
+        text.append(f"  ({', '.join(missing)} from {whence})", style="dim")
     return text
 
 
@@ -264,6 +265,9 @@ def command_renderable(rec: Recommendation) -> Text | None:
         return None
     what = ("Evaluate it (the same rows, the same value):" if rec.mode == "residuals" else
             "Evaluate it on predictions (replace the upper-case placeholders):")
+    if rec.recommended.spec is None:  # huber's delta: measured on a model's residuals
+        what = ("Measure its delta on a model's residuals (replace the upper-case "
+                "placeholders):")
     return Text.assemble((what, "dim"), "\n  ", rec.recommended.command)
 
 
