@@ -513,3 +513,18 @@ def test_target_only_recommend_takes_no_delta_from_the_target(
     delta = json.loads(out)["recommended"]["params"]["delta"]
     assert delta == pytest.approx(1.345 * 1.4826 * mad, rel=0.01)
     assert delta < 10_000  # a residual's scale, not the prices' (about 77,000)
+
+
+def test_markdown_tables_show_default_parameters(capfd: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("y,old,new\n" + "".join(f"{i + 0.5},{i + 0.3 * (-1) ** i},{i + 0.1}\n"
+                                            for i in range(20)))
+    rc, out, err = cli(capfd, "eval", path, "--pred", "new", "--loss", "huber", "--format",
+                       "markdown")
+    assert rc == 0, err
+    assert "| `huber:delta=1` |" in out
+    rc, out, err = cli(capfd, "compare", path, "--baseline-pred", "old", "--pred", "new",
+                       "--loss", "huber", "--format", "markdown")
+    assert rc == 0, err
+    assert "| `huber:delta=1` |" in out

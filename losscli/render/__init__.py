@@ -17,6 +17,33 @@ def fmt(v: float | None, digits: int = 6) -> str:
     return f"{v:.{digits}g}"
 
 
+#: Parameters whose default changes nothing (a weight of 1, no class weights, no label
+#: smoothing) or only guards the arithmetic (the eps of poisson_nll and gaussian_nll): not
+#: shown.
+_NEUTRAL = frozenset({"pos_weight", "class_weights", "alpha", "label_smoothing", "eps"})
+
+
+def with_defaults(spec: str) -> str:
+    """A one-loss spec with the defaults it ran with ('huber' ran as 'huber:delta=1'), so that
+    a table shows the numbers behind each row; JSON and gates keep the spec as asked."""
+    from losscli.errors import LossCliError
+    from losscli.spec import format_param, parse_spec
+
+    if ":" in spec:
+        return spec
+    try:
+        parsed = parse_spec(spec)
+    except LossCliError:
+        return spec
+    if len(parsed.terms) != 1 or parsed.terms[0].coef != 1.0:
+        return spec
+    term = parsed.terms[0]
+    kinds = {p.name: p for p in term.loss.params}
+    shown = [f"{k}={format_param(kinds[k], v)}" for k, v in term.params.items()
+             if k not in _NEUTRAL and isinstance(v, float) and k in kinds]
+    return f"{spec}:{','.join(shown)}" if shown else spec
+
+
 def pct(v: float | None) -> str:
     """A fraction as a percentage with enough digits to see small shares."""
     if v is None or math.isnan(v):

@@ -9,7 +9,16 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from losscli.render import ci_header, ci_text, fmt, gates_verdict, md_cell, md_notes, pct
+from losscli.render import (
+    ci_header,
+    ci_text,
+    fmt,
+    gates_verdict,
+    md_cell,
+    md_notes,
+    pct,
+    with_defaults,
+)
 from losscli.uncertainty import Interval
 
 if TYPE_CHECKING:  # the result types only: no engine at import
@@ -53,8 +62,8 @@ def markdown(report: Report) -> str:
         g = r.gradient
         cells = "" if header is None else (
             f" {fmt(r.se, 4)} | {ci_text(*_ends(r.ci))} |")
-        out.append(f"| `{md_cell(r.spec)}` | {fmt(r.value, 8)} |{cells} {fmt(g.mean, 4)} | "
-                   f"{fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
+        out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.value, 8)} |{cells} "
+                   f"{fmt(g.mean, 4)} | {fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
                    f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
     if report.slices:
         from losscli.render.slices import markdown_lines

@@ -10,7 +10,15 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from losscli.compare import Comparison, LossComparison, p_text
-from losscli.render import ci_text, fmt, gates_summary, gates_verdict, md_cell, md_notes
+from losscli.render import (
+    ci_text,
+    fmt,
+    gates_summary,
+    gates_verdict,
+    md_cell,
+    md_notes,
+    with_defaults,
+)
 from losscli.render.ci import xml_document
 
 if TYPE_CHECKING:
@@ -108,8 +116,8 @@ def markdown(c: Comparison) -> str:
            "wins / ties / losses | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in c.losses:
-        out.append(f"| `{md_cell(r.spec)}` | {fmt(r.baseline)} | {fmt(r.candidate)} | "
-                   f"{fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
+        out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.baseline)} | "
+                   f"{fmt(r.candidate)} | {fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
                    f"{ci_text(r.ci.low, r.ci.high, 4)} | {p_text(r.p_value)} | "
                    f"{p_text(r.p_adjusted)} | "
                    f"{_wtl(r)} | {r.verdict} |")

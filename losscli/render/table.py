@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from losscli.gates import distinct
-from losscli.render import ci_header, ci_text, fmt, gates_summary, pct
+from losscli.render import ci_header, ci_text, fmt, gates_summary, pct, with_defaults
 
 if TYPE_CHECKING:  # the result types only: no engine at import
     from losscli.engine import Report
@@ -86,33 +86,6 @@ MIN_LOSS_WIDTH = 14
 SPEC_LINE = 28
 #: A '+' between two terms of a weighted sum (not the sign of an exponent such as 1e+20).
 _TERM_BREAK = re.compile(r"\+(?=[\d.]+(?:e-?\d+)?\*|[A-Za-z_])")
-
-
-#: Parameters whose default changes nothing (a weight of 1, no class weights, no label
-#: smoothing) or only guards the arithmetic (the eps of poisson_nll and gaussian_nll): not
-#: shown.
-_NEUTRAL = frozenset({"pos_weight", "class_weights", "alpha", "label_smoothing", "eps"})
-
-
-def with_defaults(spec: str) -> str:
-    """A one-loss spec with the defaults it ran with ('huber' ran as 'huber:delta=1'), so that
-    a table shows the numbers behind each row; JSON and gates keep the spec as asked."""
-    from losscli.errors import LossCliError
-    from losscli.spec import format_param, parse_spec
-
-    if ":" in spec:
-        return spec
-    try:
-        parsed = parse_spec(spec)
-    except LossCliError:
-        return spec
-    if len(parsed.terms) != 1 or parsed.terms[0].coef != 1.0:
-        return spec
-    term = parsed.terms[0]
-    kinds = {p.name: p for p in term.loss.params}
-    shown = [f"{k}={format_param(kinds[k], v)}" for k, v in term.params.items()
-             if k not in _NEUTRAL and isinstance(v, float) and k in kinds]
-    return f"{spec}:{','.join(shown)}" if shown else spec
 
 
 def spec_lines(spec: str, limit: int = SPEC_LINE) -> list[str]:
