@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -56,10 +56,10 @@ def boundary(func: Callable[..., None]) -> Callable[..., None]:
         except (typer.Exit, typer.Abort):
             raise
         except LossCliError as exc:
-            print(f"losscli: error: {exc}", file=sys.stderr)
+            say(f"losscli: error: {exc}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            print("losscli: interrupted", file=sys.stderr)
+            say("losscli: interrupted")
             raise typer.Exit(130) from None
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): nothing left to say.
@@ -103,6 +103,29 @@ def stdout_gone() -> None:
         pass
 
 
+def say(text: str) -> None:
+    """One message on stderr. On a terminal it is wrapped at the terminal's width ($COLUMNS
+    when set) between words, later lines indented, so that the terminal never breaks it inside
+    a word or a number; in a pipe or a file it stays one line (a log greps it whole)."""
+    stream = sys.stderr
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        import textwrap
+
+        columns = os.environ.get("COLUMNS", "")
+        try:
+            width = int(columns) if columns.isdigit() else os.get_terminal_size(
+                stream.fileno()).columns
+        except (OSError, ValueError):
+            width = 80
+        text = "\n".join(textwrap.wrap(text, max(width - 1, 20), subsequent_indent="  ",
+                                       break_long_words=False, break_on_hyphens=False))
+    print(text, file=stream)
+
+
 def _broken_pipe() -> None:
     """Rich's reaction to a closed stdout, instead of its own (exit 1, which means that a gate
     failed): the error the command's caller handles."""
@@ -119,10 +142,15 @@ def stdout_console() -> Console:
     tables are not wrapped at 80 columns."""
     from rich.console import Console
 
+    from losscli.render import RStripWriter
+
     plain = _plain(sys.stdout)
+    tty = sys.stdout.isatty()
     # a terminal's width, else $COLUMNS when set (a pipe to less -S, a CI log), else 240
-    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 240
-    console = Console(file=sys.stdout, width=width,
+    width = None if tty or os.environ.get("COLUMNS", "").isdigit() else 240
+    # in a pipe or a file, no line ends in the spaces Rich pads titles and wrapped lines with
+    stream = sys.stdout if tty else cast("IO[str]", RStripWriter(sys.stdout))
+    console = Console(file=stream, width=width,
                       soft_wrap=False, no_color=plain, color_system=None if plain else "auto",
                       highlight=False)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
@@ -145,7 +173,9 @@ def plain_text(render: Callable[[Console], None]) -> str:
     console = Console(file=buf, width=240, no_color=True, color_system=None, soft_wrap=False,
                       highlight=False)
     render(console)
-    return buf.getvalue()
+    from losscli.render import rstrip_lines
+
+    return rstrip_lines(buf.getvalue())
 
 
 def _regular_or_new(path: Path) -> bool:
@@ -364,7 +394,7 @@ def _warn(warnings: list[str], quiet: bool) -> None:
     if quiet:
         return
     for w in warnings:
-        print(f"losscli: warning: {w}", file=sys.stderr)
+        say(f"losscli: warning: {w}")
 
 
 # --- options shared by every command that reads data (one text each) --------------------------
@@ -711,8 +741,8 @@ def eval_cmd(
                              f"({exc.strerror})") from None
         write_output(_render("eval", report, "json"), write_baseline)
         if not quiet:
-            print(f"losscli: wrote baseline {write_baseline} ({len(report.losses)} loss(es)); "
-                  f"compare with it: --baseline {write_baseline}", file=sys.stderr)
+            say(f"losscli: wrote baseline {write_baseline} ({len(report.losses)} loss(es)); "
+                f"compare with it: --baseline {write_baseline}")
     _write_report("eval", report, report_file, figures)
     try:
         _emit_result("eval", report, st.format, output)
@@ -730,7 +760,7 @@ def _exit_on_failed_gates(gates: list[Any], quiet: bool, out_fmt: str) -> None:
     if not quiet or out_fmt != "github":
         for gate in gates:
             if not gate.passed:
-                print(f"losscli: gate failed: {gate.message()}", file=sys.stderr)
+                say(f"losscli: gate failed: {gate.message()}")
     raise typer.Exit(1)
 
 
@@ -758,8 +788,7 @@ def _append_summary(text: str) -> None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(text + "\n")
     except OSError as exc:
-        print(f"losscli: warning: cannot write GITHUB_STEP_SUMMARY {path}: {exc.strerror}",
-              file=sys.stderr)
+        say(f"losscli: warning: cannot write GITHUB_STEP_SUMMARY {path}: {exc.strerror}")
 
 
 @app.command("compare", help=COMPARE_HELP, epilog=COMPARE_EXAMPLES)
@@ -1082,10 +1111,10 @@ def run(argv: list[str] | None = None) -> int:
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        print(f"losscli: error: {message}{hint}", file=sys.stderr)
+        say(f"losscli: error: {message}{hint}")
         return 2
     except (getattr(click_errors, "Abort", typer.Abort), typer.Abort):
-        print("losscli: interrupted", file=sys.stderr)
+        say("losscli: interrupted")
         return 130
     except SystemExit as exc:
         code = exc.code

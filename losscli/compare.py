@@ -122,23 +122,27 @@ class LossComparison:
     #: a relative tolerance: its gates read it)
     ratio_ci: Interval | None = None
 
-    def sentence(self) -> str:
-        """'significantly worse on mse, +3.1% [+1.9%, +4.3%], p = 0.0004' or the like."""
+    def sentence(self, family: bool = True) -> str:
+        """'mse: significantly worse, +3.10% [+1.90%, +4.30%], p = 0.00040 (adjusted over 4
+        tests)' or the like; without ``family``, no '(adjusted over N tests)' (a report that
+        says it once, under the lines: see render.compare.family_note)."""
+        from losscli.render import ci_text, fmt, pct
+
         if math.isfinite(self.relative_delta) and self.baseline != 0:
             b = abs(self.baseline)
-            change = (f"{100 * self.relative_delta:+.3g}% [{100 * self.ci.low / b:+.3g}%, "
-                      f"{100 * self.ci.high / b:+.3g}%]")
+            change = (f"{pct(self.relative_delta, sign=True)} [{pct(self.ci.low / b, sign=True)}, "
+                      f"{pct(self.ci.high / b, sign=True)}]")
         else:
-            change = f"{self.delta:+.4g} [{self.ci.low:+.4g}, {self.ci.high:+.4g}]"
+            change = f"{fmt(self.delta, sign=True)} {ci_text(self.ci.low, self.ci.high, sign=True)}"
         what = ("no significant difference" if self.verdict == VERDICTS[2]
                 else f"significantly {self.verdict}")
         if self.p_below:
-            p = f"< {self.p_adjusted:.2g}"
+            p = f"< {p_text(self.p_adjusted)}"
         else:
             p = (f"< {P_FLOOR:g}" if self.p_adjusted < P_FLOOR
                  else f"= {p_text(self.p_adjusted)}")
         notes = [self.role] if self.role is not None else []
-        if self.family > 1:
+        if self.family > 1 and family:
             notes.append(f"adjusted over {self.family} tests")
         tail = f" ({', '.join(notes)})" if notes else ""
         return f"{self.spec}: {what}, {change}, p {p}{tail}"
@@ -151,9 +155,9 @@ P_FLOOR = 1e-300
 
 def p_text(p: float) -> str:
     """A p-value in two significant digits, '<1e-300' when it underflowed, '-' when NaN."""
-    if p != p:
-        return "-"
-    return f"<{P_FLOOR:g}" if p < P_FLOOR else f"{p:.2g}"
+    from losscli.render import fmt
+
+    return f"<{P_FLOOR:g}" if p < P_FLOOR else fmt(p, 2)
 
 
 @dataclass
@@ -179,10 +183,10 @@ class CompareGate:
                     f"{op} tolerance {self.margin:.4%}{why}")
         if self.kind == "fail_if_worse":
             op = "<=" if self.passed else ">"
-            return (f"{self.loss}: lower bound of delta {self.bound:.6g} {op} margin "
+            return (f"{self.loss}: lower bound of delta {self.bound:+.6g} {op} margin "
                     f"{self.margin:.6g}" + ("" if self.passed else " (a significant regression)"))
         op = "<" if self.passed else ">="
-        return (f"{self.loss}: upper bound of delta {self.bound:.6g} {op} margin "
+        return (f"{self.loss}: upper bound of delta {self.bound:+.6g} {op} margin "
                 f"{self.margin:.6g}" + ("" if self.passed else " (not shown to be not worse)"))
 
     def to_dict(self) -> dict[str, Any]:

@@ -258,7 +258,7 @@ def test_table_reads_at_width(pair: dict, width: int) -> None:
     print_compare(r, Console(file=buf, width=width, no_color=True, color_system=None))
     text = buf.getvalue()
     assert "…" not in text and max(len(x) for x in text.splitlines()) <= width
-    assert "[" in text and "wins / ties / losses" in text
+    assert "[" in text and "rows better / tied / worse" in text
 
 
 def test_bad_input_exits_2(pair: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]

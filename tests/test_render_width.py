@@ -105,4 +105,4 @@ def test_clipped_inputs_and_clipped_gradients_have_distinct_headers() -> None:
     heads = [c.strip() for c in header.strip("┃").split("┃")]
     assert cells[heads.index("inputs clipped")] == "2"
     # |g| = 1/p (y = 1) or 1/(1 - p) (y = 0): 1, 1, 1.43, 1.25, 1.11; three beyond 1.05
-    assert cells[heads.index("|g| > clip")] == "60%"
+    assert cells[heads.index("|g| > clip")] == "60.0%"

@@ -10,11 +10,31 @@ if TYPE_CHECKING:
     from losscli.engine import Report
 
 
-def fmt(v: float | None, digits: int = 6) -> str:
-    """A number for humans: ``digits`` significant digits, '-' for missing or NaN."""
+#: Significant digits of a loss value, a change (delta) and a gate's bound.
+DIGITS = 6
+#: ... of what measures a spread or a slope: a standard error, an interval's ends, a gradient
+#: statistic (an estimate good to a few digits).
+SPREAD_DIGITS = 4
+#: ... of a percentage.
+PCT_DIGITS = 3
+
+
+def fmt(v: float | None, digits: int = DIGITS, sign: bool = False) -> str:
+    """A number for humans, the one rule of every table and markdown cell: ``digits``
+    significant digits, trailing zeros kept so that a column reads alike (8.20940 beside
+    8.35776, where %g wrote 8.2094; 1.000 beside 0.9485), an exact zero as '0'; with
+    ``sign``, a '+' before a positive number (a change); '-' for missing or NaN. Numbers
+    that a user typed (limits, margins) are shown as typed instead (``:g``)."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    return f"{v:.{digits}g}"
+    plus = "+" if sign else ""
+    v = float(v)
+    if v == 0:
+        return "0"
+    if math.isinf(v):
+        return f"{v:{plus}}"
+    mantissa, e, exponent = f"{v:{plus}#.{digits}g}".partition("e")
+    return mantissa.rstrip(".") + e + exponent
 
 
 #: Parameters whose default changes nothing (a weight of 1, no class weights, no label
@@ -44,18 +64,57 @@ def with_defaults(spec: str) -> str:
     return f"{spec}:{','.join(shown)}" if shown else spec
 
 
-def pct(v: float | None) -> str:
-    """A fraction as a percentage with enough digits to see small shares."""
+def titled(title: str, table: Any) -> Any:
+    """A Rich table under its title on a line of its own (a Group): a title never wraps to a
+    narrow table's width (only, between words, to the console's), nor is it padded to it."""
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(Text(title, style="table.title"), table)
+
+
+def rstrip_lines(text: str) -> str:
+    """Text without the spaces Rich pads lines with (table titles, wrapped lines): no trailing
+    whitespace in a file or a pipe."""
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+class RStripWriter:
+    """A text stream that passes each complete line on without its trailing whitespace (Rich
+    pads titles and wrapped lines to the console width); everything else is the stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        head, sep, self._pending = (self._pending + text).rpartition("\n")
+        if sep:
+            self._stream.write(rstrip_lines(head) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:  # Rich ends each print with a newline: seldom anything here
+            self._stream.write(self._pending)
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
+def pct(v: float | None, sign: bool = False) -> str:
+    """A fraction as a percentage of PCT_DIGITS significant digits (trailing zeros kept, as
+    fmt: +0.900% beside +1.81%), enough to see small shares; with ``sign``, a change."""
     if v is None or math.isnan(v):
         return "-"
-    if v == 0:
-        return "0%"
-    return f"{100 * v:.3g}%"
+    return f"{fmt(100 * v, PCT_DIGITS, sign)}%"
 
 
-def ci_text(low: float | None, high: float | None, digits: int = 5) -> str:
-    """An interval as '[low, high]'."""
-    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+def ci_text(low: float | None, high: float | None, digits: int = SPREAD_DIGITS,
+            sign: bool = False) -> str:
+    """An interval as '[low, high]' (with ``sign``, of a change)."""
+    return f"[{fmt(low, digits, sign)}, {fmt(high, digits, sign)}]"
 
 
 def ci_header(report: Report) -> str | None:

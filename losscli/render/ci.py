@@ -9,6 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
+from losscli.gates import distinct
 from losscli.render import (
     ci_header,
     ci_text,
@@ -36,7 +37,7 @@ def _ci_note(r: LossResult) -> str:
     """', se 0.01, 95% CI [a, b] (johnson)' for a loss with an interval, else ''."""
     if r.ci is None:
         return ""
-    return (f", se {fmt(r.se, 6)}, {100 * r.ci.level:g}% CI {ci_text(r.ci.low, r.ci.high, 8)} "
+    return (f", se {fmt(r.se, 4)}, {100 * r.ci.level:g}% CI {ci_text(r.ci.low, r.ci.high)} "
             f"({r.ci.method})")
 
 
@@ -62,7 +63,7 @@ def markdown(report: Report) -> str:
         g = r.gradient
         cells = "" if header is None else (
             f" {fmt(r.se, 4)} | {ci_text(*_ends(r.ci))} |")
-        out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.value, 8)} |{cells} "
+        out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.value)} |{cells} "
                    f"{fmt(g.mean, 4)} | {fmt(g.std, 4)} | {fmt(g.p50, 4)} | {fmt(g.p99, 4)} | "
                    f"{pct(g.vanishing_fraction)} | {pct(g.exploding_fraction)} |")
     if report.slices:
@@ -74,10 +75,12 @@ def markdown(report: Report) -> str:
 
         out += ["", "| gate | loss | value | limit | result |", "|---|---|---:|---:|---|"]
         for gate, collapsed in shown_gates(report.gates):
-            limit = "-" if gate.limit is None else fmt(gate.limit, 10)
+            # as the table: the fewest digits (at least 6) that tell value and limit apart
+            value, limit = distinct(gate.value, gate.limit) if gate.limit is not None else (
+                fmt(gate.value), "-")
             result = (collapsed if collapsed is not None else "pass" if gate.passed
                       else f"**FAIL**: {md_cell(gate.message())}")
-            out.append(f"| {gate.kind} | `{md_cell(gate.loss)}` | {fmt(gate.value, 10)} | "
+            out.append(f"| {gate.kind} | `{md_cell(gate.loss)}` | {value} | "
                        f"{limit} | {result} |")
     balanced = [r.balanced["text"] for r in report.losses if r.balanced is not None]
     if balanced:  # the class weights measured in the pass

@@ -17,6 +17,7 @@ from losscli.render import (
     gates_verdict,
     md_cell,
     md_notes,
+    pct,
     with_defaults,
 )
 from losscli.render.ci import xml_document
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def _pct(v: float) -> str:
-    return "-" if v != v else f"{100 * v:+.3g}%"
+    return pct(v, sign=True)
 
 
 def _ci_label(c: Comparison) -> str:
@@ -34,19 +35,40 @@ def _ci_label(c: Comparison) -> str:
     return f"{100 * ci.level:g}% CI of delta ({ci.method})"
 
 
+#: The candidate's rows whose loss is lower / equal / higher than the baseline's (JSON
+#: rows_better, rows_equal, rows_worse): rows, not loss functions.
+ROWS_HEADER = "rows better / tied / worse"
+
+
 def _wtl(r: LossComparison) -> str:
     return f"{r.rows_better:,} / {r.rows_equal:,} / {r.rows_worse:,}"
 
 
+def family_note(c: Comparison) -> str | None:
+    """The line said once under the per-loss sentences instead of '(adjusted over N tests)' on
+    each: which p-values are adjusted, over how many distinct tests."""
+    sizes: dict[int, list[str]] = {}
+    for r in c.losses:
+        if r.family > 1:
+            sizes.setdefault(r.family, []).append(r.spec)
+    if not sizes:
+        return None
+    if len(sizes) == 1 and sum(map(len, sizes.values())) == len(c.losses):
+        return (f"p: adjusted over {next(iter(sizes))} distinct tests (fully correlated losses "
+                "count once)")
+    return "; ".join(f"p of {', '.join(specs)}: adjusted over {n} distinct tests"
+                     for n, specs in sizes.items())
+
+
 def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
     rs = c.losses
-    head = [("delta", [fmt(r.delta, 5) for r in rs]), ("rel.", [_pct(r.relative_delta)
-                                                          for r in rs]),
-            (_ci_label(c), [ci_text(r.ci.low, r.ci.high, 4) for r in rs]),
+    head = [("delta", [fmt(r.delta, sign=True) for r in rs]),
+            ("rel.", [_pct(r.relative_delta) for r in rs]),
+            (_ci_label(c), [ci_text(r.ci.low, r.ci.high, sign=True) for r in rs]),
             ("p (adj.)", [p_text(r.p_adjusted) for r in rs]), ("verdict", [r.verdict for r in rs])]
     rest = [("baseline", [fmt(r.baseline) for r in rs]),
             ("candidate", [fmt(r.candidate) for r in rs]), ("se", [fmt(r.se, 4) for r in rs]),
-            ("p", [p_text(r.p_value) for r in rs]), ("wins / ties / losses", [_wtl(r) for r in rs])]
+            ("p", [p_text(r.p_value) for r in rs]), (ROWS_HEADER, [_wtl(r) for r in rs])]
     return head, rest
 
 
@@ -55,6 +77,7 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
     from rich.table import Table
     from rich.text import Text
 
+    from losscli.render import titled
     from losscli.render.table import config_table, packed_tables
 
     head = Text.assemble(
@@ -74,20 +97,24 @@ def compare_renderable(c: Comparison, width: int = 240) -> Group:
     for r in c.losses:
         style = "bold red" if r.verdict == "worse" else "bold green" if r.verdict == "better" \
             else ""
-        parts.append(Text(r.sentence(), style))
+        parts.append(Text(r.sentence(family=False), style))
+    adjusted = family_note(c)
+    if adjusted is not None:
+        parts.append(Text(adjusted, style="dim"))
     parts += [Text("note: " + note, style="dim") for note in c.notes]
     if c.slices:
         from losscli.render.slices import slice_tables
 
         parts += slice_tables(c, width, paired=True)
     if c.gates:
-        gates = Table(title="Gates", title_justify="left", header_style="bold")
+        gates = Table(header_style="bold")
         for name in ("gate", "loss", "bound", "margin", "result"):
             gates.add_column(name, justify="right" if name in ("bound", "margin") else "left")
         for g in c.gates:
-            gates.add_row(g.kind.replace("_", "-"), g.loss, fmt(g.bound, 6), fmt(g.margin, 6),
+            gates.add_row(g.kind.replace("_", "-"), g.loss, fmt(g.bound, sign=True),
+                          f"{g.margin:g}",
                           Text("pass", "green") if g.passed else Text("FAIL", "bold red"))
-        parts.append(gates)
+        parts.append(titled("Gates", gates))
         line, ok = gates_summary(c.gates)
         parts.append(Text(line, "bold green" if ok else "bold red"))
     if c.config is not None:
@@ -113,16 +140,18 @@ def markdown(c: Comparison) -> str:
            f"{c.rows:,} paired rows, task **{c.task}**, alpha {c.settings['alpha']:g}. "
            f"{gates_verdict(c.gates)}", "",
            f"| loss | baseline | candidate | delta | rel. | {_ci_label(c)} | p | p (adj.) | "
-           "wins / ties / losses | verdict |",
+           f"{ROWS_HEADER} | verdict |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in c.losses:
         out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.baseline)} | "
-                   f"{fmt(r.candidate)} | {fmt(r.delta, 5)} | {_pct(r.relative_delta)} | "
-                   f"{ci_text(r.ci.low, r.ci.high, 4)} | {p_text(r.p_value)} | "
-                   f"{p_text(r.p_adjusted)} | "
-                   f"{_wtl(r)} | {r.verdict} |")
+                   f"{fmt(r.candidate)} | {fmt(r.delta, sign=True)} | "
+                   f"{_pct(r.relative_delta)} | {ci_text(r.ci.low, r.ci.high, sign=True)} | "
+                   f"{p_text(r.p_value)} | {p_text(r.p_adjusted)} | {_wtl(r)} | {r.verdict} |")
     out.append("")
-    out += [f"- {md_cell(r.sentence())}" for r in c.losses]
+    out += [f"- {md_cell(r.sentence(family=False))}" for r in c.losses]
+    adjusted = family_note(c)
+    if adjusted is not None:
+        out += ["", md_cell(adjusted)]
     if c.slices:
         from losscli.render.slices import markdown_lines
 
@@ -130,8 +159,9 @@ def markdown(c: Comparison) -> str:
     if c.gates:
         out += ["", "| gate | loss | bound | margin | result |", "|---|---|---:|---:|---|"]
         for g in c.gates:
-            out.append(f"| {g.kind.replace('_', '-')} | `{md_cell(g.loss)}` | {fmt(g.bound, 6)} | "
-                       f"{fmt(g.margin, 6)} | {'pass' if g.passed else '**FAIL**'} |")
+            out.append(f"| {g.kind.replace('_', '-')} | `{md_cell(g.loss)}` | "
+                       f"{fmt(g.bound, sign=True)} | "
+                       f"{g.margin:g} | {'pass' if g.passed else '**FAIL**'} |")
     out += md_notes(c.notes)
     for w in c.warnings:
         out += ["", f"> warning: {md_cell(w)}"]
@@ -140,7 +170,7 @@ def markdown(c: Comparison) -> str:
 
 def csv_text(c: Comparison) -> str:
     """One row per loss; with slices, then one per slice and loss (its flag as the verdict,
-    its one-sided p-value; no Holm value nor wins / ties / losses)."""
+    its one-sided p-value; no adjusted p-value nor rows better / tied / worse)."""
     from losscli.render.slices import CSV_COLUMNS, csv_cells, csv_rows
 
     buf = io.StringIO()

@@ -66,7 +66,9 @@ def render_text(command: str, fmt: str, result: Any, width: int = 240,
     buf = io.StringIO()
     fn(result, Console(file=buf, width=width, no_color=True, color_system=None, soft_wrap=False,
                        highlight=False), **options)
-    return buf.getvalue()
+    from losscli.render import rstrip_lines
+
+    return rstrip_lines(buf.getvalue())
 
 
 __all__ = ["CONSOLE", "RENDERERS", "formats", "render_text", "renderer"]

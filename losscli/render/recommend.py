@@ -15,11 +15,17 @@ from rich.text import Text
 
 from losscli.recommend import Choice, Evidence, Histogram, Recommendation
 from losscli.render import fmt, pct
+from losscli.spec import format_number
 
 #: Characters of the longest histogram bar.
 BAR_WIDTH = 40
 #: The panel's width (narrower consoles clip it): readable when stdout is a 240-column file.
 PANEL_WIDTH = 120
+
+
+def _given(share: float) -> str:
+    """A threshold (a constant, as written in thresholds.py) as a percentage: 1%, not 1.00%."""
+    return f"{100 * share:g}%"
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -33,7 +39,7 @@ def _params(params: dict[str, Any]) -> str:
         elif isinstance(v, str):
             shown.append(f"{k}={v}")
         else:
-            shown.append(f"{k}={fmt(v, 6)}")
+            shown.append(f"{k}={format_number(v)}")  # as in the spec
     return " ".join(shown)
 
 
@@ -108,8 +114,8 @@ def _robust_rows(table: Table, ev: Evidence, rec: Recommendation) -> None:
     table.add_row("robust scale", fmt(ev.robust_scale),
                   f"{th['mad_to_sigma']} x MAD, within {pct(ev.robust_scale_rel_error_bound)}")
     table.add_row("outlier fraction", pct(ev.outlier_fraction),
-                  f"past {th['outlier_z']:g} scales; > {pct(th['outlier_share_notable'])} "
-                  f"notable, > {pct(th['outlier_share_large'])} large")
+                  f"past {th['outlier_z']:g} scales; > {_given(th['outlier_share_notable'])} "
+                  f"notable, > {_given(th['outlier_share_large'])} large")
     table.add_row("excess kurtosis", fmt(ev.excess_kurtosis, 4),
                   f"heavy tails > {th['heavy_tail_kurtosis']:g} (normal 0)")
     table.add_row("skewness", fmt(ev.skewness, 4),
@@ -132,7 +138,9 @@ def _evidence_table(ev: Evidence, rec: Recommendation) -> Group:
     if ev.target and rec.mode == "residuals" and not classes:
         t = ev.target
         k = t.get("distinct")
-        table.add_row("target", f"{fmt(t['min'])} .. {fmt(t['max'])}",
+        ends = (f"{t['min']:,.0f} .. {t['max']:,.0f}" if t.get("integer") else
+                f"{fmt(t['min'])} .. {fmt(t['max'])}")
+        table.add_row("target", ends,
                       f"{k if k is not None else 'many'} distinct, "
                       f"{'integers' if t.get('integer') else 'non-integers'}")
     if ev.target and "dispersion" in ev.target:
@@ -145,8 +153,8 @@ def _evidence_table(ev: Evidence, rec: Recommendation) -> Group:
         table.add_row("class balance", escape(shares + more), "share of rows per class")
         table.add_row("minority share", pct(cb["minority_share"]),
                       f"class {escape(str(cb['minority_class']))}; rare < "
-                      f"{pct(th['rare_minority'])}, "
-                      f"extremely rare < {pct(th['extremely_rare_minority'])}")
+                      f"{_given(th['rare_minority'])}, "
+                      f"extremely rare < {_given(th['extremely_rare_minority'])}")
         table.add_row("imbalance ratio", fmt(cb["imbalance_ratio"], 4),
                       f"largest / smallest class; multiclass imbalanced >= "
                       f"{th['imbalance_ratio']:g}")
@@ -194,15 +202,16 @@ def histogram_renderable(h: Histogram) -> RenderableType:
     return Group(Text(h.title, style="italic"), table)
 
 
-def _rules_table(rec: Recommendation) -> Table:
-    table = Table(title=f"Selection rules for {rec.task} (first match wins)",
-                  title_justify="left", header_style="bold")
+def _rules_table(rec: Recommendation) -> Group:
+    from losscli.render import titled
+
+    table = Table(header_style="bold")
     table.add_column("when")
     table.add_column("loss", style="cyan")
     table.add_column("parameters")
     for r in rec.rules:
         table.add_row(escape(r.when), escape(r.loss), escape(r.params))
-    return table
+    return titled(f"Selection rules for {rec.task} (first match wins)", table)
 
 
 def markdown(rec: Recommendation) -> str:

@@ -67,6 +67,8 @@ def slice_tables(report: Any, width: int, paired: bool = False) -> list[Any]:
     from rich.table import Table
     from rich.text import Text
 
+    from losscli.render import titled
+
     parts: list[Any] = []
     level = next((x.ci.level for g in report.slices for s in g.slices for x in s.losses
                   if x.ci is not None), None)
@@ -76,10 +78,10 @@ def slice_tables(report: Any, width: int, paired: bool = False) -> list[Any]:
         specs = [x.spec for x in group.slices[0].losses] if group.slices else []
         shown = group.shown()
         for spec in specs:
-            title = (f"Slices by {group.text}: {spec}, overall {fmt(overall.get(spec), 6)}; "
+            title = (f"Slices by {group.text}: {spec}, overall "
+                     f"{fmt(overall.get(spec), sign=paired)}; "
                      f"worst {len(shown)} of {len(group.slices)}")
-            table = Table(title=escape(title), title_justify="left", header_style="bold",
-                          box=None, padding=(0, 1), pad_edge=False)
+            table = Table(header_style="bold", box=None, padding=(0, 1), pad_edge=False)
             table.add_column(escape(group.text), overflow="fold")
             for name in ("rows", "share", value):
                 table.add_column(name, justify="right", no_wrap=True)
@@ -92,13 +94,15 @@ def slice_tables(report: Any, width: int, paired: bool = False) -> list[Any]:
                 x = s.loss(spec)
                 if x is None:
                     continue
-                cells = [escape(s.values), f"{s.rows:,}", pct(s.weight), fmt(x.value, 4)]
+                cells = [escape(s.values), f"{s.rows:,}", pct(s.weight),
+                         fmt(x.value, 4, sign=paired)]
                 if level is not None:
-                    cells.append("-" if x.ci is None else ci_text(x.ci.low, x.ci.high, 4))
-                cells += [fmt(x.gap, 3), fmt(x.contribution, 3)]
+                    cells.append("-" if x.ci is None else ci_text(x.ci.low, x.ci.high, 4,
+                                                                  sign=paired))
+                cells += [fmt(x.gap, 3, sign=True), fmt(x.contribution, 3, sign=True)]
                 flag = flag_cell(x)
                 table.add_row(*cells, Text(flag, "bold red") if x.flag else flag)
-            parts.append(table)
+            parts.append(titled(title, table))
             for line in group_notes(group, spec, paired):
                 parts.append(Text(line, "dim"))
     return parts
@@ -122,11 +126,11 @@ def markdown_lines(report: Any, paired: bool = False) -> list[str]:
                 x = s.loss(spec)
                 if x is None:
                     continue
-                ci = "-" if x.ci is None else ci_text(x.ci.low, x.ci.high, 4)
+                ci = "-" if x.ci is None else ci_text(x.ci.low, x.ci.high, 4, sign=paired)
                 flag = f"**{x.flag}**" if x.flag else _status_text(x.status)
                 out.append(f"| {md_cell(s.values)} | {s.rows:,} | {pct(s.weight)} | "
-                           f"{fmt(x.value, 6)} | {ci} | {fmt(x.gap, 4)} | "
-                           f"{fmt(x.contribution, 4)} | {flag} |")
+                           f"{fmt(x.value, 6, sign=paired)} | {ci} | {fmt(x.gap, 4, sign=True)} | "
+                           f"{fmt(x.contribution, 4, sign=True)} | {flag} |")
         out += [""] + [f"{md_cell(line)}  " for line in group_notes(group, None, paired)]
     return out
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from losscli.gates import distinct
-from losscli.render import ci_header, ci_text, fmt, gates_summary, pct, with_defaults
+from losscli.render import ci_header, ci_text, fmt, gates_summary, pct, titled, with_defaults
 
 if TYPE_CHECKING:  # the result types only: no engine at import
     from losscli.engine import Report
@@ -35,9 +35,13 @@ def _columns(report: Report) -> tuple[list[tuple[str, list[str]]], list[tuple[st
         head.append((header, [ci_text(r.ci.low, r.ci.high) if r.ci is not None else "-"
                               for r in losses]))
     g = [r.gradient for r in losses]
+    # multiclass and multilabel: g of a row is the L2 norm of its gradient row, never negative,
+    # so |g| mean would repeat g mean
+    norms = report.task in ("multiclass", "multilabel")
     grad: list[tuple[str, list[str]]] = [
         ("g mean", [fmt(x.mean, 4) for x in g]), ("g std", [fmt(x.std, 4) for x in g]),
-        ("|g| mean", [fmt(x.abs_mean, 4) for x in g]), ("|g| max", [fmt(x.abs_max, 4) for x in g]),
+        *([] if norms else [("|g| mean", [fmt(x.abs_mean, 4) for x in g])]),
+        ("|g| max", [fmt(x.abs_max, 4) for x in g]),
         ("rms", [fmt(x.rms, 4) for x in g]), ("norm", [fmt(x.norm, 4) for x in g]),
         ("|g| p50", [fmt(x.p50, 4) for x in g]), ("|g| p90", [fmt(x.p90, 4) for x in g]),
         ("|g| p99", [fmt(x.p99, 4) for x in g]),
@@ -64,7 +68,9 @@ def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
     the first group together when it fits ``first_room`` (the room left when the loss column
     folds long specs), else as many of its columns as fit and the others first in the next
     table (Rich would squeeze them into ellipses); the rest added while they fit, then
-    further tables."""
+    further tables. A continuation table never holds a lone column: the table before it gives
+    up its last column when it keeps two and both fit, else the lone column joins an earlier
+    continuation table with room for it."""
     together = sum(_width(c) for c in first) <= first_room
     tables: list[list[tuple[str, list[str]]]] = [list(first) if together else []]
     used = sum(_width(c) for c in tables[0])
@@ -77,7 +83,25 @@ def _pack(first: list[tuple[str, list[str]]], rest: list[tuple[str, list[str]]],
             used = 0
         tables[-1].append(col)
         used += w
-    return [t for t in tables if t]
+    tables = [t for t in tables if t]
+    return _no_lone_column(tables, len(first) if together else 0, room)
+
+
+def _no_lone_column(tables: list[list[tuple[str, list[str]]]], fixed: int,
+                    room: int) -> list[list[tuple[str, list[str]]]]:
+    """The packed tables with no continuation of one column (see _pack). ``fixed``: leading
+    columns of the first table that stay there (the value group)."""
+    if len(tables) < 2 or len(tables[-1]) != 1:
+        return tables
+    lone, before = tables[-1], tables[-2]
+    keep = fixed if len(tables) == 2 else 0
+    if len(before) - keep >= 1 and len(before) >= 3 and \
+            _width(before[-1]) + _width(lone[0]) <= room:
+        return [*tables[:-2], before[:-1], [before[-1], *lone]]
+    for i in range(len(tables) - 2, 0, -1):  # an earlier continuation table with room
+        if sum(_width(c) for c in tables[i]) + _width(lone[0]) <= room:
+            return [*tables[:i], [*tables[i], *lone], *tables[i + 1:-1]]
+    return tables
 
 
 #: The narrowest loss column (text and padding) a table folds long specs into.
@@ -106,7 +130,7 @@ def spec_lines(spec: str, limit: int = SPEC_LINE) -> list[str]:
 
 def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
                   rest: list[tuple[str, list[str]]], width: int,
-                  titles: Sequence[str]) -> list[Table]:
+                  titles: Sequence[str]) -> list[Group]:
     """Tables of one row per loss: the ``head`` columns always in the first, the ``rest``
     after them while ``width`` allows, then in further tables (each repeating the loss column).
     ``titles``: the title when everything fits, the first table's, the second's, and the
@@ -123,18 +147,18 @@ def packed_tables(specs: Sequence[str], head: list[tuple[str, list[str]]],
     for i, group in enumerate(groups):
         title = (titles[0] if len(groups) == 1 else titles[1] if i == 0 else titles[2]
                  if i == 1 else titles[3].format(i=i))
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(header_style="bold")
         table.add_column("loss", style="cyan", overflow="fold", min_width=min(term, width // 2))
         for j, (header, _) in enumerate(group):
             table.add_column(header, justify="right", no_wrap=True,
                              style="bold" if i == 0 and j == 0 else "")
         for k, name in enumerate(names):
             table.add_row(name, *(cells[k] for _, cells in group))
-        tables.append(table)
+        tables.append(titled(title, table))
     return tables
 
 
-def loss_tables(report: Report, width: int) -> list[Table]:
+def loss_tables(report: Report, width: int) -> list[Group]:
     """The value table, with as many gradient columns as ``width`` allows, then tables of
     the remaining gradient statistics."""
     head, grad = _columns(report)
@@ -180,12 +204,12 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
     if report.gates:
         from losscli.render.slices import shown_gates
 
-        gates = Table(title="Gates", title_justify="left", header_style="bold")
+        gates = Table(header_style="bold")
         for name in ("gate", "loss", "value", "limit", "result"):
             gates.add_column(name, justify="right" if name in ("value", "limit") else "left")
         for g, collapsed in shown_gates(report.gates):
             value, limit = distinct(g.value, g.limit) if g.limit is not None else (
-                fmt(g.value, 10), "-")
+                fmt(g.value), "-")
             if collapsed is not None:
                 result = Text(collapsed, "green")
             else:
@@ -193,7 +217,7 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
                     "FAIL" + (f": {g.detail}" if g.limit is None or g.kind == "slice" else ""),
                     "bold red")
             gates.add_row(g.kind, escape(g.loss), value, limit, result)
-        parts.append(gates)
+        parts.append(titled("Gates", gates))
         line, ok = gates_summary(report.gates)
         parts.append(Text(line, "bold green" if ok else "bold red"))
     for note in report.notes:
@@ -203,16 +227,16 @@ def eval_renderable(report: Report, width: int = 240) -> Group:
     return Group(*parts)
 
 
-def config_table(config: dict[str, Any]) -> Table:
+def config_table(config: dict[str, Any]) -> Group:
     """``--show-config``: each setting as it would be written, and where it came from."""
     from losscli.settings import plain
 
-    conf = Table(title="Configuration", title_justify="left", header_style="bold")
+    conf = Table(header_style="bold")
     for name in ("setting", "value", "from"):
         conf.add_column(name)
     for key, entry in config.items():
         conf.add_row(key, escape(plain(entry["value"])), escape(entry["source"]))
-    return conf
+    return titled("Configuration", conf)
 
 
 def print_eval(report: Report, console: Console) -> None:
