@@ -108,9 +108,9 @@ class LossComparison:
     p_value: float
     #: adjusted over the family (max-T from the correlation of the per-row differences)
     p_adjusted: float
-    rows_better: int  # rows where the candidate's loss is lower ('wins')
-    rows_equal: int  # ... equal ('ties')
-    rows_worse: int  # ... higher ('losses')
+    rows_better: int  # rows where the candidate's loss is lower (the table's 'rows better')
+    rows_equal: int  # ... equal ('tied')
+    rows_worse: int  # ... higher ('worse')
     verdict: str
     #: distinct tests in this loss's family (rmse counts with mse)
     family: int = 1
