@@ -109,6 +109,27 @@ def test_standard_errors_and_intervals_match_scipy() -> None:
         assert x.contribution == pytest.approx(len(part) * x.gap / len(df), rel=1e-12)
 
 
+def test_weighted_slice_intervals_take_the_weighted_variances_df() -> None:
+    """Weighted, by hand with scipy: each slice's t interval is L +- t(nu - 1) SE with the
+    linearised SE and Satterthwaite's nu = (sum w^2)^2 / sum w^4 of its rows (as eval's
+    overall interval; Kish's (sum w)^2 / sum w^2 is stated beside it)."""
+    df = regression_frame(n=3000, seed=7)
+    r = evaluate(df, "p", "y", "w", ["mse"], slices=["country"], ci="t")
+    for s in r.slices[0].slices:
+        part = df[df.country == s.by["country"]]
+        loss, w = ((part.p - part.y) ** 2).to_numpy(), part.w.to_numpy()
+        n, value = loss.size, float(np.sum(w * loss) / np.sum(w))
+        se = math.sqrt(n / (n - 1) * np.sum(w**2 * (loss - value) ** 2) / np.sum(w) ** 2)
+        nu = np.sum(w**2) ** 2 / np.sum(w**4)
+        x = s.loss("mse")
+        assert x.se == pytest.approx(se, rel=1e-10)
+        assert x.ci.df == pytest.approx(nu - 1, rel=1e-10)
+        assert x.ci.effective_n == pytest.approx(np.sum(w) ** 2 / np.sum(w**2), rel=1e-10)
+        q = sps.t.ppf(0.975, nu - 1)
+        assert (x.ci.low, x.ci.high) == pytest.approx((max(value - q * se, 0.0), value + q * se),
+                                                      rel=1e-9)
+
+
 @pytest.mark.parametrize("ci", ["t", "johnson"])
 def test_slice_intervals_of_non_negative_losses_stay_non_negative(ci: str) -> None:
     """Seeded: 300 slices of 2 to 6 rows with skewed residuals (a few large, most near 0),

@@ -184,7 +184,7 @@ def _row_moments(d: np.ndarray, n: int, k: int, weighted: bool, scale: int,
     return RowMoments(True, skew, n, Moments(3), scale,
                       Moments(2, float(d[2, k]), float(d[3, k]), float(d[4, k])),  # type: ignore[arg-type]
                       Moments(3, float(d[5, k]), float(d[6, k]), float(d[7, k]), float(d[8, k])),  # type: ignore[arg-type]
-                      low=low)
+                      low=low, w4=float(d[9, k]))
 
 
 def tail_indices(state: GroupState, hist: int, spec: LossSpec,
@@ -305,8 +305,12 @@ def finish(state: GroupState, grouping: Grouping, encoder: Encoder,
                              - (m2 + v2 * (mean2 - mean_r) ** 2), 0.0)
             se2_s = n / (n - 1) * q_s / (w * w)
             se2_r = n_r / (n_r - 1) * q_r / (w_r * w_r)
-            df_s = w * w / v2 - 1.0
-            df_r = w_r * w_r / (v2_t - v2) - 1.0
+            if weighted:  # the weighted variances' degrees of freedom (state.variance_df)
+                v4, v4_t = d[9], tot[9]
+                df_s = v2 * v2 / v4 - 1.0
+                df_r = (v2_t - v2) ** 2 / (v4_t - v4) - 1.0
+            else:
+                df_s, df_r = n - 1.0, n_r - 1.0
         if paired:  # against zero: the slice's own mean difference
             mean_r, se2_r, df_r = (np.zeros_like(mean), np.zeros_like(mean),
                                    np.full_like(mean, math.inf))

@@ -35,12 +35,12 @@ from losscli.slices.keys import Key
 
 #: rows of a measure's array
 UNWEIGHTED_FIELDS = ("n", "sum", "mean", "m2", "m3")
-WEIGHTED_FIELDS = ("w", "sum", "v2", "mean2", "m2_2", "v3", "mean3", "m2_3", "m3_3")
+WEIGHTED_FIELDS = ("w", "sum", "v2", "mean2", "m2_2", "v3", "mean3", "m2_3", "m3_3", "v4")
 #: (count, mean, M2, M3 or None) rows of each moment group
 _UNWEIGHTED_MOMENTS = ((0, 2, 3, 4),)
 _WEIGHTED_MOMENTS = ((2, 3, 4, None), (5, 6, 7, 8))
 #: rows multiplied by f, f^2, f^3 when a weighted state is rescaled by f = 2^-k
-_SCALE_POWERS = (1, 1, 2, 0, 2, 3, 0, 3, 3)
+_SCALE_POWERS = (1, 1, 2, 0, 2, 3, 0, 3, 3, 4)
 
 
 #: mantissa bits of a tail bucket's key: 2^2 = 4 buckets per octave
@@ -163,6 +163,7 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
     s = count(values * w)
     v = w * w
     v2 = count(v)
+    v4 = count(v * v)  # the degrees of freedom of the weighted variance (state.variance_df)
     mean2 = ratio(count(v * values), v2)
     d = values - mean2[g]
     m2_2 = count(v * d * d)
@@ -173,7 +174,7 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
     t = v * d * d
     m2_3 = count(t)
     t *= d
-    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, count(t), *sums])
+    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, count(t), v4, *sums])
 
 
 def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
@@ -218,12 +219,13 @@ def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
     s = seg(values * w)
     v = w * w
     v2 = seg(v)
+    v4 = seg(v * v)  # the degrees of freedom of the weighted variance (state.variance_df)
     mean2 = seg(v * values) / v2
     d = values - spread(mean2)
     m2_2 = seg(v * d * d)
     if not skew:
         zero = np.zeros_like(wsum)
-        return np.stack([wsum, s, v2, mean2, m2_2, zero, zero, zero, zero, *sums])
+        return np.stack([wsum, s, v2, mean2, m2_2, zero, zero, zero, zero, v4, *sums])
     v *= w
     v3 = seg(v)
     mean3 = seg(v * values) / v3
@@ -231,7 +233,7 @@ def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
     t = v * d * d
     m2_3 = seg(t)
     t *= d
-    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, seg(t), *sums])
+    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, seg(t), v4, *sums])
 
 
 def _chan(a: np.ndarray, b: np.ndarray, rows: tuple[int, int, int, int | None]) -> None:

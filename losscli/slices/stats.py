@@ -14,8 +14,8 @@ def welch_greater(mean_a: np.ndarray, se2_a: np.ndarray, df_a: np.ndarray,
                   mean_b: np.ndarray, se2_b: np.ndarray,
                   df_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Welch's test that a's mean exceeds b's, from each side's mean, squared standard error
-    and degrees of freedom (n - 1; Kish's effective n - 1 under weights): (t, Welch-
-    Satterthwaite df, one-sided p). NaN where a side has no variance estimate."""
+    and degrees of freedom (n - 1; under weights the weighted variance's, state.variance_df):
+    (t, Welch-Satterthwaite df, one-sided p). NaN where a side has no variance estimate."""
     mean_a, se2_a, df_a, mean_b, se2_b, df_b = (np.asarray(x, dtype=np.float64) for x in (
         mean_a, se2_a, df_a, mean_b, se2_b, df_b))
     with np.errstate(invalid="ignore", divide="ignore"):
