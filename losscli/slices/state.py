@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -159,22 +159,7 @@ def block_arrays(g: np.ndarray, groups: int, values: np.ndarray, w: np.ndarray |
         m2 = count(d2)
         d2 *= d
         return np.stack([n, s, mean, m2, count(d2), *sums])
-    wsum = count(w)
-    s = count(values * w)
-    v = w * w
-    v2 = count(v)
-    v4 = count(v * v)  # the degrees of freedom of the weighted variance (state.variance_df)
-    mean2 = ratio(count(v * values), v2)
-    d = values - mean2[g]
-    m2_2 = count(v * d * d)
-    v *= w
-    v3 = count(v)
-    mean3 = ratio(count(v * values), v3)
-    d = values - mean3[g]
-    t = v * d * d
-    m2_3 = count(t)
-    t *= d
-    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, count(t), v4, *sums])
+    return _weighted_arrays(values, w, sums, count, lambda x: x[g])
 
 
 def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
@@ -215,25 +200,40 @@ def segment_arrays(starts: np.ndarray, rows: np.ndarray, values: np.ndarray,
             return np.stack([n, s, mean, m2, np.zeros_like(n), *sums])
         t *= d
         return np.stack([n, s, mean, m2, seg(t), *sums])
-    wsum = seg(w)
-    s = seg(values * w)
+    return _weighted_arrays(values, w, sums, seg, spread, skew)
+
+
+def _weighted_arrays(values: np.ndarray, w: np.ndarray, sums: list[np.ndarray],
+                     total: Callable[[np.ndarray], np.ndarray],
+                     spread: Callable[[np.ndarray], np.ndarray],
+                     skew: bool = True) -> np.ndarray:
+    """The weighted layout's rows of one block (:func:`block_arrays` and
+    :func:`segment_arrays`): ``total`` sums per-row values per group, ``spread`` puts a
+    per-group value on each of its rows. The moments under w^2 and w^3 are taken about each
+    group's own mean (0 for a group without weight); without ``skew`` those under w^3 are
+    left 0."""
+    def mean_of(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.divide(x, v, out=np.zeros_like(x), where=v > 0)
+
+    wsum = total(w)
+    s = total(values * w)
     v = w * w
-    v2 = seg(v)
-    v4 = seg(v * v)  # the degrees of freedom of the weighted variance (state.variance_df)
-    mean2 = seg(v * values) / v2
+    v2 = total(v)
+    v4 = total(v * v)  # the degrees of freedom of the weighted variance (state.variance_df)
+    mean2 = mean_of(total(v * values), v2)
     d = values - spread(mean2)
-    m2_2 = seg(v * d * d)
+    m2_2 = total(v * d * d)
     if not skew:
         zero = np.zeros_like(wsum)
         return np.stack([wsum, s, v2, mean2, m2_2, zero, zero, zero, zero, v4, *sums])
     v *= w
-    v3 = seg(v)
-    mean3 = seg(v * values) / v3
+    v3 = total(v)
+    mean3 = mean_of(total(v * values), v3)
     d = values - spread(mean3)
     t = v * d * d
-    m2_3 = seg(t)
+    m2_3 = total(t)
     t *= d
-    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, seg(t), v4, *sums])
+    return np.stack([wsum, s, v2, mean2, m2_2, v3, mean3, m2_3, total(t), v4, *sums])
 
 
 def _chan(a: np.ndarray, b: np.ndarray, rows: tuple[int, int, int, int | None]) -> None:
