@@ -264,7 +264,7 @@ class RowMoments:
     #: about 1e100) or underflow (below about 1e-90) are rescaled by a power of two (exact)
     vscale: int = 0
     #: sum (w 2^-scale)^4 (weighted): with w2.n = sum (w 2^-scale)^2 it gives the degrees of
-    #: freedom of the weighted variance (:func:`variance_df`); NaN where nobody kept it
+    #: freedom of the weighted variance (:func:`variance_df`); 0 where nobody kept it
     w4: float = 0.0
 
     @classmethod
