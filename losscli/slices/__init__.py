@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from losscli.errors import UsageError
-from losscli.slices.fold import Slicer, measures_of, sliceable
+from losscli.slices.fold import Slicer, sliceable
 from losscli.slices.keys import Encoder, Grouping, parse_by, quantile_edges, resolve_groupings
 from losscli.slices.result import (
     DEFAULT_MAX_SLICES,
@@ -117,5 +117,5 @@ def _refuse_float_text(column: str, values: list[str]) -> None:
 
 __all__ = ["DEFAULT_MAX_SLICES", "DEFAULT_MIN_ROWS", "DEFAULT_TOP", "Encoder", "Grouping",
            "Slice", "SliceGroup", "SliceLoss", "SliceOptions", "Slicer", "add_key_columns",
-           "check_options", "encoders", "finish", "measures_of", "memory_cap", "parse_by",
+           "check_options", "encoders", "finish", "memory_cap", "parse_by",
            "resolve_groupings", "sliceable"]

@@ -197,23 +197,9 @@ class Slicer:
             data.append(segment_arrays(starts, rows, v, self._weights(ws, a, v.shape[0]),
                                        more, self.skew))
         if ws is not None and self.input_weighted:
-            totals = np.zeros((fields_of(True), groups))
-            totals[0] = np.add.reduceat(ws, starts)
-            data.append(totals)
-        sorted_g = None
-        tails: list[Any] = []
-        tops: list[int | None] = []
-        for src in self.tail_inputs:  # own histograms of a measure's |values|
-            m = measures[src] if src >= 0 else None
-            if m is None or m[0].size == 0:
-                tails.append(None)
-                tops.append(None)
-                continue
-            if sorted_g is None:
-                sorted_g = np.repeat(np.arange(groups), rows)
-            top, counts = block_tail(sorted_g, groups, tail_keys(m[0]))
-            tails.append(counts)
-            tops.append(top)
+            data.append(_totals(np.add.reduceat(ws, starts)))
+        tails, tops = self._own_tails(measures, groups,
+                                      lambda: np.repeat(np.arange(groups), rows))
         return GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
                           tails=tails, tops=tops)
 
@@ -234,9 +220,17 @@ class Slicer:
             data.append(block_arrays(g, groups, v, self._weights(w, a, v.shape[0]), more,
                                      rows))
         if w is not None and self.input_weighted:
-            totals = np.zeros((fields_of(True), groups))
-            totals[0] = np.bincount(g, weights=w, minlength=groups)
-            data.append(totals)
+            data.append(_totals(np.bincount(g, weights=w, minlength=groups)))
+        tails, tops = self._own_tails(measures, groups, lambda: g)
+        return GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
+                          tails=tails, tops=tops)
+
+    def _own_tails(self, measures: Sequence[Measure | None], groups: int,
+                   group_of: Callable[[], np.ndarray]) -> tuple[list[Any], list[int | None]]:
+        """The histograms of the measures' own |values| (the tail inputs >= 0; None for the
+        residual's, counted by the caller, and for measures not computed), ``group_of()``
+        giving each row's group in the measures' order (asked once, when needed)."""
+        g = None
         tails: list[Any] = []
         tops: list[int | None] = []
         for src in self.tail_inputs:
@@ -245,21 +239,23 @@ class Slicer:
                 tails.append(None)
                 tops.append(None)
                 continue
+            if g is None:
+                g = group_of()
             top, counts = block_tail(g, groups, tail_keys(m[0]))
             tails.append(counts)
             tops.append(top)
-        return GroupState(self.weighted, list(slice_keys), rows.astype(np.int64), data,
-                          tails=tails, tops=tops)
+        return tails, tops
 
     def merge(self, earlier: list[GroupState], later: list[GroupState]) -> list[GroupState]:
         return [a.merge(b, self.cap) for a, b in zip(earlier, later, strict=True)]
 
 
-def measures_of(specs: Sequence[LossSpec], batch: Batch,
-                skip: Collection[int]) -> list[Measure | None]:
-    """Each loss's per-row values (None for losses skipped or not sliceable)."""
-    return [None if i in skip or not sliceable(s) else row_values(s, batch)
-            for i, s in enumerate(specs)]
+def _totals(weight_sums: np.ndarray) -> np.ndarray:
+    """The input weights' measure: their per-slice sums in the weighted layout's first row
+    (the slices' weight shares)."""
+    totals = np.zeros((fields_of(True), weight_sums.shape[0]))
+    totals[0] = weight_sums
+    return totals
 
 
 def of_residual(spec: LossSpec) -> bool:
@@ -295,8 +291,9 @@ def permuted(batch: Batch, perm: np.ndarray, residual_only: bool = False) -> Bat
 def sorted_measures(specs: Sequence[LossSpec], batch: Batch,
                     skip: Collection[int]) -> Callable[[np.ndarray | None],
                                                        list[Measure | None]]:
-    """:func:`measures_of` for the rows in a given order (None: the batch's), computed on the
-    reordered rows: losses of the residual from the reordered e alone."""
+    """Each loss's per-row values (None for losses skipped or not sliceable) for the rows in a
+    given order (None: the batch's), computed on the reordered rows: losses of the residual
+    from the reordered e alone."""
     residual_only = all(of_residual(s) for i, s in enumerate(specs)
                         if i not in skip and sliceable(s))
 
