@@ -436,12 +436,7 @@ def _tail_index(spec: LossSpec, state: EvalState) -> float | None:
     # the larger of the estimates from the k and k / 2 largest: a cluster of outliers as
     # many as k (a contamination, not a tail) makes the first alone look heavy-tailed
     alpha = max(alpha, hill_tail_index(*buckets, max(5, k // 2))[0])
-    top = h.quantile(1.0)
-    f = single.abs_grad_of_abs_residual
-    params = spec.terms[0].params
-    g1, g2 = f(top, params), f(2.0 * top, params)
-    growth = math.log2(g2 / g1) if g1 > 0 and g2 > 0 else 0.0
-    return alpha / (1.0 + max(0.0, growth))
+    return alpha / spec.residual_power(h.quantile(1.0))
 
 
 def tail_warnings(results: Sequence[LossResult], rows: int) -> list[str]:

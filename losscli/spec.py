@@ -130,6 +130,18 @@ class LossSpec:
         > 0), whatever the data."""
         return all(t.loss.non_negative for t in self.terms)
 
+    def residual_power(self, at: float) -> float:
+        """The power p with which a loss of the residual grows in |e| near |e| = ``at``
+        (|g| ~ |e|^(p - 1): 2 for mse, 1 for mae and huber's linear part), at least 1: the
+        tail index of |e| over p is the loss's. Only for losses with
+        ``abs_grad_of_abs_residual``."""
+        single = self.single
+        assert single is not None and single.abs_grad_of_abs_residual is not None
+        f, params = single.abs_grad_of_abs_residual, self.terms[0].params
+        g1, g2 = f(at, params), f(2.0 * at, params)
+        growth = math.log2(g2 / g1) if g1 > 0 and g2 > 0 else 0.0
+        return 1.0 + max(0.0, growth)
+
 
 def _parse_value(loss: LossDef, key: str, raw: str, text: str) -> ParamValue:
     param = loss.param(key)

@@ -212,13 +212,9 @@ def tail_indices(state: GroupState, hist: int, spec: LossSpec,
     alpha[n < TAIL_MIN_ROWS] = math.nan
     single = spec.single
     if residual and single is not None and single.abs_grad_of_abs_residual is not None:
-        f, params = single.abs_grad_of_abs_residual, spec.terms[0].params
         highest = TAIL_BUCKETS - 1 - np.argmax(desc > 0, axis=0)
         for j in np.flatnonzero(~np.isnan(alpha)):
-            v = tail_value(top - TAIL_BUCKETS + 1 + int(highest[j]))
-            g1, g2 = f(v, params), f(2.0 * v, params)
-            growth = math.log2(g2 / g1) if g1 > 0 and g2 > 0 else 0.0
-            alpha[j] /= 1.0 + max(0.0, growth)
+            alpha[j] /= spec.residual_power(tail_value(top - TAIL_BUCKETS + 1 + int(highest[j])))
     return alpha[:-1], n[:-1], float(alpha[-1]), int(n[-1])
 
 
