@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from rich.console import Console, Group
 
 
-def _pct(v: float) -> str:
-    return pct(v, sign=True)
-
-
 def _ci_label(c: Comparison) -> str:
     ci = c.losses[0].ci
     return f"{100 * ci.level:g}% CI of delta ({ci.method})"
@@ -63,7 +59,7 @@ def family_note(c: Comparison) -> str | None:
 def _columns(c: Comparison) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
     rs = c.losses
     head = [("delta", [fmt(r.delta, sign=True) for r in rs]),
-            ("rel.", [_pct(r.relative_delta) for r in rs]),
+            ("rel.", [pct(r.relative_delta, sign=True) for r in rs]),
             (_ci_label(c), [ci_text(r.ci.low, r.ci.high, sign=True) for r in rs]),
             ("p (adj.)", [p_text(r.p_adjusted) for r in rs]), ("verdict", [r.verdict for r in rs])]
     rest = [("baseline", [fmt(r.baseline) for r in rs]),
@@ -145,7 +141,8 @@ def markdown(c: Comparison) -> str:
     for r in c.losses:
         out.append(f"| `{md_cell(with_defaults(r.spec))}` | {fmt(r.baseline)} | "
                    f"{fmt(r.candidate)} | {fmt(r.delta, sign=True)} | "
-                   f"{_pct(r.relative_delta)} | {ci_text(r.ci.low, r.ci.high, sign=True)} | "
+                   f"{pct(r.relative_delta, sign=True)} | "
+                   f"{ci_text(r.ci.low, r.ci.high, sign=True)} | "
                    f"{p_text(r.p_value)} | {p_text(r.p_adjusted)} | {_wtl(r)} | {r.verdict} |")
     out.append("")
     out += [f"- {md_cell(r.sentence(family=False))}" for r in c.losses]
